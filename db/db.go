@@ -1,0 +1,248 @@
+// Package db is QChat's storage: Open picks the dialect from the URL, and every
+// query lives here. Driver errors leave this package as model errors, and
+// dialect differences stay inside it.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/dialect/sqlitedialect"
+	"github.com/uptrace/bun/migrate"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/qchat/qchat/migrations"
+	"github.com/qchat/qchat/models"
+)
+
+// Dialect names the database engine behind a Store.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Options tune the connection pool.
+type Options struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	ConnMaxIdleTime time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = 20
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 2
+	}
+	if o.ConnMaxLifetime <= 0 {
+		o.ConnMaxLifetime = time.Hour
+	}
+	if o.ConnMaxIdleTime <= 0 {
+		o.ConnMaxIdleTime = 10 * time.Minute
+	}
+	return o
+}
+
+// Store is the database. On SQLite, writes go through a single connection so they
+// are serialised deliberately instead of failing with "database is locked", and
+// reads use a pool of their own (WAL lets them run beside the writer).
+type Store struct {
+	dialect Dialect
+	w       *bun.DB // writes and transactions
+	r       *bun.DB // reads; the same as w on PostgreSQL
+}
+
+// Open connects to databaseURL: empty means the SQLite file dataDir/qchat.db,
+// postgres:// or postgresql:// means PostgreSQL, sqlite:PATH or file:PATH an
+// explicit SQLite file. It checks the connection before returning.
+func Open(ctx context.Context, databaseURL, dataDir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	switch {
+	case databaseURL == "":
+		if dataDir == "" {
+			dataDir = "./data"
+		}
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create DATA_DIR %q: %w", dataDir, err)
+		}
+		return openSQLite(ctx, filepath.Join(dataDir, "qchat.db"), opts)
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		if _, err := url.Parse(databaseURL); err != nil {
+			return nil, fmt.Errorf("DATABASE_URL is not a valid URL: %w", err)
+		}
+		return openPostgres(ctx, databaseURL, opts)
+	case strings.HasPrefix(databaseURL, "sqlite:"), strings.HasPrefix(databaseURL, "file:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "file:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, errors.New("DATABASE_URL sqlite: needs a file path, e.g. sqlite:./data/qchat.db")
+		}
+		return openSQLite(ctx, path, opts)
+	default:
+		return nil, errors.New("DATABASE_URL must start with postgres:// (or be unset for SQLite in DATA_DIR)")
+	}
+}
+
+func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory %q: %w", dir, err)
+		}
+	}
+	// synchronous(NORMAL) in WAL mode: a commit survives the process being
+	// killed (the WAL is written before commit returns); only an OS crash or power
+	// loss can drop the last transactions. _txlock=immediate takes the write lock
+	// at BEGIN so a transaction never has to upgrade a read lock.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	wdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxLifetime(0)
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(max(opts.MaxOpenConns, 4))
+	rdb.SetMaxIdleConns(max(opts.MaxIdleConns, 4))
+	s := &Store{dialect: SQLite, w: bun.NewDB(wdb, sqlitedialect.New()), r: bun.NewDB(rdb, sqlitedialect.New())}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	sqldb.SetMaxOpenConns(opts.MaxOpenConns)
+	sqldb.SetMaxIdleConns(opts.MaxIdleConns)
+	sqldb.SetConnMaxLifetime(opts.ConnMaxLifetime)
+	sqldb.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
+	bdb := bun.NewDB(sqldb, pgdialect.New())
+	s := &Store{dialect: Postgres, w: bdb, r: bdb}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL: %w", err)
+	}
+	return s, nil
+}
+
+// Dialect reports the engine.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes the write handle for migrations and tests.
+func (s *Store) DB() *bun.DB { return s.w }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.w.PingContext(ctx); err != nil {
+		return err
+	}
+	if s.r != s.w {
+		return s.r.PingContext(ctx)
+	}
+	return nil
+}
+
+// Stats reports the connection pool of the write handle (the only one on PostgreSQL).
+func (s *Store) Stats() sql.DBStats { return s.w.Stats() }
+
+// Close closes every connection.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Migrator returns bun's migrator over QChat's migrations.
+func (s *Store) Migrator() *migrate.Migrator {
+	return migrate.NewMigrator(s.w, migrations.New())
+}
+
+// Migrate applies every pending migration.
+func (s *Store) Migrate(ctx context.Context) error {
+	m := s.Migrator()
+	if err := m.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations: %w", err)
+	}
+	if err := m.Lock(ctx); err != nil {
+		return fmt.Errorf("lock migrations: %w", err)
+	}
+	defer m.Unlock(ctx) //nolint:errcheck // the lock row is removed best-effort
+	if _, err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Pending reports whether migrations remain to be applied.
+func (s *Store) Pending(ctx context.Context) (int, error) {
+	ms, err := s.Migrator().MissingMigrations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return len(ms), nil
+}
+
+// tx runs fn in a transaction on the write handle.
+func (s *Store) tx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	return s.w.RunInTx(ctx, nil, fn)
+}
+
+// translate turns driver errors into model errors.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return models.NotFound(what)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return &models.Error{Kind: models.ErrConflict, Message: what + " already exists"}
+		case "23503":
+			return models.NotFound(what)
+		}
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		switch sqErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &models.Error{Kind: models.ErrConflict, Message: what + " already exists"}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return models.NotFound(what)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isConflict(err error) bool { return errors.Is(err, models.ErrConflict) }

@@ -1,0 +1,199 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+
+	"github.com/uptrace/bun"
+
+	"github.com/qchat/qchat/models"
+)
+
+// DirectConversation is the conversation key of a direct exchange between two
+// users: the same whichever of them sends.
+func DirectConversation(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return "dm:" + a + ":" + b
+}
+
+// Cursor is a position in a conversation's history (newest first).
+type Cursor struct {
+	CreatedAt int64
+	ID        string
+}
+
+// EncodeCursor makes the opaque cursor string clients pass back as `after`.
+func EncodeCursor(m *models.Message) string {
+	b := make([]byte, 0, 8+len(m.ID))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedAt.Micros()))
+	b = append(b, m.ID...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor parses an `after` argument.
+func DecodeCursor(s string) (Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) <= 8 || len(b) > 8+64 {
+		return Cursor{}, models.Invalid("after: not a cursor returned by this server")
+	}
+	return Cursor{CreatedAt: int64(binary.BigEndian.Uint64(b)), ID: string(b[8:])}, nil
+}
+
+// InsertMessage stores a message and its recipient keys in one transaction.
+// A message with the same id from the same sender and the same content hash is a
+// safe retry: the stored message comes back with existed=true. Anything else
+// under a taken id is a conflict.
+func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*models.RecipientKey) (stored *models.Message, existed bool, err error) {
+	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.NewInsert().Model(&keys).Exec(ctx); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		m.Keys = keys
+		return m, false, nil
+	}
+	if err := translate(err, "message"); !isConflict(err) {
+		return nil, false, err
+	}
+	prev, err := s.MessageByID(ctx, m.ID)
+	if err != nil {
+		if errors.Is(err, models.ErrNotFound) {
+			return nil, false, models.Conflict("message id %s is taken", m.ID)
+		}
+		return nil, false, err
+	}
+	if prev.SenderID != m.SenderID || !bytes.Equal(prev.ContentHash, m.ContentHash) || prev.Deleted() {
+		return nil, false, models.Conflict("message id %s is taken by other content", m.ID)
+	}
+	return prev, true, nil
+}
+
+// MessageByID finds a message (tombstones included).
+func (s *Store) MessageByID(ctx context.Context, id string) (*models.Message, error) {
+	m := new(models.Message)
+	if err := s.r.NewSelect().Model(m).Where("id = ?", id).Scan(ctx); err != nil {
+		return nil, translate(err, "message")
+	}
+	return m, nil
+}
+
+// MessagesByIDs returns the messages that exist among ids.
+func (s *Store) MessagesByIDs(ctx context.Context, ids []string) ([]*models.Message, error) {
+	var ms []*models.Message
+	if len(ids) == 0 {
+		return ms, nil
+	}
+	if err := s.r.NewSelect().Model(&ms).Where("id IN (?)", bun.List(ids)).Scan(ctx); err != nil {
+		return nil, translate(err, "messages")
+	}
+	return ms, nil
+}
+
+// History returns up to limit messages of a conversation older than after (or
+// the newest when after is nil), newest first, and whether more remain. It is one
+// range scan of messages_conversation_idx that reads limit+1 rows.
+func (s *Store) History(ctx context.Context, conversation string, after *Cursor, limit int) ([]*models.Message, bool, error) {
+	var ms []*models.Message
+	q := s.r.NewSelect().Model(&ms).Where("conversation = ?", conversation)
+	if after != nil {
+		q = q.Where("(created_at, id) < (?, ?)", after.CreatedAt, after.ID)
+	}
+	err := q.OrderExpr("created_at DESC, id DESC").Limit(int64(limit) + 1).Scan(ctx)
+	if err != nil {
+		return nil, false, translate(err, "messages")
+	}
+	more := len(ms) > limit
+	if more {
+		ms = ms[:limit]
+	}
+	return ms, more, nil
+}
+
+// RecipientKeys returns the recipient keys for the given (message, user) pairs.
+func (s *Store) RecipientKeys(ctx context.Context, pairs []MessageUser) ([]*models.RecipientKey, error) {
+	var ks []*models.RecipientKey
+	if len(pairs) == 0 {
+		return ks, nil
+	}
+	// All pairs of one request almost always share the user: query by message ids
+	// and filter, which works the same on both dialects.
+	users := map[string]bool{}
+	ids := make([]string, 0, len(pairs))
+	for _, p := range pairs {
+		users[p.UserID] = true
+		ids = append(ids, p.MessageID)
+	}
+	userList := make([]string, 0, len(users))
+	for u := range users {
+		userList = append(userList, u)
+	}
+	err := s.r.NewSelect().Model(&ks).Where("message_id IN (?) AND user_id IN (?)", bun.List(ids), bun.List(userList)).Scan(ctx)
+	if err != nil {
+		return nil, translate(err, "recipient keys")
+	}
+	return ks, nil
+}
+
+// MessageUser names one recipient key.
+type MessageUser struct{ MessageID, UserID string }
+
+// DeleteMessage turns a message into a tombstone: the ciphertext and every
+// wrapped key are erased, the row stays so history keeps its shape.
+func (s *Store) DeleteMessage(ctx context.Context, id string) (*models.Message, error) {
+	var m *models.Message
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		now := models.Now()
+		res, err := tx.NewUpdate().Model((*models.Message)(nil)).
+			Set("deleted_at = ?", now).Set("ciphertext = NULL").Set("nonce = NULL").
+			Where("id = ? AND deleted_at IS NULL", id).Exec(ctx)
+		if err != nil {
+			return translate(err, "message")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return models.NotFound("message")
+		}
+		if _, err := tx.NewDelete().Model((*models.RecipientKey)(nil)).Where("message_id = ?", id).Exec(ctx); err != nil {
+			return translate(err, "recipient keys")
+		}
+		m = new(models.Message)
+		return translate(tx.NewSelect().Model(m).Where("id = ?", id).Scan(ctx), "message")
+	})
+	return m, err
+}
+
+// MarkRead sets read_at on userID's keys of the given messages where it is not
+// set yet, and returns the keys it newly marked.
+func (s *Store) MarkRead(ctx context.Context, userID string, ids []string) ([]*models.RecipientKey, error) {
+	var marked []*models.RecipientKey
+	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		marked = marked[:0]
+		if err := tx.NewSelect().Model(&marked).
+			Where("user_id = ? AND message_id IN (?) AND read_at IS NULL", userID, bun.List(ids)).
+			Scan(ctx); err != nil {
+			return translate(err, "recipient keys")
+		}
+		if len(marked) == 0 {
+			return nil
+		}
+		now := models.Now()
+		mids := make([]string, len(marked))
+		for i, k := range marked {
+			mids[i] = k.MessageID
+			k.ReadAt = &now
+		}
+		_, err := tx.NewUpdate().Model((*models.RecipientKey)(nil)).Set("read_at = ?", now).
+			Where("user_id = ? AND message_id IN (?) AND read_at IS NULL", userID, bun.List(mids)).Exec(ctx)
+		return translate(err, "recipient keys")
+	})
+	return marked, err
+}

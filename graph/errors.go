@@ -1,0 +1,132 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/models"
+)
+
+// Error codes of the contract (extensions.code).
+const (
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeForbidden       = "FORBIDDEN"
+	CodeNotFound        = "NOT_FOUND"
+	CodeBadUserInput    = "BAD_USER_INPUT"
+	CodeConflict        = "CONFLICT"
+	CodeRateLimited     = "RATE_LIMITED"
+	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
+	CodeInternal        = "INTERNAL_SERVER_ERROR"
+)
+
+var kindCodes = []struct {
+	kind error
+	code string
+}{
+	{models.ErrUnauthenticated, CodeUnauthenticated},
+	{models.ErrForbidden, CodeForbidden},
+	{models.ErrNotFound, CodeNotFound},
+	{models.ErrInvalid, CodeBadUserInput},
+	{models.ErrConflict, CodeConflict},
+}
+
+// errPanic marks a recovered panic for the presenter.
+var errPanic = errors.New("panic")
+
+// ErrorPresenter is the one place where errors become what the client sees:
+// domain errors get their contract code and message; anything unknown is logged
+// in full under the request id and reaches the client only as
+// INTERNAL_SERVER_ERROR with that id.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gerr := graphql.DefaultErrorPresenter(ctx, err)
+		var de *models.Error
+		if errors.As(err, &de) {
+			for _, kc := range kindCodes {
+				if errors.Is(de.Kind, kc.kind) {
+					gerr.Message = de.Message
+					gerr.Extensions = map[string]any{"code": kc.code}
+					for k, v := range de.Extensions {
+						gerr.Extensions[k] = v
+					}
+					return gerr
+				}
+			}
+		}
+		for _, kc := range kindCodes {
+			if errors.Is(err, kc.kind) {
+				gerr.Message = kc.kind.Error()
+				gerr.Extensions = map[string]any{"code": kc.code}
+				return gerr
+			}
+		}
+		var coded interface{ Code() string }
+		if errors.As(err, &coded) {
+			gerr.Extensions = map[string]any{"code": coded.Code()}
+			return gerr
+		}
+		// gqlgen's own errors (parse, validation, argument coercion) already carry
+		// a code and a message that is safe to show.
+		if _, ok := gerr.Extensions["code"]; ok && !errors.Is(err, errPanic) {
+			return gerr
+		}
+		if errors.Is(err, context.Canceled) {
+			gerr.Message = "request cancelled"
+			gerr.Extensions = map[string]any{"code": CodeInternal}
+			return gerr
+		}
+		rid := middleware.RequestIDFrom(ctx)
+		if !errors.Is(err, errPanic) { // panics were logged with their stack already
+			log.ErrorContext(ctx, "internal error", "request_id", rid, "path", gerr.Path.String(), "err", err)
+		}
+		return &gqlerror.Error{
+			Message:    "internal server error",
+			Path:       gerr.Path,
+			Locations:  gerr.Locations,
+			Extensions: map[string]any{"code": CodeInternal, "requestId": rid},
+		}
+	}
+}
+
+// Recover turns a resolver panic into an INTERNAL_SERVER_ERROR and logs it with
+// its stack and the request id.
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in resolver", "request_id", middleware.RequestIDFrom(ctx),
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return fmt.Errorf("%w: %v", errPanic, p)
+	}
+}
+
+// CodedError is an error with a contract code, for layers outside the domain
+// (rate limits, cost limits).
+type CodedError struct {
+	code, msg string
+	ext       map[string]any
+}
+
+// NewCodedError builds a CodedError.
+func NewCodedError(code, msg string, ext map[string]any) *CodedError {
+	return &CodedError{code: code, msg: msg, ext: ext}
+}
+
+func (e *CodedError) Error() string { return e.msg }
+
+// Code is the contract code.
+func (e *CodedError) Code() string { return e.code }
+
+// AsGQL renders the error for a response.
+func (e *CodedError) AsGQL() *gqlerror.Error {
+	ext := map[string]any{"code": e.code}
+	for k, v := range e.ext {
+		ext[k] = v
+	}
+	return &gqlerror.Error{Message: e.msg, Extensions: ext}
+}

@@ -1,0 +1,120 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	coderws "github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// HandlerConfig assembles the GraphQL endpoint.
+type HandlerConfig struct {
+	Schema graphql.ExecutableSchema
+	Log    *slog.Logger
+	// Extensions run around every operation (loaders, limits).
+	Extensions []graphql.HandlerExtension
+	// Introspection enables schema introspection (off in production by default).
+	Introspection bool
+	// WSInit authenticates a websocket from its connection_init payload and
+	// returns the context its operations run in; an error refuses the socket.
+	WSInit func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
+	// WSClose is called once when a socket that WSInit accepted closes.
+	WSClose func(ctx context.Context)
+	// OriginPatterns are the cross-origin hosts a browser websocket may come
+	// from (same-origin always passes); see coder/websocket AcceptOptions.
+	OriginPatterns []string
+	// MaxUploadSize bounds multipart requests; MaxBodySize JSON bodies.
+	MaxUploadSize int64
+	MaxBodySize   int64
+	// WSReadLimit bounds one websocket frame.
+	WSReadLimit int64
+}
+
+// websocketForbidden is the close code graphql-transport-ws uses for a refused
+// connection_init.
+const websocketForbidden = 4403
+
+// NewHandler builds the gqlgen server with both websocket protocols, GET/POST
+// JSON and multipart transports, the error presenter and panic recovery.
+func NewHandler(cfg HandlerConfig) *handler.Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodySize <= 0 {
+		cfg.MaxBodySize = 1 << 20
+	}
+	if cfg.MaxUploadSize <= 0 {
+		cfg.MaxUploadSize = 10 << 20
+	}
+	if cfg.WSReadLimit <= 0 {
+		cfg.WSReadLimit = 1 << 20
+	}
+	srv := handler.New(cfg.Schema)
+	readLimit := cfg.WSReadLimit
+	srv.AddTransport(transport.Websocket{
+		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+			OriginPatterns:  cfg.OriginPatterns,
+			CompressionMode: coderws.CompressionDisabled,
+		}},
+		InitTimeout:           10 * time.Second,
+		KeepAlivePingInterval: 15 * time.Second,
+		PayloadReadLimit:      &readLimit,
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			if cfg.WSInit == nil {
+				return ctx, nil, nil
+			}
+			next, err := cfg.WSInit(ctx, payload)
+			if err != nil {
+				ctx = transport.WithWebsocketCloseCode(ctx, websocketForbidden)
+				return transport.AppendCloseReason(ctx, "Forbidden"), nil, err
+			}
+			return next, nil, nil
+		},
+		CloseFunc: func(ctx context.Context, _ int) {
+			if cfg.WSClose != nil {
+				cfg.WSClose(ctx)
+			}
+		},
+		ErrorFunc: func(ctx context.Context, err error) {
+			cfg.Log.DebugContext(ctx, "websocket error", "err", err)
+		},
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.MultipartForm{MaxUploadSize: cfg.MaxUploadSize, MaxMemory: 1 << 20})
+
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
+	srv.SetRecoverFunc(Recover(cfg.Log))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	for _, e := range cfg.Extensions {
+		srv.Use(e)
+	}
+	return srv
+}
+
+// LimitBody caps request bodies: JSON at maxJSON, multipart uploads at
+// maxUpload. Reading past the cap fails, and the transport answers an error.
+func LimitBody(maxJSON, maxUpload int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := maxJSON
+		if ct := r.Header.Get("Content-Type"); len(ct) >= 19 && ct[:19] == "multipart/form-data" {
+			limit = maxUpload
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+		}
+		next.ServeHTTP(w, r)
+	})
+}

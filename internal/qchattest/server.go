@@ -1,0 +1,139 @@
+package qchattest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/server"
+	"github.com/qchat/qchat/resolvers"
+)
+
+// Server is a real QChat handler on a loopback port.
+type Server struct {
+	URL    string // http://127.0.0.1:port
+	Store  *db.Store
+	Broker *broker.Memory
+	HTTP   *httptest.Server
+}
+
+// Options adjust a test server.
+type Options struct {
+	Config func(*config.Config)
+	Log    *slog.Logger
+}
+
+// NewServer starts a server over store; it stops at cleanup.
+func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Env = "test"
+	cfg.BcryptCost = 4 // the minimum: tests measure behaviour, not hashing
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("QCHAT_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, o := range opts {
+		if o.Config != nil {
+			o.Config(&cfg)
+		}
+		if o.Log != nil {
+			log = o.Log
+		}
+	}
+	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
+	brk := broker.NewMemory(0)
+	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log})
+	h := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: "test", Started: time.Now()})
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() {
+		_ = brk.Close()
+		hs.CloseClientConnections()
+		hs.Close()
+	})
+	return &Server{URL: hs.URL, Store: store, Broker: brk, HTTP: hs}
+}
+
+// GQLError is one error of a GraphQL response.
+type GQLError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Response is a GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []GQLError      `json:"errors"`
+	Header http.Header
+}
+
+// Code is the first error's extensions.code, or "".
+func (r *Response) Code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// Decode unmarshals data into v, failing the test on errors.
+func (r *Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if len(r.Errors) > 0 {
+		t.Fatalf("unexpected GraphQL errors: %+v", r.Errors)
+	}
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("decode data %s: %v", r.Data, err)
+	}
+}
+
+// Do posts a GraphQL request with an optional bearer token.
+func (s *Server) Do(t testing.TB, token, query string, vars map[string]any) *Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("post graphql: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := &Response{Status: resp.StatusCode, Header: resp.Header}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("response is not JSON (status %d): %s", resp.StatusCode, raw)
+	}
+	return out
+}
+
+// MustDo is Do that fails on any GraphQL error and decodes data into v.
+func (s *Server) MustDo(t testing.TB, token, query string, vars map[string]any, v any) {
+	t.Helper()
+	r := s.Do(t, token, query, vars)
+	if v == nil {
+		var discard map[string]any
+		r.Decode(t, &discard)
+		return
+	}
+	r.Decode(t, v)
+}

@@ -1,0 +1,55 @@
+// Package migrations holds QChat's schema changes as Go migrations written with
+// bun's query builder, so that one set runs on SQLite and on PostgreSQL.
+//
+// Each migration declares its own table structs: they are a snapshot of the schema
+// at that step and must never follow later changes to the models package.
+package migrations
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+)
+
+// New returns every migration in order.
+func New() *migrate.Migrations {
+	ms := migrate.NewMigrations()
+	// bun names a Go migration after the file that registers it, so each
+	// migration file has its own register function.
+	registerInitial(ms)
+	return ms
+}
+
+// tx runs a migration in one transaction: both dialects have transactional DDL,
+// so a failed step leaves nothing half-applied.
+func tx(fn func(ctx context.Context, db bun.IDB) error) migrate.MigrationFunc {
+	return func(ctx context.Context, db *bun.DB) error {
+		return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return fn(ctx, tx)
+		})
+	}
+}
+
+type index struct {
+	table, name string
+	unique      bool
+	columns     []string
+}
+
+func createIndexes(ctx context.Context, db bun.IDB, idx []index) error {
+	for _, ix := range idx {
+		q := db.NewCreateIndex().Table(ix.table).Index(ix.name).IfNotExists()
+		if ix.unique {
+			q = q.Unique()
+		}
+		for _, c := range ix.columns {
+			q = q.ColumnExpr(c)
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return fmt.Errorf("create index %s: %w", ix.name, err)
+		}
+	}
+	return nil
+}

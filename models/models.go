@@ -1,0 +1,129 @@
+package models
+
+import (
+	"encoding/base64"
+
+	"github.com/uptrace/bun"
+)
+
+// User is an account. Usernames are unique without regard to case so that
+// "Alice" cannot impersonate "alice".
+type User struct {
+	bun.BaseModel `bun:"table:users"`
+
+	ID           string `bun:"id,pk"`
+	Username     string `bun:"username,notnull"`
+	UsernameKey  string `bun:"username_key,notnull,unique"`
+	PasswordHash []byte `bun:"password_hash,notnull"`
+	CurrentKeyID string `bun:"current_key_id,notnull"`
+	CreatedAt    Time   `bun:"created_at,notnull"`
+}
+
+// PublicKey is one of a user's KEM public keys. Old keys are kept after a rotation
+// so that old envelopes still name a valid key id.
+type PublicKey struct {
+	bun.BaseModel `bun:"table:user_keys"`
+
+	ID          string       `bun:"id,pk"`
+	UserID      string       `bun:"user_id,notnull"`
+	Algorithm   KeyAlgorithm `bun:"algorithm,notnull"`
+	KeyBytes    []byte       `bun:"public_key,notnull"`
+	Fingerprint string       `bun:"fingerprint,notnull"`
+	Current     bool         `bun:"current,notnull"`
+	CreatedAt   Time         `bun:"created_at,notnull"`
+}
+
+// Key is the raw key as standard base64.
+func (k *PublicKey) Key() string { return base64.StdEncoding.EncodeToString(k.KeyBytes) }
+
+// Session is a login. Only the SHA-256 of the opaque token is stored.
+type Session struct {
+	bun.BaseModel `bun:"table:sessions"`
+
+	TokenHash []byte `bun:"token_hash,pk"`
+	UserID    string `bun:"user_id,notnull"`
+	CreatedAt Time   `bun:"created_at,notnull"`
+	ExpiresAt Time   `bun:"expires_at,notnull"`
+}
+
+// Room is a group or a private room.
+type Room struct {
+	bun.BaseModel `bun:"table:rooms"`
+
+	ID        string `bun:"id,pk"`
+	Name      string `bun:"name,notnull"`
+	IsGroup   bool   `bun:"is_group,notnull"`
+	Code      string `bun:"code,notnull,unique"`
+	OwnerID   string `bun:"owner_id,nullzero"`
+	CreatedAt Time   `bun:"created_at,notnull"`
+}
+
+// RoomMember is one user's membership of a room.
+type RoomMember struct {
+	bun.BaseModel `bun:"table:room_members"`
+
+	RoomID   string   `bun:"room_id,pk"`
+	UserID   string   `bun:"user_id,pk"`
+	Role     RoomRole `bun:"role,notnull"`
+	JoinedAt Time     `bun:"joined_at,notnull"`
+}
+
+// Message is a stored envelope. The ciphertext is stored once; each recipient
+// has a MessageKey. Conversation is the room id, or for direct messages a key
+// made of both user ids, so one index serves every history query.
+type Message struct {
+	bun.BaseModel `bun:"table:messages"`
+
+	ID           string  `bun:"id,pk"`
+	Conversation string  `bun:"conversation,notnull"`
+	RoomID       *string `bun:"room_id"`
+	SenderID     string  `bun:"sender_id,notnull"`
+	RecipientID  *string `bun:"recipient_id"`
+	CipherBytes  []byte  `bun:"ciphertext"`
+	NonceBytes   []byte  `bun:"nonce"`
+	AttachmentID *string `bun:"attachment_id"`
+	ContentHash  []byte  `bun:"content_hash,notnull"`
+	CreatedAt    Time    `bun:"created_at,notnull"`
+	DeletedAt    *Time   `bun:"deleted_at"`
+
+	// Keys is filled when the message travels as a live event, so that each
+	// subscriber finds its own key without a query.
+	Keys []*RecipientKey `bun:"-"`
+}
+
+// Ciphertext is the sealed content as base64 (empty for a tombstone).
+func (m *Message) Ciphertext() string { return base64.StdEncoding.EncodeToString(m.CipherBytes) }
+
+// Nonce is the AES-GCM nonce as base64 (empty for a tombstone).
+func (m *Message) Nonce() string { return base64.StdEncoding.EncodeToString(m.NonceBytes) }
+
+// Deleted says whether the sender deleted the message.
+func (m *Message) Deleted() bool { return m.DeletedAt != nil }
+
+// KeyFor returns the recipient key of userID among the keys the event carries.
+func (m *Message) KeyFor(userID string) *RecipientKey {
+	for _, k := range m.Keys {
+		if k.UserID == userID {
+			return k
+		}
+	}
+	return nil
+}
+
+// RecipientKey is a message's content key wrapped for one recipient.
+type RecipientKey struct {
+	bun.BaseModel `bun:"table:message_keys"`
+
+	MessageID    string `bun:"message_id,pk"`
+	UserID       string `bun:"user_id,pk"`
+	KeyID        string `bun:"key_id,notnull"`
+	KEMBytes     []byte `bun:"kem_ciphertext,notnull"`
+	WrappedBytes []byte `bun:"wrapped_key,notnull"`
+	ReadAt       *Time  `bun:"read_at"`
+}
+
+// KemCiphertext is the KEM ciphertext as base64.
+func (k *RecipientKey) KemCiphertext() string { return base64.StdEncoding.EncodeToString(k.KEMBytes) }
+
+// WrappedKey is the wrapped content key as base64.
+func (k *RecipientKey) WrappedKey() string { return base64.StdEncoding.EncodeToString(k.WrappedBytes) }

@@ -1,0 +1,290 @@
+package resolvers
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// Input limits.
+const (
+	maxPageSize    = 100
+	defaultPage    = 50
+	maxRoomName    = 100
+	maxIDsPerQuery = 100
+	maxMarkRead    = 500
+	maxRoomMembers = 1000
+)
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
+
+func isMissing(err error) bool {
+	return errors.Is(err, dataloadgen.ErrNotFound) || errors.Is(err, models.ErrNotFound)
+}
+
+// me returns the authenticated user or UNAUTHENTICATED.
+func me(ctx context.Context) (*models.User, error) {
+	if u := auth.UserFrom(ctx); u != nil {
+		return u, nil
+	}
+	return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "authentication required: send Authorization: Bearer <token>"}
+}
+
+// checkID rejects ids that are not lower-case canonical UUIDs: nothing else can
+// name an object, and client-generated ids enter the envelope's aad as sent.
+func checkID(field, id string) error {
+	if !pqcrypto.IsCanonicalUUID(id) {
+		return models.Invalid("%s: must be a lower-case UUID", field)
+	}
+	return nil
+}
+
+func checkIDs(field string, ids []string, limit int) error {
+	if len(ids) > limit {
+		return models.Invalid("%s: at most %d ids", field, limit)
+	}
+	for _, id := range ids {
+		if err := checkID(field, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkRoomName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", models.Invalid("name: must not be empty")
+	}
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxRoomName {
+		return "", models.Invalid("name: at most %d characters of valid UTF-8", maxRoomName)
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return "", models.Invalid("name: must not contain control characters")
+		}
+	}
+	return name, nil
+}
+
+func pageSize(first *int) (int, error) {
+	if first == nil {
+		return defaultPage, nil
+	}
+	if *first < 1 || *first > maxPageSize {
+		return 0, models.Invalid("first: must be between 1 and %d", maxPageSize)
+	}
+	return *first, nil
+}
+
+// Invite codes use an alphabet without look-alikes (0/O, 1/I/L).
+const codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+const codeLength = 8
+
+func newRoomCode() (string, error) {
+	b := make([]byte, codeLength)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		// 256 % 31 bias is negligible for invite codes that are also rate limited.
+		b[i] = codeAlphabet[int(b[i])%len(codeAlphabet)]
+	}
+	return string(b), nil
+}
+
+func normalizeCode(code string) (string, error) {
+	code = strings.ToUpper(strings.TrimSpace(code))
+	if len(code) != codeLength {
+		return "", models.Invalid("code: must be %d characters", codeLength)
+	}
+	for _, c := range code {
+		if !strings.ContainsRune(codeAlphabet, c) {
+			return "", models.Invalid("code: not an invite code")
+		}
+	}
+	return code, nil
+}
+
+// membership returns the caller's membership of a room; a room the caller is
+// not in is NOT_FOUND, whether it exists or not.
+func (r *Resolver) membership(ctx context.Context, roomID, userID string) (*models.RoomMember, error) {
+	if err := checkID("roomId", roomID); err != nil {
+		return nil, err
+	}
+	m, err := r.store.Membership(ctx, roomID, userID)
+	if err != nil {
+		if errors.Is(err, models.ErrNotFound) {
+			return nil, models.NotFound("room")
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// isMember answers from a short-lived cache; used on every live event.
+func (r *Resolver) isMember(ctx context.Context, roomID, userID string) bool {
+	key := roomID + "|" + userID
+	if ok, hit := r.members.GetIfPresent(key); hit {
+		return ok
+	}
+	_, err := r.store.Membership(ctx, roomID, userID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return false // fail closed; do not cache a transient error
+	}
+	r.members.Set(key, err == nil)
+	return err == nil
+}
+
+func (r *Resolver) forgetMember(roomID, userID string) { r.members.Invalidate(roomID + "|" + userID) }
+
+// canRead says whether userID may read message m.
+func (r *Resolver) canRead(ctx context.Context, m *models.Message, userID string) bool {
+	if m.RoomID != nil {
+		return r.isMember(ctx, *m.RoomID, userID)
+	}
+	return m.SenderID == userID || (m.RecipientID != nil && *m.RecipientID == userID)
+}
+
+// audience lists the users who see events of a conversation.
+func (r *Resolver) audience(ctx context.Context, m *models.Message) ([]string, error) {
+	if m.RoomID == nil {
+		ids := []string{m.SenderID}
+		if m.RecipientID != nil && *m.RecipientID != m.SenderID {
+			ids = append(ids, *m.RecipientID)
+		}
+		return ids, nil
+	}
+	return r.roomAudience(ctx, *m.RoomID)
+}
+
+func (r *Resolver) roomAudience(ctx context.Context, roomID string) ([]string, error) {
+	ms, err := r.store.MembersOfRooms(ctx, []string{roomID})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids, nil
+}
+
+// publish sends ev to the topics of users. Live delivery is best effort: the
+// change is already stored, so a broker failure is logged, not returned.
+func (r *Resolver) publish(ctx context.Context, users []string, ev *broker.Event) {
+	topics := make([]string, len(users))
+	for i, u := range users {
+		topics[i] = broker.UserTopic(u)
+	}
+	if err := r.broker.Publish(context.WithoutCancel(ctx), topics, ev); err != nil {
+		r.log.WarnContext(ctx, "publish event", "kind", ev.Kind, "err", err)
+	}
+}
+
+func (r *Resolver) publishRoomEvent(ctx context.Context, typ models.RoomEventType, room *models.Room, user *string, extra ...string) {
+	users, err := r.roomAudience(ctx, room.ID)
+	if err != nil {
+		r.log.WarnContext(ctx, "room audience", "err", err)
+	}
+	users = append(users, extra...)
+	snapshot := *room
+	r.publish(ctx, users, &broker.Event{Kind: broker.RoomChanged, Room: &models.RoomEvent{Type: typ, Room: &snapshot, UserID: user}})
+}
+
+// connection builds a page of history.
+func connection(ms []*models.Message, more bool) *models.MessageConnection {
+	c := &models.MessageConnection{Edges: make([]*models.MessageEdge, len(ms)), PageInfo: &models.PageInfo{HasNextPage: more}}
+	for i, m := range ms {
+		c.Edges[i] = &models.MessageEdge{Cursor: db.EncodeCursor(m), Node: m}
+	}
+	if len(ms) > 0 {
+		end := c.Edges[len(ms)-1].Cursor
+		c.PageInfo.EndCursor = &end
+	}
+	return c
+}
+
+func (r *Resolver) history(ctx context.Context, conversation string, first *int, after *string) (*models.MessageConnection, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	var cur *db.Cursor
+	if after != nil && *after != "" {
+		c, err := db.DecodeCursor(*after)
+		if err != nil {
+			return nil, err
+		}
+		cur = &c
+	}
+	ms, more, err := r.store.History(ctx, conversation, cur, n)
+	if err != nil {
+		return nil, err
+	}
+	return connection(ms, more), nil
+}
+
+// subscribe starts a subscription on the caller's topic: each event passes
+// through pick, which returns the value to deliver or ok=false to skip it. The
+// goroutine and both channels end when ctx ends or the broker drops the
+// subscriber.
+func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Context, ev *broker.Event) (T, bool)) (<-chan T, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in, err := r.broker.Subscribe(ctx, broker.UserTopic(u.ID))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan T, 1)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			v, ok := pick(ctx, ev)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- v:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// checkRoomFilter validates a subscription's roomId: it must name a room the
+// caller is in.
+func (r *Resolver) checkRoomFilter(ctx context.Context, roomID *string) error {
+	u, err := me(ctx)
+	if err != nil {
+		return err
+	}
+	if roomID == nil {
+		return nil
+	}
+	_, err = r.membership(ctx, *roomID, u.ID)
+	return err
+}
+
+func userID(ctx context.Context) string {
+	if u := auth.UserFrom(ctx); u != nil {
+		return u.ID
+	}
+	return ""
+}

@@ -1,0 +1,301 @@
+package resolvers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sort"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// conversationOf resolves the target of a message or a typing notice: exactly
+// one of roomID and recipientID. It returns the conversation key and the users
+// an envelope must be sealed for (sender included).
+func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, recipientID *string) (conv string, recipients []db.RoomRecipient, err error) {
+	switch {
+	case (roomID == nil) == (recipientID == nil):
+		return "", nil, models.Invalid("give exactly one of roomId and recipientId")
+	case roomID != nil:
+		if _, err := r.membership(ctx, *roomID, u.ID); err != nil {
+			return "", nil, err
+		}
+		rs, err := r.store.Recipients(ctx, *roomID)
+		return *roomID, rs, err
+	default:
+		if err := checkID("recipientId", *recipientID); err != nil {
+			return "", nil, err
+		}
+		if *recipientID == u.ID {
+			return "", nil, models.Invalid("recipientId: a direct message to yourself is not allowed")
+		}
+		rs, err := r.store.UserRecipients(ctx, []string{u.ID, *recipientID})
+		if err != nil {
+			return "", nil, err
+		}
+		if len(rs) != 2 {
+			return "", nil, models.NotFound("user")
+		}
+		return db.DirectConversation(u.ID, *recipientID), rs, nil
+	}
+}
+
+// checkRecipients compares an envelope's recipient keys with the members the
+// server expects and reports the differences in extensions that a client uses to
+// refetch keys and seal again.
+func checkRecipients(keys []pqcrypto.RecipientKey, want []db.RoomRecipient) error {
+	current := make(map[string]string, len(want))
+	for _, w := range want {
+		current[w.UserID] = w.KeyID
+	}
+	var missing, unexpected, stale []string
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		seen[k.UserID] = true
+		cur, ok := current[k.UserID]
+		switch {
+		case !ok:
+			unexpected = append(unexpected, k.UserID)
+		case cur != k.KeyID:
+			stale = append(stale, k.KeyID)
+		}
+	}
+	for _, w := range want {
+		if !seen[w.UserID] {
+			missing = append(missing, w.UserID)
+		}
+	}
+	if len(missing)+len(unexpected)+len(stale) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	sort.Strings(unexpected)
+	sort.Strings(stale)
+	msg := "keys: the recipient set must be exactly the conversation's members with their current keys"
+	switch {
+	case len(stale) > 0:
+		msg = "keys: stale key ids; fetch the recipients' current keys and seal again"
+	case len(missing) > 0:
+		msg = "keys: missing recipients; every member, the sender included, needs a key"
+	case len(unexpected) > 0:
+		msg = "keys: unexpected recipients who are not members of the conversation"
+	}
+	return &models.Error{Kind: models.ErrInvalid, Message: msg, Extensions: map[string]any{
+		"missingUserIds":    nonNil(missing),
+		"unexpectedUserIds": nonNil(unexpected),
+		"staleKeyIds":       nonNil(stale),
+	}}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// contentHash identifies what a client sent under a message id, so that a retry
+// can be told apart from a clash.
+func contentHash(conv string, env *pqcrypto.Envelope) []byte {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	field([]byte(conv))
+	field(env.Ciphertext)
+	field(env.Nonce)
+	keys := slices.Clone(env.Keys)
+	slices.SortFunc(keys, func(a, b pqcrypto.RecipientKey) int {
+		switch {
+		case a.UserID < b.UserID:
+			return -1
+		case a.UserID > b.UserID:
+			return 1
+		}
+		return 0
+	})
+	for _, k := range keys {
+		field([]byte(k.UserID))
+		field([]byte(k.KeyID))
+		field(k.KEMCiphertext)
+		field(k.WrappedKey)
+	}
+	return h.Sum(nil)
+}
+
+func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
+	if err := checkID("id", in.ID); err != nil {
+		return nil, err
+	}
+	conv, want, err := r.conversationOf(ctx, u, in.RoomID, in.RecipientID)
+	if err != nil {
+		return nil, err
+	}
+	algs := make(map[string]pqcrypto.Algorithm, len(want))
+	for _, w := range want {
+		algs[w.KeyID] = pqcrypto.Algorithm(w.Algorithm)
+	}
+	wire := pqcrypto.WireEnvelope{Ciphertext: in.Ciphertext, Nonce: in.Nonce, Keys: make([]pqcrypto.WireRecipientKey, len(in.Keys))}
+	for i, k := range in.Keys {
+		wire.Keys[i] = pqcrypto.WireRecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMCiphertext: k.KemCiphertext, WrappedKey: k.WrappedKey}
+	}
+	env, err := pqcrypto.ValidateWire(wire, func(id string) (pqcrypto.Algorithm, bool) {
+		a, ok := algs[id]
+		return a, ok
+	})
+	if err != nil {
+		var ve *pqcrypto.ValidationError
+		if errors.As(err, &ve) {
+			return nil, &models.Error{Kind: models.ErrInvalid, Message: ve.Error(), Extensions: map[string]any{"field": ve.Field}}
+		}
+		return nil, models.Invalid("envelope: %v", err)
+	}
+	if err := checkRecipients(env.Keys, want); err != nil {
+		return nil, err
+	}
+	m := &models.Message{
+		ID: in.ID, Conversation: conv, RoomID: in.RoomID, SenderID: u.ID, RecipientID: in.RecipientID,
+		CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, ContentHash: contentHash(conv, env), CreatedAt: models.Now(),
+	}
+	keys := make([]*models.RecipientKey, len(env.Keys))
+	for i, k := range env.Keys {
+		keys[i] = &models.RecipientKey{MessageID: m.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}
+	}
+	stored, existed, err := r.store.InsertMessage(ctx, m, keys)
+	if err != nil {
+		return nil, err
+	}
+	if !existed {
+		users := make([]string, len(want))
+		for i, w := range want {
+			users[i] = w.UserID
+		}
+		r.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
+	}
+	return stored, nil
+}
+
+// readable loads a message the caller may read; anything else is NOT_FOUND.
+func (r *Resolver) readable(ctx context.Context, u *models.User, id string) (*models.Message, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
+	m, err := r.store.MessageByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !r.canRead(ctx, m, u.ID) {
+		return nil, models.NotFound("message")
+	}
+	return m, nil
+}
+
+func (r *Resolver) deleteMessage(ctx context.Context, u *models.User, id string) error {
+	m, err := r.readable(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if m.SenderID != u.ID {
+		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "message_id", id, "action", "deleteMessage")
+		return models.Forbidden("only the sender can delete a message")
+	}
+	if m.Deleted() {
+		return nil
+	}
+	tomb, err := r.store.DeleteMessage(ctx, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil // deleted concurrently
+	}
+	if err != nil {
+		return err
+	}
+	users, err := r.audience(ctx, tomb)
+	if err != nil {
+		return err
+	}
+	r.publish(ctx, users, &broker.Event{Kind: broker.MessageDeleted, Message: tomb})
+	return nil
+}
+
+func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (int, error) {
+	if err := checkIDs("messageIds", ids, maxMarkRead); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	marked, err := r.store.MarkRead(ctx, u.ID, ids)
+	if err != nil || len(marked) == 0 {
+		return 0, err
+	}
+	mids := make([]string, len(marked))
+	for i, k := range marked {
+		mids[i] = k.MessageID
+	}
+	msgs, err := r.store.MessagesByIDs(ctx, mids)
+	if err != nil {
+		return len(marked), err
+	}
+	byID := index(msgs, func(m *models.Message) string { return m.ID })
+	for _, k := range marked {
+		m := byID[k.MessageID]
+		if m == nil {
+			continue
+		}
+		users, err := r.audience(ctx, m)
+		if err != nil {
+			r.log.WarnContext(ctx, "receipt audience", "err", err)
+			continue
+		}
+		r.publish(ctx, users, &broker.Event{Kind: broker.Receipt, Receipt: &models.ReadReceipt{
+			MessageID: m.ID, Conversation: m.Conversation, RoomID: m.RoomID, UserID: u.ID, ReadAt: *k.ReadAt,
+		}})
+	}
+	return len(marked), nil
+}
+
+func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
+	var users []string
+	switch {
+	case (roomID == nil) == (recipientID == nil):
+		return models.Invalid("give exactly one of roomId and recipientId")
+	case roomID != nil:
+		if _, err := r.membership(ctx, *roomID, u.ID); err != nil {
+			return err
+		}
+		all, err := r.roomAudience(ctx, *roomID)
+		if err != nil {
+			return err
+		}
+		users = slices.DeleteFunc(all, func(id string) bool { return id == u.ID })
+	default:
+		if err := checkID("recipientId", *recipientID); err != nil {
+			return err
+		}
+		if *recipientID == u.ID {
+			return models.Invalid("recipientId: cannot type to yourself")
+		}
+		if _, err := r.store.UserByID(ctx, *recipientID); err != nil {
+			return err
+		}
+		users = []string{*recipientID}
+	}
+	r.publish(ctx, users, &broker.Event{Kind: broker.Typing, Typing: &models.TypingEvent{
+		UserID: u.ID, RoomID: roomID, RecipientID: recipientID, IsTyping: typing,
+	}})
+	return nil
+}
+
+// inRoom says whether a subscription filtered by roomID wants an event of the
+// given room (nil roomID: every conversation).
+func inRoom(filter, room *string) bool {
+	return filter == nil || (room != nil && *room == *filter)
+}

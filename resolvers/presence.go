@@ -1,0 +1,57 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/models"
+)
+
+// WebsocketInit authenticates a socket from its connection_init payload
+// ({"authToken": "..."} or {"Authorization": "Bearer ..."}) and marks the user
+// online.
+func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
+	token := payload.GetString("authToken")
+	if token == "" {
+		token = auth.BearerToken(payload.Authorization())
+	}
+	if token == "" {
+		return ctx, errors.New("authentication required: connection_init payload needs authToken")
+	}
+	u, err := r.auth.Authenticate(ctx, token)
+	if err != nil {
+		r.log.WarnContext(ctx, "security: websocket refused", "event", "ws_unauthorized")
+		return ctx, errors.New("invalid or expired token")
+	}
+	if r.presence.Connect(u.ID) {
+		r.announce(ctx, u.ID, true)
+	}
+	return auth.WithUser(ctx, u, token), nil
+}
+
+// WebsocketClose marks the user of an authenticated socket offline when its
+// last socket closes.
+func (r *Resolver) WebsocketClose(ctx context.Context) {
+	u := auth.UserFrom(ctx)
+	if u == nil {
+		return
+	}
+	if r.presence.Disconnect(u.ID) {
+		r.announce(context.WithoutCancel(ctx), u.ID, false)
+	}
+}
+
+// announce tells the user's contacts (and the user's own other sockets) that
+// it came online or went offline.
+func (r *Resolver) announce(ctx context.Context, userID string, online bool) {
+	contacts, err := r.store.Contacts(ctx, userID)
+	if err != nil {
+		r.log.WarnContext(ctx, "presence contacts", "err", err)
+		return
+	}
+	r.publish(ctx, contacts, &broker.Event{Kind: broker.Presence, Presence: &models.PresenceEvent{UserID: userID, Online: online}})
+}

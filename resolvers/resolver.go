@@ -1,0 +1,56 @@
+// Package resolvers implements the GraphQL schema: each resolver authorizes the
+// caller, calls the store or the broker, and converts the result. The generated
+// *.resolvers.go files hold thin bodies; the rules they share live beside them.
+package resolvers
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/presence"
+)
+
+// Resolver holds the dependencies of every resolver. It is built once in run().
+type Resolver struct {
+	store    *db.Store
+	auth     *auth.Authenticator
+	broker   broker.Broker
+	presence presence.Tracker
+	log      *slog.Logger
+	// members caches "is user U in room R" for the re-check done on every live
+	// event; this process's membership changes evict entries at once, the TTL
+	// bounds staleness otherwise.
+	members *otter.Cache[string, bool]
+}
+
+// Deps are the Resolver's dependencies.
+type Deps struct {
+	Store    *db.Store
+	Auth     *auth.Authenticator
+	Broker   broker.Broker
+	Presence presence.Tracker
+	Log      *slog.Logger
+}
+
+// New builds the Resolver.
+func New(d Deps) *Resolver {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Resolver{
+		store:    d.Store,
+		auth:     d.Auth,
+		broker:   d.Broker,
+		presence: d.Presence,
+		log:      d.Log,
+		members: otter.Must(&otter.Options[string, bool]{
+			MaximumSize:      100_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),
+		}),
+	}
+}

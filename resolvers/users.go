@@ -1,0 +1,42 @@
+package resolvers
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// newPublicKey validates a base64 public key for its algorithm.
+func newPublicKey(b64 string, alg models.KeyAlgorithm) (*models.PublicKey, error) {
+	if !alg.IsValid() {
+		return nil, models.Invalid("algorithm: unknown key algorithm %q", alg)
+	}
+	raw, err := pqcrypto.DecodeB64(b64)
+	if err != nil {
+		return nil, models.Invalid("publicKey: not standard base64")
+	}
+	palg := pqcrypto.Algorithm(alg)
+	if err := pqcrypto.ValidatePublicKey(palg, raw); err != nil {
+		return nil, models.Invalid("publicKey: not a valid %s public key (%d bytes expected, got %d)", alg, palg.PublicKeySize(), len(raw))
+	}
+	return &models.PublicKey{
+		ID:          uuid.NewString(),
+		Algorithm:   alg,
+		KeyBytes:    raw,
+		Fingerprint: pqcrypto.Fingerprint(raw),
+		CreatedAt:   models.Now(),
+	}, nil
+}
+
+func (r *Resolver) issue(ctx context.Context, u *models.User) (*models.AuthPayload, error) {
+	token, exp, err := r.auth.Issue(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return &models.AuthPayload{Token: token, ExpiresAt: exp, User: u}, nil
+}
+
+func newID() string { return uuid.NewString() }
