@@ -136,9 +136,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
+	defer authn.Close()
 	brk := broker.NewMemory(0)
 	defer brk.Close()
 	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log})
+	defer res.Close()
 	handler := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: time.Now()})
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))

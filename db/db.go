@@ -145,7 +145,7 @@ func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 	s := &Store{dialect: Postgres, w: bdb, r: bdb}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
-		return nil, fmt.Errorf("cannot reach PostgreSQL: %w", err)
+		return nil, fmt.Errorf("cannot reach PostgreSQL (check DATABASE_URL host, port and credentials): %s", oneLine(err))
 	}
 	return s, nil
 }
@@ -243,6 +243,12 @@ func translate(err error, what string) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// oneLine folds a multi-line driver error (pgx lists every address it tried) so
+// that start-up failures print as one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 func isConflict(err error) bool { return errors.Is(err, models.ErrConflict) }

@@ -54,3 +54,6 @@ func New(d Deps) *Resolver {
 		}),
 	}
 }
+
+// Close stops the background work of the resolver's caches.
+func (r *Resolver) Close() { r.members.StopAllGoroutines() }

@@ -67,8 +67,8 @@ func New(store Store, cfg Config) *Authenticator {
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("qchat-dummy-password"), cfg.BcryptCost)
 	return &Authenticator{
-		store:     store,
-		cfg:       cfg,
+		store: store,
+		cfg:   cfg,
 		cache: otter.Must(&otter.Options[string, cached]{
 			MaximumSize:      cfg.CacheSize,
 			ExpiryCalculator: otter.ExpiryWriting[string, cached](cfg.CacheTTL),
@@ -217,3 +217,6 @@ func TokenFrom(ctx context.Context) string {
 	t, _ := ctx.Value(tokenKey).(string)
 	return t
 }
+
+// Close stops the cache's expiry goroutine.
+func (a *Authenticator) Close() { a.cache.StopAllGoroutines() }

@@ -65,6 +65,8 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 		_ = brk.Close()
 		hs.CloseClientConnections()
 		hs.Close()
+		res.Close()
+		authn.Close()
 	})
 	return &Server{URL: hs.URL, Store: store, Broker: brk, HTTP: hs}
 }

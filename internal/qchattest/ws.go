@@ -30,13 +30,13 @@ type WS struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	mu     sync.Mutex
-	nextID int
-	events map[string]chan WSMessage // per subscription id
-	closed chan struct{}
+	mu      sync.Mutex
+	nextID  int
+	events  map[string]chan WSMessage // per subscription id
+	closed  chan struct{}
 	reading bool
-	Close  websocket.StatusCode // close status seen by the reader, once closed
-	Errors []WSMessage          // connection-level messages nobody asked for
+	Close   websocket.StatusCode // close status seen by the reader, once closed
+	Errors  []WSMessage          // connection-level messages nobody asked for
 }
 
 // WSMessage is one protocol message.
@@ -104,7 +104,9 @@ func (ws *WS) Init(payload map[string]any) error {
 // InitError is a refused connection_init.
 type InitError struct{ Message WSMessage }
 
-func (e *InitError) Error() string { return "connection refused: " + e.Message.Type + " " + string(e.Message.Payload) }
+func (e *InitError) Error() string {
+	return "connection refused: " + e.Message.Type + " " + string(e.Message.Payload)
+}
 
 func (ws *WS) write(m WSMessage) error {
 	b, _ := json.Marshal(m)

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestRunRejectsBadConfiguration(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"bad port", map[string]string{"PORT": "eighty"}, "PORT:"},
+		{"bad env", map[string]string{"APP_ENV": "staging"}, "APP_ENV:"},
+		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgres://"},
+		{"unreachable postgres", map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}, "cannot reach PostgreSQL"},
+		{"unknown command", map[string]string{"DATA_DIR": "DIR"}, "unknown command"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env["DATA_DIR"] == "DIR" {
+				tc.env["DATA_DIR"] = t.TempDir()
+			}
+			args := []string{}
+			if tc.name == "unknown command" {
+				args = []string{"frobnicate"}
+			}
+			err := run(context.Background(), args, env(tc.env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestRunMigrateAndServe(t *testing.T) {
+	dir := t.TempDir()
+	e := env(map[string]string{"DATA_DIR": dir, "PORT": "0", "BCRYPT_COST": "4"})
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"migrate", "up"}, e, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"migrate", "status"}, e, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "applied") || strings.Contains(out.String(), "pending") {
+		t.Fatalf("status: %s", out.String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, e, pw, io.Discard); _ = pw.Close() }()
+	line := make([]byte, 256)
+	n, _ := pr.Read(line)
+	addr := regexp.MustCompile(`http://\S+?:(\d+)`).FindStringSubmatch(string(line[:n]))
+	if addr == nil {
+		t.Fatalf("no address in %q", line[:n])
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	resp, err := http.Get("http://127.0.0.1:" + addr[1] + "/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("ready = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
