@@ -53,10 +53,11 @@ func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*mo
 		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
 			return err
 		}
-		if _, err := tx.NewInsert().Model(&keys).Exec(ctx); err != nil {
-			return err
+		if len(keys) == 0 {
+			return nil
 		}
-		return nil
+		_, err := tx.NewInsert().Model(&keys).Exec(ctx)
+		return err
 	})
 	if err == nil {
 		m.Keys = keys
