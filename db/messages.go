@@ -126,27 +126,35 @@ func (s *Store) RecipientKeys(ctx context.Context, pairs []MessageUser) ([]*mode
 	if len(pairs) == 0 {
 		return ks, nil
 	}
-	// All pairs of one request almost always share the user: query by message ids
-	// and filter, which works the same on both dialects.
-	users := map[string]bool{}
-	ids := make([]string, 0, len(pairs))
-	for _, p := range pairs {
-		users[p.UserID] = true
-		ids = append(ids, p.MessageID)
-	}
-	userList := make([]string, 0, len(users))
-	for u := range users {
-		userList = append(userList, u)
-	}
-	err := s.r.NewSelect().Model(&ks).Where("message_id IN (?) AND user_id IN (?)", bun.List(ids), bun.List(userList)).Scan(ctx)
+	ids, users := splitPairs(pairs)
+	err := s.r.NewSelect().Model(&ks).Where("message_id IN (?) AND user_id IN (?)", bun.List(ids), bun.List(users)).Scan(ctx)
 	if err != nil {
 		return nil, translate(err, "recipient keys")
 	}
 	return ks, nil
 }
 
-// MessageUser names one recipient key.
+// MessageUser names one recipient key (of a message or a document).
 type MessageUser struct{ MessageID, UserID string }
+
+// splitPairs returns the distinct object ids and user ids of pairs. The pairs
+// of one response almost always share the user, so querying by both lists and
+// keeping what matches works the same on both dialects.
+func splitPairs(pairs []MessageUser) (ids, users []string) {
+	seenU := map[string]bool{}
+	seenID := map[string]bool{}
+	for _, p := range pairs {
+		if !seenID[p.MessageID] {
+			seenID[p.MessageID] = true
+			ids = append(ids, p.MessageID)
+		}
+		if !seenU[p.UserID] {
+			seenU[p.UserID] = true
+			users = append(users, p.UserID)
+		}
+	}
+	return ids, users
+}
 
 // DeleteMessage turns a message into a tombstone: the ciphertext and every
 // wrapped key are erased, the row stays so history keeps its shape.

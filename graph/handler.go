@@ -52,7 +52,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		cfg.MaxBodySize = 1 << 20
 	}
 	if cfg.MaxUploadSize <= 0 {
-		cfg.MaxUploadSize = 10 << 20
+		cfg.MaxUploadSize = 11 << 20 // a 10 MiB file plus the operation's JSON
 	}
 	if cfg.WSReadLimit <= 0 {
 		cfg.WSReadLimit = 1 << 20

@@ -19,6 +19,7 @@ func New() *migrate.Migrations {
 	// bun names a Go migration after the file that registers it, so each
 	// migration file has its own register function.
 	registerInitial(ms)
+	registerDocuments(ms)
 	return ms
 }
 

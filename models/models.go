@@ -127,3 +127,43 @@ func (k *RecipientKey) KemCiphertext() string { return base64.StdEncoding.Encode
 
 // WrappedKey is the wrapped content key as base64.
 func (k *RecipientKey) WrappedKey() string { return base64.StdEncoding.EncodeToString(k.WrappedBytes) }
+
+// Document is an encrypted file. Its ciphertext lives in blob storage; the
+// row holds the metadata and the envelope's nonce, and each recipient has a
+// DocumentKey.
+type Document struct {
+	bun.BaseModel `bun:"table:documents"`
+
+	ID           string  `bun:"id,pk"`
+	Conversation string  `bun:"conversation,notnull"`
+	RoomID       *string `bun:"room_id"`
+	UploaderID   string  `bun:"uploader_id,notnull"`
+	RecipientID  *string `bun:"recipient_id"`
+	Name         string  `bun:"name,notnull"`
+	MimeType     string  `bun:"mime_type,notnull"`
+	Size         int     `bun:"size,notnull"`
+	NonceBytes   []byte  `bun:"nonce,notnull"`
+	CreatedAt    Time    `bun:"created_at,notnull"`
+
+	// Keys is filled right after an upload.
+	Keys []*DocumentKey `bun:"-"`
+}
+
+// Nonce is the AES-GCM nonce as base64.
+func (d *Document) Nonce() string { return base64.StdEncoding.EncodeToString(d.NonceBytes) }
+
+// DocumentKey is a document's content key wrapped for one recipient.
+type DocumentKey struct {
+	bun.BaseModel `bun:"table:document_keys"`
+
+	DocumentID   string `bun:"document_id,pk"`
+	UserID       string `bun:"user_id,pk"`
+	KeyID        string `bun:"key_id,notnull"`
+	KEMBytes     []byte `bun:"kem_ciphertext,notnull"`
+	WrappedBytes []byte `bun:"wrapped_key,notnull"`
+}
+
+// AsRecipientKey presents a document key as the API's RecipientKey.
+func (k *DocumentKey) AsRecipientKey() *RecipientKey {
+	return &RecipientKey{MessageID: k.DocumentID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMBytes, WrappedBytes: k.WrappedBytes}
+}

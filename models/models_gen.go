@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 type AuthPayload struct {
@@ -74,9 +76,24 @@ type SendMessageInput struct {
 	Ciphertext  string               `json:"ciphertext"`
 	Nonce       string               `json:"nonce"`
 	Keys        []*RecipientKeyInput `json:"keys"`
+	// A document of the same conversation to attach.
+	AttachmentID *string `json:"attachmentId,omitempty"`
 }
 
 type Subscription struct {
+}
+
+type UploadDocumentInput struct {
+	// Client-generated lower-case UUID; it enters the envelope's aad.
+	ID          string  `json:"id"`
+	RoomID      *string `json:"roomId,omitempty"`
+	RecipientID *string `json:"recipientId,omitempty"`
+	Name        string  `json:"name"`
+	MimeType    string  `json:"mimeType"`
+	// The AES-256-GCM ciphertext of the file, at most 10 MiB.
+	File  graphql.Upload       `json:"file"`
+	Nonce string               `json:"nonce"`
+	Keys  []*RecipientKeyInput `json:"keys"`
 }
 
 type KeyAlgorithm string

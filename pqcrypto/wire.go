@@ -105,10 +105,16 @@ func ValidateWire(w WireEnvelope, algOf func(keyID string) (Algorithm, bool)) (*
 	if err != nil {
 		return nil, err
 	}
+	return ValidateDetached(ct, w.Nonce, w.Keys, algOf)
+}
+
+// ValidateDetached is ValidateWire for an envelope whose ciphertext travels
+// apart from the rest, raw: a document's file part.
+func ValidateDetached(ct []byte, nonceB64 string, keys []WireRecipientKey, algOf func(keyID string) (Algorithm, bool)) (*Envelope, error) {
 	if len(ct) < tagSize {
 		return nil, &ValidationError{"ciphertext", fmt.Sprintf("must be at least %d bytes, got %d (shorter than the GCM tag)", tagSize, len(ct))}
 	}
-	nonce, err := decodeField("nonce", w.Nonce)
+	nonce, err := decodeField("nonce", nonceB64)
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +122,9 @@ func ValidateWire(w WireEnvelope, algOf func(keyID string) (Algorithm, bool)) (*
 		return nil, &ValidationError{"nonce", fmt.Sprintf("must be %d bytes, got %d", NonceSize, len(nonce))}
 	}
 
-	env := &Envelope{Ciphertext: ct, Nonce: nonce, Keys: make([]RecipientKey, len(w.Keys))}
-	seen := make(map[string]int, len(w.Keys))
-	for i, k := range w.Keys {
+	env := &Envelope{Ciphertext: ct, Nonce: nonce, Keys: make([]RecipientKey, len(keys))}
+	seen := make(map[string]int, len(keys))
+	for i, k := range keys {
 		field := func(name string) string { return fmt.Sprintf("keys[%d].%s", i, name) }
 		if !IsCanonicalUUID(k.UserID) {
 			return nil, &ValidationError{field("userId"), fmt.Sprintf("%q is not a lower-case canonical UUID", k.UserID)}

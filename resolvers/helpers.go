@@ -26,6 +26,8 @@ const (
 	maxIDsPerQuery = 100
 	maxMarkRead    = 500
 	maxRoomMembers = 1000
+	// maxRoomDocuments bounds Room.documents, newest first.
+	maxRoomDocuments = 200
 )
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)

@@ -19,6 +19,8 @@ type Loaders struct {
 	Rooms        *dataloadgen.Loader[string, *models.Room]
 	Members      *dataloadgen.Loader[string, []*models.RoomMember]
 	RecipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
+	Documents    *dataloadgen.Loader[string, *models.Document]
+	DocumentKey  *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
 }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
@@ -55,6 +57,16 @@ func newLoaders(s *db.Store) *Loaders {
 			ks, err := s.RecipientKeys(ctx, pairs)
 			return index(ks, func(k *models.RecipientKey) db.MessageUser {
 				return db.MessageUser{MessageID: k.MessageID, UserID: k.UserID}
+			}), err
+		}, opt),
+		Documents: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.Document, error) {
+			ds, err := s.DocumentsByIDs(ctx, ids)
+			return index(ds, func(d *models.Document) string { return d.ID }), err
+		}, opt),
+		DocumentKey: dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.DocumentKey, error) {
+			ks, err := s.DocumentKeys(ctx, pairs)
+			return index(ks, func(k *models.DocumentKey) db.MessageUser {
+				return db.MessageUser{MessageID: k.DocumentID, UserID: k.UserID}
 			}), err
 		}, opt),
 	}

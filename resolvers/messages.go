@@ -101,7 +101,7 @@ func nonNil(s []string) []string {
 
 // contentHash identifies what a client sent under a message id, so that a retry
 // can be told apart from a clash.
-func contentHash(conv string, env *pqcrypto.Envelope) []byte {
+func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [8]byte
@@ -110,6 +110,11 @@ func contentHash(conv string, env *pqcrypto.Envelope) []byte {
 		h.Write(b)
 	}
 	field([]byte(conv))
+	if attachment != nil {
+		field([]byte(*attachment))
+	} else {
+		field(nil)
+	}
 	field(env.Ciphertext)
 	field(env.Nonce)
 	keys := slices.Clone(env.Keys)
@@ -152,18 +157,18 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 		return a, ok
 	})
 	if err != nil {
-		var ve *pqcrypto.ValidationError
-		if errors.As(err, &ve) {
-			return nil, &models.Error{Kind: models.ErrInvalid, Message: ve.Error(), Extensions: map[string]any{"field": ve.Field}}
-		}
-		return nil, models.Invalid("envelope: %v", err)
+		return nil, envelopeError(err)
 	}
 	if err := checkRecipients(env.Keys, want); err != nil {
 		return nil, err
 	}
+	if err := r.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
+		return nil, err
+	}
 	m := &models.Message{
 		ID: in.ID, Conversation: conv, RoomID: in.RoomID, SenderID: u.ID, RecipientID: in.RecipientID,
-		CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, ContentHash: contentHash(conv, env), CreatedAt: models.Now(),
+		CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, AttachmentID: in.AttachmentID,
+		ContentHash: contentHash(conv, in.AttachmentID, env), CreatedAt: models.Now(),
 	}
 	keys := make([]*models.RecipientKey, len(env.Keys))
 	for i, k := range env.Keys {

@@ -21,6 +21,7 @@ type Resolver struct {
 	auth     *auth.Authenticator
 	broker   broker.Broker
 	presence presence.Tracker
+	blobs    BlobStore
 	log      *slog.Logger
 	// members caches "is user U in room R" for the re-check done on every live
 	// event; this process's membership changes evict entries at once, the TTL
@@ -34,11 +35,16 @@ type Deps struct {
 	Auth     *auth.Authenticator
 	Broker   broker.Broker
 	Presence presence.Tracker
-	Log      *slog.Logger
+	// Blobs keeps document ciphertexts; nil means the database.
+	Blobs BlobStore
+	Log   *slog.Logger
 }
 
 // New builds the Resolver.
 func New(d Deps) *Resolver {
+	if d.Blobs == nil {
+		d.Blobs = d.Store.Blobs()
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -47,6 +53,7 @@ func New(d Deps) *Resolver {
 		auth:     d.Auth,
 		broker:   d.Broker,
 		presence: d.Presence,
+		blobs:    d.Blobs,
 		log:      d.Log,
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,

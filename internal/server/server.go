@@ -48,7 +48,8 @@ func New(d Deps) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", authenticate(d.Auth, d.Log, graph.LimitBody(1<<20, 10<<20, gql)))
+	mux.Handle("/graphql", authenticate(d.Auth, d.Log, graph.LimitBody(1<<20, resolvers.MaxDocumentSize+1<<20, gql)))
+	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log)))
 	mux.Handle("GET /{$}", playground.Handler("QChat", "/graphql"))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{

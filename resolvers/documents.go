@@ -1,0 +1,205 @@
+package resolvers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// BlobStore keeps document ciphertexts. The database implementation
+// (db.Blobs) lets every instance serve every file; a filesystem or S3 store can
+// implement the same three calls.
+type BlobStore interface {
+	Put(ctx context.Context, id string, data []byte) error
+	Get(ctx context.Context, id string) (io.ReadCloser, int64, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// MaxDocumentSize is the largest ciphertext a document may have.
+const MaxDocumentSize = 10 << 20
+
+// AllowedMimeTypes are the file types QChat accepts, as the product always has.
+var allowedMimeTypes = map[string]bool{
+	"image/jpeg":         true,
+	"image/png":          true,
+	"image/gif":          true,
+	"image/webp":         true,
+	"application/pdf":    true,
+	"application/msword": true,
+	"application/vnd.openxmlformats-officedocument.wordprocessingml.document": true,
+	"text/plain": true,
+}
+
+func checkDocumentName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 255 {
+		return "", models.Invalid("name: 1 to 255 characters of valid UTF-8")
+	}
+	if strings.ContainsAny(name, `/\`) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", models.Invalid("name: must not contain path separators or control characters")
+	}
+	return name, nil
+}
+
+func (r *Resolver) uploadDocument(ctx context.Context, u *models.User, in models.UploadDocumentInput) (*models.Document, error) {
+	if err := checkID("id", in.ID); err != nil {
+		return nil, err
+	}
+	name, err := checkDocumentName(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	mime := strings.ToLower(strings.TrimSpace(in.MimeType))
+	if !allowedMimeTypes[mime] {
+		return nil, models.Invalid("mimeType: %q is not accepted (images, PDF, Word documents and plain text are)", in.MimeType)
+	}
+	if in.File.Size > MaxDocumentSize {
+		return nil, models.Invalid("file: %d bytes is over the %d-byte limit", in.File.Size, MaxDocumentSize)
+	}
+	conv, want, err := r.conversationOf(ctx, u, in.RoomID, in.RecipientID)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(in.File.File, MaxDocumentSize+1))
+	if err != nil {
+		return nil, models.Invalid("file: could not be read: %v", err)
+	}
+	if len(data) > MaxDocumentSize {
+		return nil, models.Invalid("file: over the %d-byte limit", MaxDocumentSize)
+	}
+	algs := make(map[string]pqcrypto.Algorithm, len(want))
+	for _, w := range want {
+		algs[w.KeyID] = pqcrypto.Algorithm(w.Algorithm)
+	}
+	wk := make([]pqcrypto.WireRecipientKey, len(in.Keys))
+	for i, k := range in.Keys {
+		wk[i] = pqcrypto.WireRecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMCiphertext: k.KemCiphertext, WrappedKey: k.WrappedKey}
+	}
+	env, err := pqcrypto.ValidateDetached(data, in.Nonce, wk, func(id string) (pqcrypto.Algorithm, bool) {
+		a, ok := algs[id]
+		return a, ok
+	})
+	if err != nil {
+		return nil, envelopeError(err)
+	}
+	if err := checkRecipients(env.Keys, want); err != nil {
+		return nil, err
+	}
+	d := &models.Document{
+		ID: in.ID, Conversation: conv, RoomID: in.RoomID, UploaderID: u.ID, RecipientID: in.RecipientID,
+		Name: name, MimeType: mime, Size: len(data), NonceBytes: env.Nonce, CreatedAt: models.Now(),
+	}
+	keys := make([]*models.DocumentKey, len(env.Keys))
+	for i, k := range env.Keys {
+		keys[i] = &models.DocumentKey{DocumentID: d.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}
+	}
+	if err := r.store.InsertDocument(ctx, d, keys); err != nil {
+		if errors.Is(err, models.ErrConflict) {
+			return nil, models.Conflict("document id %s is taken", d.ID)
+		}
+		return nil, err
+	}
+	if err := r.blobs.Put(ctx, d.ID, data); err != nil {
+		// Undo the metadata so nothing half-written remains.
+		if derr := r.store.DeleteDocument(context.WithoutCancel(ctx), d.ID); derr != nil {
+			r.log.ErrorContext(ctx, "undo document after blob failure", "document_id", d.ID, "err", derr)
+		}
+		return nil, fmt.Errorf("store document blob: %w", err)
+	}
+	d.Keys = keys
+	r.log.InfoContext(ctx, "document uploaded", "user_id", u.ID, "document_id", d.ID, "size", d.Size)
+	return d, nil
+}
+
+// canSeeDocument says whether userID may read document d.
+func (r *Resolver) canSeeDocument(ctx context.Context, d *models.Document, userID string) bool {
+	if d.RoomID != nil {
+		return r.isMember(ctx, *d.RoomID, userID)
+	}
+	return d.UploaderID == userID || (d.RecipientID != nil && *d.RecipientID == userID)
+}
+
+// visibleDocument loads a document the caller may read; anything else is
+// NOT_FOUND.
+func (r *Resolver) visibleDocument(ctx context.Context, u *models.User, id string) (*models.Document, error) {
+	if err := checkID("id", id); err != nil {
+		return nil, err
+	}
+	d, err := r.store.DocumentByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !r.canSeeDocument(ctx, d, u.ID) {
+		return nil, models.NotFound("document")
+	}
+	return d, nil
+}
+
+func (r *Resolver) deleteDocument(ctx context.Context, u *models.User, id string) error {
+	d, err := r.visibleDocument(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if d.UploaderID != u.ID {
+		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "document_id", id, "action", "deleteDocument")
+		return models.Forbidden("only the uploader can delete a document")
+	}
+	if err := r.store.DeleteDocument(ctx, id); err != nil {
+		return err
+	}
+	if err := r.blobs.Delete(ctx, id); err != nil {
+		r.log.WarnContext(ctx, "delete document blob", "document_id", id, "err", err)
+	}
+	return nil
+}
+
+// OpenDocument streams a document's ciphertext to a user allowed to read it;
+// the HTTP download route calls it.
+func (r *Resolver) OpenDocument(ctx context.Context, u *models.User, id string) (*models.Document, io.ReadCloser, int64, error) {
+	d, err := r.visibleDocument(ctx, u, id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	rc, n, err := r.blobs.Get(ctx, id)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return d, rc, n, nil
+}
+
+// attachmentFor checks that a message's attachment is a document of the same
+// conversation.
+func (r *Resolver) attachmentFor(ctx context.Context, conv string, id *string) error {
+	if id == nil {
+		return nil
+	}
+	if err := checkID("attachmentId", *id); err != nil {
+		return err
+	}
+	d, err := r.store.DocumentByID(ctx, *id)
+	if err != nil || d.Conversation != conv {
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			return err
+		}
+		return models.Invalid("attachmentId: no document of this conversation has that id")
+	}
+	return nil
+}
+
+func envelopeError(err error) error {
+	var ve *pqcrypto.ValidationError
+	if errors.As(err, &ve) {
+		return &models.Error{Kind: models.ErrInvalid, Message: ve.Error(), Extensions: map[string]any{"field": ve.Field}}
+	}
+	return models.Invalid("envelope: %v", err)
+}
+
+var _ BlobStore = (*db.Blobs)(nil)
