@@ -1,8 +1,8 @@
 package db
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"io"
 
 	"github.com/uptrace/bun"

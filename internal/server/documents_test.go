@@ -65,7 +65,9 @@ func TestDocuments(t *testing.T) {
 			if !bytes.Equal(openDocument(t, bob, got.Document, alice.ID, room.ID, body), pdf) {
 				t.Fatal("bob's copy differs")
 			}
-			var docs struct{ Room struct{ Documents []struct{ ID string } } }
+			var docs struct {
+				Room struct{ Documents []struct{ ID string } }
+			}
 			srv.MustDo(t, bob.Token, `query($r: ID!) { room(id: $r) { documents { id } } }`, map[string]any{"r": room.ID}, &docs)
 			if len(docs.Room.Documents) != 1 || docs.Room.Documents[0].ID != id {
 				t.Fatalf("room documents %+v", docs)
