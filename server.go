@@ -18,11 +18,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joho/godotenv"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/observability/dbhook"
+	"github.com/qchat/qchat/internal/observability/logging"
+	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/internal/server"
 	"github.com/qchat/qchat/resolvers"
 )
@@ -31,6 +38,11 @@ import (
 var version = "dev"
 
 func main() {
+	// A .env file fills in variables the environment does not set.
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintln(os.Stderr, "qchat: .env:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
@@ -51,7 +63,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	log, closeLog, err := logging.New(logging.Config{Production: cfg.Production(), Level: cfg.LogLevel, Dir: cfg.LogDir, Stdout: stderr})
+	if err != nil {
+		return &config.Error{Var: "LOG_DIR", Want: err.Error()}
+	}
+	defer closeLog.Close()
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -69,18 +85,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Production() {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
-	return db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, db.Options{MaxOpenConns: cfg.DBPoolMax, MaxIdleConns: cfg.DBPoolMin})
+	return db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, db.Options{
+		MaxOpenConns: cfg.DBPoolMax, MaxIdleConns: cfg.DBPoolMin,
+		ConnMaxLifetime: cfg.DBConnMaxLifetime, ConnMaxIdleTime: cfg.DBConnMaxIdleTime,
+	})
 }
 
 func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
@@ -127,52 +136,91 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	started := time.Now()
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.AddQueryHook(dbhook.New(log, cfg.DBSlowQuery))
 	if err := store.Migrate(ctx); err != nil {
 		return err
+	}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	if err := m.RegisterDBStats(store.Stats); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	defer authn.Close()
 	brk := broker.NewMemory(0)
 	defer brk.Close()
-	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log})
+	if err := m.RegisterBrokerStats(brk.Stats); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	res := resolvers.New(resolvers.Deps{
+		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log, Observer: m,
+		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
+		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
+		MaxSubscriptions: cfg.WSMaxSubsPerConn,
+	})
 	defer res.Close()
-	handler := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: time.Now()})
-
+	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m})
+	if err != nil {
+		return err
+	}
 	go pruneSessions(ctx, store, log, time.Hour)
 
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
 	if err != nil {
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
+	hs := &http.Server{
+		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // a 10 MiB upload on a slow link
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
 	fmt.Fprintf(stdout, "QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\n", version, ln.Addr())
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimout)
+	return shutdown(hs, srv, brk, log, cfg.ShutdownTimout)
+}
+
+// shutdown stops in order: readiness turns 503 and websockets get 1001 at once,
+// the listener stops accepting, requests in flight finish, then the broker
+// closes (the store closes when serve returns). Past the timeout it gives up
+// with an error, so the process exits non-zero.
+func shutdown(hs *http.Server, srv *server.Server, brk *broker.Memory, log *slog.Logger, timeout time.Duration) error {
+	log.Info("shutting down", "timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	_ = brk.Close() // ends every subscription so websockets can finish
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	srv.BeginShutdown()
+	errs := make(chan error, 2)
+	go func() { errs <- hs.Shutdown(ctx) }()
+	go func() { errs <- srv.WaitWebsockets(ctx) }()
+	var err error
+	for range 2 {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
 	}
+	_ = brk.Close()
+	if err != nil {
+		_ = hs.Close()
+		return fmt.Errorf("graceful shutdown did not finish within SHUTDOWN_TIMEOUT %s: %w", timeout, err)
+	}
+	log.Info("shutdown complete")
 	return nil
 }
 

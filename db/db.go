@@ -252,3 +252,12 @@ func oneLine(err error) string {
 }
 
 func isConflict(err error) bool { return errors.Is(err, models.ErrConflict) }
+
+// AddQueryHook installs a bun query hook (slow-query and error logging) on
+// every handle of the store.
+func (s *Store) AddQueryHook(h bun.QueryHook) {
+	s.w.AddQueryHook(h)
+	if s.r != s.w {
+		s.r.AddQueryHook(h)
+	}
+}

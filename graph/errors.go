@@ -45,6 +45,9 @@ var errPanic = errors.New("panic")
 // in full under the request id and reaches the client only as
 // INTERNAL_SERVER_ERROR with that id.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var de *models.Error
@@ -75,6 +78,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		// gqlgen's own errors (parse, validation, argument coercion) already carry
 		// a code and a message that is safe to show.
 		if _, ok := gerr.Extensions["code"]; ok && !errors.Is(err, errPanic) {
+			return gerr
+		}
+		// gqlgen's own protocol errors (an undecodable body, a bad multipart
+		// map) are gqlerrors that wrap nothing: the client's fault.
+		var ge *gqlerror.Error
+		if errors.As(err, &ge) && ge.Err == nil && !errors.Is(err, errPanic) {
+			gerr.Extensions = map[string]any{"code": CodeBadUserInput}
 			return gerr
 		}
 		if errors.Is(err, context.Canceled) {

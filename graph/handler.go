@@ -36,6 +36,9 @@ type HandlerConfig struct {
 	MaxBodySize   int64
 	// WSReadLimit bounds one websocket frame.
 	WSReadLimit int64
+	// ShuttingDown reports a graceful shutdown: sockets closed then say 1001
+	// (going away), so clients reconnect elsewhere instead of giving up.
+	ShuttingDown func() bool
 }
 
 // websocketForbidden is the close code graphql-transport-ws uses for a refused
@@ -60,10 +63,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv := handler.New(cfg.Schema)
 	readLimit := cfg.WSReadLimit
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
-			OriginPatterns:  cfg.OriginPatterns,
-			CompressionMode: coderws.CompressionDisabled,
-		}},
+		Implementation: goingAway{
+			inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+				OriginPatterns:  cfg.OriginPatterns,
+				CompressionMode: coderws.CompressionDisabled,
+			}},
+			shuttingDown: cfg.ShuttingDown,
+		},
 		InitTimeout:           10 * time.Second,
 		KeepAlivePingInterval: 15 * time.Second,
 		PayloadReadLimit:      &readLimit,
@@ -92,7 +98,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: cfg.MaxUploadSize, MaxMemory: 1 << 20})
 
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// Parsed documents are cached by query text; 256 bounds the memory even for
+	// documents near the 1 MiB body limit.
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))
 	if cfg.Introspection {
@@ -117,4 +125,34 @@ func LimitBody(maxJSON, maxUpload int64, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// goingAway wraps the websocket implementation so that a close during a
+// graceful shutdown carries 1001 (going away) instead of gqlgen's 1000.
+type goingAway struct {
+	inner        transport.WebsocketImplementation
+	shuttingDown func() bool
+}
+
+func (g goingAway) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	conn, err := g.inner.Accept(w, r, opts)
+	if err != nil || g.shuttingDown == nil {
+		return conn, err
+	}
+	return goingAwayConn{WebsocketConn: conn, shuttingDown: g.shuttingDown}, nil
+}
+
+type goingAwayConn struct {
+	transport.WebsocketConn
+	shuttingDown func() bool
+}
+
+// websocketGoingAway is RFC 6455's 1001.
+const websocketGoingAway = 1001
+
+func (c goingAwayConn) WriteClose(code int, msg string) error {
+	if c.shuttingDown() && code == transport.WebsocketCloseNormalClosure {
+		return c.WebsocketConn.WriteClose(websocketGoingAway, "server shutting down")
+	}
+	return c.WebsocketConn.WriteClose(code, msg)
 }

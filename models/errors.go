@@ -46,3 +46,20 @@ func Forbidden(format string, args ...any) error {
 func Conflict(format string, args ...any) error {
 	return &Error{Kind: ErrConflict, Message: fmt.Sprintf(format, args...)}
 }
+
+// Reason is a short, log-safe name for an error's kind.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return "invalid"
+	case errors.Is(err, ErrConflict):
+		return "conflict"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, ErrUnauthenticated):
+		return "unauthenticated"
+	}
+	return "error"
+}

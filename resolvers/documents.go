@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -149,7 +150,7 @@ func (r *Resolver) deleteDocument(ctx context.Context, u *models.User, id string
 		return err
 	}
 	if d.UploaderID != u.ID {
-		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "document_id", id, "action", "deleteDocument")
+		r.security(ctx, slog.LevelWarn, "forbidden", "document_id", id, "action", "deleteDocument")
 		return models.Forbidden("only the uploader can delete a document")
 	}
 	if err := r.store.DeleteDocument(ctx, id); err != nil {

@@ -248,12 +248,18 @@ func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Co
 	if err != nil {
 		return nil, err
 	}
+	release, err := r.acquireSubscription(ctx)
+	if err != nil {
+		return nil, err
+	}
 	in, err := r.broker.Subscribe(ctx, broker.UserTopic(u.ID))
 	if err != nil {
+		release()
 		return nil, err
 	}
 	out := make(chan T, 1)
 	go func() {
+		defer release()
 		defer close(out)
 		for ev := range in {
 			v, ok := pick(ctx, ev)

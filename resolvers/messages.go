@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"slices"
 	"sort"
 
@@ -179,6 +180,7 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 		return nil, err
 	}
 	if !existed {
+		r.obs.MessageSent()
 		users := make([]string, len(want))
 		for i, w := range want {
 			users[i] = w.UserID
@@ -209,7 +211,7 @@ func (r *Resolver) deleteMessage(ctx context.Context, u *models.User, id string)
 		return err
 	}
 	if m.SenderID != u.ID {
-		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "message_id", id, "action", "deleteMessage")
+		r.security(ctx, slog.LevelWarn, "forbidden", "message_id", id, "action", "deleteMessage")
 		return models.Forbidden("only the sender can delete a message")
 	}
 	if m.Deleted() {

@@ -3,11 +3,15 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/clientip"
+	"github.com/qchat/qchat/internal/observability/logging"
+	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/models"
 )
 
@@ -15,6 +19,11 @@ import (
 // ({"authToken": "..."} or {"Authorization": "Bearer ..."}) and marks the user
 // online.
 func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
+	if res, err := r.wsInitLimit.Take(ctx, clientip.From(ctx)); err == nil && !res.Allowed {
+		r.obs.RateLimited("ws_init")
+		r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", "ws_init")
+		return ctx, errors.New(ratelimit.Message(res))
+	}
 	token := payload.GetString("authToken")
 	if token == "" {
 		token = auth.BearerToken(payload.Authorization())
@@ -24,13 +33,15 @@ func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayl
 	}
 	u, err := r.auth.Authenticate(ctx, token)
 	if err != nil {
-		r.log.WarnContext(ctx, "security: websocket refused", "event", "ws_unauthorized")
+		r.security(ctx, slog.LevelWarn, "ws_unauthorized")
 		return ctx, errors.New("invalid or expired token")
 	}
 	if r.presence.Connect(u.ID) {
 		r.announce(ctx, u.ID, true)
 	}
-	return auth.WithUser(ctx, u, token), nil
+	r.obs.WebsocketOpened()
+	logging.SetUser(ctx, u.ID)
+	return withSubscriptionCounter(auth.WithUser(ctx, u, token)), nil
 }
 
 // WebsocketClose marks the user of an authenticated socket offline when its
@@ -40,6 +51,7 @@ func (r *Resolver) WebsocketClose(ctx context.Context) {
 	if u == nil {
 		return
 	}
+	r.obs.WebsocketClosed()
 	if r.presence.Disconnect(u.ID) {
 		r.announce(context.WithoutCancel(ctx), u.ID, false)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/ratelimit"
 )
 
 // Resolver holds the dependencies of every resolver. It is built once in run().
@@ -23,6 +24,12 @@ type Resolver struct {
 	presence presence.Tracker
 	blobs    BlobStore
 	log      *slog.Logger
+	obs      Observer
+	// authLimit counts failed logins and registrations per client IP.
+	authLimit ratelimit.Limiter
+	// wsInitLimit counts connection_init attempts per client IP.
+	wsInitLimit ratelimit.Limiter
+	maxSubs     int
 	// members caches "is user U in room R" for the re-check done on every live
 	// event; this process's membership changes evict entries at once, the TTL
 	// bounds staleness otherwise.
@@ -38,6 +45,13 @@ type Deps struct {
 	// Blobs keeps document ciphertexts; nil means the database.
 	Blobs BlobStore
 	Log   *slog.Logger
+	// Observer counts events for metrics; nil counts nothing.
+	Observer Observer
+	// AuthLimiter and WSInitLimiter are keyed by client IP; nil disables them.
+	AuthLimiter   ratelimit.Limiter
+	WSInitLimiter ratelimit.Limiter
+	// MaxSubscriptions caps the subscriptions of one websocket; 0 is no cap.
+	MaxSubscriptions int
 }
 
 // New builds the Resolver.
@@ -45,16 +59,29 @@ func New(d Deps) *Resolver {
 	if d.Blobs == nil {
 		d.Blobs = d.Store.Blobs()
 	}
+	if d.Observer == nil {
+		d.Observer = noObserver{}
+	}
+	if d.AuthLimiter == nil {
+		d.AuthLimiter = ratelimit.NewMemory(0, 0, nil)
+	}
+	if d.WSInitLimiter == nil {
+		d.WSInitLimiter = ratelimit.NewMemory(0, 0, nil)
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{
-		store:    d.Store,
-		auth:     d.Auth,
-		broker:   d.Broker,
-		presence: d.Presence,
-		blobs:    d.Blobs,
-		log:      d.Log,
+		store:       d.Store,
+		auth:        d.Auth,
+		broker:      d.Broker,
+		presence:    d.Presence,
+		blobs:       d.Blobs,
+		log:         d.Log,
+		obs:         d.Observer,
+		authLimit:   d.AuthLimiter,
+		wsInitLimit: d.WSInitLimiter,
+		maxSubs:     d.MaxSubscriptions,
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/qchat/qchat/models"
 )
@@ -66,7 +67,7 @@ func (r *Resolver) createRoom(ctx context.Context, u *models.User, in models.Cre
 		r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &uid)
 	}
 	r.forgetMember(room.ID, u.ID)
-	r.log.InfoContext(ctx, "security: room created", "event", "room_created", "user_id", u.ID, "room_id", room.ID)
+	r.security(ctx, slog.LevelInfo, "room_created", "room_id", room.ID)
 	return room, nil
 }
 
@@ -88,7 +89,7 @@ func (r *Resolver) joinRoom(ctx context.Context, u *models.User, code string) (*
 		return nil, err
 	}
 	r.forgetMember(room.ID, u.ID)
-	r.log.InfoContext(ctx, "security: room joined", "event", "member_joined", "user_id", u.ID, "room_id", room.ID)
+	r.security(ctx, slog.LevelInfo, "member_joined", "room_id", room.ID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &u.ID)
 	return room, nil
 }
@@ -112,7 +113,7 @@ func (r *Resolver) addMember(ctx context.Context, u *models.User, roomID, userID
 		return nil, err
 	}
 	if m.Role != models.RoomRoleOwner && m.Role != models.RoomRoleAdmin {
-		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "room_id", roomID, "action", "addRoomMember")
+		r.security(ctx, slog.LevelWarn, "forbidden", "room_id", roomID, "action", "addRoomMember")
 		return nil, models.Forbidden("only the owner or an admin can add members")
 	}
 	if err := checkID("userId", userID); err != nil {
@@ -130,7 +131,7 @@ func (r *Resolver) addMember(ctx context.Context, u *models.User, roomID, userID
 		return nil, err
 	}
 	r.forgetMember(roomID, userID)
-	r.log.InfoContext(ctx, "security: member added", "event", "member_added", "user_id", u.ID, "room_id", roomID, "member_id", userID)
+	r.security(ctx, slog.LevelInfo, "member_added", "room_id", roomID, "member_id", userID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &userID)
 	return room, nil
 }
@@ -152,7 +153,7 @@ func (r *Resolver) removeMember(ctx context.Context, u *models.User, roomID, use
 		case m.Role == models.RoomRoleOwner:
 		case m.Role == models.RoomRoleAdmin && target.Role == models.RoomRoleMember:
 		default:
-			r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "room_id", roomID, "action", "removeRoomMember")
+			r.security(ctx, slog.LevelWarn, "forbidden", "room_id", roomID, "action", "removeRoomMember")
 			return nil, models.Forbidden("only the owner, or an admin for plain members, can remove others")
 		}
 	}
@@ -161,7 +162,7 @@ func (r *Resolver) removeMember(ctx context.Context, u *models.User, roomID, use
 		return nil, err
 	}
 	r.forgetMember(roomID, userID)
-	r.log.InfoContext(ctx, "security: member removed", "event", "member_removed", "user_id", u.ID, "room_id", roomID, "member_id", userID)
+	r.security(ctx, slog.LevelInfo, "member_removed", "room_id", roomID, "member_id", userID)
 	if deleted {
 		r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, nil, userID)
 		return room, nil
@@ -181,7 +182,7 @@ func (r *Resolver) ownedRoom(ctx context.Context, u *models.User, roomID, action
 		return nil, err
 	}
 	if m.Role != models.RoomRoleOwner {
-		r.log.WarnContext(ctx, "security: unauthorized", "event", "forbidden", "user_id", u.ID, "room_id", roomID, "action", action)
+		r.security(ctx, slog.LevelWarn, "forbidden", "room_id", roomID, "action", action)
 		return nil, models.Forbidden("only the room's owner can %s", action)
 	}
 	return room, nil
@@ -218,7 +219,7 @@ func (r *Resolver) deleteRoom(ctx context.Context, u *models.User, roomID string
 	for _, id := range audience {
 		r.forgetMember(roomID, id)
 	}
-	r.log.InfoContext(ctx, "security: room deleted", "event", "room_deleted", "user_id", u.ID, "room_id", roomID)
+	r.security(ctx, slog.LevelInfo, "room_deleted", "room_id", roomID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, &u.ID, audience...)
 	return nil
 }
@@ -263,7 +264,7 @@ func (r *Resolver) setRole(ctx context.Context, u *models.User, roomID, userID s
 	if err := r.store.SetRole(ctx, roomID, userID, role); err != nil {
 		return nil, err
 	}
-	r.log.InfoContext(ctx, "security: role changed", "event", "role_changed", "user_id", u.ID, "room_id", roomID, "member_id", userID, "role", role)
+	r.security(ctx, slog.LevelInfo, "role_changed", "room_id", roomID, "member_id", userID, "role", role)
 	r.publishRoomEvent(ctx, models.RoomEventTypeRoleChanged, room, &userID)
 	return room, nil
 }

@@ -8,6 +8,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"log/slog"
 
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
@@ -17,6 +18,19 @@ import (
 
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
+	if err := r.checkAuthLimit(ctx); err != nil {
+		return nil, err
+	}
+	p, err := r.register(ctx, input)
+	if err != nil {
+		r.authFailed(ctx)
+		r.security(ctx, slog.LevelWarn, "register_failed", "reason", models.Reason(err))
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
 	if !usernameRE.MatchString(input.Username) {
 		return nil, models.Invalid("username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
 	}
@@ -39,22 +53,26 @@ func (r *mutationResolver) Register(ctx context.Context, input models.RegisterIn
 	if err := r.store.CreateUser(ctx, u, key); err != nil {
 		return nil, err
 	}
-	r.log.InfoContext(ctx, "security: user registered", "event", "register", "user_id", u.ID)
+	r.security(ctx, slog.LevelInfo, "register", "user_id", u.ID)
 	return r.issue(ctx, u)
 }
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, username string, password string) (*models.AuthPayload, error) {
+	if err := r.checkAuthLimit(ctx); err != nil {
+		return nil, err
+	}
 	u, err := r.store.UserByUsername(ctx, username)
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return nil, err
 	}
 	if !r.auth.CheckPassword(u, password) {
-		r.log.WarnContext(ctx, "security: login failed", "event", "login_failed")
+		r.authFailed(ctx)
+		r.security(ctx, slog.LevelWarn, "login_failed")
 		// One answer for an unknown user and a wrong password.
 		return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "invalid username or password"}
 	}
-	r.log.InfoContext(ctx, "security: login", "event", "login", "user_id", u.ID)
+	r.security(ctx, slog.LevelInfo, "login", "user_id", u.ID)
 	return r.issue(ctx, u)
 }
 
@@ -91,7 +109,7 @@ func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algo
 		return nil, err
 	}
 	r.auth.UpdateCachedUser(fresh)
-	r.log.InfoContext(ctx, "security: key rotated", "event", "key_rotated", "user_id", u.ID, "key_id", key.ID)
+	r.security(ctx, slog.LevelInfo, "key_rotated", "key_id", key.ID)
 	return fresh, nil
 }
 

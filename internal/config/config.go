@@ -4,6 +4,8 @@ package config
 
 import (
 	"fmt"
+
+	"github.com/qchat/qchat/internal/clientip"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +25,31 @@ type Config struct {
 	DBPoolMax int // DB_POOL_MAX
 	DBPoolMin int // DB_POOL_MIN
 
+	DBConnMaxLifetime time.Duration // DB_CONN_MAX_LIFETIME
+	DBConnMaxIdleTime time.Duration // DB_CONN_MAX_IDLE_TIME
+	DBSlowQuery       time.Duration // DB_SLOW_QUERY_MS
+
 	Introspection  bool          // GRAPHQL_INTROSPECTION (default: on outside production)
 	CORSOrigins    []string      // CORS_ORIGINS: comma-separated origins
 	ShutdownTimout time.Duration // SHUTDOWN_TIMEOUT
+	TrustProxy     string        // TRUST_PROXY: IPs, CIDRs, loopback, private
+
+	RateLimitMax        int           // RATE_LIMIT_MAX requests per client IP and window; 0 disables
+	RateLimitWindow     time.Duration // RATE_LIMIT_WINDOW
+	AuthRateLimitMax    int           // AUTH_RATE_LIMIT_MAX failed logins/registrations per IP and window; 0 disables
+	AuthRateLimitWindow time.Duration // AUTH_RATE_LIMIT_WINDOW
+
+	ComplexityLimit int // GRAPHQL_COMPLEXITY_LIMIT
+	DepthLimit      int // GRAPHQL_DEPTH_LIMIT
+	AliasLimit      int // GRAPHQL_ALIAS_LIMIT
+
+	WSMaxConnsPerIP  int // WS_MAX_CONNECTIONS_PER_IP
+	WSMaxSubsPerConn int // WS_MAX_SUBSCRIPTIONS
+	WSInitPerMinute  int // WS_INIT_RATE_LIMIT: connection_init attempts per IP and minute
+
+	LogDir       string // LOG_DIR: also write rotated log files here
+	HealthToken  string // HEALTH_TOKEN: bearer token for /health/detailed and /metrics (secret)
+	HealthPublic bool   // HEALTH_PUBLIC: expose them to anyone (default: outside production)
 }
 
 // Production says whether APP_ENV is production.
@@ -51,8 +75,33 @@ func Load(getenv func(string) string) (Config, error) {
 		DBPoolMin:      l.intRange("DB_POOL_MIN", 2, 0, 1000),
 		CORSOrigins:    l.list("CORS_ORIGINS"),
 		ShutdownTimout: l.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		TrustProxy:     l.str("TRUST_PROXY", ""),
+
+		DBConnMaxLifetime: l.duration("DB_CONN_MAX_LIFETIME", time.Hour),
+		DBConnMaxIdleTime: l.duration("DB_CONN_MAX_IDLE_TIME", 10*time.Minute),
+		DBSlowQuery:       time.Duration(l.intRange("DB_SLOW_QUERY_MS", 200, 0, 3_600_000)) * time.Millisecond,
+
+		RateLimitMax:        l.intRange("RATE_LIMIT_MAX", 100, 0, 100_000_000),
+		RateLimitWindow:     l.duration("RATE_LIMIT_WINDOW", 15*time.Minute),
+		AuthRateLimitMax:    l.intRange("AUTH_RATE_LIMIT_MAX", 5, 0, 100_000_000),
+		AuthRateLimitWindow: l.duration("AUTH_RATE_LIMIT_WINDOW", 15*time.Minute),
+
+		ComplexityLimit: l.intRange("GRAPHQL_COMPLEXITY_LIMIT", 2000, 0, 10_000_000),
+		DepthLimit:      l.intRange("GRAPHQL_DEPTH_LIMIT", 12, 0, 1000),
+		AliasLimit:      l.intRange("GRAPHQL_ALIAS_LIMIT", 30, 0, 100_000),
+
+		WSMaxConnsPerIP:  l.intRange("WS_MAX_CONNECTIONS_PER_IP", 50, 0, 1_000_000),
+		WSMaxSubsPerConn: l.intRange("WS_MAX_SUBSCRIPTIONS", 50, 0, 100_000),
+		WSInitPerMinute:  l.intRange("WS_INIT_RATE_LIMIT", 60, 0, 1_000_000),
+
+		LogDir:      l.str("LOG_DIR", ""),
+		HealthToken: l.str("HEALTH_TOKEN", ""),
 	}
+	c.HealthPublic = l.boolean("HEALTH_PUBLIC", c.Env != "production")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", c.Env != "production")
+	if _, err := clientip.ParseTrustProxy(c.TrustProxy); err != nil && l.err == nil {
+		l.err = &Error{"TRUST_PROXY", "comma-separated IPs, CIDRs or loopback, private, linklocal (" + err.Error() + ")"}
+	}
 	if l.err == nil && c.DBPoolMin > c.DBPoolMax {
 		l.err = &Error{"DB_POOL_MIN", fmt.Sprintf("must not exceed DB_POOL_MAX (%d)", c.DBPoolMax)}
 	}
@@ -64,7 +113,13 @@ func Load(getenv func(string) string) (Config, error) {
 
 // String prints the configuration with secrets masked.
 func (c Config) String() string {
-	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s", c.Env, c.Port, c.DataDir, MaskURL(c.DatabaseURL), c.LogLevel)
+	token := ""
+	if c.HealthToken != "" {
+		token = "***"
+	}
+	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s log_dir=%q trust_proxy=%q cors=%v rate_limit=%d/%s auth_rate_limit=%d/%s health_token=%q health_public=%v",
+		c.Env, c.Port, c.DataDir, MaskURL(c.DatabaseURL), c.LogLevel, c.LogDir, c.TrustProxy, c.CORSOrigins,
+		c.RateLimitMax, c.RateLimitWindow, c.AuthRateLimitMax, c.AuthRateLimitWindow, token, c.HealthPublic)
 }
 
 // MaskURL hides the password of a database URL.

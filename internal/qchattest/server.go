@@ -17,6 +17,7 @@ import (
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/internal/server"
 	"github.com/qchat/qchat/resolvers"
 )
@@ -44,6 +45,9 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	}
 	cfg.Env = "test"
 	cfg.BcryptCost = 4 // the minimum: tests measure behaviour, not hashing
+	// Limits that suit the internet get in the way of tests that make hundreds
+	// of requests from one address; tests of the limits set them again.
+	cfg.RateLimitMax, cfg.AuthRateLimitMax, cfg.WSInitPerMinute, cfg.WSMaxConnsPerIP = 0, 0, 0, 0
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("QCHAT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -58,8 +62,16 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	brk := broker.NewMemory(0)
-	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log})
-	h := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: "test", Started: time.Now()})
+	res := resolvers.New(resolvers.Deps{
+		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log,
+		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
+		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
+		MaxSubscriptions: cfg.WSMaxSubsPerConn,
+	})
+	h, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: "test", Started: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
 		_ = brk.Close()

@@ -3,19 +3,28 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/observability/health"
+	"github.com/qchat/qchat/internal/observability/logging"
+	"github.com/qchat/qchat/internal/observability/metrics"
+	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/resolvers"
 )
 
@@ -28,45 +37,125 @@ type Deps struct {
 	Log      *slog.Logger
 	Version  string
 	Started  time.Time
+	// Metrics; nil means a private registry.
+	Metrics *metrics.Metrics
+	// APILimiter counts requests per client IP; nil builds one from Config.
+	APILimiter ratelimit.Limiter
+	// BrokerHealth reports the broker; nil means nothing to check.
+	BrokerHealth func(ctx context.Context) error
 }
 
-// New returns the root handler.
-func New(d Deps) http.Handler {
+// Server is the root handler with its lifecycle.
+type Server struct {
+	handler http.Handler
+	health  *health.Health
+	ws      *websockets
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// BeginShutdown turns readiness to 503 at once and closes every websocket with
+// 1001 (going away); plain HTTP requests in flight are left to finish.
+func (s *Server) BeginShutdown() {
+	s.health.SetShuttingDown()
+	s.ws.shutdown()
+}
+
+// WaitWebsockets waits until every websocket handler has returned, or ctx ends.
+func (s *Server) WaitWebsockets(ctx context.Context) error { return s.ws.wait(ctx) }
+
+// New builds the root handler. The middleware order follows the product's:
+// client IP and proxies, HTTPS enforcement, CORS, security headers,
+// compression, body limits, rate limits, then the routes.
+func New(d Deps) (*Server, error) {
+	cfg := d.Config
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(prometheus.NewRegistry())
+	}
+	if d.APILimiter == nil {
+		d.APILimiter = ratelimit.NewMemory(cfg.RateLimitMax, cfg.RateLimitWindow, nil)
+	}
+	proxies, err := clientip.ParseTrustProxy(cfg.TrustProxy)
+	if err != nil {
+		return nil, fmt.Errorf("TRUST_PROXY: %w", err)
+	}
+	h := health.New(health.Config{
+		Version: d.Version, Environment: cfg.Env, Started: d.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
+		Broker: d.BrokerHealth, Websockets: d.Metrics.Active, Token: cfg.HealthToken, Public: cfg.HealthPublic, Log: d.Log,
+	})
+	ws := newWebsockets(cfg.WSMaxConnsPerIP)
+
+	schemaCfg := graph.Config{Resolvers: d.Resolver}
+	graph.SetComplexity(&schemaCfg.Complexity)
 	gql := graph.NewHandler(graph.HandlerConfig{
-		Schema: graph.NewExecutableSchema(graph.Config{Resolvers: d.Resolver}),
+		Schema: graph.NewExecutableSchema(schemaCfg),
 		Log:    d.Log,
 		Extensions: []graphql.HandlerExtension{
+			graph.APQ(graph.DefaultAPQCacheBytes),
+			graph.RootFieldLimit(graph.DefaultRootFieldLimit),
+			graph.DepthLimit(cfg.DepthLimit),
+			graph.AliasLimit(cfg.AliasLimit),
+			graph.ComplexityLimit(cfg.ComplexityLimit),
+			logging.OperationNameExtension(),
+			d.Metrics.GraphQLExtension(),
 			d.Resolver.LoaderExtension(),
 		},
-		Introspection:  d.Config.Introspection,
+		Introspection:  cfg.Introspection,
 		WSInit:         d.Resolver.WebsocketInit,
 		WSClose:        d.Resolver.WebsocketClose,
-		OriginPatterns: originHosts(d.Config.CORSOrigins),
+		OriginPatterns: originHosts(cfg.CORSOrigins),
+		MaxUploadSize:  resolvers.MaxDocumentSize + 1<<20,
+		ShuttingDown:   ws.shuttingDown,
 	})
 
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", authenticate(d.Auth, d.Log, graph.LimitBody(1<<20, resolvers.MaxDocumentSize+1<<20, gql)))
-	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log)))
-	mux.Handle("GET /{$}", playground.Handler("QChat", "/graphql"))
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"status": "healthy", "uptime": time.Since(d.Started).Seconds(), "version": d.Version, "environment": d.Config.Env,
+	limited := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) },
+		func(r *http.Request, res ratelimit.Result) {
+			d.Metrics.RateLimited("api")
+			d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", "api",
+				"ip", clientip.From(r.Context()), "path", r.URL.Path, "request_id", middleware.RequestIDFrom(r.Context()))
 		})
-	})
-	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "alive"})
-	})
-	mux.HandleFunc("GET /health/ready", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Store.Ping(r.Context()); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "database": "down"})
-			return
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", limited(authenticate(d.Auth, d.Log, ws.track(gql))))
+	mux.Handle("GET /documents/{id}", limited(authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log))))
+	if cfg.Introspection {
+		pg, err := middleware.PlaygroundCSP(playground.Handler("QChat", "/graphql"))
+		if err != nil {
+			return nil, fmt.Errorf("playground: %w", err)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+		mux.Handle("GET /{$}", pg)
+	}
+	mux.Handle("GET /health", h.Health())
+	mux.Handle("GET /health/live", h.Live())
+	mux.Handle("GET /health/ready", h.Ready())
+	mux.Handle("GET /health/detailed", h.Protect(h.Detailed()))
+	mux.Handle("GET /metrics", h.Protect(d.Metrics.Handler()))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.URL.Path)
 	})
-	return middleware.RequestID(mux)
+
+	compress, err := middleware.Compress()
+	if err != nil {
+		return nil, fmt.Errorf("compression: %w", err)
+	}
+	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") }
+	var handler http.Handler = mux
+	handler = middleware.BodyLimit(1<<20, resolvers.MaxDocumentSize+1<<20)(handler)
+	handler = compress(handler)
+	handler = middleware.SecurityHeaders(cfg.Production())(handler)
+	handler = middleware.CORS(cfg.CORSOrigins)(handler)
+	handler = middleware.HTTPSRedirect(cfg.Production(), isProbe)(handler)
+	handler = d.Metrics.HTTPMiddleware(handler)
+	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return clientip.From(r.Context()) },
+		logging.WithQuietPaths("/health", "/metrics"))(handler)
+	handler = clientip.Middleware(proxies)(handler)
+	handler = middleware.Recover(d.Log)(handler)
+	handler = middleware.RequestID(handler)
+	return &Server{handler: handler, health: h, ws: ws}, nil
 }
 
 // authenticate puts the user of a valid bearer token into the request context.
@@ -78,6 +167,7 @@ func authenticate(a *auth.Authenticator, log *slog.Logger, next http.Handler) ht
 			u, err := a.Authenticate(r.Context(), token)
 			switch {
 			case err == nil:
+				logging.SetUser(r.Context(), u.ID)
 				r = r.WithContext(auth.WithUser(r.Context(), u, token))
 			case err != auth.ErrInvalidToken:
 				log.ErrorContext(r.Context(), "authenticate", "request_id", middleware.RequestIDFrom(r.Context()), "err", err)

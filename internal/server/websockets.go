@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qchat/qchat/internal/clientip"
+	"github.com/qchat/qchat/internal/ratelimit"
+)
+
+// websockets tracks open sockets: a cap per client IP, and the shutdown that
+// closes them all and waits for their handlers.
+type websockets struct {
+	maxPerIP int
+
+	mu    sync.Mutex
+	perIP map[string]int
+	wg    sync.WaitGroup
+
+	stopping atomic.Bool
+	stop     context.Context
+	cancel   context.CancelFunc
+}
+
+func newWebsockets(maxPerIP int) *websockets {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &websockets{maxPerIP: maxPerIP, perIP: map[string]int{}, stop: ctx, cancel: cancel}
+}
+
+func (ws *websockets) shuttingDown() bool { return ws.stopping.Load() }
+
+func (ws *websockets) shutdown() {
+	ws.stopping.Store(true)
+	ws.cancel()
+}
+
+func (ws *websockets) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { ws.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// track wraps the upgrade requests of next: it refuses a client IP over its
+// cap with 429, refuses new sockets during shutdown with 503, and ends each
+// socket's context when the shutdown begins (gqlgen then closes the socket).
+func (ws *websockets) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ws.stopping.Load() {
+			writeError(w, http.StatusServiceUnavailable, "INTERNAL_SERVER_ERROR", "server shutting down")
+			return
+		}
+		ip := clientip.From(r.Context())
+		ws.mu.Lock()
+		if ws.maxPerIP > 0 && ws.perIP[ip] >= ws.maxPerIP {
+			ws.mu.Unlock()
+			w.Header().Set("Retry-After", "60")
+			writeError(w, http.StatusTooManyRequests, ratelimit.CodeRateLimited, "too many open websockets from this address")
+			return
+		}
+		ws.perIP[ip]++
+		ws.wg.Add(1)
+		ws.mu.Unlock()
+		defer func() {
+			ws.mu.Lock()
+			if ws.perIP[ip]--; ws.perIP[ip] <= 0 {
+				delete(ws.perIP, ip)
+			}
+			ws.mu.Unlock()
+			ws.wg.Done()
+		}()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(ws.stop, cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
