@@ -70,9 +70,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 				return gerr
 			}
 		}
-		var coded interface{ Code() string }
+		var coded *CodedError
 		if errors.As(err, &coded) {
-			gerr.Extensions = map[string]any{"code": coded.Code()}
+			gerr.Message = coded.msg
+			gerr.Extensions = map[string]any{"code": coded.code}
+			for k, v := range coded.ext {
+				gerr.Extensions[k] = v
+			}
 			return gerr
 		}
 		// gqlgen's own errors (parse, validation, argument coercion) already carry

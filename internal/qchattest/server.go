@@ -151,3 +151,34 @@ func (s *Server) MustDo(t testing.TB, token, query string, vars map[string]any, 
 	}
 	r.Decode(t, v)
 }
+
+// Raw sends one HTTP request and returns the response with its body read.
+// It does not follow redirects or add anything but the given headers.
+func (s *Server) Raw(t testing.TB, method, path string, header http.Header, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	client := &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{DisableCompression: true},
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	client.CloseIdleConnections()
+	return resp, b
+}
+
+// GraphQLBody encodes a GraphQL request body.
+func GraphQLBody(query string, vars map[string]any) []byte {
+	b, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	return b
+}

@@ -1,0 +1,823 @@
+// A QChat client written only from shared/spec/api-contract.md and
+// shared/spec/envelope-v1.md: Apollo Client (HttpLink + GraphQLWsLink over
+// graphql-ws) in Node, three users, rooms, sealed messages that every member
+// opens, every live event, history paging, the contract's error codes for
+// misuse, and the legacy subscriptions-transport-ws protocol on a raw socket.
+//
+//   node scenario.mjs http://127.0.0.1:8080/graphql
+//
+// Progress goes to stderr. On success the last stdout line is
+//   {"ok":true,"plaintexts":[...],"secrets":[...],"secretKeys":[...],"usernames":[...]}
+// (every plaintext sealed, every password used, every secret-key seed in base64,
+// and the usernames, which are stored in clear), which the Go test uses to scan
+// the database. Any failure exits 1 with
+// a message naming the step, the request and the response.
+
+globalThis[Symbol.for('apollo.deprecations')] = true; // Apollo 3.14's v4 migration warnings
+
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql, split } from '@apollo/client/core/index.js';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
+import { getMainDefinition } from '@apollo/client/utilities/index.js';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { randomUUID, randomBytes } from 'node:crypto';
+import { b64, unb64, fingerprint, generateKeyPair, seal, open, openBytes, CannotOpenError } from './envelope.mjs';
+
+const HTTP_URL = process.argv[2];
+if (!HTTP_URL || !/^https?:\/\//.test(HTTP_URL)) {
+  console.error('usage: node scenario.mjs http://HOST:PORT/graphql');
+  process.exit(2);
+}
+const WS_URL = HTTP_URL.replace(/^http/, 'ws');
+const WAIT_MS = Number(process.env.QCHAT_E2E_WAIT_MS ?? 10000); // bound on every single wait
+const TOTAL_MS = Number(process.env.QCHAT_E2E_TOTAL_MS ?? 100000); // bound on the whole run
+
+// ---- failure handling ----------------------------------------------------------------
+
+let step = 'start';
+const t0 = Date.now();
+function log(...a) {
+  console.error(`[${((Date.now() - t0) / 1000).toFixed(2)}s] ${a.join(' ')}`);
+}
+function section(name) {
+  step = name;
+  log(`== ${name}`);
+}
+class ScenarioError extends Error {}
+function fail(msg) {
+  throw new ScenarioError(`step "${step}": ${msg}`);
+}
+function assert(cond, msg) {
+  if (!cond) fail(msg);
+}
+// Canonical JSON: object keys sorted, Apollo's __typename left out.
+const canon = (x) => JSON.stringify(x, (k, v) =>
+  v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.keys(v).filter((key) => key !== '__typename').sort().map((key) => [key, v[key]]))
+    : v);
+function assertEq(got, want, what) {
+  const g = canon(got);
+  const w = canon(want);
+  if (g !== w) fail(`${what}: got ${g}, want ${w}`);
+}
+const show = (x) => JSON.stringify(x, null, 0)?.slice(0, 2000);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const watchdog = setTimeout(() => {
+  console.error(`scenario: FAILED: step "${step}": the whole run took more than ${TOTAL_MS} ms`);
+  process.exit(1);
+}, TOTAL_MS);
+
+async function waitUntil(pred, what, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = pred();
+    if (v) return v;
+    if (Date.now() > deadline) fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(15);
+  }
+}
+
+// ---- GraphQL documents (contract names only) ----------------------------------------
+
+const USER = 'id username online createdAt publicKey { id algorithm key fingerprint createdAt }';
+const MSG = `id sender { id username } room { id } recipient { id } ciphertext nonce createdAt deleted
+  myKey { userId keyId kemCiphertext wrappedKey readAt }`;
+const ROOM = `id name isGroup code memberCount createdAt owner { id }
+  members { role joinedAt user { ${USER} } }`;
+
+const Q = {
+  register: gql`mutation Register($input: RegisterInput!) { register(input: $input) { token expiresAt user { ${USER} } } }`,
+  login: gql`mutation Login($u: String!, $p: String!) { login(username: $u, password: $p) { token expiresAt user { id } } }`,
+  me: gql`query Me { me { ${USER} } }`,
+  user: gql`query User($id: ID!) { user(id: $id) { ${USER} } }`,
+  users: gql`query Users($ids: [ID!]!) { users(ids: $ids) { ${USER} } }`,
+  userByUsername: gql`query UserByUsername($u: String!) { userByUsername(username: $u) { id username } }`,
+  rotateKey: gql`mutation RotateKey($pk: String!, $alg: KeyAlgorithm) { rotateKey(publicKey: $pk, algorithm: $alg) { ${USER} } }`,
+  createRoom: gql`mutation CreateRoom($input: CreateRoomInput!) { createRoom(input: $input) { ${ROOM} } }`,
+  roomPreview: gql`query RoomPreview($code: String!) { roomPreview(code: $code) { id name isGroup memberCount } }`,
+  joinRoom: gql`mutation JoinRoom($code: String!) { joinRoom(code: $code) { ${ROOM} } }`,
+  addRoomMember: gql`mutation AddRoomMember($r: ID!, $u: ID!) { addRoomMember(roomId: $r, userId: $u) { ${ROOM} } }`,
+  updateRoom: gql`mutation UpdateRoom($r: ID!, $name: String!) { updateRoom(roomId: $r, name: $name) { id name } }`,
+  rotateRoomCode: gql`mutation RotateRoomCode($r: ID!) { rotateRoomCode(roomId: $r) { id code } }`,
+  leaveRoom: gql`mutation LeaveRoom($r: ID!) { leaveRoom(roomId: $r) }`,
+  deleteRoom: gql`mutation DeleteRoom($r: ID!) { deleteRoom(roomId: $r) }`,
+  room: gql`query Room($id: ID!) { room(id: $id) { ${ROOM} } }`,
+  myRooms: gql`query MyRooms { myRooms { id name memberCount } }`,
+  roomPage: gql`query RoomPage($id: ID!, $first: Int, $after: String) {
+    room(id: $id) { id messages(first: $first, after: $after) { edges { cursor node { ${MSG} } } pageInfo { hasNextPage endCursor } } } }`,
+  dmPage: gql`query DMPage($with: ID!, $first: Int, $after: String) {
+    directMessages(withUserId: $with, first: $first, after: $after) { edges { cursor node { ${MSG} } } pageInfo { hasNextPage endCursor } } }`,
+  sendMessage: gql`mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { ${MSG} } }`,
+  deleteMessage: gql`mutation DeleteMessage($id: ID!) { deleteMessage(id: $id) }`,
+  markRead: gql`mutation MarkRead($ids: [ID!]!) { markRead(messageIds: $ids) }`,
+  setTyping: gql`mutation SetTyping($r: ID, $to: ID, $t: Boolean!) { setTyping(roomId: $r, recipientId: $to, isTyping: $t) }`,
+  // subscriptions
+  messageAdded: gql`subscription MessageAdded { messageAdded { ${MSG} } }`,
+  messageDeleted: gql`subscription MessageDeleted { messageDeleted }`,
+  typing: gql`subscription Typing { typing { user { id username } roomId recipientId isTyping } }`,
+  readReceipts: gql`subscription ReadReceipts { readReceipts { messageId readAt user { id username } } }`,
+  roomEvents: gql`subscription RoomEvents { roomEvents { type room { id name } user { id username } } }`,
+  presence: gql`subscription Presence { presence { online user { id username } } }`,
+};
+const SUBSCRIPTIONS = ['messageAdded', 'messageDeleted', 'readReceipts', 'roomEvents', 'presence', 'typing'];
+
+// ---- Apollo plumbing -----------------------------------------------------------------
+
+// Runs one operation over HTTP and returns {data, errors}, whatever the HTTP status.
+async function call(client, doc, variables = {}) {
+  const def = getMainDefinition(doc);
+  const opts = { variables, fetchPolicy: 'no-cache', errorPolicy: 'all' };
+  try {
+    const r = def.operation === 'query' ? await client.query({ query: doc, ...opts }) : await client.mutate({ mutation: doc, ...opts });
+    return { data: r.data ?? null, errors: r.errors ?? [] };
+  } catch (e) {
+    const errs = e?.graphQLErrors?.length ? e.graphQLErrors : e?.networkError?.result?.errors;
+    if (errs?.length) return { data: e?.networkError?.result?.data ?? null, errors: errs, status: e?.networkError?.statusCode };
+    fail(`${def.name?.value}: transport failure: ${e?.message ?? e} ${show(e?.networkError?.result ?? '')}`);
+  }
+}
+
+function opName(doc) {
+  return getMainDefinition(doc).name?.value;
+}
+
+// ok: the operation must succeed; returns data.
+async function ok(client, doc, variables) {
+  const r = await call(client, doc, variables);
+  if (r.errors.length) fail(`${opName(doc)}(${show(variables)}) failed: ${show(r.errors)}`);
+  return r.data;
+}
+
+// misuse: the operation must fail with errors[0].extensions.code === code; returns errors[0].
+const misuseResults = [];
+async function misuse(what, client, doc, variables, code) {
+  const r = await call(client, doc, variables);
+  const e = r.errors[0];
+  if (!e) fail(`${what}: ${opName(doc)} succeeded (${show(r.data)}), want error code ${code}`);
+  if (e.extensions?.code !== code) fail(`${what}: ${opName(doc)}(${show(variables)}) answered ${show(r.errors)}, want extensions.code ${code}`);
+  misuseResults.push({ what, code });
+  log(`   misuse ok: ${what} -> ${code} (${e.message})`);
+  return e;
+}
+
+const httpClient = (token) =>
+  new HttpLink({ uri: HTTP_URL, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+
+function apollo(link) {
+  return new ApolloClient({
+    link,
+    cache: new InMemoryCache(),
+    defaultOptions: {
+      query: { fetchPolicy: 'no-cache', errorPolicy: 'all' },
+      mutate: { fetchPolicy: 'no-cache', errorPolicy: 'all' },
+      watchQuery: { fetchPolicy: 'no-cache', errorPolicy: 'all' },
+    },
+  });
+}
+
+const anon = apollo(httpClient(null));
+
+// ---- users ---------------------------------------------------------------------------
+
+const RUN = randomBytes(3).toString('hex');
+const plaintexts = [];
+const secrets = [];
+const secretKeys = [];
+
+class Person {
+  constructor(name, algorithm) {
+    this.name = name;
+    this.username = `${name}_${RUN}`;
+    this.password = `pw-${name}-${randomBytes(9).toString('base64url')}`;
+    secrets.push(this.password);
+    this.algorithm = algorithm;
+    this.keyring = new Map(); // keyId -> {algorithm, publicKey, seed}
+    this.kp = generateKeyPair(algorithm);
+    secretKeys.push(b64(this.kp.seed));
+    this.ev = Object.fromEntries(SUBSCRIPTIONS.map((s) => [s, []]));
+    this.subErrors = [];
+    this.connections = 0;
+  }
+
+  async register() {
+    const d = await ok(anon, Q.register, {
+      input: { username: this.username, password: this.password, publicKey: b64(this.kp.publicKey), keyAlgorithm: this.algorithm },
+    });
+    const p = d.register;
+    this.token = p.token;
+    this.id = p.user.id;
+    this.keyId = p.user.publicKey.id;
+    this.keyring.set(this.keyId, this.kp);
+    assertEq(p.user.username, this.username, `${this.name}: registered username`);
+    assertEq(p.user.publicKey.algorithm, this.algorithm, `${this.name}: key algorithm`);
+    assertEq(p.user.publicKey.key, b64(this.kp.publicKey), `${this.name}: stored public key`);
+    assertEq(p.user.publicKey.fingerprint, fingerprint(this.kp.publicKey), `${this.name}: fingerprint per envelope-v1.md`);
+    assert(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(this.id), `${this.name}: user id ${this.id} is not a lower-case UUID`);
+    this.http = httpClient(this.token);
+    this.client = apollo(this.http); // HTTP only until connect()
+    log(`   ${this.name} registered: ${this.id} ${this.algorithm} key ${this.keyId} [${p.user.publicKey.fingerprint}]`);
+  }
+
+  // connect opens one graphql-transport-ws socket (graphql-ws createClient via
+  // Apollo's GraphQLWsLink) and subscribes to every live event.
+  async connect() {
+    const n = ++this.connections;
+    let connected = false;
+    this.ws = createClient({
+      url: WS_URL,
+      webSocketImpl: WebSocket,
+      connectionParams: { authToken: this.token },
+      retryAttempts: 0,
+      lazy: true,
+      on: {
+        connected: () => { connected = true; },
+        closed: (ev) => { if (!this.closing) this.subErrors.push(`socket closed unexpectedly: ${ev?.code} ${ev?.reason}`); },
+        error: (err) => { if (!this.closing) this.subErrors.push(`socket error: ${err?.message ?? err}`); },
+      },
+    });
+    this.closing = false;
+    const wsLink = new GraphQLWsLink(this.ws);
+    const link = split(
+      ({ query }) => {
+        const d = getMainDefinition(query);
+        return d.kind === 'OperationDefinition' && d.operation === 'subscription';
+      },
+      wsLink,
+      this.http,
+    );
+    this.client = apollo(ApolloLink.from([link]));
+    this.subs = SUBSCRIPTIONS.map((s) =>
+      this.client.subscribe({ query: Q[s], fetchPolicy: 'no-cache', errorPolicy: 'all' }).subscribe({
+        next: (r) => {
+          if (r.errors?.length) this.subErrors.push(`${s}: ${show(r.errors)}`);
+          else this.ev[s].push(typeof r.data[s] === 'object' ? { ...r.data[s], conn: n } : r.data[s]);
+        },
+        error: (e) => { if (!this.closing) this.subErrors.push(`${s} subscription error: ${e?.message ?? show(e)}`); },
+      }),
+    );
+    await waitUntil(() => connected || this.subErrors.length, `${this.name}'s websocket to connect`);
+    this.checkSubs();
+  }
+
+  checkSubs() {
+    if (this.subErrors.length) fail(`${this.name}'s subscriptions failed: ${this.subErrors.join('; ')}`);
+  }
+
+  async disconnect() {
+    this.closing = true;
+    for (const s of this.subs ?? []) s.unsubscribe();
+    this.subs = [];
+    await this.ws?.dispose();
+    this.client.stop();
+    this.client = apollo(this.http);
+  }
+
+  mark(kind) {
+    return this.ev[kind].length;
+  }
+
+  async waitEvent(kind, pred, what, since = 0) {
+    return waitUntil(() => {
+      this.checkSubs();
+      return this.ev[kind].slice(since).find(pred);
+    }, `${this.name} to receive ${kind}: ${what}`);
+  }
+
+  // The key pair of a recipient key this user was given.
+  keyFor(myKey, where) {
+    assert(myKey, `${this.name}: ${where}: myKey is null`);
+    assertEq(myKey.userId, this.id, `${this.name}: ${where}: myKey.userId (the caller's own key per the contract)`);
+    const kp = this.keyring.get(myKey.keyId);
+    assert(kp, `${this.name}: ${where}: myKey.keyId ${myKey.keyId} is none of my keys ${[...this.keyring.keys()]}`);
+    return kp;
+  }
+
+  async openMessage(m, where) {
+    const header = { kind: 'msg', objectId: m.id, senderId: m.sender.id, conversationId: m.room ? m.room.id : m.recipient.id };
+    try {
+      return await open(header, m.ciphertext, m.nonce, m.myKey, this.keyFor(m.myKey, where));
+    } catch (e) {
+      if (e instanceof CannotOpenError) fail(`${this.name}: ${where}: cannot open message ${m.id}: ${show(m)}`);
+      throw e;
+    }
+  }
+}
+
+const alice = new Person('alice', 'ML_KEM_768');
+const bob = new Person('bob', 'ML_KEM_768');
+const carol = new Person('carol', 'X_WING');
+const people = [alice, bob, carol];
+
+// ---- helpers for the conversation ------------------------------------------------------
+
+// Recipient list of a conversation as the client would build it: the members'
+// current keys, fetched from the API.
+function recipientsOf(users) {
+  return users.map((u) => {
+    const k = u.publicKey;
+    assert(k, `user ${u.id} has no public key`);
+    assertEq(fingerprint(unb64(k.key)), k.fingerprint, `fingerprint of ${u.username}'s key ${k.id}`);
+    return { userId: u.id, keyId: k.id, algorithm: k.algorithm, publicKey: unb64(k.key) };
+  });
+}
+
+async function roomRecipients(who, roomId) {
+  const d = await ok(who.client, Q.room, { id: roomId });
+  assert(d.room, `${who.name}: room(${roomId}) is null`);
+  return recipientsOf(d.room.members.map((m) => m.user));
+}
+
+async function sealFor(sender, { roomId, recipientId }, text, recipients, id = randomUUID()) {
+  plaintexts.push(text);
+  const env = await seal({ kind: 'msg', objectId: id, senderId: sender.id, conversationId: roomId ?? recipientId }, text, recipients);
+  const input = { id, ciphertext: env.ciphertext, nonce: env.nonce, keys: env.keys };
+  if (roomId) input.roomId = roomId;
+  else input.recipientId = recipientId;
+  return input;
+}
+
+const sentRoom = []; // {id, text, sender} in send order
+const sentDM = [];
+
+async function send(sender, target, text, recipients) {
+  const input = await sealFor(sender, target, text, recipients);
+  const d = await ok(sender.client, Q.sendMessage, { input });
+  const m = d.sendMessage;
+  assertEq(m.id, input.id, 'sendMessage keeps the client-generated id');
+  assertEq(await sender.openMessage(m, 'sendMessage result'), text, `${sender.name} opens its own sent message`);
+  (target.roomId ? sentRoom : sentDM).push({ id: m.id, text, sender: sender.name, input });
+  log(`   ${sender.name} sent ${m.id} ${target.roomId ? 'to the room' : 'direct'}: ${JSON.stringify(text)}`);
+  return m;
+}
+
+// Waits until `who` received message id live and opens it.
+async function receiveLive(who, id, text) {
+  const m = await who.waitEvent('messageAdded', (x) => x.id === id, `message ${id}`);
+  assertEq(await who.openMessage(m, `live message ${id}`), text, `${who.name} decrypts live message ${id}`);
+  return m;
+}
+
+// Proves that `target`'s socket is live and subscribed: `prober` sends a direct
+// typing notice (repeatable and harmless) until it arrives.
+async function ensureLive(target, prober) {
+  const deadline = Date.now() + WAIT_MS;
+  const since = target.mark('typing');
+  for (;;) {
+    await ok(prober.client, Q.setTyping, { to: target.id, t: true });
+    const end = Date.now() + 250;
+    while (Date.now() < end) {
+      target.checkSubs();
+      if (target.ev.typing.slice(since).some((e) => e.user.id === prober.id && !e.roomId)) {
+        await ok(prober.client, Q.setTyping, { to: target.id, t: false });
+        await sleep(50);
+        return;
+      }
+      await sleep(15);
+    }
+    if (Date.now() > deadline) fail(`${target.name}'s subscriptions never became live (direct typing from ${prober.name})`);
+  }
+}
+
+async function page(who, doc, vars, field, first, keyOf = (c) => c) {
+  const seen = [];
+  let after = null;
+  for (let i = 0; i < 100; i++) {
+    const d = await ok(who.client, doc, { ...vars, first, after });
+    const conn = keyOf(d)[field];
+    assert(conn.edges.length <= first, `${who.name}: page of ${conn.edges.length} edges with first: ${first}`);
+    for (const e of conn.edges) {
+      assert(e.cursor, 'edge without cursor');
+      seen.push(e.node);
+    }
+    if (!conn.pageInfo.hasNextPage) return seen;
+    assert(conn.pageInfo.endCursor, `${who.name}: hasNextPage without endCursor`);
+    after = conn.pageInfo.endCursor;
+  }
+  fail(`${who.name}: paging did not end after 100 pages`);
+}
+
+// ---- the legacy protocol (subscriptions-transport-ws) on a raw socket ---------------------
+
+function legacySocket(who) {
+  const msgs = [];
+  const errs = [];
+  const sock = new WebSocket(WS_URL, 'graphql-ws');
+  sock.on('message', (raw) => {
+    let m;
+    try {
+      m = JSON.parse(raw.toString());
+    } catch {
+      errs.push(`non-JSON frame ${raw}`);
+      return;
+    }
+    if (m.type === 'ka') return;
+    msgs.push(m);
+  });
+  sock.on('error', (e) => errs.push(`socket error: ${e.message}`));
+  const opened = new Promise((res, rej) => {
+    sock.once('open', res);
+    sock.once('error', rej);
+  });
+  const waitMsg = (pred, what) =>
+    waitUntil(() => {
+      if (errs.length) fail(`legacy socket (${who.name}): ${errs.join('; ')}`);
+      const bad = msgs.find((m) => m.type === 'error' || m.type === 'connection_error');
+      if (bad) fail(`legacy socket (${who.name}): ${show(bad)}`);
+      return msgs.find(pred);
+    }, `legacy graphql-ws socket (${who.name}): ${what}`);
+  return { sock, msgs, opened, waitMsg, send: (m) => sock.send(JSON.stringify(m)) };
+}
+
+// =====================================================================================
+
+async function main() {
+  section('register three users');
+  for (const p of people) await p.register();
+  {
+    const d = await ok(alice.client, Q.me);
+    assertEq(d.me?.id, alice.id, 'me with alice token');
+    const anonMe = await call(anon, Q.me);
+    assert(!anonMe.errors.length && anonMe.data.me === null, `me without a token should be null, got ${show(anonMe)}`);
+    const u = await ok(bob.client, Q.userByUsername, { u: alice.username });
+    assertEq(u.userByUsername?.id, alice.id, 'userByUsername');
+  }
+
+  section('misuse: authentication');
+  await misuse('login with a wrong password', anon, Q.login, { u: alice.username, p: 'definitely-wrong-password' }, 'UNAUTHENTICATED');
+  await misuse('login as an unknown user', anon, Q.login, { u: `nobody_${RUN}`, p: 'definitely-wrong-password' }, 'UNAUTHENTICATED');
+  {
+    const d = await ok(anon, Q.login, { u: alice.username, p: alice.password });
+    assertEq(d.login.user.id, alice.id, 'login with the right password');
+  }
+  await misuse('register a duplicate username', anon, Q.register, {
+    input: { username: alice.username, password: 'another-password-1', publicKey: b64(generateKeyPair('ML_KEM_768').publicKey) },
+  }, 'CONFLICT');
+  await misuse('createRoom without a token', anon, Q.createRoom, { input: { name: 'nope' } }, 'UNAUTHENTICATED');
+
+  section('connect websockets (graphql-transport-ws via Apollo GraphQLWsLink)');
+  for (const p of people) await p.connect();
+  await ensureLive(alice, bob);
+  await ensureLive(bob, alice);
+  await ensureLive(carol, alice);
+  {
+    // A socket without a valid token may not subscribe.
+    let got = null;
+    let err = null;
+    const bad = createClient({ url: WS_URL, webSocketImpl: WebSocket, connectionParams: { authToken: 'not-a-token' }, retryAttempts: 0, lazy: true });
+    const unsub = bad.subscribe({ query: 'subscription { presence { online } }' }, {
+      next: (v) => { got = v; },
+      error: (e) => { err = e; },
+      complete: () => { err = err ?? 'completed'; },
+    });
+    await waitUntil(() => got || err, 'a socket with an invalid token to be refused');
+    assert(!got || got.errors, `a socket with an invalid token received data: ${show(got)}`);
+    unsub();
+    await bad.dispose();
+    log(`   invalid token refused: ${err?.code ?? ''} ${err?.reason ?? err?.message ?? show(got?.errors)}`);
+  }
+
+  section('alice creates a group room; bob previews and joins by code');
+  const roomName = `Plans ${RUN}`;
+  const room = (await ok(alice.client, Q.createRoom, { input: { name: roomName, isGroup: true } })).createRoom;
+  const roomId = room.id;
+  assertEq([room.name, room.isGroup, room.memberCount, room.owner?.id], [roomName, true, 1, alice.id], 'created room');
+  assertEq(room.members.map((m) => [m.user.id, m.role]), [[alice.id, 'OWNER']], 'created room members');
+  assert(room.code, 'room has an invite code');
+  const preview = (await ok(bob.client, Q.roomPreview, { code: room.code })).roomPreview;
+  assertEq(preview, { id: roomId, name: roomName, isGroup: true, memberCount: 1 }, 'roomPreview before joining');
+
+  await misuse('non-member reads a room', bob.client, Q.room, { id: roomId }, 'NOT_FOUND');
+  await misuse('non-member sends typing to a room', bob.client, Q.setTyping, { r: roomId, t: true }, 'NOT_FOUND');
+
+  const joined = (await ok(bob.client, Q.joinRoom, { code: room.code })).joinRoom;
+  assertEq(joined.id, roomId, 'joinRoom returns the room');
+  assertEq(joined.memberCount, 2, 'memberCount after bob joins');
+  await alice.waitEvent('roomEvents', (e) => e.type === 'MEMBER_JOINED' && e.room.id === roomId && e.user?.id === bob.id, 'MEMBER_JOINED bob');
+
+  section('alice adds carol with addRoomMember');
+  await misuse('non-member (carol) reads the room', carol.client, Q.room, { id: roomId }, 'NOT_FOUND');
+  await misuse('member (bob, not owner/admin) adds a member', bob.client, Q.addRoomMember, { r: roomId, u: carol.id }, 'FORBIDDEN');
+  const added = (await ok(alice.client, Q.addRoomMember, { r: roomId, u: carol.id })).addRoomMember;
+  assertEq(added.memberCount, 3, 'memberCount after carol is added');
+  for (const p of [alice, bob]) {
+    await p.waitEvent('roomEvents', (e) => e.type === 'MEMBER_JOINED' && e.room.id === roomId && e.user?.id === carol.id, 'MEMBER_JOINED carol');
+  }
+  // carol is in the room once added, so the event of her joining reaches her too.
+  await carol.waitEvent('roomEvents', (e) => e.type === 'MEMBER_JOINED' && e.room.id === roomId && e.user?.id === carol.id, 'MEMBER_JOINED (herself)');
+  {
+    const mine = (await ok(carol.client, Q.myRooms)).myRooms;
+    assert(mine.some((r) => r.id === roomId), `carol's myRooms lacks the room: ${show(mine)}`);
+  }
+
+  section('rename: member forbidden, owner emits RENAMED');
+  await misuse('member (bob) renames the room', bob.client, Q.updateRoom, { r: roomId, name: 'bob was here' }, 'FORBIDDEN');
+  const newName = `Plans v2 ${RUN}`;
+  await ok(alice.client, Q.updateRoom, { r: roomId, name: newName });
+  for (const p of people) {
+    await p.waitEvent('roomEvents', (e) => e.type === 'RENAMED' && e.room.id === roomId && e.room.name === newName, 'RENAMED');
+  }
+  await misuse('member (bob) rotates the room code', bob.client, Q.rotateRoomCode, { r: roomId }, 'FORBIDDEN');
+  await ok(alice.client, Q.rotateRoomCode, { r: roomId });
+  for (const p of people) await p.waitEvent('roomEvents', (e) => e.type === 'CODE_ROTATED' && e.room.id === roomId, 'CODE_ROTATED');
+
+  section('typing in the room');
+  {
+    const marks = people.map((p) => p.mark('typing'));
+    await ok(bob.client, Q.setTyping, { r: roomId, t: true });
+    for (const p of [alice, carol]) {
+      await p.waitEvent('typing', (e) => e.user.id === bob.id && e.roomId === roomId && e.isTyping === true, 'bob typing in the room', marks[people.indexOf(p)]);
+    }
+    await ok(bob.client, Q.setTyping, { r: roomId, t: false });
+    for (const p of [alice, carol]) {
+      await p.waitEvent('typing', (e) => e.user.id === bob.id && e.roomId === roomId && e.isTyping === false, 'bob stopped typing', marks[people.indexOf(p)]);
+    }
+  }
+
+  section('every member sends a sealed message; every member decrypts every one live');
+  let keys = {};
+  for (const p of people) keys[p.name] = await roomRecipients(p, roomId);
+  for (const p of people) {
+    assertEq(keys[p.name].map((r) => r.userId).sort(), people.map((x) => x.id).sort(), `${p.name} sees three members`);
+    const carolKey = keys[p.name].find((r) => r.userId === carol.id);
+    assertEq(carolKey.algorithm, 'X_WING', 'carol\'s key algorithm as seen by ' + p.name);
+  }
+  const texts = {
+    alice: `alice: hello room 👋 ${RUN}-${randomBytes(4).toString('hex')}`,
+    bob: `bob: hi alice, quantum-safe hi ${RUN}-${randomBytes(4).toString('hex')}`,
+    carol: `carol (X-Wing): héllo from the hybrid side ${RUN}-${randomBytes(4).toString('hex')}`,
+  };
+  const first = {};
+  for (const p of people) first[p.name] = await send(p, { roomId }, texts[p.name], keys[p.name]);
+  for (const p of people) {
+    for (const s of people) {
+      const m = await receiveLive(p, first[s.name].id, texts[s.name]);
+      assertEq([m.sender.id, m.room?.id, m.recipient], [s.id, roomId, null], `${p.name}: live message from ${s.name}: sender/room/recipient`);
+    }
+  }
+
+  section('legacy graphql-ws protocol (subscriptions-transport-ws) on a raw socket');
+  {
+    const L = legacySocket(bob);
+    await L.opened;
+    assertEq(L.sock.protocol, 'graphql-ws', 'negotiated subprotocol');
+    L.send({ type: 'connection_init', payload: { authToken: bob.token } });
+    await L.waitMsg((m) => m.type === 'connection_ack', 'connection_ack');
+    L.send({ id: 't', type: 'start', payload: { query: 'subscription T($r: ID) { typing(roomId: $r) { user { id } roomId isTyping } }', variables: { r: roomId } } });
+    L.send({ id: 'm', type: 'start', payload: { query: `subscription M($r: ID) { messageAdded(roomId: $r) { ${MSG} } }`, variables: { r: roomId } } });
+    // Prove the subscriptions are live with repeatable typing notices from alice.
+    const deadline = Date.now() + WAIT_MS;
+    while (!L.msgs.some((m) => m.type === 'data' && m.id === 't')) {
+      if (Date.now() > deadline) fail(`legacy socket: no typing data within ${WAIT_MS} ms: ${show(L.msgs)}`);
+      await ok(alice.client, Q.setTyping, { r: roomId, t: true });
+      await sleep(150);
+    }
+    await ok(alice.client, Q.setTyping, { r: roomId, t: false });
+    const t = L.msgs.find((m) => m.type === 'data' && m.id === 't').payload.data.typing;
+    assertEq([t.user.id, t.roomId], [alice.id, roomId], 'legacy typing event');
+    await sleep(100);
+    const text = `alice over the legacy protocol: ${RUN}-${randomBytes(4).toString('hex')}`;
+    const m = await send(alice, { roomId }, text, keys.alice);
+    const got = await L.waitMsg((x) => x.type === 'data' && x.id === 'm' && x.payload?.data?.messageAdded?.id === m.id, 'messageAdded data');
+    assert(!got.payload.errors, `legacy data carries errors: ${show(got.payload.errors)}`);
+    assertEq(await bob.openMessage(got.payload.data.messageAdded, 'legacy messageAdded'), text, 'bob decrypts the legacy-protocol message');
+    for (const p of people) await receiveLive(p, m.id, text);
+    L.send({ id: 't', type: 'stop' });
+    L.send({ id: 'm', type: 'stop' });
+    L.send({ type: 'connection_terminate' });
+    await new Promise((res) => {
+      const timer = setTimeout(() => { L.sock.terminate(); res(); }, 2000);
+      L.sock.once('close', () => { clearTimeout(timer); res(); });
+      L.sock.close(1000);
+    });
+    log('   legacy protocol: connection_ack, typing and messageAdded data received and decrypted');
+  }
+
+  section('misuse: envelopes');
+  {
+    const missing = keys.alice.filter((r) => r.userId !== carol.id);
+    const input = await sealFor(alice, { roomId }, `alice forgot carol ${RUN}`, missing);
+    const e = await misuse('envelope missing a member', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
+    assertEq(e.extensions.missingUserIds, [carol.id], 'extensions.missingUserIds');
+  }
+  {
+    const input = await sealFor(alice, { roomId }, `upper-case id ${RUN}`, keys.alice);
+    input.id = input.id.toUpperCase();
+    await misuse('message id not a lower-case UUID', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
+  }
+  {
+    const input = await sealFor(alice, { roomId }, `bad nonce ${RUN}`, keys.alice);
+    input.nonce = b64(randomBytes(8));
+    await misuse('nonce of 8 bytes', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
+  }
+  {
+    const input = await sealFor(alice, { recipientId: alice.id }, `note to self ${RUN}`, keys.alice.filter((r) => r.userId === alice.id));
+    await misuse('direct message to oneself', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
+  }
+  {
+    // Same id again: same content is a safe retry, other content is CONFLICT.
+    const prev = sentRoom[0];
+    const again = (await ok(alice.client, Q.sendMessage, { input: prev.input })).sendMessage;
+    assertEq(again.id, prev.id, 'retrying sendMessage with the same id and content returns the stored message');
+    const input = await sealFor(alice, { roomId }, `other content, same id ${RUN}`, keys.alice, prev.id);
+    await misuse('same message id with other content', alice.client, Q.sendMessage, { input }, 'CONFLICT');
+  }
+  await misuse('non-sender deletes a message', bob.client, Q.deleteMessage, { id: first.alice.id }, 'FORBIDDEN');
+
+  section('read receipts');
+  {
+    const n = (await ok(bob.client, Q.markRead, { ids: [first.alice.id, first.carol.id] })).markRead;
+    assertEq(n, 2, 'markRead newly marked');
+    for (const p of [alice, carol]) {
+      for (const mid of [first.alice.id, first.carol.id]) {
+        await p.waitEvent('readReceipts', (r) => r.messageId === mid && r.user.id === bob.id && r.readAt, `bob read ${mid}`);
+      }
+    }
+    assertEq((await ok(bob.client, Q.markRead, { ids: [first.alice.id] })).markRead, 0, 'markRead again marks nothing new');
+    const hist = await page(bob, Q.roomPage, { id: roomId }, 'messages', 50, (d) => d.room);
+    assert(hist.find((m) => m.id === first.alice.id).myKey.readAt, 'bob\'s myKey.readAt is set after markRead');
+  }
+
+  section('key rotation: stale keyId is refused, refetch and seal again');
+  const carolOld = { keyId: carol.keyId, kp: carol.kp };
+  {
+    const kp = generateKeyPair('X_WING');
+    secretKeys.push(b64(kp.seed));
+    const u = (await ok(carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING' })).rotateKey;
+    assert(u.publicKey.id !== carolOld.keyId, 'rotateKey gives a new key id');
+    assertEq([u.publicKey.algorithm, u.publicKey.key, u.publicKey.fingerprint], ['X_WING', b64(kp.publicKey), fingerprint(kp.publicKey)], 'rotated key');
+    carol.kp = kp;
+    carol.keyId = u.publicKey.id;
+    carol.keyring.set(carol.keyId, kp);
+    log(`   carol rotated ${carolOld.keyId} -> ${carol.keyId}`);
+
+    const text = `alice after carol's rotation ${RUN}-${randomBytes(4).toString('hex')}`;
+    const stale = await sealFor(alice, { roomId }, text, keys.alice); // alice's cached keys
+    const e = await misuse('envelope with carol\'s rotated-out key', alice.client, Q.sendMessage, { input: stale }, 'BAD_USER_INPUT');
+    assertEq(e.extensions.staleKeyIds, [carolOld.keyId], 'extensions.staleKeyIds');
+    keys.alice = await roomRecipients(alice, roomId); // refetch
+    assertEq(keys.alice.find((r) => r.userId === carol.id).keyId, carol.keyId, 'refetched key of carol');
+    plaintexts.pop(); // the same text is sealed again below
+    const m = await send(alice, { roomId }, text, keys.alice);
+    for (const p of people) await receiveLive(p, m.id, text);
+    assertEq(m.myKey.keyId, alice.keyId, 'alice\'s own key');
+    const live = carol.ev.messageAdded.find((x) => x.id === m.id);
+    assertEq(live.myKey.keyId, carol.keyId, 'carol\'s myKey names her new key');
+    // Old messages still open with the old seed, and only with it.
+    const d = await ok(carol.client, Q.roomPage, { id: roomId, first: 50 });
+    const old = d.room.messages.edges.map((e) => e.node).find((x) => x.id === first.bob.id);
+    assertEq(old.myKey.keyId, carolOld.keyId, 'carol\'s key on an old message is her old key');
+    assertEq(await carol.openMessage(old, 'old message after rotation'), texts.bob, 'carol opens an old message with her old seed');
+    let opened = false;
+    try {
+      await openBytes({ kind: 'msg', objectId: old.id, senderId: bob.id, conversationId: roomId }, old.ciphertext, old.nonce, old.myKey, carol.kp);
+      opened = true;
+    } catch (err) {
+      if (!(err instanceof CannotOpenError)) throw err;
+    }
+    assert(!opened, 'the new seed must not open a message sealed to the old key');
+    keys.bob = await roomRecipients(bob, roomId);
+    keys.carol = await roomRecipients(carol, roomId);
+  }
+
+  section('direct messages alice <-> bob');
+  {
+    const ab = recipientsOf((await ok(alice.client, Q.users, { ids: [alice.id, bob.id] })).users);
+    assertEq(ab.map((r) => r.userId).sort(), [alice.id, bob.id].sort(), 'users(ids)');
+    const t1 = `alice -> bob, just us ${RUN}-${randomBytes(4).toString('hex')}`;
+    const m1 = await send(alice, { recipientId: bob.id }, t1, ab);
+    assertEq([m1.room, m1.recipient?.id], [null, bob.id], 'direct message room/recipient');
+    for (const p of [alice, bob]) await receiveLive(p, m1.id, t1);
+    const ba = recipientsOf((await ok(bob.client, Q.users, { ids: [bob.id, alice.id] })).users);
+    const t2 = `bob -> alice, reply ${RUN}-${randomBytes(4).toString('hex')}`;
+    const m2 = await send(bob, { recipientId: alice.id }, t2, ba);
+    for (const p of [alice, bob]) await receiveLive(p, m2.id, t2);
+    // Typing in a direct conversation.
+    const since = bob.mark('typing');
+    await ok(alice.client, Q.setTyping, { to: bob.id, t: true });
+    await bob.waitEvent('typing', (e) => e.user.id === alice.id && !e.roomId && e.isTyping, 'alice typing to bob', since);
+    await ok(alice.client, Q.setTyping, { to: bob.id, t: false });
+    // History on both sides, newest first, one per page.
+    for (const [p, other] of [[alice, bob], [bob, alice]]) {
+      const h = await page(p, Q.dmPage, { with: other.id }, 'directMessages', 1, (d) => d);
+      assertEq(h.map((m) => m.id), [m2.id, m1.id], `${p.name}'s directMessages newest first`);
+      for (const m of h) assertEq(await p.openMessage(m, 'direct history'), m.id === m1.id ? t1 : t2, `${p.name} opens direct history`);
+    }
+    // Carol, not in the conversation, gets none of it (message(id) is a schema extension:
+    // if the server has it, it must not reveal the message).
+    const r = await call(carol.client, gql`query M($id: ID!) { message(id: $id) { id ciphertext } }`, { id: m1.id });
+    if (r.errors[0]?.extensions?.code === 'GRAPHQL_VALIDATION_FAILED') log('   (no message(id) extension on this server)');
+    else assert(!r.data?.message && (!r.errors.length || r.errors[0].extensions?.code === 'NOT_FOUND'), `carol may read alice->bob direct message: ${show(r)}`);
+  }
+
+  section('history paging: first: 2 + after, newest first, every message exactly once');
+  {
+    const want = sentRoom.map((s) => s.id).reverse();
+    for (const p of people) {
+      const h = await page(p, Q.roomPage, { id: roomId }, 'messages', 2, (d) => d.room);
+      assertEq(h.map((m) => m.id), want, `${p.name}'s room history ids (newest first)`);
+      for (const m of h) {
+        const s = sentRoom.find((x) => x.id === m.id);
+        assertEq(await p.openMessage(m, 'room history'), s.text, `${p.name} opens history message ${m.id}`);
+      }
+      log(`   ${p.name}: ${h.length} messages over ${Math.ceil(h.length / 2)} pages, all opened`);
+    }
+  }
+
+  section('presence: carol goes offline and comes back');
+  {
+    const marks = [alice.mark('presence'), bob.mark('presence')];
+    await carol.disconnect();
+    for (const [i, p] of [alice, bob].entries()) {
+      await p.waitEvent('presence', (e) => e.user.id === carol.id && e.online === false, 'carol offline', marks[i]);
+    }
+    assertEq((await ok(alice.client, Q.user, { id: carol.id })).user.online, false, 'user(carol).online after disconnect');
+    const marks2 = [alice.mark('presence'), bob.mark('presence')];
+    await carol.connect();
+    for (const [i, p] of [alice, bob].entries()) {
+      await p.waitEvent('presence', (e) => e.user.id === carol.id && e.online === true, 'carol online', marks2[i]);
+    }
+    assertEq((await ok(alice.client, Q.user, { id: carol.id })).user.online, true, 'user(carol).online after reconnect');
+    await ensureLive(carol, alice);
+  }
+
+  section('delete a message: tombstone and messageDeleted');
+  {
+    const victim = sentRoom.find((s) => s.sender === 'bob');
+    assertEq((await ok(bob.client, Q.deleteMessage, { id: victim.id })).deleteMessage, true, 'deleteMessage by the sender');
+    for (const p of people) await p.waitEvent('messageDeleted', (id) => id === victim.id, `messageDeleted ${victim.id}`);
+    const h = await page(alice, Q.roomPage, { id: roomId }, 'messages', 50, (d) => d.room);
+    const tomb = h.find((m) => m.id === victim.id);
+    assert(tomb && tomb.deleted === true && tomb.myKey === null, `tombstone: ${show(tomb)}`);
+  }
+
+  section('carol leaves: MEMBER_LEFT, and the room is gone for her');
+  {
+    assertEq((await ok(carol.client, Q.leaveRoom, { r: roomId })).leaveRoom, true, 'leaveRoom');
+    for (const p of [alice, bob]) {
+      await p.waitEvent('roomEvents', (e) => e.type === 'MEMBER_LEFT' && e.room.id === roomId && e.user?.id === carol.id, 'MEMBER_LEFT carol');
+    }
+    // "rooms the caller is in (and the one it was removed from)": the leaver hears it too.
+    await carol.waitEvent('roomEvents', (e) => e.type === 'MEMBER_LEFT' && e.room.id === roomId && e.user?.id === carol.id, 'MEMBER_LEFT (herself)');
+    await misuse('former member reads the room', carol.client, Q.room, { id: roomId }, 'NOT_FOUND');
+    await misuse('former member pages the room', carol.client, Q.roomPage, { id: roomId, first: 2 }, 'NOT_FOUND');
+    const input = await sealFor(alice, { roomId }, `still for carol ${RUN}`, keys.alice);
+    const e = await misuse('envelope for a member who left', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
+    assertEq(e.extensions.unexpectedUserIds, [carol.id], 'extensions.unexpectedUserIds');
+    const text = `alice and bob only now ${RUN}-${randomBytes(4).toString('hex')}`;
+    const m = await send(alice, { roomId }, text, await roomRecipients(alice, roomId));
+    for (const p of [alice, bob]) await receiveLive(p, m.id, text);
+  }
+
+  section('owner deletes the room: DELETED');
+  {
+    await misuse('member (bob) deletes the room', bob.client, Q.deleteRoom, { r: roomId }, 'FORBIDDEN');
+    assertEq((await ok(alice.client, Q.deleteRoom, { r: roomId })).deleteRoom, true, 'deleteRoom');
+    await bob.waitEvent('roomEvents', (e) => e.type === 'DELETED' && e.room.id === roomId, 'DELETED');
+  }
+
+  section('every member got every message it may read live, exactly once');
+  await sleep(200);
+  for (const p of people) {
+    p.checkSubs();
+    const ids = p.ev.messageAdded.map((m) => m.id);
+    const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
+    assert(!dup.length, `${p.name} got messages twice live: ${dup}`);
+    for (const s of [...sentRoom, ...sentDM]) {
+      const shouldGet = s.input.recipientId ? [s.sender, s.input.recipientId === alice.id ? 'alice' : 'bob'].includes(p.name) : s.input.keys.some((k) => k.userId === p.id);
+      const got = ids.includes(s.id);
+      if (shouldGet && !got) fail(`${p.name} never received ${s.id} live`);
+      if (!shouldGet && got) fail(`${p.name} received ${s.id} live but is not one of its recipients`);
+    }
+  }
+}
+
+// ---- run -------------------------------------------------------------------------------
+
+let code = 0;
+try {
+  await main();
+  log(`all checks passed: ${plaintexts.length} plaintexts, ${misuseResults.length} misuse checks`);
+} catch (e) {
+  code = 1;
+  console.error(`scenario: FAILED: ${e instanceof ScenarioError ? e.message : e?.stack ?? e}`);
+} finally {
+  for (const p of people) {
+    try {
+      await p.disconnect();
+    } catch {
+      /* closing anyway */
+    }
+  }
+  anon.stop();
+  clearTimeout(watchdog);
+}
+if (code === 0) {
+  console.log(JSON.stringify({ ok: true, plaintexts, secrets, secretKeys, usernames: people.map((p) => p.username), misuseChecks: misuseResults.length }));
+}
+process.exitCode = code;
+// Everything is closed; if a library still holds a handle, do not hang.
+setTimeout(() => {
+  console.error('scenario: note: a handle was still open 3 s after closing every client; exiting');
+  process.exit(code);
+}, 3000).unref();
