@@ -138,7 +138,7 @@ func (r *Resolver) membership(ctx context.Context, roomID, userID string) (*mode
 
 // isMember answers from a short-lived cache; used on every live event.
 func (r *Resolver) isMember(ctx context.Context, roomID, userID string) bool {
-	key := roomID + "|" + userID
+	key := memberKey(roomID, userID)
 	if ok, hit := r.members.GetIfPresent(key); hit {
 		return ok
 	}
@@ -150,7 +150,11 @@ func (r *Resolver) isMember(ctx context.Context, roomID, userID string) bool {
 	return err == nil
 }
 
-func (r *Resolver) forgetMember(roomID, userID string) { r.members.Invalidate(roomID + "|" + userID) }
+// forgetMember drops the cached membership of userID in roomID, here and on
+// every other instance.
+func (r *Resolver) forgetMember(ctx context.Context, roomID, userID string) {
+	r.invalidate(ctx, "member", memberKey(roomID, userID))
+}
 
 // canRead says whether userID may read message m.
 func (r *Resolver) canRead(ctx context.Context, m *models.Message, userID string) bool {

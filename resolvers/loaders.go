@@ -8,6 +8,7 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/models"
 )
 
@@ -21,13 +22,16 @@ type Loaders struct {
 	RecipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
 	Documents    *dataloadgen.Loader[string, *models.Document]
 	DocumentKey  *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
+	// Online batches presence lookups: one round trip for a member list
+	// when the tracker is shared.
+	Online *dataloadgen.Loader[string, bool]
 }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
 // batch fills within microseconds and a long wait only adds latency.
 const batchWait = 200 * time.Microsecond
 
-func newLoaders(s *db.Store) *Loaders {
+func newLoaders(s *db.Store, p presence.Tracker) *Loaders {
 	opt := dataloadgen.WithWait(batchWait)
 	return &Loaders{
 		Users: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.User, error) {
@@ -63,6 +67,17 @@ func newLoaders(s *db.Store) *Loaders {
 			ds, err := s.DocumentsByIDs(ctx, ids)
 			return index(ds, func(d *models.Document) string { return d.ID }), err
 		}, opt),
+		Online: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]bool, []error) {
+			on, err := p.Online(ctx, ids)
+			out := make([]bool, len(ids))
+			for i, id := range ids {
+				out[i] = on[id]
+			}
+			if err != nil {
+				return out, []error{err}
+			}
+			return out, nil
+		}, opt),
 		DocumentKey: dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.DocumentKey, error) {
 			ks, err := s.DocumentKeys(ctx, pairs)
 			return index(ks, func(k *models.DocumentKey) db.MessageUser {
@@ -87,20 +102,25 @@ func (r *Resolver) loaders(ctx context.Context) *Loaders {
 	if l, ok := ctx.Value(loadersKey{}).(*Loaders); ok {
 		return l
 	}
-	return newLoaders(r.store)
+	return newLoaders(r.store, r.presence)
 }
 
 // LoaderExtension gives every GraphQL response fresh loaders. It works per
 // response rather than per request so that each event of a long-lived
 // subscription sees current data instead of what the socket first cached.
-func (r *Resolver) LoaderExtension() graphql.HandlerExtension { return loaderExtension{r.store} }
+func (r *Resolver) LoaderExtension() graphql.HandlerExtension {
+	return loaderExtension{r.store, r.presence}
+}
 
-type loaderExtension struct{ store *db.Store }
+type loaderExtension struct {
+	store    *db.Store
+	presence presence.Tracker
+}
 
 func (loaderExtension) ExtensionName() string                   { return "Loaders" }
 func (loaderExtension) Validate(graphql.ExecutableSchema) error { return nil }
 func (e loaderExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	return next(context.WithValue(ctx, loadersKey{}, newLoaders(e.store)))
+	return next(context.WithValue(ctx, loadersKey{}, newLoaders(e.store, e.presence)))
 }
 
 // lookup converts a loader miss into nil without an error.

@@ -36,7 +36,9 @@ func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayl
 		r.security(ctx, slog.LevelWarn, "ws_unauthorized")
 		return ctx, errors.New("invalid or expired token")
 	}
-	if r.presence.Connect(u.ID) {
+	if online, err := r.presence.Connect(ctx, u.ID); err != nil {
+		r.log.WarnContext(ctx, "presence connect", "err", err)
+	} else if online {
 		r.announce(ctx, u.ID, true)
 	}
 	r.obs.WebsocketOpened()
@@ -52,8 +54,11 @@ func (r *Resolver) WebsocketClose(ctx context.Context) {
 		return
 	}
 	r.obs.WebsocketClosed()
-	if r.presence.Disconnect(u.ID) {
-		r.announce(context.WithoutCancel(ctx), u.ID, false)
+	ctx = context.WithoutCancel(ctx)
+	if offline, err := r.presence.Disconnect(ctx, u.ID); err != nil {
+		r.log.WarnContext(ctx, "presence disconnect", "err", err)
+	} else if offline {
+		r.announce(ctx, u.ID, false)
 	}
 }
 

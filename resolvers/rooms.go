@@ -62,11 +62,11 @@ func (r *Resolver) createRoom(ctx context.Context, u *models.User, in models.Cre
 		return nil, err
 	}
 	for _, id := range ids {
-		r.forgetMember(room.ID, id)
+		r.forgetMember(ctx, room.ID, id)
 		uid := id
 		r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &uid)
 	}
-	r.forgetMember(room.ID, u.ID)
+	r.forgetMember(ctx, room.ID, u.ID)
 	r.security(ctx, slog.LevelInfo, "room_created", "room_id", room.ID)
 	return room, nil
 }
@@ -88,7 +88,7 @@ func (r *Resolver) joinRoom(ctx context.Context, u *models.User, code string) (*
 	if err := r.store.AddMemberIfRoom(ctx, m, limit); err != nil {
 		return nil, err
 	}
-	r.forgetMember(room.ID, u.ID)
+	r.forgetMember(ctx, room.ID, u.ID)
 	r.security(ctx, slog.LevelInfo, "member_joined", "room_id", room.ID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &u.ID)
 	return room, nil
@@ -130,7 +130,7 @@ func (r *Resolver) addMember(ctx context.Context, u *models.User, roomID, userID
 	if err := r.store.AddMemberIfRoom(ctx, nm, limit); err != nil {
 		return nil, err
 	}
-	r.forgetMember(roomID, userID)
+	r.forgetMember(ctx, roomID, userID)
 	r.security(ctx, slog.LevelInfo, "member_added", "room_id", roomID, "member_id", userID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &userID)
 	return room, nil
@@ -161,7 +161,7 @@ func (r *Resolver) removeMember(ctx context.Context, u *models.User, roomID, use
 	if err != nil {
 		return nil, err
 	}
-	r.forgetMember(roomID, userID)
+	r.forgetMember(ctx, roomID, userID)
 	r.security(ctx, slog.LevelInfo, "member_removed", "room_id", roomID, "member_id", userID)
 	if deleted {
 		r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, nil, userID)
@@ -217,7 +217,7 @@ func (r *Resolver) deleteRoom(ctx context.Context, u *models.User, roomID string
 		return err
 	}
 	for _, id := range audience {
-		r.forgetMember(roomID, id)
+		r.forgetMember(ctx, roomID, id)
 	}
 	r.security(ctx, slog.LevelInfo, "room_deleted", "room_id", roomID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, &u.ID, audience...)

@@ -81,9 +81,12 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 	if _, err := me(ctx); err != nil {
 		return false, err
 	}
-	if err := r.auth.Revoke(ctx, auth.TokenFrom(ctx)); err != nil {
+	token := auth.TokenFrom(ctx)
+	if err := r.auth.Revoke(ctx, token); err != nil {
 		return false, err
 	}
+	r.invalidate(ctx, "session", sessionKey(token))
+	r.security(ctx, slog.LevelInfo, "logout")
 	return true, nil
 }
 
@@ -109,6 +112,7 @@ func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algo
 		return nil, err
 	}
 	r.auth.UpdateCachedUser(fresh)
+	r.invalidate(ctx, "user", u.ID)
 	r.security(ctx, slog.LevelInfo, "key_rotated", "key_id", key.ID)
 	return fresh, nil
 }

@@ -161,6 +161,20 @@ func (a *Authenticator) Revoke(ctx context.Context, token string) error {
 // instance that revoked the token calls it (see the broker's invalidations).
 func (a *Authenticator) Forget(tokenHash []byte) { a.cache.Invalidate(string(tokenHash)) }
 
+// ForgetUser drops every cached session of a user, so the next request reads
+// the user afresh (after a key rotation on another instance).
+func (a *Authenticator) ForgetUser(userID string) {
+	var stale []string
+	for k, c := range a.cache.All() {
+		if c.user.ID == userID {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		a.cache.Invalidate(k)
+	}
+}
+
 // UpdateCachedUser refreshes the cached copy of a user (after a key rotation).
 func (a *Authenticator) UpdateCachedUser(u *models.User) {
 	var stale []string

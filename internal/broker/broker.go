@@ -20,7 +20,20 @@ const (
 	Receipt        Kind = "receipt"
 	Presence       Kind = "presence"
 	RoomChanged    Kind = "room"
+	// Invalidate tells every instance to drop a cached entry (see
+	// InvalidationTopic).
+	Invalidate Kind = "invalidate"
 )
+
+// InvalidationTopic carries cache invalidations between instances: a logout
+// on one must end the session on all at once.
+const InvalidationTopic = "system:invalidate"
+
+// Invalidation names one cached entry.
+type Invalidation struct {
+	What string `json:"what"` // "session" (Key: hex token hash), "user" (Key: user id), "member" (Key: room|user)
+	Key  string `json:"key"`
+}
 
 // Event is one live event. Exactly the field that matches Kind is set. Events are
 // shared between subscribers and must not be modified after Publish.
@@ -31,6 +44,7 @@ type Event struct {
 	Receipt  *models.ReadReceipt   `json:"receipt,omitempty"`  // Receipt
 	Presence *models.PresenceEvent `json:"presence,omitempty"` // Presence
 	Room     *models.RoomEvent     `json:"room,omitempty"`     // RoomChanged
+	Inval    *Invalidation         `json:"inval,omitempty"`    // Invalidate
 }
 
 // UserTopic is the topic that carries everything addressed to one user: an event

@@ -72,8 +72,11 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	invCtx, stopInv := context.WithCancel(context.Background())
+	go res.RunInvalidations(invCtx)
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
+		stopInv()
 		_ = brk.Close()
 		hs.CloseClientConnections()
 		hs.Close()

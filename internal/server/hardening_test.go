@@ -261,7 +261,9 @@ func TestSanitisedErrorsAndPanics(t *testing.T) {
 	r := do("", registerMutation, registerVars("alice", "password1", mustKey(t), ""))
 	r.Decode(t, &reg)
 	other := do("", registerMutation, registerVars("bob", "password1", mustKey(t), ""))
-	var bob struct{ Register struct{ User struct{ ID string } } }
+	var bob struct {
+		Register struct{ User struct{ ID string } }
+	}
 	other.Decode(t, &bob)
 
 	p := do(reg.Register.Token, `mutation($u: ID!) { setTyping(recipientId: $u, isTyping: true) }`, map[string]any{"u": bob.Register.User.ID})
