@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
 	return db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, db.Options{
-		MaxOpenConns: cfg.DBPoolMax, MaxIdleConns: cfg.DBPoolMin,
+		MaxOpenConns: cfg.DBPoolMax, MaxIdleConns: cfg.DBPoolMin, MinConns: cfg.DBPoolMin,
+		SSLMode: cfg.DBSSLMode, SSLRootCert: cfg.DBSSLCA,
 		ConnMaxLifetime: cfg.DBConnMaxLifetime, ConnMaxIdleTime: cfg.DBConnMaxIdleTime,
 	})
 }
@@ -137,26 +139,59 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	if err != nil {
+		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
+	}
+	// Until the database answers and is migrated, the process is live but not
+	// ready: probes see that instead of a refused connection.
+	var root atomic.Pointer[http.Handler]
+	starting := http.Handler(startingHandler())
+	root.Store(&starting)
+	hs := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*root.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // a 10 MiB upload on a slow link
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
+	fmt.Fprintf(stdout, "QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\n", version, ln.Addr())
+	closeEarly := func(err error) error {
+		_ = hs.Close()
+		return err
+	}
+
 	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return err
+		return closeEarly(err)
 	}
 	defer store.Close()
 	store.AddQueryHook(dbhook.New(log, cfg.DBSlowQuery))
+	err = store.WaitReachable(ctx, cfg.DBStartupTimeout, func(err error, next time.Duration) {
+		log.Warn("database not reachable yet, retrying", "in", next.String(), "err", err)
+	})
+	if err != nil {
+		return closeEarly(err)
+	}
 	if err := store.Migrate(ctx); err != nil {
-		return err
+		return closeEarly(err)
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	if err := m.RegisterDBStats(store.Stats); err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return closeEarly(fmt.Errorf("metrics: %w", err))
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	defer authn.Close()
 	brk := broker.NewMemory(0)
 	defer brk.Close()
 	if err := m.RegisterBrokerStats(brk.Stats); err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return closeEarly(fmt.Errorf("metrics: %w", err))
 	}
 	res := resolvers.New(resolvers.Deps{
 		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log, Observer: m,
@@ -167,35 +202,34 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	defer res.Close()
 	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m})
 	if err != nil {
-		return err
+		return closeEarly(err)
 	}
 	go pruneSessions(ctx, store, log, time.Hour)
 	go res.RunInvalidations(ctx)
+	ready := http.Handler(srv)
+	root.Store(&ready)
+	log.Info("qchat ready", "database", string(store.Dialect()), "startup", time.Since(started).String())
 
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
-	if err != nil {
-		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
-	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // a 10 MiB upload on a slow link
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
-	fmt.Fprintf(stdout, "QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\n", version, ln.Addr())
-
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	return shutdown(hs, srv, brk, log, cfg.ShutdownTimout)
+}
+
+// startingHandler answers while the database is not ready yet.
+func startingHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/health/live" {
+			_, _ = io.WriteString(w, `{"status":"alive"}`)
+			return
+		}
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"status":"starting","errors":[{"message":"server is starting","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+	})
 }
 
 // shutdown stops in order: readiness turns 503 and websockets get 1001 at once,

@@ -24,7 +24,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"bad port", map[string]string{"PORT": "eighty"}, "PORT:"},
 		{"bad env", map[string]string{"APP_ENV": "staging"}, "APP_ENV:"},
 		{"bad database url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgres://"},
-		{"unreachable postgres", map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}, "cannot reach PostgreSQL"},
+		{"unreachable postgres", map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "DB_STARTUP_TIMEOUT": "1s", "PORT": "0"}, "cannot reach the database"},
 		{"unknown command", map[string]string{"DATA_DIR": "DIR"}, "unknown command"},
 	}
 	for _, tc := range cases {
@@ -73,13 +73,22 @@ func TestRunMigrateAndServe(t *testing.T) {
 		t.Fatalf("no address in %q", line[:n])
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	resp, err := http.Get("http://127.0.0.1:" + addr[1] + "/health/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("ready = %d", resp.StatusCode)
+	// The listener opens before the database is ready: readiness turns 200
+	// once migrations are applied.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + addr[1] + "/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ready = %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	select {

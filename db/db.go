@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -37,6 +38,9 @@ const (
 
 // Options tune the connection pool.
 type Options struct {
+	MinConns        int // PostgreSQL: connections kept open (DB_POOL_MIN)
+	SSLMode         string
+	SSLRootCert     string
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
@@ -66,6 +70,7 @@ type Store struct {
 	dialect Dialect
 	w       *bun.DB // writes and transactions
 	r       *bun.DB // reads; the same as w on PostgreSQL
+	pool    *pgxpool.Pool
 }
 
 // Open connects to databaseURL: empty means the SQLite file dataDir/qchat.db,
@@ -132,22 +137,87 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	sqldb, err := sql.Open("pgx", dsn)
+func openPostgres(_ context.Context, dsn string, opts Options) (*Store, error) {
+	dsn, err := withTLS(dsn, opts.SSLMode, opts.SSLRootCert)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, err
 	}
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %s", oneLine(err))
+	}
+	// pgxpool rather than database/sql's own pool: it keeps DB_POOL_MIN
+	// connections open, checks idle ones in the background, and replaces
+	// broken ones, so the server recovers by itself when PostgreSQL returns.
+	pcfg.MaxConns = int32(opts.MaxOpenConns)
+	pcfg.MinConns = int32(min(opts.MinConns, opts.MaxOpenConns))
+	pcfg.MaxConnLifetime = opts.ConnMaxLifetime
+	pcfg.MaxConnIdleTime = opts.ConnMaxIdleTime
+	pcfg.HealthCheckPeriod = 30 * time.Second
+	// Connecting is lazy: a PostgreSQL that is briefly down does not stop the
+	// server from starting (see WaitReachable).
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %s", oneLine(err))
+	}
+	sqldb := stdlib.OpenDBFromPool(pool)
 	sqldb.SetMaxOpenConns(opts.MaxOpenConns)
-	sqldb.SetMaxIdleConns(opts.MaxIdleConns)
-	sqldb.SetConnMaxLifetime(opts.ConnMaxLifetime)
-	sqldb.SetConnMaxIdleTime(opts.ConnMaxIdleTime)
 	bdb := bun.NewDB(sqldb, pgdialect.New())
-	s := &Store{dialect: Postgres, w: bdb, r: bdb}
-	if err := s.Ping(ctx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("cannot reach PostgreSQL (check DATABASE_URL host, port and credentials): %s", oneLine(err))
+	return &Store{dialect: Postgres, w: bdb, r: bdb, pool: pool}, nil
+}
+
+// withTLS adds sslmode and sslrootcert (DB_SSL_MODE, DB_SSL_CA) to a
+// PostgreSQL URL: with a provider's CA file, verify-full checks both the
+// certificate chain and the host name.
+func withTLS(dsn, mode, rootCert string) (string, error) {
+	if mode == "" && rootCert == "" {
+		return dsn, nil
 	}
-	return s, nil
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_URL is not a valid URL: %s", oneLine(err))
+	}
+	q := u.Query()
+	if rootCert != "" {
+		if _, err := os.Stat(rootCert); err != nil {
+			return "", fmt.Errorf("DB_SSL_CA: cannot read %s: %w", rootCert, err)
+		}
+		q.Set("sslrootcert", rootCert)
+		if mode == "" && q.Get("sslmode") == "" {
+			mode = "verify-full"
+		}
+	}
+	if mode != "" {
+		q.Set("sslmode", mode)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// WaitReachable pings the database with growing pauses until it answers or
+// timeout passes; the server calls it at start so that a PostgreSQL still
+// booting beside it is waited for instead of being fatal.
+func (s *Store) WaitReachable(ctx context.Context, timeout time.Duration, onRetry func(err error, next time.Duration)) error {
+	deadline := time.Now().Add(timeout)
+	pause := 250 * time.Millisecond
+	for {
+		err := s.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(pause).After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("cannot reach the database within %s (check DATABASE_URL host, port and credentials): %s", timeout, oneLine(err))
+		}
+		if onRetry != nil {
+			onRetry(err, pause)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 5*time.Second)
+	}
 }
 
 // Dialect reports the engine.
@@ -169,14 +239,31 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Stats reports the connection pool of the write handle (the only one on PostgreSQL).
-func (s *Store) Stats() sql.DBStats { return s.w.Stats() }
+// Stats reports the connection pool: pgxpool's on PostgreSQL (database/sql
+// only wraps it there), the write handle's on SQLite.
+func (s *Store) Stats() sql.DBStats {
+	if s.pool == nil {
+		return s.w.Stats()
+	}
+	st := s.pool.Stat()
+	return sql.DBStats{
+		MaxOpenConnections: int(st.MaxConns()),
+		OpenConnections:    int(st.TotalConns()),
+		InUse:              int(st.AcquiredConns()),
+		Idle:               int(st.IdleConns()),
+		WaitCount:          st.EmptyAcquireCount(),
+		WaitDuration:       st.EmptyAcquireWaitTime(),
+	}
+}
 
 // Close closes every connection.
 func (s *Store) Close() error {
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
+	}
+	if s.pool != nil {
+		s.pool.Close()
 	}
 	return err
 }

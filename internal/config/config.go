@@ -28,6 +28,9 @@ type Config struct {
 	DBConnMaxLifetime time.Duration // DB_CONN_MAX_LIFETIME
 	DBConnMaxIdleTime time.Duration // DB_CONN_MAX_IDLE_TIME
 	DBSlowQuery       time.Duration // DB_SLOW_QUERY_MS
+	DBStartupTimeout  time.Duration // DB_STARTUP_TIMEOUT: how long start-up waits for the database
+	DBSSLMode         string        // DB_SSL_MODE: disable, require, verify-ca, verify-full
+	DBSSLCA           string        // DB_SSL_CA: CA certificate file for verify-full
 
 	Introspection  bool          // GRAPHQL_INTROSPECTION (default: on outside production)
 	CORSOrigins    []string      // CORS_ORIGINS: comma-separated origins
@@ -80,6 +83,9 @@ func Load(getenv func(string) string) (Config, error) {
 		DBConnMaxLifetime: l.duration("DB_CONN_MAX_LIFETIME", time.Hour),
 		DBConnMaxIdleTime: l.duration("DB_CONN_MAX_IDLE_TIME", 10*time.Minute),
 		DBSlowQuery:       time.Duration(l.intRange("DB_SLOW_QUERY_MS", 200, 0, 3_600_000)) * time.Millisecond,
+		DBStartupTimeout:  l.duration("DB_STARTUP_TIMEOUT", 30*time.Second),
+		DBSSLMode:         l.oneOf("DB_SSL_MODE", "", "", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+		DBSSLCA:           l.str("DB_SSL_CA", ""),
 
 		RateLimitMax:        l.intRange("RATE_LIMIT_MAX", 100, 0, 100_000_000),
 		RateLimitWindow:     l.duration("RATE_LIMIT_WINDOW", 15*time.Minute),
@@ -164,7 +170,13 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 			return v
 		}
 	}
-	l.fail(name, "one of "+strings.Join(allowed, ", "))
+	var names []string
+	for _, a := range allowed {
+		if a != "" {
+			names = append(names, a)
+		}
+	}
+	l.fail(name, "one of "+strings.Join(names, ", "))
 	return def
 }
 
