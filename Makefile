@@ -11,6 +11,7 @@ run: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/qchat-server .
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/qchat ./cmd/qchat
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -20,12 +21,14 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# Regenerates the server's executor (gqlgen) and the Go client (genqlient).
 generate:
 	$(GO) run github.com/99designs/gqlgen generate
+	$(GO) generate ./client
 
 # CI: generated code must be what `make generate` produces.
 check-generated: generate
-	@git diff --exit-code -- graph models resolvers || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code -- graph models resolvers client || { echo "generated code is stale: run make generate and commit"; exit 1; }
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -6,6 +6,7 @@ package tools
 
 import (
 	_ "github.com/99designs/gqlgen"
+	_ "github.com/Khan/genqlient"
 	_ "github.com/joho/godotenv"
 	_ "github.com/klauspost/compress/gzhttp"
 	_ "github.com/prometheus/client_golang/prometheus"

@@ -30,33 +30,6 @@ func (r *mutationResolver) Register(ctx context.Context, input models.RegisterIn
 	return p, nil
 }
 
-func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
-	if !usernameRE.MatchString(input.Username) {
-		return nil, models.Invalid("username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
-	}
-	if n := len(input.Password); n < 8 || n > 72 {
-		return nil, models.Invalid("password: must be 8 to 72 bytes")
-	}
-	alg := models.KeyAlgorithmMlKem768
-	if input.KeyAlgorithm != nil {
-		alg = *input.KeyAlgorithm
-	}
-	key, err := newPublicKey(input.PublicKey, alg)
-	if err != nil {
-		return nil, err
-	}
-	hash, err := r.auth.HashPassword(input.Password)
-	if err != nil {
-		return nil, err
-	}
-	u := &models.User{ID: newID(), Username: input.Username, PasswordHash: hash, CreatedAt: models.Now()}
-	if err := r.store.CreateUser(ctx, u, key); err != nil {
-		return nil, err
-	}
-	r.security(ctx, slog.LevelInfo, "register", "user_id", u.ID)
-	return r.issue(ctx, u)
-}
-
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, username string, password string) (*models.AuthPayload, error) {
 	if err := r.checkAuthLimit(ctx); err != nil {

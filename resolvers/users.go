@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/google/uuid"
 
@@ -40,3 +41,30 @@ func (r *Resolver) issue(ctx context.Context, u *models.User) (*models.AuthPaylo
 }
 
 func newID() string { return uuid.NewString() }
+
+func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
+	if !usernameRE.MatchString(input.Username) {
+		return nil, models.Invalid("username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
+	}
+	if n := len(input.Password); n < 8 || n > 72 {
+		return nil, models.Invalid("password: must be 8 to 72 bytes")
+	}
+	alg := models.KeyAlgorithmMlKem768
+	if input.KeyAlgorithm != nil {
+		alg = *input.KeyAlgorithm
+	}
+	key, err := newPublicKey(input.PublicKey, alg)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := r.auth.HashPassword(input.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &models.User{ID: newID(), Username: input.Username, PasswordHash: hash, CreatedAt: models.Now()}
+	if err := r.store.CreateUser(ctx, u, key); err != nil {
+		return nil, err
+	}
+	r.security(ctx, slog.LevelInfo, "register", "user_id", u.ID)
+	return r.issue(ctx, u)
+}

@@ -1,0 +1,111 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// MaxDocumentSize is the server's limit on a stored document (its
+// ciphertext: the file plus the 16-byte GCM tag).
+const MaxDocumentSize = 10 << 20
+
+// UploadDocument seals data as a document (kind doc) for conv's members and
+// uploads it as a GraphQL multipart request. name and mimeType are metadata
+// the server sees; the bytes are not.
+func (c *Client) UploadDocument(ctx context.Context, conv Conversation, name, mimeType string, data []byte) (*Document, error) {
+	if len(data)+16 > MaxDocumentSize {
+		return nil, fmt.Errorf("upload %s: %d bytes is over the %d-byte limit", name, len(data), MaxDocumentSize-16)
+	}
+	oid := uuid.NewString()
+	var out *Document
+	err := c.sealAndSend(ctx, conv, pqcrypto.KindDocument, oid, data, func(env *pqcrypto.Envelope) error {
+		// A per-call transport carries the file part: genqlient's request
+		// has only JSON variables, where the Upload placeholder is null.
+		t := &transport{c: c, files: map[string][]byte{"variables.input.file": env.Ciphertext}}
+		resp, err := uploadDocument(ctx, t, UploadDocumentInput{
+			Id: oid, RoomId: conv.roomPtr(), RecipientId: conv.userPtr(),
+			Name: name, MimeType: mimeType, Nonce: pqcrypto.EncodeB64(env.Nonce), Keys: wireKeys(env),
+		})
+		if err != nil {
+			return err
+		}
+		out = &resp.UploadDocument
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload %s to %s: %w", name, conv, err)
+	}
+	return out, nil
+}
+
+// ConversationID is the envelope conversation id a document was sealed under.
+func (d *Document) ConversationID() string {
+	if d.Room != nil {
+		return d.Room.Id
+	}
+	if d.Recipient != nil {
+		return d.Recipient.Id
+	}
+	return ""
+}
+
+// DownloadCiphertext fetches a document's sealed bytes from its downloadUrl.
+func (c *Client) DownloadCiphertext(ctx context.Context, d *Document) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(d.DownloadUrl), nil)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.Id, err)
+	}
+	if tok := c.Token(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.Id, err)
+	}
+	defer resp.Body.Close()
+	// One byte over the limit is enough to tell that something is wrong.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.Id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb struct {
+			Errors []wireError `json:"errors"`
+		}
+		if json.Unmarshal(body, &eb) == nil && len(eb.Errors) > 0 {
+			return nil, fmt.Errorf("download %s: %w", d.Id, eb.Errors[0].toError(resp.StatusCode))
+		}
+		return nil, fmt.Errorf("download %s: %w", d.Id, &Error{Message: "HTTP " + resp.Status, Status: resp.StatusCode})
+	}
+	return body, nil
+}
+
+// OpenDocument decrypts a document's ciphertext with the caller's keyring.
+func OpenDocument(d *Document, ciphertext []byte, kr Keyring) ([]byte, error) {
+	h := pqcrypto.Header{Kind: pqcrypto.KindDocument, ObjectID: d.Id, SenderID: d.Uploader.Id, ConversationID: d.ConversationID()}
+	return kr.open(h, ciphertext, d.Nonce, d.MyKey)
+}
+
+// DownloadDocument fetches a document's metadata and ciphertext and opens it.
+func (c *Client) DownloadDocument(ctx context.Context, id string, kr Keyring) (*Document, []byte, error) {
+	d, err := c.Document(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("download %s: %w", id, err)
+	}
+	ct, err := c.DownloadCiphertext(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt, err := OpenDocument(d, ct, kr)
+	if err != nil {
+		return d, nil, fmt.Errorf("download %s: %w", id, err)
+	}
+	return d, pt, nil
+}

@@ -1,0 +1,337 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// This file holds one method per API operation, thin wrappers over the
+// generated functions that keep the client's token current and turn a null
+// result into a NOT_FOUND *Error, so that callers never check for nil.
+
+// Register creates an account with kp's public key as its first key and
+// switches the client to the new session. Only the public key leaves the
+// process; keeping kp.Seed safe is the caller's job.
+func (c *Client) Register(ctx context.Context, username, password string, kp *pqcrypto.KeyPair) (*Session, error) {
+	if kp == nil {
+		return nil, fmt.Errorf("register: no key pair")
+	}
+	alg := kp.Algorithm
+	resp, err := register(ctx, c.gql, RegisterInput{
+		Username: username, Password: password,
+		PublicKey: pqcrypto.EncodeB64(kp.PublicKey), KeyAlgorithm: &alg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &resp.Register
+	c.SetToken(s.Token)
+	c.rememberSelf(s.Token, s.User.Id)
+	return s, nil
+}
+
+// Login opens a session and switches the client to it.
+func (c *Client) Login(ctx context.Context, username, password string) (*Session, error) {
+	resp, err := login(ctx, c.gql, username, password)
+	if err != nil {
+		return nil, err
+	}
+	s := &resp.Login
+	c.SetToken(s.Token)
+	c.rememberSelf(s.Token, s.User.Id)
+	return s, nil
+}
+
+// Logout revokes the session on the server and forgets the token.
+func (c *Client) Logout(ctx context.Context) error {
+	if _, err := logout(ctx, c.gql); err != nil {
+		return err
+	}
+	c.SetToken("")
+	return nil
+}
+
+// Me is the authenticated user; UNAUTHENTICATED without a valid token.
+func (c *Client) Me(ctx context.Context) (*User, error) {
+	tok := c.Token()
+	resp, err := me(ctx, c.gql)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Me == nil {
+		return nil, &Error{Code: CodeUnauthenticated, Message: "not logged in (no valid session token)",
+			Extensions: map[string]any{"code": CodeUnauthenticated}}
+	}
+	c.rememberSelf(tok, resp.Me.Id)
+	return resp.Me, nil
+}
+
+// User looks a user up by id.
+func (c *Client) User(ctx context.Context, id string) (*User, error) {
+	resp, err := user(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	if resp.User == nil {
+		return nil, notFound("user " + id)
+	}
+	return resp.User, nil
+}
+
+// UserByUsername looks a user up by name.
+func (c *Client) UserByUsername(ctx context.Context, username string) (*User, error) {
+	resp, err := userByUsername(ctx, c.gql, username)
+	if err != nil {
+		return nil, err
+	}
+	if resp.UserByUsername == nil {
+		return nil, notFound("user " + username)
+	}
+	return resp.UserByUsername, nil
+}
+
+// Users looks several users up at once; unknown ids are left out.
+func (c *Client) Users(ctx context.Context, ids []string) ([]User, error) {
+	resp, err := users(ctx, c.gql, ids)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Users, nil
+}
+
+// UserKeys is every key a user has had, newest first.
+func (c *Client) UserKeys(ctx context.Context, userID string) ([]PublicKey, error) {
+	resp, err := userKeys(ctx, c.gql, userID)
+	if err != nil {
+		return nil, err
+	}
+	if resp.User == nil {
+		return nil, notFound("user " + userID)
+	}
+	return resp.User.Keys, nil
+}
+
+// PublicKey looks one key up by id, current or rotated out.
+func (c *Client) PublicKey(ctx context.Context, keyID string) (*PublicKey, error) {
+	resp, err := publicKey(ctx, c.gql, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if resp.PublicKey == nil {
+		return nil, notFound("public key " + keyID)
+	}
+	return resp.PublicKey, nil
+}
+
+// RotateKey makes kp the caller's current key. Envelopes sealed for the old
+// key still open with the old secret key only, so callers keep it (see
+// Keyring).
+func (c *Client) RotateKey(ctx context.Context, kp *pqcrypto.KeyPair) (*User, error) {
+	if kp == nil {
+		return nil, fmt.Errorf("rotate key: no key pair")
+	}
+	resp, err := rotateKey(ctx, c.gql, pqcrypto.EncodeB64(kp.PublicKey), kp.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.RotateKey, nil
+}
+
+// MyRooms lists the rooms the caller is a member of.
+func (c *Client) MyRooms(ctx context.Context) ([]Room, error) {
+	resp, err := myRooms(ctx, c.gql)
+	if err != nil {
+		return nil, err
+	}
+	return resp.MyRooms, nil
+}
+
+// Room looks up a room the caller is a member of.
+func (c *Client) Room(ctx context.Context, id string) (*Room, error) {
+	resp, err := room(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Room == nil {
+		return nil, notFound("room " + id)
+	}
+	return resp.Room, nil
+}
+
+// RoomMembers lists a room's members with their current keys.
+func (c *Client) RoomMembers(ctx context.Context, roomID string) ([]Member, error) {
+	resp, err := roomMembers(ctx, c.gql, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Room == nil {
+		return nil, notFound("room " + roomID)
+	}
+	return resp.Room.Members, nil
+}
+
+// RoomPreview shows a room by its invite code before joining.
+func (c *Client) RoomPreview(ctx context.Context, code string) (*RoomPreview, error) {
+	resp, err := roomPreview(ctx, c.gql, code)
+	if err != nil {
+		return nil, err
+	}
+	if resp.RoomPreview == nil {
+		return nil, notFound("room with code " + code)
+	}
+	return resp.RoomPreview, nil
+}
+
+// CreateRoom creates a room owned by the caller; memberIDs are added at once.
+func (c *Client) CreateRoom(ctx context.Context, name string, isGroup bool, memberIDs ...string) (*Room, error) {
+	resp, err := createRoom(ctx, c.gql, CreateRoomInput{Name: name, IsGroup: &isGroup, MemberIds: memberIDs})
+	if err != nil {
+		return nil, err
+	}
+	return &resp.CreateRoom, nil
+}
+
+// JoinRoom joins by invite code.
+func (c *Client) JoinRoom(ctx context.Context, code string) (*Room, error) {
+	resp, err := joinRoom(ctx, c.gql, code)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.JoinRoom, nil
+}
+
+// AddRoomMember adds a user (owner or admin only).
+func (c *Client) AddRoomMember(ctx context.Context, roomID, userID string) (*Room, error) {
+	resp, err := addRoomMember(ctx, c.gql, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.AddRoomMember, nil
+}
+
+// RemoveRoomMember removes a user (owner or admin, or the member themself).
+func (c *Client) RemoveRoomMember(ctx context.Context, roomID, userID string) (*Room, error) {
+	resp, err := removeRoomMember(ctx, c.gql, roomID, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.RemoveRoomMember, nil
+}
+
+// LeaveRoom leaves a room.
+func (c *Client) LeaveRoom(ctx context.Context, roomID string) error {
+	_, err := leaveRoom(ctx, c.gql, roomID)
+	return err
+}
+
+// RenameRoom renames a room (owner only); the API calls it updateRoom.
+func (c *Client) RenameRoom(ctx context.Context, roomID, name string) (*Room, error) {
+	resp, err := updateRoom(ctx, c.gql, roomID, name)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.UpdateRoom, nil
+}
+
+// DeleteRoom deletes a room (owner only).
+func (c *Client) DeleteRoom(ctx context.Context, roomID string) error {
+	_, err := deleteRoom(ctx, c.gql, roomID)
+	return err
+}
+
+// RotateRoomCode replaces a room's invite code (owner only).
+func (c *Client) RotateRoomCode(ctx context.Context, roomID string) (*Room, error) {
+	resp, err := rotateRoomCode(ctx, c.gql, roomID)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.RotateRoomCode, nil
+}
+
+// SetMemberRole makes a member an ADMIN or a MEMBER (owner only).
+func (c *Client) SetMemberRole(ctx context.Context, roomID, userID string, role RoomRole) (*Room, error) {
+	resp, err := setMemberRole(ctx, c.gql, roomID, userID, role)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.SetMemberRole, nil
+}
+
+// SendMessageRaw sends an envelope the caller sealed itself. Most callers
+// want Send or SendText, which seal and retry on outdated keys.
+func (c *Client) SendMessageRaw(ctx context.Context, in SendMessageInput) (*Message, error) {
+	resp, err := sendMessage(ctx, c.gql, in)
+	if err != nil {
+		return nil, err
+	}
+	return &resp.SendMessage, nil
+}
+
+// Message looks one message up by id.
+func (c *Client) Message(ctx context.Context, id string) (*Message, error) {
+	resp, err := message(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Message == nil {
+		return nil, notFound("message " + id)
+	}
+	return resp.Message, nil
+}
+
+// DeleteMessage deletes one of the caller's messages, leaving a tombstone.
+func (c *Client) DeleteMessage(ctx context.Context, id string) error {
+	_, err := deleteMessage(ctx, c.gql, id)
+	return err
+}
+
+// MarkRead marks messages read and says how many were newly marked.
+func (c *Client) MarkRead(ctx context.Context, messageIDs ...string) (int, error) {
+	resp, err := markRead(ctx, c.gql, messageIDs)
+	if err != nil {
+		return 0, err
+	}
+	return resp.MarkRead, nil
+}
+
+// SetTyping tells the conversation's other members whether the caller is
+// typing.
+func (c *Client) SetTyping(ctx context.Context, conv Conversation, isTyping bool) error {
+	if err := conv.validate(); err != nil {
+		return err
+	}
+	_, err := setTyping(ctx, c.gql, conv.roomPtr(), conv.userPtr(), isTyping)
+	return err
+}
+
+// Document looks a document's metadata up by id.
+func (c *Client) Document(ctx context.Context, id string) (*Document, error) {
+	resp, err := document(ctx, c.gql, id)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Document == nil {
+		return nil, notFound("document " + id)
+	}
+	return resp.Document, nil
+}
+
+// RoomDocuments lists the documents shared in a room, newest first.
+func (c *Client) RoomDocuments(ctx context.Context, roomID string) ([]Document, error) {
+	resp, err := roomDocuments(ctx, c.gql, roomID)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Room == nil {
+		return nil, notFound("room " + roomID)
+	}
+	return resp.Room.Documents, nil
+}
+
+// DeleteDocument deletes a document the caller uploaded.
+func (c *Client) DeleteDocument(ctx context.Context, id string) error {
+	_, err := deleteDocument(ctx, c.gql, id)
+	return err
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/qchat/qchat/client"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+func trimAt(s string) string { return strings.TrimPrefix(s, "@") }
+
+func roomJSON(r *client.Room) map[string]any {
+	return map[string]any{"id": r.Id, "name": r.Name, "isGroup": r.IsGroup, "code": r.Code,
+		"memberCount": r.MemberCount, "role": r.MyRole, "createdAt": r.CreatedAt}
+}
+
+func (a *app) rooms(ctx context.Context, args []string) error {
+	fs := a.flags("rooms")
+	if _, err := parse(fs, args, 0, 0, ""); err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	rooms, err := c.MyRooms(ctx)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		for i := range rooms {
+			if err := a.out(roomJSON(&rooms[i]), ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(rooms) == 0 {
+		fmt.Fprintln(a.stdout, "no rooms yet: qchat room create NAME, or qchat room join CODE")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMEMBERS\tROLE\tCODE\tID")
+	for _, r := range rooms {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Name, r.MemberCount, strings.ToLower(string(r.MyRole)), r.Code, r.Id)
+	}
+	return tw.Flush()
+}
+
+func (a *app) roomCreate(ctx context.Context, args []string) error {
+	fs := a.flags("room create")
+	direct := fs.Bool("direct", false, "a two-person room rather than a group")
+	pos, err := parse(fs, args, 1, 1, "NAME [--direct]")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	r, err := c.CreateRoom(ctx, pos[0], !*direct)
+	if err != nil {
+		return fmt.Errorf("create room: %w", err)
+	}
+	return a.out(roomJSON(r), "created room %s (%s)\ninvite code: %s\n", r.Name, r.Id, r.Code)
+}
+
+func (a *app) roomJoin(ctx context.Context, args []string) error {
+	fs := a.flags("room join")
+	pos, err := parse(fs, args, 1, 1, "CODE")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	r, err := c.JoinRoom(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("join room: %w", err)
+	}
+	return a.out(roomJSON(r), "joined %s (%s), %d members\n", r.Name, r.Id, r.MemberCount)
+}
+
+func (a *app) roomMembers(ctx context.Context, args []string) error {
+	fs := a.flags("room members")
+	pos, err := parse(fs, args, 1, 1, "ROOM")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	conv, _, err := a.conversation(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if conv.RoomID == "" {
+		return usageErr("room members takes a room, not a user")
+	}
+	ms, err := c.RoomMembers(ctx, conv.RoomID)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	if !a.json {
+		fmt.Fprintln(tw, "USER\tROLE\tONLINE\tKEY FINGERPRINT")
+	}
+	for _, m := range ms {
+		fp, alg := "(no key)", ""
+		if k := m.User.PublicKey; k != nil {
+			if pub, err := pqcrypto.DecodeB64(k.Key); err == nil {
+				fp, alg = pqcrypto.Fingerprint(pub), string(k.Algorithm)
+			}
+		}
+		if a.json {
+			if err := a.out(map[string]any{"user": userJSON(m.User.Id, m.User.Username), "role": m.Role, "online": m.User.Online,
+				"algorithm": alg, "fingerprint": fp, "joinedAt": m.JoinedAt}, ""); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", m.User.Username, strings.ToLower(string(m.Role)), m.User.Online, fp)
+	}
+	return tw.Flush()
+}
+
+// roomUserOp is room add and room remove: ROOM @user.
+func (a *app) roomUserOp(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string, string) (*client.Room, error)) error {
+	fs := a.flags(name)
+	pos, err := parse(fs, args, 2, 2, "ROOM @user")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	conv, _, err := a.conversation(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if conv.RoomID == "" {
+		return usageErr("%s takes a room first", name)
+	}
+	uid, uname, err := a.userID(ctx, c, pos[1])
+	if err != nil {
+		return err
+	}
+	r, err := op(c, ctx, conv.RoomID, uid)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return a.out(roomJSON(r), "%s %s: %s now has %d members\n", verb, uname, r.Name, r.MemberCount)
+}
+
+func (a *app) roomAdd(ctx context.Context, args []string) error {
+	return a.roomUserOp(ctx, args, "room add", "added", (*client.Client).AddRoomMember)
+}
+
+func (a *app) roomRemove(ctx context.Context, args []string) error {
+	return a.roomUserOp(ctx, args, "room remove", "removed", (*client.Client).RemoveRoomMember)
+}
+
+// roomSimple is room leave and room delete: ROOM only, a Boolean result.
+func (a *app) roomSimple(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string) error) error {
+	fs := a.flags(name)
+	pos, err := parse(fs, args, 1, 1, "ROOM")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	conv, title, err := a.conversation(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if conv.RoomID == "" {
+		return usageErr("%s takes a room", name)
+	}
+	if err := op(c, ctx, conv.RoomID); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return a.out(map[string]any{"id": conv.RoomID, "name": title, verb: true}, "%s %s\n", verb, title)
+}
+
+func (a *app) roomLeave(ctx context.Context, args []string) error {
+	return a.roomSimple(ctx, args, "room leave", "left", (*client.Client).LeaveRoom)
+}
+
+func (a *app) roomDelete(ctx context.Context, args []string) error {
+	return a.roomSimple(ctx, args, "room delete", "deleted", (*client.Client).DeleteRoom)
+}
+
+func (a *app) roomRename(ctx context.Context, args []string) error {
+	fs := a.flags("room rename")
+	pos, err := parse(fs, args, 2, 2, "ROOM NAME")
+	if err != nil {
+		return err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return err
+	}
+	conv, _, err := a.conversation(ctx, c, pos[0])
+	if err != nil {
+		return err
+	}
+	if conv.RoomID == "" {
+		return usageErr("room rename takes a room")
+	}
+	r, err := c.RenameRoom(ctx, conv.RoomID, pos[1])
+	if err != nil {
+		return fmt.Errorf("room rename: %w", err)
+	}
+	return a.out(roomJSON(r), "renamed to %s\n", r.Name)
+}
