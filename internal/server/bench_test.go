@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/qchattest"
+)
+
+// Server-path benchmarks: every operation goes through the real handler over
+// loopback HTTP, as a client's would. Run with `make bench`.
+
+func forEachBenchDB(b *testing.B, fn func(b *testing.B, store *db.Store)) {
+	b.Run("sqlite", func(b *testing.B) { fn(b, qchattest.NewSQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { fn(b, qchattest.NewPostgres(b)) })
+}
+
+// poster sends prepared GraphQL bodies over one keep-alive connection.
+type poster struct {
+	url   string
+	token string
+	hc    *http.Client
+}
+
+func newPoster(srv *qchattest.Server, token string) *poster {
+	return &poster{url: srv.URL + "/graphql", token: token, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+}
+
+func (p *poster) post(b *testing.B, body []byte) []byte {
+	req, _ := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"errors"`)) {
+		b.Fatalf("status %d: %s", resp.StatusCode, out)
+	}
+	return out
+}
+
+// BenchmarkMe is the cheapest authenticated query: the fixed cost per request.
+func BenchmarkMe(b *testing.B) {
+	srv := qchattest.NewServer(b, qchattest.NewSQLite(b))
+	u := srv.Register(b, "alice")
+	p := newPoster(srv, u.Token)
+	body := qchattest.GraphQLBody(`{ me { id } }`, nil)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.post(b, body)
+		}
+	})
+}
+
+// BenchmarkSendMessage posts sealed messages into a room of 2 and of 50
+// members. Envelopes are sealed before the timer: the benchmark measures the
+// server, not the client's encryption.
+func BenchmarkSendMessage(b *testing.B) {
+	forEachBenchDB(b, func(b *testing.B, store *db.Store) {
+		for _, size := range []int{2, 50} {
+			b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
+				srv := qchattest.NewServer(b, store)
+				users := make([]*qchattest.User, size)
+				for i := range users {
+					users[i] = srv.Register(b, fmt.Sprintf("u%d_%d_%s", size, i, uuid.NewString()[:8]))
+				}
+				var room struct{ CreateRoom struct{ ID string } }
+				ids := make([]string, 0, size)
+				for _, u := range users[1:] {
+					ids = append(ids, u.ID)
+				}
+				srv.MustDo(b, users[0].Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
+					map[string]any{"in": map[string]any{"name": "bench", "memberIds": ids}}, &room)
+				p := newPoster(srv, users[0].Token)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					// Sealing is the client's work: keep it off the clock.
+					b.StopTimer()
+					in := qchattest.Seal(b, uuid.NewString(), users[0], room.CreateRoom.ID, "", "benchmark message", users...)
+					body := qchattest.GraphQLBody(`mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": in})
+					b.StartTimer()
+					p.post(b, body)
+				}
+			})
+		}
+	})
+}
+
+// BenchmarkRoomMessages reads pages of 50 messages, as a client scrolling back.
+func BenchmarkRoomMessages(b *testing.B) {
+	forEachBenchDB(b, func(b *testing.B, store *db.Store) {
+		srv := qchattest.NewServer(b, store)
+		alice := srv.Register(b, "alice_"+uuid.NewString()[:8])
+		bob := srv.Register(b, "bob_"+uuid.NewString()[:8])
+		var room struct{ CreateRoom struct{ ID string } }
+		srv.MustDo(b, alice.Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
+			map[string]any{"in": map[string]any{"name": "history", "memberIds": []string{bob.ID}}}, &room)
+		for range 200 {
+			in := qchattest.Seal(b, uuid.NewString(), alice, room.CreateRoom.ID, "", "history", alice, bob)
+			srv.MustDo(b, alice.Token, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": in}, nil)
+		}
+		body := qchattest.GraphQLBody(`query($r: ID!) { room(id: $r) { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt sender { id } myKey { keyId kemCiphertext wrappedKey } } } pageInfo { hasNextPage endCursor } } } }`,
+			map[string]any{"r": room.CreateRoom.ID})
+		p := newPoster(srv, bob.Token)
+		b.ReportAllocs()
+		for b.Loop() {
+			p.post(b, body)
+		}
+	})
+}
