@@ -87,8 +87,11 @@ type Message struct {
 	DeletedAt    *Time   `bun:"deleted_at"`
 
 	// Keys is filled when the message travels as a live event, so that each
-	// subscriber finds its own key without a query.
+	// subscriber finds its own key without a query, and with the reader's key
+	// alone when a history page is prefetched.
 	Keys []*RecipientKey `bun:"-"`
+	// Sender is filled when a history page is prefetched.
+	Sender *User `bun:"-"`
 }
 
 // Ciphertext is the sealed content as base64 (empty for a tombstone).

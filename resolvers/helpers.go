@@ -240,7 +240,55 @@ func (r *Resolver) history(ctx context.Context, conversation string, first *int,
 	if err != nil {
 		return nil, err
 	}
+	if err := r.prefetch(ctx, ms); err != nil {
+		return nil, err
+	}
 	return connection(ms, more), nil
+}
+
+// prefetch loads, in one query each, what every message of a page is asked
+// for: the reader's recipient keys and the senders. The field resolvers then
+// answer from memory instead of each waiting for a loader batch.
+func (r *Resolver) prefetch(ctx context.Context, ms []*models.Message) error {
+	u, err := me(ctx)
+	if err != nil || len(ms) == 0 {
+		return err
+	}
+	pairs := make([]db.MessageUser, 0, len(ms))
+	senders := make([]string, 0, 4)
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if !m.Deleted() {
+			pairs = append(pairs, db.MessageUser{MessageID: m.ID, UserID: u.ID})
+		}
+		if !seen[m.SenderID] {
+			seen[m.SenderID] = true
+			senders = append(senders, m.SenderID)
+		}
+	}
+	keys, err := r.store.RecipientKeys(ctx, pairs)
+	if err != nil {
+		return err
+	}
+	users, err := r.store.UsersByIDs(ctx, senders)
+	if err != nil {
+		return err
+	}
+	byMessage := index(keys, func(k *models.RecipientKey) string { return k.MessageID })
+	byUser := index(users, func(u *models.User) string { return u.ID })
+	l := r.loaders(ctx)
+	for _, u := range users {
+		l.Users.Prime(u.ID, u)
+	}
+	for _, m := range ms {
+		m.Sender = byUser[m.SenderID]
+		if k := byMessage[m.ID]; k != nil {
+			m.Keys = []*models.RecipientKey{k}
+		} else {
+			m.Keys = []*models.RecipientKey{}
+		}
+	}
+	return nil
 }
 
 // subscribe starts a subscription on the caller's topic: each event passes

@@ -16,6 +16,9 @@ import (
 
 // Sender is the resolver for the sender field.
 func (r *messageResolver) Sender(ctx context.Context, obj *models.Message) (*models.User, error) {
+	if obj.Sender != nil {
+		return obj.Sender, nil
+	}
 	u, err := lookup(ctx, r.loaders(ctx).Users, obj.SenderID)
 	if err == nil && u == nil {
 		return nil, models.NotFound("user")
