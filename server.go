@@ -24,13 +24,12 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/backends"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/dbhook"
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/observability/metrics"
-	"github.com/qchat/qchat/internal/presence"
-	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/internal/server"
 	"github.com/qchat/qchat/resolvers"
 )
@@ -188,19 +187,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	defer authn.Close()
-	brk := broker.NewMemory(0)
-	defer brk.Close()
-	if err := m.RegisterBrokerStats(brk.Stats); err != nil {
+	// Broker, presence and limits: in memory, or shared through REDIS_URL.
+	bk, err := backends.Open(ctx, cfg.RedisURL, cfg.RedisPrefix, log, backends.WithPresenceTTL(cfg.PresenceTTL))
+	if err != nil {
+		return closeEarly(err)
+	}
+	defer bk.Close()
+	if err := m.RegisterBrokerStats(bk.BrokerStats); err != nil {
 		return closeEarly(fmt.Errorf("metrics: %w", err))
 	}
 	res := resolvers.New(resolvers.Deps{
-		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log, Observer: m,
-		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
-		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
+		Store: store, Auth: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: m,
+		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
+		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
 	defer res.Close()
-	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m})
+	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
+		APILimiter: bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow), BrokerHealth: bk.BrokerHealth})
 	if err != nil {
 		return closeEarly(err)
 	}
@@ -215,7 +219,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(hs, srv, brk, log, cfg.ShutdownTimout)
+	return shutdown(hs, srv, bk.Broker, log, cfg.ShutdownTimout)
 }
 
 // startingHandler answers while the database is not ready yet.
@@ -236,7 +240,7 @@ func startingHandler() http.Handler {
 // the listener stops accepting, requests in flight finish, then the broker
 // closes (the store closes when serve returns). Past the timeout it gives up
 // with an error, so the process exits non-zero.
-func shutdown(hs *http.Server, srv *server.Server, brk *broker.Memory, log *slog.Logger, timeout time.Duration) error {
+func shutdown(hs *http.Server, srv *server.Server, brk broker.Broker, log *slog.Logger, timeout time.Duration) error {
 	log.Info("shutting down", "timeout", timeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -53,6 +53,10 @@ type Config struct {
 	LogDir       string // LOG_DIR: also write rotated log files here
 	HealthToken  string // HEALTH_TOKEN: bearer token for /health/detailed and /metrics (secret)
 	HealthPublic bool   // HEALTH_PUBLIC: expose them to anyone (default: outside production)
+
+	RedisURL    string        // REDIS_URL: share broker, presence and limits between instances (secret: masked when printed)
+	RedisPrefix string        // REDIS_PREFIX: starts every Redis key and channel
+	PresenceTTL time.Duration // PRESENCE_TTL: how long the users of a dead instance stay online
 }
 
 // Production says whether APP_ENV is production.
@@ -102,6 +106,10 @@ func Load(getenv func(string) string) (Config, error) {
 
 		LogDir:      l.str("LOG_DIR", ""),
 		HealthToken: l.str("HEALTH_TOKEN", ""),
+
+		RedisURL:    l.str("REDIS_URL", ""),
+		RedisPrefix: l.str("REDIS_PREFIX", "qchat:"),
+		PresenceTTL: l.duration("PRESENCE_TTL", 30*time.Second),
 	}
 	c.HealthPublic = l.boolean("HEALTH_PUBLIC", c.Env != "production")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", c.Env != "production")
@@ -110,6 +118,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if l.err == nil && c.DBPoolMin > c.DBPoolMax {
 		l.err = &Error{"DB_POOL_MIN", fmt.Sprintf("must not exceed DB_POOL_MAX (%d)", c.DBPoolMax)}
+	}
+	if l.err == nil && c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
+		l.err = &Error{"REDIS_URL", "redis://[user:password@]host:port[/db], rediss://... or unix://..."}
+	}
+	if l.err == nil && c.PresenceTTL < time.Second {
+		l.err = &Error{"PRESENCE_TTL", "a duration of at least 1s"}
 	}
 	if l.err != nil {
 		return Config{}, l.err
@@ -123,9 +137,13 @@ func (c Config) String() string {
 	if c.HealthToken != "" {
 		token = "***"
 	}
-	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s log_dir=%q trust_proxy=%q cors=%v rate_limit=%d/%s auth_rate_limit=%d/%s health_token=%q health_public=%v",
+	redis := "none"
+	if c.RedisURL != "" {
+		redis = MaskURL(c.RedisURL)
+	}
+	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s log_dir=%q trust_proxy=%q cors=%v rate_limit=%d/%s auth_rate_limit=%d/%s health_token=%q health_public=%v redis=%s redis_prefix=%q presence_ttl=%s",
 		c.Env, c.Port, c.DataDir, MaskURL(c.DatabaseURL), c.LogLevel, c.LogDir, c.TrustProxy, c.CORSOrigins,
-		c.RateLimitMax, c.RateLimitWindow, c.AuthRateLimitMax, c.AuthRateLimitWindow, token, c.HealthPublic)
+		c.RateLimitMax, c.RateLimitWindow, c.AuthRateLimitMax, c.AuthRateLimitWindow, token, c.HealthPublic, redis, c.RedisPrefix, c.PresenceTTL)
 }
 
 // MaskURL hides the password of a database URL.

@@ -1,0 +1,225 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/models"
+)
+
+// newRedisPair returns two brokers, as two instances would hold, sharing
+// client under prefix, once both subscriptions are established.
+func newRedisPair(t *testing.T, client redis.UniversalClient, prefix string) (a, b *Redis) {
+	t.Helper()
+	a = NewRedis(client, RedisOptions{Prefix: prefix, InstanceID: "a", PingInterval: 200 * time.Millisecond})
+	b = NewRedis(client, RedisOptions{Prefix: prefix, InstanceID: "b", PingInterval: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	waitHealthy(t, a, 5*time.Second)
+	waitHealthy(t, b, 5*time.Second)
+	return a, b
+}
+
+func waitHealthy(t *testing.T, b *Redis, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := b.Health(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("broker %s not healthy within %v: %v", b.origin, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func next(t *testing.T, ch <-chan *Event, within time.Duration) *Event {
+	t.Helper()
+	select {
+	case ev, ok := <-ch:
+		if !ok {
+			t.Fatal("subscription closed")
+		}
+		return ev
+	case <-time.After(within):
+		t.Fatalf("no event within %v", within)
+		return nil
+	}
+}
+
+func expectNone(t *testing.T, ch <-chan *Event, within time.Duration) {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		t.Fatalf("unexpected event %+v", ev)
+	case <-time.After(within):
+	}
+}
+
+func TestRedisDeliversAcrossInstancesOnce(t *testing.T) {
+	client, prefix := redistest.Client(t)
+	a, b := newRedisPair(t, client, prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	onA, _ := a.Subscribe(ctx, "user:x")
+	otherOnA, _ := a.Subscribe(ctx, "user:z")
+	onB, _ := b.Subscribe(ctx, "user:x")
+	ev := &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: "y", IsTyping: true}}
+	if err := b.Publish(ctx, []string{"user:x", "user:y"}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, onB, time.Second); got != ev {
+		t.Fatalf("local subscriber got %+v, want the published event itself", got)
+	}
+	if got := next(t, onA, 2*time.Second); !reflect.DeepEqual(got, ev) {
+		t.Fatalf("remote subscriber got %+v, want %+v", got, ev)
+	}
+	// Once each: B skips its own message coming back from Redis.
+	expectNone(t, onB, 200*time.Millisecond)
+	expectNone(t, onA, 0)
+	expectNone(t, otherOnA, 0)
+	if s := b.RedisStats(); s.Published != 1 || s.Failed != 0 {
+		t.Fatalf("b stats %+v, want 1 published", s)
+	}
+	if s := a.RedisStats(); s.Received != 1 {
+		t.Fatalf("a stats %+v, want 1 received", s)
+	}
+	if d, _ := a.Stats(); d != 1 {
+		t.Fatalf("a delivered %d, want 1", d)
+	}
+}
+
+func TestRedisPrefixesAreSeparate(t *testing.T) {
+	client, prefix := redistest.Client(t)
+	a := NewRedis(client, RedisOptions{Prefix: prefix + "one:"})
+	b := NewRedis(client, RedisOptions{Prefix: prefix + "two:"})
+	defer a.Close()
+	defer b.Close()
+	waitHealthy(t, a, 5*time.Second)
+	waitHealthy(t, b, 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onA, _ := a.Subscribe(ctx, "user:x")
+	if err := b.Publish(ctx, []string{"user:x"}, &Event{Kind: Typing}); err != nil {
+		t.Fatal(err)
+	}
+	expectNone(t, onA, 300*time.Millisecond)
+}
+
+// Every kind of event survives the trip through Redis unchanged.
+func TestRedisEventRoundTrip(t *testing.T) {
+	room, recipient := "room-1", "user-2"
+	at := models.Time{Time: time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)}
+	events := map[string]*Event{
+		"message": {Kind: MessageAdded, Message: &models.Message{
+			ID: "m1", Conversation: room, RoomID: &room, SenderID: "user-1", CipherBytes: []byte{1, 2, 0, 255}, NonceBytes: []byte{9},
+			ContentHash: []byte{7}, CreatedAt: at,
+			Keys: []*models.RecipientKey{{MessageID: "m1", UserID: "user-1", KeyID: "k1", KEMBytes: []byte{3}, WrappedBytes: []byte{4}, ReadAt: &at}},
+		}},
+		"tombstone": {Kind: MessageDeleted, Message: &models.Message{ID: "m2", Conversation: "c", RecipientID: &recipient, SenderID: "user-1", CreatedAt: at, DeletedAt: &at}},
+		"typing":    {Kind: Typing, Typing: &models.TypingEvent{UserID: "u", RecipientID: &recipient, IsTyping: true}},
+		"receipt":   {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at}},
+		"presence":  {Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}},
+		"room":      {Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: &models.Room{ID: room, Name: "n", CreatedAt: at}, UserID: &recipient}},
+		"inval":     {Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}},
+	}
+	for name, ev := range events {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(redisMessage{Origin: "a", Topics: []string{"user:x"}, Event: ev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got redisMessage
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Event, ev) {
+				t.Fatalf("round trip changed the event:\n got %+v\nwant %+v\njson %s", got.Event, ev, b)
+			}
+		})
+	}
+}
+
+// With Redis gone, Publish still delivers here and returns nil at once, Health
+// reports the outage, and once Redis is back the subscription returns by
+// itself and events flow between instances again.
+func TestRedisSurvivesRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	opts, _ := redis.ParseURL(srv.URL())
+	opts.DialTimeout, opts.DialerRetries = time.Second, 1
+	client := redis.NewClient(opts)
+	defer client.Close()
+	a, b := newRedisPair(t, client, "t:")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onA, _ := a.Subscribe(ctx, "user:x")
+	localOnB, _ := b.Subscribe(ctx, "user:x")
+
+	srv.Stop(t)
+	start := time.Now()
+	if err := b.Publish(ctx, []string{"user:x"}, &Event{Kind: Typing}); err != nil {
+		t.Fatalf("publish with redis down: %v", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("publish with redis down took %v", d)
+	}
+	next(t, localOnB, time.Second)
+	if s := b.RedisStats(); s.Failed != 1 {
+		t.Fatalf("stats %+v, want 1 failed", s)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, time.Second)
+	if err := a.Health(hctx); err == nil {
+		t.Fatal("healthy with redis down")
+	}
+	hcancel()
+	expectNone(t, onA, 100*time.Millisecond)
+
+	srv.Restart(t)
+	start = time.Now()
+	waitHealthy(t, a, 10*time.Second)
+	waitHealthy(t, b, 10*time.Second)
+	t.Logf("subscriptions back %v after redis restarted", time.Since(start).Round(time.Millisecond))
+	ev := &Event{Kind: Presence, Presence: &models.PresenceEvent{UserID: "y", Online: true}}
+	if err := b.Publish(ctx, []string{"user:x"}, ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, onA, 2*time.Second); !reflect.DeepEqual(got, ev) {
+		t.Fatalf("after restart got %+v", got)
+	}
+}
+
+func TestRedisCloseEndsSubscriptions(t *testing.T) {
+	client, prefix := redistest.Client(t)
+	b := NewRedis(client, RedisOptions{Prefix: prefix})
+	ch, err := b.Subscribe(context.Background(), "user:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if _, ok := <-ch; ok {
+		t.Fatal("subscription not closed")
+	}
+	if err := b.Publish(context.Background(), []string{"user:x"}, &Event{Kind: Typing}); err == nil {
+		t.Fatal("publish after close succeeded")
+	}
+	if _, err := b.Subscribe(context.Background(), "user:x"); err == nil {
+		t.Fatal("subscribe after close succeeded")
+	}
+	_ = b.Close() // twice is fine
+}
