@@ -71,6 +71,7 @@ type Store struct {
 	w       *bun.DB // writes and transactions
 	r       *bun.DB // reads; the same as w on PostgreSQL
 	pool    *pgxpool.Pool
+	stmts   writeStmts // SQLite statements prepared on the writer connection
 }
 
 // Open connects to databaseURL: empty means the SQLite file dataDir/qchat.db,
@@ -258,6 +259,12 @@ func (s *Store) Stats() sql.DBStats {
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	if s.stmts.message != nil {
+		_ = s.stmts.message.Close()
+	}
+	if s.stmts.key != nil {
+		_ = s.stmts.key.Close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())

@@ -49,15 +49,13 @@ func DecodeCursor(s string) (Cursor, error) {
 // safe retry: the stored message comes back with existed=true. Anything else
 // under a taken id is a conflict.
 func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*models.RecipientKey) (stored *models.Message, existed bool, err error) {
+	// Prepared before the transaction: on SQLite it holds the only writer
+	// connection, which preparing would wait for.
+	if err := s.prepareWrites(ctx); err != nil {
+		return nil, false, err
+	}
 	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		_, err := tx.NewInsert().Model(&keys).Exec(ctx)
-		return err
+		return s.insertMessageRows(ctx, tx, m, keys)
 	})
 	if err == nil {
 		m.Keys = keys

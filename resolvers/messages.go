@@ -23,11 +23,19 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 	case (roomID == nil) == (recipientID == nil):
 		return "", nil, models.Invalid("give exactly one of roomId and recipientId")
 	case roomID != nil:
-		if _, err := r.membership(ctx, *roomID, u.ID); err != nil {
+		if err := checkID("roomId", *roomID); err != nil {
 			return "", nil, err
 		}
+		// One query answers both: the members with their keys, and whether
+		// the caller is one of them.
 		rs, err := r.store.Recipients(ctx, *roomID)
-		return *roomID, rs, err
+		if err != nil {
+			return "", nil, err
+		}
+		if !slices.ContainsFunc(rs, func(x db.RoomRecipient) bool { return x.UserID == u.ID }) {
+			return "", nil, models.NotFound("room")
+		}
+		return *roomID, rs, nil
 	default:
 		if err := checkID("recipientId", *recipientID); err != nil {
 			return "", nil, err
