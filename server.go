@@ -138,9 +138,9 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
+		return fmt.Errorf("listen on HOST %q PORT %d: %w", cfg.Host, cfg.Port, err)
 	}
 	// Until the database answers and is migrated, the process is live but not
 	// ready: probes see that instead of a refused connection.

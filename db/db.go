@@ -280,21 +280,34 @@ func (s *Store) Migrator() *migrate.Migrator {
 	return migrate.NewMigrator(s.w, migrations.New())
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration. On PostgreSQL, instances starting
+// together take turns through a session advisory lock, which the database
+// drops by itself if the holder dies (bun's lock table would stay locked
+// after a kill). SQLite serves one process, so it needs none.
 func (s *Store) Migrate(ctx context.Context) error {
 	m := s.Migrator()
 	if err := m.Init(ctx); err != nil {
 		return fmt.Errorf("init migrations: %w", err)
 	}
-	if err := m.Lock(ctx); err != nil {
-		return fmt.Errorf("lock migrations: %w", err)
+	if s.dialect == Postgres {
+		conn, err := s.w.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockID); err != nil {
+			return fmt.Errorf("migrate: wait for the migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", migrationLockID) //nolint:errcheck // the session ends anyway
 	}
-	defer m.Unlock(ctx) //nolint:errcheck // the lock row is removed best-effort
 	if _, err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }
+
+// migrationLockID names QChat's advisory lock ("qchatmig" in ASCII).
+const migrationLockID int64 = 0x71636861746d6967
 
 // Pending reports whether migrations remain to be applied.
 func (s *Store) Pending(ctx context.Context) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/models"
 )
@@ -50,6 +51,14 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
+		if errors.Is(err, models.ErrUnauthenticated) {
+			// Unauthorized access attempts are security events (failed
+			// logins are logged by the login resolver itself).
+			if p := gerr.Path.String(); p != "login" {
+				log.WarnContext(ctx, "security: unauthenticated", "event", "unauthenticated", "path", p,
+					"ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx))
+			}
+		}
 		var de *models.Error
 		if errors.As(err, &de) {
 			for _, kc := range kindCodes {

@@ -136,22 +136,36 @@ type goingAway struct {
 
 func (g goingAway) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	conn, err := g.inner.Accept(w, r, opts)
-	if err != nil || g.shuttingDown == nil {
+	if err != nil {
 		return conn, err
 	}
-	return goingAwayConn{WebsocketConn: conn, shuttingDown: g.shuttingDown}, nil
+	shuttingDown := g.shuttingDown
+	if shuttingDown == nil {
+		shuttingDown = func() bool { return false }
+	}
+	return goingAwayConn{WebsocketConn: conn, shuttingDown: shuttingDown, state: SocketStateFrom(r.Context())}, nil
 }
 
 type goingAwayConn struct {
 	transport.WebsocketConn
 	shuttingDown func() bool
+	state        *SocketState
 }
 
 // websocketGoingAway is RFC 6455's 1001.
 const websocketGoingAway = 1001
 
+// websocketTooManyInits is graphql-ws's close code for too many
+// initialisation requests.
+const websocketTooManyInits = 4429
+
 func (c goingAwayConn) WriteClose(code int, msg string) error {
-	if c.shuttingDown() && code == transport.WebsocketCloseNormalClosure {
+	switch {
+	case c.state != nil && c.state.rateLimited.Load():
+		return c.WebsocketConn.WriteClose(websocketTooManyInits, "Too many initialisation requests")
+	case c.state != nil && c.state.revoked.Load():
+		return c.WebsocketConn.WriteClose(websocketForbidden, "Forbidden: session ended")
+	case c.shuttingDown() && code == transport.WebsocketCloseNormalClosure:
 		return c.WebsocketConn.WriteClose(websocketGoingAway, "server shutting down")
 	}
 	return c.WebsocketConn.WriteClose(code, msg)

@@ -24,6 +24,7 @@ func (r *Resolver) applyInvalidation(inv broker.Invalidation) {
 		if h, err := hex.DecodeString(inv.Key); err == nil {
 			r.auth.Forget(h)
 		}
+		r.sockets.revoke(inv.Key)
 	case "user":
 		r.auth.ForgetUser(inv.Key)
 	case "member":

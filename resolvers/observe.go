@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/qchat/qchat/graph"
@@ -54,6 +55,8 @@ func (r *Resolver) checkAuthLimit(ctx context.Context) error {
 	}
 	r.obs.RateLimited("auth")
 	r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", "auth")
+	// Answer with the same HTTP shape as the other limits: 429 and its headers.
+	middleware.SetStatus(ctx, http.StatusTooManyRequests, ratelimit.HeaderFor(res))
 	return graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()})
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
+	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/clientip"
@@ -20,6 +21,9 @@ import (
 // online.
 func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
 	if res, err := r.wsInitLimit.Take(ctx, clientip.From(ctx)); err == nil && !res.Allowed {
+		if st := graph.SocketStateFrom(ctx); st != nil {
+			st.RateLimited()
+		}
 		r.obs.RateLimited("ws_init")
 		r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", "ws_init")
 		return ctx, errors.New(ratelimit.Message(res))
@@ -43,6 +47,12 @@ func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayl
 	}
 	r.obs.WebsocketOpened()
 	logging.SetUser(ctx, u.ID)
+	// The socket's context ends when its session is revoked anywhere.
+	ctx, cancel := context.WithCancel(ctx)
+	sk := &socket{cancel: cancel, state: graph.SocketStateFrom(ctx)}
+	hash := sessionKey(token)
+	r.sockets.add(hash, sk)
+	ctx = context.WithValue(ctx, socketKey{}, func() { r.sockets.remove(hash, sk); cancel() })
 	return withSubscriptionCounter(auth.WithUser(ctx, u, token)), nil
 }
 
@@ -52,6 +62,9 @@ func (r *Resolver) WebsocketClose(ctx context.Context) {
 	u := auth.UserFrom(ctx)
 	if u == nil {
 		return
+	}
+	if release, ok := ctx.Value(socketKey{}).(func()); ok {
+		release()
 	}
 	r.obs.WebsocketClosed()
 	ctx = context.WithoutCancel(ctx)

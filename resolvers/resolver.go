@@ -30,6 +30,7 @@ type Resolver struct {
 	// wsInitLimit counts connection_init attempts per client IP.
 	wsInitLimit ratelimit.Limiter
 	maxSubs     int
+	sockets     sockets
 	// members caches "is user U in room R" for the re-check done on every live
 	// event; this process's membership changes evict entries at once, the TTL
 	// bounds staleness otherwise.

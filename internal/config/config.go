@@ -14,6 +14,7 @@ import (
 // Config is every setting of the server.
 type Config struct {
 	Env         string // APP_ENV: development or production
+	Host        string // HOST: address to listen on (empty: every interface)
 	Port        int    // PORT
 	DataDir     string // DATA_DIR
 	DatabaseURL string // DATABASE_URL (secret: masked when printed)
@@ -72,6 +73,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
 		Env:            l.oneOf("APP_ENV", "development", "development", "production", "test"),
+		Host:           l.str("HOST", ""),
 		Port:           l.intRange("PORT", 8080, 0, 65535),
 		DataDir:        l.str("DATA_DIR", "./data"),
 		DatabaseURL:    l.str("DATABASE_URL", ""),

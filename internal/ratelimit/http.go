@@ -16,16 +16,25 @@ const CodeRateLimited = "RATE_LIMITED"
 // standard headers) and, for a rejection, Retry-After. A disabled limiter
 // (Limit 0) sets none: advertising a limit of 0 would tell clients to stop.
 func Headers(w http.ResponseWriter, res Result) {
-	if res.Limit <= 0 {
-		return
+	for k, vs := range HeaderFor(res) {
+		w.Header()[k] = vs
 	}
-	h := w.Header()
+}
+
+// HeaderFor returns the RateLimit-* (and, when rejected, Retry-After) headers
+// of a result, for answers written elsewhere.
+func HeaderFor(res Result) http.Header {
+	h := http.Header{}
+	if res.Limit <= 0 {
+		return h
+	}
 	h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
 	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
 	h.Set("RateLimit-Reset", strconv.Itoa(res.ResetSeconds()))
 	if !res.Allowed {
 		h.Set("Retry-After", strconv.Itoa(res.RetryAfterSeconds()))
 	}
+	return h
 }
 
 // Message is the client-facing text of a rejection.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/config"
@@ -174,6 +177,9 @@ func TestRateLimits(t *testing.T) {
 	if r.Code() != "RATE_LIMITED" || r.Errors[0].Extensions["retryAfter"] == nil {
 		t.Fatalf("login after 3 failures: %+v", r.Errors)
 	}
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") != "3" {
+		t.Fatalf("login after 3 failures: HTTP %d %v", r.Status, r.Header)
+	}
 	// 1 + 2 + 3 + 1 = 7 API requests so far: one more is allowed, then 429.
 	resp, _ := srv.Raw(t, "POST", "/graphql", jsonHeader, qchattest.GraphQLBody(`{ me { id } }`, nil))
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("RateLimit-Remaining") != "0" || resp.Header.Get("RateLimit-Limit") != "8" {
@@ -312,4 +318,42 @@ func mustKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return pqcrypto.EncodeB64(kp.PublicKey)
+}
+
+func TestWebsocketLimits(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.WSInitPerMinute, c.WSMaxConnsPerIP, c.WSMaxSubsPerConn = 3, 3, 2
+	}})
+	u := srv.Register(t, "alice")
+	// Three sockets are allowed; the fourth upgrade from the address is 429.
+	var socks []*qchattest.WS
+	for range 3 {
+		socks = append(socks, srv.Connect(t, qchattest.TransportWS, u.Token))
+	}
+	if _, err := srv.Dial(t, qchattest.TransportWS, nil); err == nil || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("fourth socket: %v", err)
+	}
+	// Two subscriptions per connection; the third is refused with RATE_LIMITED.
+	a := socks[0].Subscribe(`subscription { typing { isTyping } }`, nil)
+	b := socks[0].Subscribe(`subscription { presence { online } }`, nil)
+	srv.WaitSubscribers(t, 2) // the transport starts subscriptions concurrently
+	c := socks[0].Subscribe(`subscription { roomEvents { type } }`, nil)
+	if m, ok := c.Raw(t, 5*time.Second); !ok || !strings.Contains(string(m.Payload), "RATE_LIMITED") {
+		t.Fatalf("third subscription: %s %s", m.Type, m.Payload)
+	}
+	a.ExpectNone(t, 50*time.Millisecond)
+	b.ExpectNone(t, 10*time.Millisecond)
+	// Three connection_init attempts a minute: the fourth closes with 4429.
+	socks[1].Shutdown()
+	ws, err := srv.Dial(t, qchattest.TransportWS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ws.Init(map[string]any{"authToken": u.Token})
+	if err == nil || websocket.CloseStatus(err) != 4429 {
+		var ie *qchattest.InitError
+		if !errors.As(err, &ie) {
+			t.Fatalf("fourth connection_init: %v", err)
+		}
+	}
 }

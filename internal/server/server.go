@@ -87,7 +87,11 @@ func New(d Deps) (*Server, error) {
 		Version: d.Version, Environment: cfg.Env, Started: d.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
 		Broker: d.BrokerHealth, Websockets: d.Metrics.Active, Token: cfg.HealthToken, Public: cfg.HealthPublic, Log: d.Log,
 	})
-	ws := newWebsockets(cfg.WSMaxConnsPerIP)
+	ws := newWebsockets(cfg.WSMaxConnsPerIP, func(r *http.Request) {
+		d.Metrics.RateLimited("ws_connections")
+		d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", "ws_connections",
+			"ip", clientip.From(r.Context()), "request_id", middleware.RequestIDFrom(r.Context()))
+	})
 
 	schemaCfg := graph.Config{Resolvers: d.Resolver}
 	graph.SetComplexity(&schemaCfg.Complexity)
@@ -120,7 +124,7 @@ func New(d Deps) (*Server, error) {
 		})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", limited(authenticate(d.Auth, d.Log, ws.track(gql))))
+	mux.Handle("/graphql", limited(authenticate(d.Auth, d.Log, ws.track(middleware.WithStatusControl(gql)))))
 	mux.Handle("GET /documents/{id}", limited(authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log))))
 	if cfg.Introspection {
 		pg, err := middleware.PlaygroundCSP(playground.Handler("QChat", "/graphql"))
@@ -142,7 +146,9 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compression: %w", err)
 	}
-	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") }
+	// Probes and scrapes come from inside the cluster, often over plain HTTP;
+	// they stay reachable there (the detailed ones are token- or loopback-only).
+	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") || p == "/metrics" }
 	var handler http.Handler = mux
 	handler = middleware.BodyLimit(1<<20, resolvers.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)

@@ -235,3 +235,31 @@ func testSubscriptions(t *testing.T, store *db.Store, proto string) {
 		again.Shutdown()
 	})
 }
+
+// A logout ends the session's open sockets at once, with 4403.
+func TestLogoutClosesSockets(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice := srv.Register(t, "alice")
+	for _, proto := range qchattest.Protocols {
+		t.Run(proto, func(t *testing.T) {
+			var login struct{ Login struct{ Token string } }
+			srv.MustDo(t, "", `mutation($p: String!) { login(username: "alice", password: $p) { token } }`, map[string]any{"p": alice.Password}, &login)
+			ws := srv.Connect(t, proto, login.Login.Token)
+			other := srv.Connect(t, proto, alice.Token) // another session stays open
+			srv.MustDo(t, login.Login.Token, `mutation { logout }`, nil, nil)
+			select {
+			case <-ws.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("socket of the revoked session still open")
+			}
+			if ws.Close != 4403 {
+				t.Fatalf("close status %d, want 4403", ws.Close)
+			}
+			select {
+			case <-other.Done():
+				t.Fatal("another session's socket was closed")
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+}

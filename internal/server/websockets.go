@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/ratelimit"
 )
@@ -14,6 +15,8 @@ import (
 // closes them all and waits for their handlers.
 type websockets struct {
 	maxPerIP int
+	// rejected is told of each socket refused for the per-IP cap.
+	rejected func(r *http.Request)
 
 	mu    sync.Mutex
 	perIP map[string]int
@@ -24,9 +27,9 @@ type websockets struct {
 	cancel   context.CancelFunc
 }
 
-func newWebsockets(maxPerIP int) *websockets {
+func newWebsockets(maxPerIP int, rejected func(r *http.Request)) *websockets {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &websockets{maxPerIP: maxPerIP, perIP: map[string]int{}, stop: ctx, cancel: cancel}
+	return &websockets{maxPerIP: maxPerIP, rejected: rejected, perIP: map[string]int{}, stop: ctx, cancel: cancel}
 }
 
 func (ws *websockets) shuttingDown() bool { return ws.stopping.Load() }
@@ -64,6 +67,7 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 		ws.mu.Lock()
 		if ws.maxPerIP > 0 && ws.perIP[ip] >= ws.maxPerIP {
 			ws.mu.Unlock()
+			ws.rejected(r)
 			w.Header().Set("Retry-After", "60")
 			writeError(w, http.StatusTooManyRequests, ratelimit.CodeRateLimited, "too many open websockets from this address")
 			return
@@ -79,7 +83,7 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 			ws.mu.Unlock()
 			ws.wg.Done()
 		}()
-		ctx, cancel := context.WithCancel(r.Context())
+		ctx, cancel := context.WithCancel(graph.WithSocketState(r.Context()))
 		defer cancel()
 		stop := context.AfterFunc(ws.stop, cancel)
 		defer stop()

@@ -1,0 +1,34 @@
+package graph
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// SocketState is what the application knows about one websocket beyond
+// gqlgen's connection: why it is being closed, so the close frame can say so.
+type SocketState struct {
+	revoked     atomic.Bool
+	rateLimited atomic.Bool
+}
+
+// Revoke marks the socket's session as ended: its close frame carries 4403.
+func (s *SocketState) Revoke() { s.revoked.Store(true) }
+
+// RateLimited marks a refused connection_init as rate limited: its close
+// frame carries 4429, as graphql-ws defines for too many initialisations.
+func (s *SocketState) RateLimited() { s.rateLimited.Store(true) }
+
+type socketStateKey struct{}
+
+// WithSocketState gives an upgrade request its SocketState; the websocket
+// transport and the resolvers find it through the request's context.
+func WithSocketState(ctx context.Context) context.Context {
+	return context.WithValue(ctx, socketStateKey{}, new(SocketState))
+}
+
+// SocketStateFrom returns the socket's state, or nil outside a websocket.
+func SocketStateFrom(ctx context.Context) *SocketState {
+	s, _ := ctx.Value(socketStateKey{}).(*SocketState)
+	return s
+}
