@@ -70,19 +70,8 @@ func BenchmarkSendMessage(b *testing.B) {
 	forEachBenchDB(b, func(b *testing.B, store *db.Store) {
 		for _, size := range []int{2, 50} {
 			b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
-				srv := qchattest.NewServer(b, store)
-				users := make([]*qchattest.User, size)
-				for i := range users {
-					users[i] = srv.Register(b, fmt.Sprintf("u%d_%d_%s", size, i, uuid.NewString()[:8]))
-				}
-				var room struct{ CreateRoom struct{ ID string } }
-				ids := make([]string, 0, size)
-				for _, u := range users[1:] {
-					ids = append(ids, u.ID)
-				}
-				srv.MustDo(b, users[0].Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
-					map[string]any{"in": map[string]any{"name": "bench", "memberIds": ids}}, &room)
-				bodies := sealedBodies(b, users, room.CreateRoom.ID, 32)
+				srv, users, roomID := benchRoom(b, store, size)
+				bodies := sealedBodies(b, users, roomID, 32)
 				p := newPoster(srv, users[0].Token)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -91,19 +80,8 @@ func BenchmarkSendMessage(b *testing.B) {
 				}
 			})
 			b.Run(fmt.Sprintf("members=%d/parallel", size), func(b *testing.B) {
-				srv := qchattest.NewServer(b, store)
-				users := make([]*qchattest.User, size)
-				for i := range users {
-					users[i] = srv.Register(b, fmt.Sprintf("p%d_%d_%s", size, i, uuid.NewString()[:8]))
-				}
-				var room struct{ CreateRoom struct{ ID string } }
-				ids := make([]string, 0, size)
-				for _, u := range users[1:] {
-					ids = append(ids, u.ID)
-				}
-				srv.MustDo(b, users[0].Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
-					map[string]any{"in": map[string]any{"name": "bench", "memberIds": ids}}, &room)
-				bodies := sealedBodies(b, users, room.CreateRoom.ID, 32)
+				srv, users, roomID := benchRoom(b, store, size)
+				bodies := sealedBodies(b, users, roomID, 32)
 				p := newPoster(srv, users[0].Token)
 				b.ReportAllocs()
 				b.SetParallelism(8) // 16 concurrent senders on 2 CPUs
@@ -117,6 +95,24 @@ func BenchmarkSendMessage(b *testing.B) {
 			})
 		}
 	})
+}
+
+// benchRoom starts a server over store with a room of size fresh members.
+func benchRoom(b *testing.B, store *db.Store, size int) (*qchattest.Server, []*qchattest.User, string) {
+	b.Helper()
+	srv := qchattest.NewServer(b, store)
+	users := make([]*qchattest.User, size)
+	ids := make([]string, 0, size)
+	for i := range users {
+		users[i] = srv.Register(b, fmt.Sprintf("u%d_%d_%s", size, i, uuid.NewString()[:8]))
+		if i > 0 {
+			ids = append(ids, users[i].ID)
+		}
+	}
+	var room struct{ CreateRoom struct{ ID string } }
+	srv.MustDo(b, users[0].Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"name": "bench", "memberIds": ids}}, &room)
+	return srv, users, room.CreateRoom.ID
 }
 
 // sealedBodies seals n envelopes for the room, each a sendMessage body whose
