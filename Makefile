@@ -33,5 +33,25 @@ check-generated: generate
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# A throw-away server (SQLite in a temporary DATA_DIR, rate limits off) on a
+# free port, the load tool's standard suite against it, then the server stops.
+# LOAD_FLAGS adds or overrides flags, e.g. make load LOAD_FLAGS="--json".
+LOAD_FLAGS ?= --duration 5s --history-filler 5000 --subscribers 200 --rooms 10
+.PHONY: load
+load:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/qchat-server .
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/qchat-load ./cmd/qchat-load
+	@dir=$$(mktemp -d); pid=; \
+	trap 'test -n "$$pid" && kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	trap 'exit 130' INT TERM; \
+	DATABASE_URL= PORT=0 DATA_DIR="$$dir" LOG_LEVEL=warn BCRYPT_COST=4 RATE_LIMIT_MAX=0 AUTH_RATE_LIMIT_MAX=0 \
+		WS_INIT_RATE_LIMIT=0 WS_MAX_CONNECTIONS_PER_IP=0 ./$(BIN)/qchat-server >"$$dir/out" 2>"$$dir/log" & pid=$$!; \
+	port=; for i in $$(seq 150); do \
+		port=$$(sed -n 's/.*listening on http:.*:\([0-9][0-9]*\) .*/\1/p' "$$dir/out"); \
+		test -n "$$port" && break; kill -0 $$pid 2>/dev/null || break; sleep 0.1; \
+	done; \
+	test -n "$$port" || { echo "qchat-server did not start:"; cat "$$dir/log"; exit 1; }; \
+	./$(BIN)/qchat-load --server http://127.0.0.1:$$port --pid $$pid --scenario all $(LOAD_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/qchattest"
+)
+
+// runJSON runs the tool with --json against url and decodes the report.
+func runJSON(t *testing.T, args ...string) (*report, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := run(ctx, append(args, "--json"), &out, &errOut)
+	var rep report
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+		t.Fatalf("run: %v; output is not a JSON report (%v):\n%s\nstderr:\n%s", err, jerr, out.String(), errOut.String())
+	}
+	if err != nil {
+		t.Logf("stderr:\n%s", errOut.String())
+	}
+	return &rep, errOut.String()
+}
+
+// Each scenario for about a second against an in-process server (rate
+// limits off), checking that the figures make sense.
+func TestScenarios(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	short := []string{"--duration", "1s", "--warmup", "200ms", "--drain", "5s", "--concurrency", "4", "--preseal-budget", "2s"}
+	tests := []struct {
+		scenario string
+		args     []string
+		delivery bool
+	}{
+		{"me", nil, false},
+		{"dm", []string{"--senders", "2", "--rate", "20"}, true},
+		{"room", []string{"--rooms", "2", "--room-size", "3", "--senders", "2", "--rate", "20"}, true},
+		{"history", []string{"--history-messages", "120", "--history-filler", "60", "--room-size", "2"}, false},
+		{"fanout", []string{"--subscribers", "12", "--rooms", "3", "--senders", "3", "--rate", "15"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.scenario, func(t *testing.T) {
+			args := append([]string{"--server", srv.URL, "--scenario", tc.scenario}, short...)
+			rep, stderr := runJSON(t, append(args, tc.args...)...)
+			if len(rep.Scenarios) != 1 {
+				t.Fatalf("%d scenarios in the report, want 1", len(rep.Scenarios))
+			}
+			r := rep.Scenarios[0]
+			if r.Error != "" || r.ErrorCount != 0 {
+				t.Fatalf("error %q, errors %v\n%s", r.Error, r.Errors, stderr)
+			}
+			if r.Name != tc.scenario || r.OK == 0 || r.PerSecond <= 0 || r.Latency.Count != r.OK || r.Latency.P50 <= 0 || r.Latency.Max < r.Latency.P99 {
+				t.Errorf("implausible figures: %+v", r)
+			}
+			if rep.Servers[0].Version != "test" || rep.Machine.NumCPU < 1 || rep.Params.Scenario != tc.scenario {
+				t.Errorf("report header: servers %+v machine %+v", rep.Servers, rep.Machine)
+			}
+			if !tc.delivery {
+				return
+			}
+			d := r.Delivery
+			if d == nil || d.Expected == 0 || d.Delivered != d.Expected || d.Dropped != 0 || d.Duplicates != 0 || d.Latency.Count != d.Delivered {
+				t.Errorf("delivery: %+v", d)
+			}
+			if r.Seal == nil || r.Seal.Presealed == 0 || r.Seal.Inline != 0 {
+				t.Errorf("seal: %+v", r.Seal)
+			}
+		})
+	}
+	if t.Failed() {
+		return
+	}
+	// The history seed went through the API: the room holds its messages.
+	var n int
+	if err := srv.Store.DB().NewRaw("SELECT count(*) FROM messages").Scan(context.Background(), &n); err == nil && n < 180 {
+		t.Errorf("%d messages stored, want at least the 180 seeded", n)
+	}
+}
+
+// Two URLs (here the same server twice) put sockets and senders on
+// different instances; everything must still arrive.
+func TestMultiInstance(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	rep, _ := runJSON(t, "--server", srv.URL+","+srv.URL+"/", "--scenario", "room", "--rooms", "2", "--room-size", "2",
+		"--senders", "2", "--rate", "20", "--duration", "1s", "--warmup", "0s", "--preseal-budget", "2s")
+	r := rep.Scenarios[0]
+	if len(rep.Servers) != 2 || r.Error != "" || r.OK == 0 || r.Delivery.Delivered != r.Delivery.Expected {
+		t.Fatalf("servers %+v, result %+v delivery %+v", rep.Servers, r, r.Delivery)
+	}
+}
+
+// A server with its rate limits on gets a hint, not just errors.
+func TestRateLimitHint(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.RateLimitMax = 5
+	}})
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--server", srv.URL, "--scenario", "me", "--duration", "300ms", "--warmup", "0s", "--concurrency", "2"}, &out, &errOut)
+	if err == nil && !strings.Contains(out.String(), "RATE_LIMITED") {
+		t.Fatalf("no error and no RATE_LIMITED in the output:\n%s", out.String())
+	}
+	if !strings.Contains(errOut.String(), "RATE_LIMIT_MAX=0") {
+		t.Errorf("no hint on stderr:\n%s", errOut.String())
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--server", "ftp://x"},
+		{"--server", "http://127.0.0.1:1", "--scenario", "nope"},
+		{"--server", "http://127.0.0.1:1", "--subscribers", "3", "--rooms", "5"},
+		{"--server", "http://127.0.0.1:1", "--pid", "x"},
+		{"--server", "http://127.0.0.1:1", "extra"},
+	} {
+		if _, err := parseFlags(args, new(bytes.Buffer)); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+	o, err := parseFlags([]string{"--server", "http://a:1/, http://b:2", "--pid", "7,8", "--duration", "3s"}, new(bytes.Buffer))
+	if err != nil || len(o.Servers) != 2 || o.Servers[0] != "http://a:1" || len(o.PIDs) != 2 || o.duration() != 3*time.Second || o.senders() != o.Concurrency {
+		t.Fatalf("parseFlags: %+v %v", o, err)
+	}
+}
