@@ -71,7 +71,8 @@ type Store struct {
 	w       *bun.DB // writes and transactions
 	r       *bun.DB // reads; the same as w on PostgreSQL
 	pool    *pgxpool.Pool
-	stmts   writeStmts // SQLite statements prepared on the writer connection
+	stmts   writeStmts   // SQLite statements prepared on the writer connection
+	writer  *groupWriter // SQLite: batches concurrent message inserts
 }
 
 // Open connects to databaseURL: empty means the SQLite file dataDir/qchat.db,
@@ -135,6 +136,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
+	s.writer = newGroupWriter(s)
 	return s, nil
 }
 
@@ -259,6 +261,9 @@ func (s *Store) Stats() sql.DBStats {
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	if s.writer != nil {
+		s.writer.close()
+	}
 	if s.stmts.message != nil {
 		_ = s.stmts.message.Close()
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -105,6 +107,53 @@ func TestTranslateErrors(t *testing.T) {
 		}
 		if _, err := db.DecodeCursor("%%%"); !errors.Is(err, models.ErrInvalid) {
 			t.Fatalf("bad cursor: %v", err)
+		}
+	})
+}
+
+// Concurrent inserts share transactions on SQLite: a duplicate id inside a
+// batch fails alone (and reads as a retry), the others commit.
+func TestConcurrentInsertsAndRetries(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
+		ctx := t.Context()
+		u := seedUser(t, s, "carol")
+		conv := db.DirectConversation(u.ID, u.ID)
+		dup := uuid.NewString()
+		mk := func(id string) (*models.Message, []*models.RecipientKey) {
+			m := &models.Message{ID: id, Conversation: conv, SenderID: u.ID, CipherBytes: []byte("ct"),
+				NonceBytes: make([]byte, 12), ContentHash: []byte("same"), CreatedAt: models.Now()}
+			return m, []*models.RecipientKey{{MessageID: id, UserID: u.ID, KeyID: u.CurrentKeyID, KEMBytes: []byte{1}, WrappedBytes: []byte{2}}}
+		}
+		var wg sync.WaitGroup
+		var fresh, retries atomic.Int32
+		for i := range 60 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := uuid.NewString()
+				if i%10 == 0 {
+					id = dup
+				}
+				m, keys := mk(id)
+				_, existed, err := s.InsertMessage(ctx, m, keys)
+				if err != nil {
+					t.Errorf("insert %s: %v", id, err)
+					return
+				}
+				if existed {
+					retries.Add(1)
+				} else {
+					fresh.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if fresh.Load() != 55 || retries.Load() != 5 {
+			t.Fatalf("fresh %d retries %d, want 55 and 5", fresh.Load(), retries.Load())
+		}
+		n, err := s.DB().NewSelect().Table("message_keys").Count(ctx)
+		if err != nil || n != 55 {
+			t.Fatalf("%d recipient keys (err %v), want 55", n, err)
 		}
 	})
 }

@@ -96,3 +96,108 @@ func (s *Store) insertMessageRows(ctx context.Context, tx bun.Tx, m *models.Mess
 	_, err := tx.Tx.ExecContext(ctx, b.String(), args...)
 	return err
 }
+
+// groupWriter commits concurrent message inserts together on SQLite: one
+// transaction (one BEGIN, one COMMIT, one WAL append) for every message that
+// arrived while the previous batch was being written. SQLite has one writer
+// anyway; batching turns waiting in line into shared work.
+type groupWriter struct {
+	reqs     chan insertReq
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+type insertReq struct {
+	m    *models.Message
+	keys []*models.RecipientKey
+	err  chan error
+}
+
+// maxBatch bounds one transaction, so that a burst does not delay the first
+// message of the batch for long.
+const maxBatch = 256
+
+func newGroupWriter(s *Store) *groupWriter {
+	g := &groupWriter{reqs: make(chan insertReq, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run(s)
+	return g
+}
+
+func (g *groupWriter) close() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
+}
+
+// insert queues one message and waits for its batch to commit.
+func (g *groupWriter) insert(ctx context.Context, m *models.Message, keys []*models.RecipientKey) error {
+	r := insertReq{m: m, keys: keys, err: make(chan error, 1)}
+	select {
+	case g.reqs <- r:
+	case <-g.stop:
+		return sql.ErrConnDone
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the insert happens whatever the caller does; a caller that
+	// gives up and retries with the same id gets the idempotent answer.
+	return <-r.err
+}
+
+func (g *groupWriter) run(s *Store) {
+	defer close(g.done)
+	for {
+		var first insertReq
+		select {
+		case <-g.stop:
+			return
+		case first = <-g.reqs:
+		}
+		batch := []insertReq{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-g.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch writes a batch in one transaction. A message whose row fails
+// (a taken id) fails alone: SQLite undoes just that statement, and a failed
+// key insert removes its message again (the keys follow by cascade).
+func (s *Store) commitBatch(batch []insertReq) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		ms := tx.Tx.StmtContext(ctx, s.stmts.message)
+		ks := tx.Tx.StmtContext(ctx, s.stmts.key)
+		for i, r := range batch {
+			if _, err := ms.ExecContext(ctx, messageArgs(r.m)...); err != nil {
+				errs[i] = err
+				continue
+			}
+			for _, k := range r.keys {
+				if _, err := ks.ExecContext(ctx, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes); err != nil {
+					errs[i] = err
+					if _, derr := tx.Tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, r.m.ID); derr != nil {
+						return derr
+					}
+					break
+				}
+			}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			r.err <- err
+		} else {
+			r.err <- errs[i]
+		}
+	}
+}

@@ -54,9 +54,13 @@ func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*mo
 	if err := s.prepareWrites(ctx); err != nil {
 		return nil, false, err
 	}
-	err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		return s.insertMessageRows(ctx, tx, m, keys)
-	})
+	if s.writer != nil {
+		err = s.writer.insert(ctx, m, keys)
+	} else {
+		err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			return s.insertMessageRows(ctx, tx, m, keys)
+		})
+	}
 	if err == nil {
 		m.Keys = keys
 		return m, false, nil

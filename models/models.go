@@ -90,8 +90,12 @@ type Message struct {
 	// subscriber finds its own key without a query, and with the reader's key
 	// alone when a history page is prefetched.
 	Keys []*RecipientKey `bun:"-"`
-	// Sender is filled when a history page is prefetched.
-	Sender *User `bun:"-"`
+	// Sender, RoomRef and RecipientRef are filled when a history page is
+	// prefetched or a live event is published, so that neither each row nor
+	// each subscriber looks them up again.
+	Sender       *User `bun:"-"`
+	RoomRef      *Room `bun:"-"`
+	RecipientRef *User `bun:"-"`
 }
 
 // Ciphertext is the sealed content as base64 (empty for a tombstone).

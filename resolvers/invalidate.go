@@ -27,8 +27,10 @@ func (r *Resolver) applyInvalidation(inv broker.Invalidation) {
 		r.sockets.revoke(inv.Key)
 	case "user":
 		r.auth.ForgetUser(inv.Key)
+		r.recipients.forget(inv.What, inv.Key)
 	case "member":
 		r.members.Invalidate(inv.Key)
+		r.recipients.forget(inv.What, inv.Key)
 	}
 }
 

@@ -28,7 +28,7 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 		}
 		// One query answers both: the members with their keys, and whether
 		// the caller is one of them.
-		rs, err := r.store.Recipients(ctx, *roomID)
+		rs, err := r.roomRecipients(ctx, *roomID)
 		if err != nil {
 			return "", nil, err
 		}
@@ -43,7 +43,7 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 		if *recipientID == u.ID {
 			return "", nil, models.Invalid("recipientId: a direct message to yourself is not allowed")
 		}
-		rs, err := r.store.UserRecipients(ctx, []string{u.ID, *recipientID})
+		rs, err := r.userRecipients(ctx, []string{u.ID, *recipientID})
 		if err != nil {
 			return "", nil, err
 		}
@@ -189,6 +189,7 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	}
 	if !existed {
 		r.obs.MessageSent()
+		r.enrich(ctx, u, stored)
 		users := make([]string, len(want))
 		for i, w := range want {
 			users[i] = w.UserID
@@ -313,4 +314,21 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 // given room (nil roomID: every conversation).
 func inRoom(filter, room *string) bool {
 	return filter == nil || (room != nil && *room == *filter)
+}
+
+// enrich attaches what subscribers and the sender's own answer ask of a new
+// message (sender, room or recipient), loaded once here rather than once per
+// subscriber. A failed lookup only costs the subscribers their own lookup.
+func (r *Resolver) enrich(ctx context.Context, sender *models.User, m *models.Message) {
+	m.Sender = sender
+	var err error
+	switch {
+	case m.RoomID != nil:
+		m.RoomRef, err = r.store.RoomByID(ctx, *m.RoomID)
+	case m.RecipientID != nil:
+		m.RecipientRef, err = r.store.UserByID(ctx, *m.RecipientID)
+	}
+	if err != nil {
+		r.log.DebugContext(ctx, "enrich message event", "err", err)
+	}
 }

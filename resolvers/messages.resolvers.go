@@ -31,6 +31,9 @@ func (r *messageResolver) Room(ctx context.Context, obj *models.Message) (*model
 	if obj.RoomID == nil {
 		return nil, nil
 	}
+	if obj.RoomRef != nil {
+		return obj.RoomRef, nil
+	}
 	return lookup(ctx, r.loaders(ctx).Rooms, *obj.RoomID)
 }
 
@@ -38,6 +41,9 @@ func (r *messageResolver) Room(ctx context.Context, obj *models.Message) (*model
 func (r *messageResolver) Recipient(ctx context.Context, obj *models.Message) (*models.User, error) {
 	if obj.RecipientID == nil {
 		return nil, nil
+	}
+	if obj.RecipientRef != nil {
+		return obj.RecipientRef, nil
 	}
 	return lookup(ctx, r.loaders(ctx).Users, *obj.RecipientID)
 }

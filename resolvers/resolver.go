@@ -31,6 +31,7 @@ type Resolver struct {
 	wsInitLimit ratelimit.Limiter
 	maxSubs     int
 	sockets     sockets
+	recipients  recipientCache
 	// members caches "is user U in room R" for the re-check done on every live
 	// event; this process's membership changes evict entries at once, the TTL
 	// bounds staleness otherwise.
@@ -83,6 +84,7 @@ func New(d Deps) *Resolver {
 		authLimit:   d.AuthLimiter,
 		wsInitLimit: d.WSInitLimiter,
 		maxSubs:     d.MaxSubscriptions,
+		recipients:  newRecipientCache(),
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),
@@ -91,4 +93,7 @@ func New(d Deps) *Resolver {
 }
 
 // Close stops the background work of the resolver's caches.
-func (r *Resolver) Close() { r.members.StopAllGoroutines() }
+func (r *Resolver) Close() {
+	r.members.StopAllGoroutines()
+	r.recipients.close()
+}
