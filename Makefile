@@ -20,6 +20,8 @@ vet:
 # Tests that need PostgreSQL read QCHAT_TEST_POSTGRES_URL (skipped without it, failed under CI=true).
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+	# Allocation budgets are counted without the race detector, which allocates.
+	$(GO) test -count=1 -run 'TestAllocationBudgets' ./internal/server/
 
 # Regenerates the server's executor (gqlgen) and the Go client (genqlient).
 generate:

@@ -1,0 +1,60 @@
+package server_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/qchat/qchat/internal/qchattest"
+)
+
+// Allocation budgets of the hot paths, measured in-process through the whole
+// handler (middleware included). They hold allocation counts from growing
+// unnoticed; time is left to the benchmarks. Raise a budget only with a reason
+// in the commit.
+func TestAllocationBudgets(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts are only meaningful without -race")
+	}
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice := srv.Register(t, "alice")
+	bob := srv.Register(t, "bob")
+	var room struct{ CreateRoom struct{ ID string } }
+	srv.MustDo(t, alice.Token, `mutation($in: CreateRoomInput!) { createRoom(input: $in) { id } }`,
+		map[string]any{"in": map[string]any{"name": "budget", "memberIds": []string{bob.ID}}}, &room)
+	bodies := make([][]byte, 8)
+	for i := range bodies {
+		in := qchattest.Seal(t, "00000000-0000-4000-8000-00000000000"+string(rune('0'+i)), alice, room.CreateRoom.ID, "", "m", alice, bob)
+		in["id"] = idPlaceholder
+		bodies[i] = qchattest.GraphQLBody(`mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": in})
+	}
+	h := srv.HTTP.Config.Handler
+	do := func(body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+alice.Token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || bytes.Contains(rec.Body.Bytes(), []byte(`"errors"`)) {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	me := qchattest.GraphQLBody(`{ me { id } }`, nil)
+	i := 0
+	cases := []struct {
+		name   string
+		budget float64
+		run    func()
+	}{
+		{"me", 250, func() { do(me) }},
+		{"sendMessage into a room of 2", 750, func() { do(withFreshID(bodies[i%len(bodies)])); i++ }},
+	}
+	for _, c := range cases {
+		got := testing.AllocsPerRun(50, c.run)
+		t.Logf("%s: %.0f allocs/op (budget %.0f)", c.name, got, c.budget)
+		if got > c.budget {
+			t.Errorf("%s: %.0f allocs/op, over the budget of %.0f", c.name, got, c.budget)
+		}
+	}
+}
