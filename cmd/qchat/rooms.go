@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -86,21 +87,9 @@ func (a *app) roomJoin(ctx context.Context, args []string) error {
 }
 
 func (a *app) roomMembers(ctx context.Context, args []string) error {
-	fs := a.flags("room members")
-	pos, err := parse(fs, args, 1, 1, "ROOM")
+	c, _, conv, _, err := a.roomTarget(ctx, a.flags("room members"), args, 1, 1, "ROOM", "room members takes a room, not a user")
 	if err != nil {
 		return err
-	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
-	}
-	conv, _, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if conv.RoomID == "" {
-		return usageErr("room members takes a room, not a user")
 	}
 	ms, err := c.RoomMembers(ctx, conv.RoomID)
 	if err != nil {
@@ -131,21 +120,9 @@ func (a *app) roomMembers(ctx context.Context, args []string) error {
 
 // roomUserOp is room add and room remove: ROOM @user.
 func (a *app) roomUserOp(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string, string) (*client.Room, error)) error {
-	fs := a.flags(name)
-	pos, err := parse(fs, args, 2, 2, "ROOM @user")
+	c, pos, conv, _, err := a.roomTarget(ctx, a.flags(name), args, 2, 2, "ROOM @user", name+" takes a room first")
 	if err != nil {
 		return err
-	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
-	}
-	conv, _, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if conv.RoomID == "" {
-		return usageErr("%s takes a room first", name)
 	}
 	uid, uname, err := a.userID(ctx, c, pos[1])
 	if err != nil {
@@ -168,21 +145,9 @@ func (a *app) roomRemove(ctx context.Context, args []string) error {
 
 // roomSimple is room leave and room delete: ROOM only, a Boolean result.
 func (a *app) roomSimple(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string) error) error {
-	fs := a.flags(name)
-	pos, err := parse(fs, args, 1, 1, "ROOM")
+	c, _, conv, title, err := a.roomTarget(ctx, a.flags(name), args, 1, 1, "ROOM", name+" takes a room")
 	if err != nil {
 		return err
-	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
-	}
-	conv, title, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if conv.RoomID == "" {
-		return usageErr("%s takes a room", name)
 	}
 	if err := op(c, ctx, conv.RoomID); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -199,25 +164,36 @@ func (a *app) roomDelete(ctx context.Context, args []string) error {
 }
 
 func (a *app) roomRename(ctx context.Context, args []string) error {
-	fs := a.flags("room rename")
-	pos, err := parse(fs, args, 2, 2, "ROOM NAME")
+	c, pos, conv, _, err := a.roomTarget(ctx, a.flags("room rename"), args, 2, 2, "ROOM NAME", "room rename takes a room")
 	if err != nil {
 		return err
-	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
-	}
-	conv, _, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	if conv.RoomID == "" {
-		return usageErr("room rename takes a room")
 	}
 	r, err := c.RenameRoom(ctx, conv.RoomID, pos[1])
 	if err != nil {
 		return fmt.Errorf("room rename: %w", err)
 	}
 	return a.out(roomJSON(r), "renamed to %s\n", r.Name)
+}
+
+// roomTarget parses a room subcommand's flags and arguments, signs in, and
+// resolves the first argument to one of my rooms; notRoom is the usage error
+// for an argument that names a user instead.
+func (a *app) roomTarget(ctx context.Context, fs *flag.FlagSet, args []string, min, max int, usage string,
+	notRoom string) (*client.Client, []string, client.Conversation, string, error) {
+	pos, err := parse(fs, args, min, max, usage)
+	if err != nil {
+		return nil, nil, client.Conversation{}, "", err
+	}
+	c, _, err := a.authed()
+	if err != nil {
+		return nil, nil, client.Conversation{}, "", err
+	}
+	conv, title, err := a.conversation(ctx, c, pos[0])
+	if err != nil {
+		return nil, nil, client.Conversation{}, "", err
+	}
+	if conv.RoomID == "" {
+		return nil, nil, client.Conversation{}, "", usageErr("%s", notRoom)
+	}
+	return c, pos, conv, title, nil
 }
