@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
@@ -35,7 +36,7 @@ func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayl
 	if token == "" {
 		return ctx, errors.New("authentication required: connection_init payload needs authToken")
 	}
-	u, err := r.auth.Authenticate(ctx, token)
+	u, expires, err := r.auth.AuthenticateUntil(ctx, token)
 	if err != nil {
 		r.security(ctx, slog.LevelWarn, "ws_unauthorized")
 		return ctx, errors.New("invalid or expired token")
@@ -52,7 +53,14 @@ func (r *Resolver) WebsocketInit(ctx context.Context, payload transport.InitPayl
 	sk := &socket{cancel: cancel, state: graph.SocketStateFrom(ctx)}
 	hash := sessionKey(token)
 	r.sockets.add(hash, sk)
-	ctx = context.WithValue(ctx, socketKey{}, func() { r.sockets.remove(hash, sk); cancel() })
+	// The session's end closes the socket too, like a logout.
+	expiry := time.AfterFunc(time.Until(expires), func() {
+		if sk.state != nil {
+			sk.state.Revoke()
+		}
+		cancel()
+	})
+	ctx = context.WithValue(ctx, socketKey{}, func() { expiry.Stop(); r.sockets.remove(hash, sk); cancel() })
 	return withSubscriptionCounter(auth.WithUser(ctx, u, token)), nil
 }
 

@@ -117,34 +117,41 @@ var ErrInvalidToken = errors.New("invalid or expired token")
 
 // Authenticate returns the user a token belongs to.
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (*models.User, error) {
+	u, _, err := a.AuthenticateUntil(ctx, token)
+	return u, err
+}
+
+// AuthenticateUntil is Authenticate that also says when the session expires,
+// for connections that outlive a request (websockets).
+func (a *Authenticator) AuthenticateUntil(ctx context.Context, token string) (*models.User, time.Time, error) {
 	if token == "" || len(token) > 128 {
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	h := hash(token)
 	key := string(h)
 	if c, ok := a.cache.GetIfPresent(key); ok {
 		if time.Now().Before(c.expiresAt) {
-			return c.user, nil
+			return c.user, c.expiresAt, nil
 		}
 		a.cache.Invalidate(key)
-		return nil, ErrInvalidToken
+		return nil, time.Time{}, ErrInvalidToken
 	}
 	sess, err := a.store.SessionByHash(ctx, h)
 	if err != nil {
 		if errors.Is(err, models.ErrNotFound) {
-			return nil, ErrInvalidToken
+			return nil, time.Time{}, ErrInvalidToken
 		}
-		return nil, fmt.Errorf("look up session: %w", err)
+		return nil, time.Time{}, fmt.Errorf("look up session: %w", err)
 	}
 	u, err := a.store.UserByID(ctx, sess.UserID)
 	if err != nil {
 		if errors.Is(err, models.ErrNotFound) {
-			return nil, ErrInvalidToken
+			return nil, time.Time{}, ErrInvalidToken
 		}
-		return nil, fmt.Errorf("look up session user: %w", err)
+		return nil, time.Time{}, fmt.Errorf("look up session user: %w", err)
 	}
 	a.cache.Set(key, cached{user: u, expiresAt: sess.ExpiresAt.Time})
-	return u, nil
+	return u, sess.ExpiresAt.Time, nil
 }
 
 // Revoke ends the session of a token.

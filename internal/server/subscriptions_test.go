@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/qchattest"
 )
 
@@ -261,5 +262,22 @@ func TestLogoutClosesSockets(t *testing.T) {
 			case <-time.After(100 * time.Millisecond):
 			}
 		})
+	}
+}
+
+// A session that expires closes its open sockets with 4403, as a logout does.
+func TestSessionExpiryClosesSockets(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.SessionTTL = 1500 * time.Millisecond
+	}})
+	alice := srv.Register(t, "alice")
+	ws := srv.Connect(t, qchattest.TransportWS, alice.Token)
+	select {
+	case <-ws.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("socket still open after its session expired")
+	}
+	if ws.Close != 4403 {
+		t.Fatalf("close status %d, want 4403", ws.Close)
 	}
 }
