@@ -357,3 +357,24 @@ func TestWebsocketLimits(t *testing.T) {
 		}
 	}
 }
+
+// Operations over an open websocket spend the same per-IP budget as HTTP
+// requests.
+func TestWebsocketOperationsAreRateLimited(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.RateLimitMax, c.RateLimitWindow = 4, time.Minute
+	}})
+	u := srv.Register(t, "alice")                        // request 1
+	ws := srv.Connect(t, qchattest.TransportWS, u.Token) // request 2: the upgrade
+	for i := range 3 {
+		s := ws.Subscribe(`query { me { id } }`, nil)
+		m, ok := s.Raw(t, 5*time.Second)
+		if !ok {
+			t.Fatalf("operation %d: no answer", i)
+		}
+		limited := strings.Contains(string(m.Payload), "RATE_LIMITED")
+		if want := i >= 2; limited != want { // operations 3 and 4 fit; the 5th is over
+			t.Fatalf("operation %d over the socket: %s %s", i, m.Type, m.Payload)
+		}
+	}
+}

@@ -99,6 +99,7 @@ func New(d Deps) (*Server, error) {
 		Schema: graph.NewExecutableSchema(schemaCfg),
 		Log:    d.Log,
 		Extensions: []graphql.HandlerExtension{
+			socketOperationLimit{limiter: d.APILimiter, rejected: socketLimitRejected(d), log: d.Log},
 			graph.APQ(graph.DefaultAPQCacheBytes),
 			graph.RootFieldLimit(graph.DefaultRootFieldLimit),
 			graph.DepthLimit(cfg.DepthLimit),

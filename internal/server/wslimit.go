@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/clientip"
+	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/ratelimit"
+)
+
+// socketOperationLimit counts every operation sent over an open websocket
+// against the client IP's general API budget, as if it had come as its own
+// HTTP request: without it, one upgrade would buy unlimited queries and
+// mutations. Plain HTTP operations are already counted by the middleware.
+type socketOperationLimit struct {
+	limiter  ratelimit.Limiter
+	rejected func(ctx context.Context)
+	log      *slog.Logger
+}
+
+var (
+	_ graphql.HandlerExtension     = socketOperationLimit{}
+	_ graphql.OperationInterceptor = socketOperationLimit{}
+)
+
+func (socketOperationLimit) ExtensionName() string                   { return "SocketOperationLimit" }
+func (socketOperationLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l socketOperationLimit) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	if graph.SocketStateFrom(ctx) == nil {
+		return next(ctx)
+	}
+	res, err := l.limiter.Take(ctx, clientip.From(ctx))
+	if err != nil {
+		l.log.WarnContext(ctx, "rate limiter unavailable, allowing", "err", err)
+		return next(ctx)
+	}
+	if res.Allowed {
+		return next(ctx)
+	}
+	l.rejected(ctx)
+	// A one-shot answer: the transport must not loop on a rejected operation.
+	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{
+		graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()}).AsGQL(),
+	}})
+}
+
+func socketLimitRejected(d Deps) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		d.Metrics.RateLimited("api")
+		d.Log.WarnContext(ctx, "security: rate_limited", "event", "rate_limited", "limiter", "api", "transport", "websocket",
+			"ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx))
+	}
+}
