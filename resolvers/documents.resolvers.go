@@ -15,7 +15,7 @@ import (
 
 // Uploader is the resolver for the uploader field.
 func (r *documentResolver) Uploader(ctx context.Context, obj *models.Document) (*models.User, error) {
-	u, err := lookup(ctx, r.loaders(ctx).Users, obj.UploaderID)
+	u, err := lookup(ctx, r.loaders(ctx).Users(), obj.UploaderID)
 	if err == nil && u == nil {
 		return nil, models.NotFound("user")
 	}
@@ -27,7 +27,7 @@ func (r *documentResolver) Room(ctx context.Context, obj *models.Document) (*mod
 	if obj.RoomID == nil {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Rooms, *obj.RoomID)
+	return lookup(ctx, r.loaders(ctx).Rooms(), *obj.RoomID)
 }
 
 // Recipient is the resolver for the recipient field.
@@ -35,7 +35,7 @@ func (r *documentResolver) Recipient(ctx context.Context, obj *models.Document) 
 	if obj.RecipientID == nil {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Users, *obj.RecipientID)
+	return lookup(ctx, r.loaders(ctx).Users(), *obj.RecipientID)
 }
 
 // MyKey is the resolver for the myKey field.
@@ -52,7 +52,7 @@ func (r *documentResolver) MyKey(ctx context.Context, obj *models.Document) (*mo
 		}
 		return nil, nil
 	}
-	k, err := lookup(ctx, r.loaders(ctx).DocumentKey, db.MessageUser{MessageID: obj.ID, UserID: u.ID})
+	k, err := lookup(ctx, r.loaders(ctx).DocumentKey(), db.MessageUser{MessageID: obj.ID, UserID: u.ID})
 	if k == nil || err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (r *messageResolver) Attachment(ctx context.Context, obj *models.Message) (
 	if obj.AttachmentID == nil || obj.Deleted() {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Documents, *obj.AttachmentID)
+	return lookup(ctx, r.loaders(ctx).Documents(), *obj.AttachmentID)
 }
 
 // UploadDocument is the resolver for the uploadDocument field.

@@ -278,7 +278,7 @@ func (r *Resolver) prefetch(ctx context.Context, ms []*models.Message) error {
 	byUser := index(users, func(u *models.User) string { return u.ID })
 	l := r.loaders(ctx)
 	for _, u := range users {
-		l.Users.Prime(u.ID, u)
+		l.Users().Prime(u.ID, u)
 	}
 	for _, m := range ms {
 		m.Sender = byUser[m.SenderID]

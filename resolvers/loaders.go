@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -13,41 +14,76 @@ import (
 )
 
 // Loaders batch the lookups of one response so that a page of 50 messages costs
-// one query for senders, one for keys, and so on, never one per row.
+// one query for senders, one for keys, and so on, never one per row. Each
+// loader is made on first use: most responses (me, a send) need one or none.
 type Loaders struct {
-	Users        *dataloadgen.Loader[string, *models.User]
-	Keys         *dataloadgen.Loader[string, *models.PublicKey]
-	Rooms        *dataloadgen.Loader[string, *models.Room]
-	Members      *dataloadgen.Loader[string, []*models.RoomMember]
-	RecipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
-	Documents    *dataloadgen.Loader[string, *models.Document]
-	DocumentKey  *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
-	// Online batches presence lookups: one round trip for a member list
-	// when the tracker is shared.
-	Online *dataloadgen.Loader[string, bool]
+	store    *db.Store
+	presence presence.Tracker
+
+	mu           sync.Mutex
+	users *dataloadgen.Loader[string, *models.User]
+	keys *dataloadgen.Loader[string, *models.PublicKey]
+	rooms *dataloadgen.Loader[string, *models.Room]
+	members *dataloadgen.Loader[string, []*models.RoomMember]
+	recipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
+	documents *dataloadgen.Loader[string, *models.Document]
+	documentKey *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
+	online *dataloadgen.Loader[string, bool]
 }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
 // batch fills within microseconds and a long wait only adds latency.
 const batchWait = 200 * time.Microsecond
 
-func newLoaders(s *db.Store, p presence.Tracker) *Loaders {
-	opt := dataloadgen.WithWait(batchWait)
-	return &Loaders{
-		Users: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.User, error) {
-			us, err := s.UsersByIDs(ctx, ids)
+var loaderWait = dataloadgen.WithWait(batchWait)
+
+func newLoaders(s *db.Store, p presence.Tracker) *Loaders { return &Loaders{store: s, presence: p} }
+
+// lazy returns *slot, making it with mk under the loaders' lock first.
+func lazy[T any](l *Loaders, slot **T, mk func() *T) *T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *slot == nil {
+		*slot = mk()
+	}
+	return *slot
+}
+
+// Users loads users by id.
+func (l *Loaders) Users() *dataloadgen.Loader[string, *models.User] {
+	return lazy(l, &l.users, func() *dataloadgen.Loader[string, *models.User] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.User, error) {
+			us, err := l.store.UsersByIDs(ctx, ids)
 			return index(us, func(u *models.User) string { return u.ID }), err
-		}, opt),
-		Keys: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.PublicKey, error) {
-			ks, err := s.KeysByIDs(ctx, ids)
+		}, loaderWait)
+	})
+}
+
+// Keys loads public keys by id.
+func (l *Loaders) Keys() *dataloadgen.Loader[string, *models.PublicKey] {
+	return lazy(l, &l.keys, func() *dataloadgen.Loader[string, *models.PublicKey] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.PublicKey, error) {
+			ks, err := l.store.KeysByIDs(ctx, ids)
 			return index(ks, func(k *models.PublicKey) string { return k.ID }), err
-		}, opt),
-		Rooms: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.Room, error) {
-			rs, err := s.RoomsByIDs(ctx, ids)
+		}, loaderWait)
+	})
+}
+
+// Rooms loads rooms by id.
+func (l *Loaders) Rooms() *dataloadgen.Loader[string, *models.Room] {
+	return lazy(l, &l.rooms, func() *dataloadgen.Loader[string, *models.Room] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.Room, error) {
+			rs, err := l.store.RoomsByIDs(ctx, ids)
 			return index(rs, func(r *models.Room) string { return r.ID }), err
-		}, opt),
-		Members: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string][]*models.RoomMember, error) {
-			ms, err := s.MembersOfRooms(ctx, ids)
+		}, loaderWait)
+	})
+}
+
+// Members loads the members of rooms by room id.
+func (l *Loaders) Members() *dataloadgen.Loader[string, []*models.RoomMember] {
+	return lazy(l, &l.members, func() *dataloadgen.Loader[string, []*models.RoomMember] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string][]*models.RoomMember, error) {
+			ms, err := l.store.MembersOfRooms(ctx, ids)
 			out := make(map[string][]*models.RoomMember, len(ids))
 			for _, id := range ids {
 				out[id] = []*models.RoomMember{}
@@ -56,19 +92,49 @@ func newLoaders(s *db.Store, p presence.Tracker) *Loaders {
 				out[m.RoomID] = append(out[m.RoomID], m)
 			}
 			return out, err
-		}, opt),
-		RecipientKey: dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.RecipientKey, error) {
-			ks, err := s.RecipientKeys(ctx, pairs)
+		}, loaderWait)
+	})
+}
+
+// RecipientKey loads the caller's recipient key of messages.
+func (l *Loaders) RecipientKey() *dataloadgen.Loader[db.MessageUser, *models.RecipientKey] {
+	return lazy(l, &l.recipientKey, func() *dataloadgen.Loader[db.MessageUser, *models.RecipientKey] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.RecipientKey, error) {
+			ks, err := l.store.RecipientKeys(ctx, pairs)
 			return index(ks, func(k *models.RecipientKey) db.MessageUser {
 				return db.MessageUser{MessageID: k.MessageID, UserID: k.UserID}
 			}), err
-		}, opt),
-		Documents: dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.Document, error) {
-			ds, err := s.DocumentsByIDs(ctx, ids)
+		}, loaderWait)
+	})
+}
+
+// Documents loads documents by id.
+func (l *Loaders) Documents() *dataloadgen.Loader[string, *models.Document] {
+	return lazy(l, &l.documents, func() *dataloadgen.Loader[string, *models.Document] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.Document, error) {
+			ds, err := l.store.DocumentsByIDs(ctx, ids)
 			return index(ds, func(d *models.Document) string { return d.ID }), err
-		}, opt),
-		Online: dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]bool, []error) {
-			on, err := p.Online(ctx, ids)
+		}, loaderWait)
+	})
+}
+
+// DocumentKey loads the caller's recipient key of documents.
+func (l *Loaders) DocumentKey() *dataloadgen.Loader[db.MessageUser, *models.DocumentKey] {
+	return lazy(l, &l.documentKey, func() *dataloadgen.Loader[db.MessageUser, *models.DocumentKey] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.DocumentKey, error) {
+			ks, err := l.store.DocumentKeys(ctx, pairs)
+			return index(ks, func(k *models.DocumentKey) db.MessageUser {
+				return db.MessageUser{MessageID: k.DocumentID, UserID: k.UserID}
+			}), err
+		}, loaderWait)
+	})
+}
+
+// Online loads presence by user id.
+func (l *Loaders) Online() *dataloadgen.Loader[string, bool] {
+	return lazy(l, &l.online, func() *dataloadgen.Loader[string, bool] {
+		return dataloadgen.NewLoader(func(ctx context.Context, ids []string) ([]bool, []error) {
+			on, err := l.presence.Online(ctx, ids)
 			out := make([]bool, len(ids))
 			for i, id := range ids {
 				out[i] = on[id]
@@ -77,14 +143,8 @@ func newLoaders(s *db.Store, p presence.Tracker) *Loaders {
 				return out, []error{err}
 			}
 			return out, nil
-		}, opt),
-		DocumentKey: dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.DocumentKey, error) {
-			ks, err := s.DocumentKeys(ctx, pairs)
-			return index(ks, func(k *models.DocumentKey) db.MessageUser {
-				return db.MessageUser{MessageID: k.DocumentID, UserID: k.UserID}
-			}), err
-		}, opt),
-	}
+		}, loaderWait)
+	})
 }
 
 func index[K comparable, V any](vs []V, key func(V) K) map[K]V {

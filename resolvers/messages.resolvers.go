@@ -19,7 +19,7 @@ func (r *messageResolver) Sender(ctx context.Context, obj *models.Message) (*mod
 	if obj.Sender != nil {
 		return obj.Sender, nil
 	}
-	u, err := lookup(ctx, r.loaders(ctx).Users, obj.SenderID)
+	u, err := lookup(ctx, r.loaders(ctx).Users(), obj.SenderID)
 	if err == nil && u == nil {
 		return nil, models.NotFound("user")
 	}
@@ -34,7 +34,7 @@ func (r *messageResolver) Room(ctx context.Context, obj *models.Message) (*model
 	if obj.RoomRef != nil {
 		return obj.RoomRef, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Rooms, *obj.RoomID)
+	return lookup(ctx, r.loaders(ctx).Rooms(), *obj.RoomID)
 }
 
 // Recipient is the resolver for the recipient field.
@@ -45,7 +45,7 @@ func (r *messageResolver) Recipient(ctx context.Context, obj *models.Message) (*
 	if obj.RecipientRef != nil {
 		return obj.RecipientRef, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Users, *obj.RecipientID)
+	return lookup(ctx, r.loaders(ctx).Users(), *obj.RecipientID)
 }
 
 // MyKey is the resolver for the myKey field.
@@ -60,7 +60,7 @@ func (r *messageResolver) MyKey(ctx context.Context, obj *models.Message) (*mode
 	if obj.Keys != nil { // a live event or a fresh send carries every key
 		return obj.KeyFor(u.ID), nil
 	}
-	return lookup(ctx, r.loaders(ctx).RecipientKey, db.MessageUser{MessageID: obj.ID, UserID: u.ID})
+	return lookup(ctx, r.loaders(ctx).RecipientKey(), db.MessageUser{MessageID: obj.ID, UserID: u.ID})
 }
 
 // SendMessage is the resolver for the sendMessage field.
@@ -131,7 +131,7 @@ func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message
 
 // User is the resolver for the user field.
 func (r *readReceiptResolver) User(ctx context.Context, obj *models.ReadReceipt) (*models.User, error) {
-	return lookup(ctx, r.loaders(ctx).Users, obj.UserID)
+	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
 }
 
 // MessageAdded is the resolver for the messageAdded field.
@@ -198,7 +198,7 @@ func (r *subscriptionResolver) ReadReceipts(ctx context.Context, roomID *string)
 
 // TypingEvent user resolver.
 func (r *typingEventResolver) User(ctx context.Context, obj *models.TypingEvent) (*models.User, error) {
-	return lookup(ctx, r.loaders(ctx).Users, obj.UserID)
+	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
 }
 
 // Message returns graph.MessageResolver implementation.

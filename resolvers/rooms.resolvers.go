@@ -146,17 +146,17 @@ func (r *roomResolver) Owner(ctx context.Context, obj *models.Room) (*models.Use
 	if obj.OwnerID == "" {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Users, obj.OwnerID)
+	return lookup(ctx, r.loaders(ctx).Users(), obj.OwnerID)
 }
 
 // Members is the resolver for the members field.
 func (r *roomResolver) Members(ctx context.Context, obj *models.Room) ([]*models.RoomMember, error) {
-	return r.loaders(ctx).Members.Load(ctx, obj.ID)
+	return r.loaders(ctx).Members().Load(ctx, obj.ID)
 }
 
 // MemberCount is the resolver for the memberCount field.
 func (r *roomResolver) MemberCount(ctx context.Context, obj *models.Room) (int, error) {
-	ms, err := r.loaders(ctx).Members.Load(ctx, obj.ID)
+	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
 	return len(ms), err
 }
 
@@ -178,7 +178,7 @@ func (r *roomResolver) MyRole(ctx context.Context, obj *models.Room) (models.Roo
 	if err != nil {
 		return "", err
 	}
-	ms, err := r.loaders(ctx).Members.Load(ctx, obj.ID)
+	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
 	if err != nil {
 		return "", err
 	}
@@ -196,12 +196,12 @@ func (r *roomEventResolver) User(ctx context.Context, obj *models.RoomEvent) (*m
 	if obj.UserID == nil {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Users, *obj.UserID)
+	return lookup(ctx, r.loaders(ctx).Users(), *obj.UserID)
 }
 
 // User is the resolver for the user field.
 func (r *roomMemberResolver) User(ctx context.Context, obj *models.RoomMember) (*models.User, error) {
-	u, err := lookup(ctx, r.loaders(ctx).Users, obj.UserID)
+	u, err := lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
 	if err == nil && u == nil {
 		return nil, models.NotFound("user")
 	}

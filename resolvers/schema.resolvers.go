@@ -103,7 +103,7 @@ func (r *queryResolver) User(ctx context.Context, id string) (*models.User, erro
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	return lookup(ctx, r.loaders(ctx).Users, id)
+	return lookup(ctx, r.loaders(ctx).Users(), id)
 }
 
 // UserByUsername is the resolver for the userByUsername field.
@@ -152,7 +152,7 @@ func (r *queryResolver) PublicKey(ctx context.Context, id string) (*models.Publi
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	return lookup(ctx, r.loaders(ctx).Keys, id)
+	return lookup(ctx, r.loaders(ctx).Keys(), id)
 }
 
 // Presence is the resolver for the presence field.

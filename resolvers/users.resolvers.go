@@ -14,7 +14,7 @@ import (
 
 // User is the resolver for the user field.
 func (r *presenceEventResolver) User(ctx context.Context, obj *models.PresenceEvent) (*models.User, error) {
-	return lookup(ctx, r.loaders(ctx).Users, obj.UserID)
+	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
 }
 
 // PublicKey is the resolver for the publicKey field.
@@ -22,7 +22,7 @@ func (r *userResolver) PublicKey(ctx context.Context, obj *models.User) (*models
 	if obj.CurrentKeyID == "" {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Keys, obj.CurrentKeyID)
+	return lookup(ctx, r.loaders(ctx).Keys(), obj.CurrentKeyID)
 }
 
 // Keys is the resolver for the keys field.
@@ -32,7 +32,7 @@ func (r *userResolver) Keys(ctx context.Context, obj *models.User) ([]*models.Pu
 
 // Online is the resolver for the online field.
 func (r *userResolver) Online(ctx context.Context, obj *models.User) (bool, error) {
-	return r.loaders(ctx).Online.Load(ctx, obj.ID)
+	return r.loaders(ctx).Online().Load(ctx, obj.ID)
 }
 
 // PresenceEvent returns graph.PresenceEventResolver implementation.

@@ -47,8 +47,8 @@ func TestAllocationBudgets(t *testing.T) {
 		budget float64
 		run    func()
 	}{
-		{"me", 250, func() { do(me) }},
-		{"sendMessage into a room of 2", 750, func() { do(withFreshID(bodies[i%len(bodies)])); i++ }},
+		{"me", 210, func() { do(me) }},
+		{"sendMessage into a room of 2", 700, func() { do(withFreshID(bodies[i%len(bodies)])); i++ }},
 	}
 	for _, c := range cases {
 		got := testing.AllocsPerRun(50, c.run)
