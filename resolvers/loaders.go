@@ -21,14 +21,14 @@ type Loaders struct {
 	presence presence.Tracker
 
 	mu           sync.Mutex
-	users *dataloadgen.Loader[string, *models.User]
-	keys *dataloadgen.Loader[string, *models.PublicKey]
-	rooms *dataloadgen.Loader[string, *models.Room]
-	members *dataloadgen.Loader[string, []*models.RoomMember]
+	users        *dataloadgen.Loader[string, *models.User]
+	keys         *dataloadgen.Loader[string, *models.PublicKey]
+	rooms        *dataloadgen.Loader[string, *models.Room]
+	members      *dataloadgen.Loader[string, []*models.RoomMember]
 	recipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
-	documents *dataloadgen.Loader[string, *models.Document]
-	documentKey *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
-	online *dataloadgen.Loader[string, bool]
+	documents    *dataloadgen.Loader[string, *models.Document]
+	documentKey  *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
+	online       *dataloadgen.Loader[string, bool]
 }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
