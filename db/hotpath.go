@@ -61,21 +61,9 @@ func messageArgs(m *models.Message) []any {
 	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros()}
 }
 
-// insertMessageRows writes a message and its keys inside tx.
-func (s *Store) insertMessageRows(ctx context.Context, tx bun.Tx, m *models.Message, keys []*models.RecipientKey) error {
-	if s.dialect == SQLite {
-		st := &s.stmts // prepared by prepareWrites before the transaction
-		if _, err := tx.Tx.StmtContext(ctx, st.message).ExecContext(ctx, messageArgs(m)...); err != nil {
-			return err
-		}
-		ks := tx.Tx.StmtContext(ctx, st.key)
-		for _, k := range keys {
-			if _, err := ks.ExecContext(ctx, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+// insertMessagePostgres writes a message and its keys inside tx. (SQLite
+// inserts go through the group writer, see commitBatch.)
+func (s *Store) insertMessagePostgres(ctx context.Context, tx bun.Tx, m *models.Message, keys []*models.RecipientKey) error {
 	if _, err := tx.Tx.ExecContext(ctx, insertMessagePG, messageArgs(m)...); err != nil {
 		return err
 	}

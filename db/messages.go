@@ -49,8 +49,8 @@ func DecodeCursor(s string) (Cursor, error) {
 // safe retry: the stored message comes back with existed=true. Anything else
 // under a taken id is a conflict.
 func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*models.RecipientKey) (stored *models.Message, existed bool, err error) {
-	// Prepared before the transaction: on SQLite it holds the only writer
-	// connection, which preparing would wait for.
+	// Prepared before queueing: the group writer's transaction holds SQLite's
+	// only writer connection, which preparing would wait for.
 	if err := s.prepareWrites(ctx); err != nil {
 		return nil, false, err
 	}
@@ -58,7 +58,7 @@ func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*mo
 		err = s.writer.insert(ctx, m, keys)
 	} else {
 		err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			return s.insertMessageRows(ctx, tx, m, keys)
+			return s.insertMessagePostgres(ctx, tx, m, keys)
 		})
 	}
 	if err == nil {

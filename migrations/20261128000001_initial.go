@@ -85,10 +85,7 @@ type messageKey001 struct {
 }
 
 func initialUp(ctx context.Context, db bun.IDB) error {
-	tables := []struct {
-		model any
-		fks   []string
-	}{
+	if err := createTables(ctx, db, []table{
 		{(*user001)(nil), nil},
 		{(*userKey001)(nil), []string{`("user_id") REFERENCES "users" ("id") ON DELETE CASCADE`}},
 		{(*session001)(nil), []string{`("user_id") REFERENCES "users" ("id") ON DELETE CASCADE`}},
@@ -106,15 +103,8 @@ func initialUp(ctx context.Context, db bun.IDB) error {
 			`("message_id") REFERENCES "messages" ("id") ON DELETE CASCADE`,
 			`("user_id") REFERENCES "users" ("id") ON DELETE CASCADE`,
 		}},
-	}
-	for _, t := range tables {
-		q := db.NewCreateTable().Model(t.model)
-		for _, fk := range t.fks {
-			q = q.ForeignKey(fk)
-		}
-		if _, err := q.Exec(ctx); err != nil {
-			return fmt.Errorf("create table: %w", err)
-		}
+	}); err != nil {
+		return err
 	}
 	return createIndexes(ctx, db, []index{
 		{table: "user_keys", name: "user_keys_user_idx", columns: []string{"user_id", "created_at DESC"}},

@@ -41,10 +41,7 @@ type documentBlob002 struct {
 }
 
 func documentsUp(ctx context.Context, db bun.IDB) error {
-	tables := []struct {
-		model any
-		fks   []string
-	}{
+	if err := createTables(ctx, db, []table{
 		{(*document002)(nil), []string{
 			`("room_id") REFERENCES "rooms" ("id") ON DELETE CASCADE`,
 			`("uploader_id") REFERENCES "users" ("id") ON DELETE CASCADE`,
@@ -56,15 +53,8 @@ func documentsUp(ctx context.Context, db bun.IDB) error {
 		}},
 		// The blob goes when its document goes (a room deletion cascades here).
 		{(*documentBlob002)(nil), []string{`("id") REFERENCES "documents" ("id") ON DELETE CASCADE`}},
-	}
-	for _, t := range tables {
-		q := db.NewCreateTable().Model(t.model)
-		for _, fk := range t.fks {
-			q = q.ForeignKey(fk)
-		}
-		if _, err := q.Exec(ctx); err != nil {
-			return fmt.Errorf("create table: %w", err)
-		}
+	}); err != nil {
+		return err
 	}
 	return createIndexes(ctx, db, []index{
 		{table: "documents", name: "documents_conversation_idx", columns: []string{"conversation", "created_at DESC", "id DESC"}},

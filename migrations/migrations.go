@@ -33,6 +33,25 @@ func tx(fn func(ctx context.Context, db bun.IDB) error) migrate.MigrationFunc {
 	}
 }
 
+// table is a migration-local model with its foreign keys.
+type table struct {
+	model any
+	fks   []string
+}
+
+func createTables(ctx context.Context, db bun.IDB, tables []table) error {
+	for _, t := range tables {
+		q := db.NewCreateTable().Model(t.model)
+		for _, fk := range t.fks {
+			q = q.ForeignKey(fk)
+		}
+		if _, err := q.Exec(ctx); err != nil {
+			return fmt.Errorf("create table: %w", err)
+		}
+	}
+	return nil
+}
+
 type index struct {
 	table, name string
 	unique      bool

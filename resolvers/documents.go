@@ -76,22 +76,8 @@ func (r *Resolver) uploadDocument(ctx context.Context, u *models.User, in models
 	if len(data) > MaxDocumentSize {
 		return nil, models.Invalid("file: over the %d-byte limit", MaxDocumentSize)
 	}
-	algs := make(map[string]pqcrypto.Algorithm, len(want))
-	for _, w := range want {
-		algs[w.KeyID] = pqcrypto.Algorithm(w.Algorithm)
-	}
-	wk := make([]pqcrypto.WireRecipientKey, len(in.Keys))
-	for i, k := range in.Keys {
-		wk[i] = pqcrypto.WireRecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMCiphertext: k.KemCiphertext, WrappedKey: k.WrappedKey}
-	}
-	env, err := pqcrypto.ValidateDetached(data, in.Nonce, wk, func(id string) (pqcrypto.Algorithm, bool) {
-		a, ok := algs[id]
-		return a, ok
-	})
+	env, err := checkEnvelope(data, in.Nonce, in.Keys, want)
 	if err != nil {
-		return nil, envelopeError(err)
-	}
-	if err := checkRecipients(env.Keys, want); err != nil {
 		return nil, err
 	}
 	d := &models.Document{

@@ -177,12 +177,14 @@ func (r *Resolver) audience(ctx context.Context, m *models.Message) ([]string, e
 }
 
 func (r *Resolver) roomAudience(ctx context.Context, roomID string) ([]string, error) {
-	ms, err := r.store.MembersOfRooms(ctx, []string{roomID})
+	// The cached recipient set: typing notices and receipts go out on every
+	// keystroke and read, and membership changes invalidate it first.
+	rs, err := r.roomRecipients(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
+	ids := make([]string, len(rs))
+	for i, m := range rs {
 		ids[i] = m.UserID
 	}
 	return ids, nil

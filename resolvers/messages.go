@@ -108,6 +108,31 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// checkEnvelope checks everything the server can about an envelope (shape,
+// lengths for each key's algorithm) and that its recipients are exactly the
+// conversation's members with their current keys.
+func checkEnvelope(ct []byte, nonce string, keys []*models.RecipientKeyInput, want []db.RoomRecipient) (*pqcrypto.Envelope, error) {
+	algs := make(map[string]pqcrypto.Algorithm, len(want))
+	for _, w := range want {
+		algs[w.KeyID] = pqcrypto.Algorithm(w.Algorithm)
+	}
+	wk := make([]pqcrypto.WireRecipientKey, len(keys))
+	for i, k := range keys {
+		wk[i] = pqcrypto.WireRecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMCiphertext: k.KemCiphertext, WrappedKey: k.WrappedKey}
+	}
+	env, err := pqcrypto.ValidateDetached(ct, nonce, wk, func(id string) (pqcrypto.Algorithm, bool) {
+		a, ok := algs[id]
+		return a, ok
+	})
+	if err != nil {
+		return nil, envelopeError(err)
+	}
+	if err := checkRecipients(env.Keys, want); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
 // contentHash identifies what a client sent under a message id, so that a retry
 // can be told apart from a clash.
 func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte {
@@ -153,22 +178,12 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	if err != nil {
 		return nil, err
 	}
-	algs := make(map[string]pqcrypto.Algorithm, len(want))
-	for _, w := range want {
-		algs[w.KeyID] = pqcrypto.Algorithm(w.Algorithm)
-	}
-	wire := pqcrypto.WireEnvelope{Ciphertext: in.Ciphertext, Nonce: in.Nonce, Keys: make([]pqcrypto.WireRecipientKey, len(in.Keys))}
-	for i, k := range in.Keys {
-		wire.Keys[i] = pqcrypto.WireRecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMCiphertext: k.KemCiphertext, WrappedKey: k.WrappedKey}
-	}
-	env, err := pqcrypto.ValidateWire(wire, func(id string) (pqcrypto.Algorithm, bool) {
-		a, ok := algs[id]
-		return a, ok
-	})
+	ct, err := pqcrypto.DecodeB64(in.Ciphertext)
 	if err != nil {
-		return nil, envelopeError(err)
+		return nil, envelopeError(&pqcrypto.ValidationError{Field: "ciphertext", Reason: "not canonical standard base64 with padding"})
 	}
-	if err := checkRecipients(env.Keys, want); err != nil {
+	env, err := checkEnvelope(ct, in.Nonce, in.Keys, want)
+	if err != nil {
 		return nil, err
 	}
 	if err := r.attachmentFor(ctx, conv, in.AttachmentID); err != nil {

@@ -84,7 +84,8 @@ func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algo
 	if err != nil {
 		return nil, err
 	}
-	r.auth.UpdateCachedUser(fresh)
+	// Drops the cached sessions of the user here and everywhere, so the next
+	// request reads the new current key.
 	r.invalidate(ctx, "user", u.ID)
 	r.security(ctx, slog.LevelInfo, "key_rotated", "key_id", key.ID)
 	return fresh, nil

@@ -182,21 +182,6 @@ func (a *Authenticator) ForgetUser(userID string) {
 	}
 }
 
-// UpdateCachedUser refreshes the cached copy of a user (after a key rotation).
-func (a *Authenticator) UpdateCachedUser(u *models.User) {
-	var stale []string
-	for k, c := range a.cache.All() {
-		if c.user.ID == u.ID {
-			stale = append(stale, k)
-		}
-	}
-	for _, k := range stale {
-		if c, ok := a.cache.GetIfPresent(k); ok {
-			a.cache.Set(k, cached{user: u, expiresAt: c.expiresAt})
-		}
-	}
-}
-
 // BearerToken extracts the token from an Authorization header value.
 func BearerToken(header string) string {
 	const prefix = "bearer "
