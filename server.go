@@ -28,6 +28,7 @@ import (
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/dbhook"
+	"github.com/qchat/qchat/internal/observability/debug"
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/server"
@@ -165,6 +166,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return closeEarly(err)
+		}
+		defer stop()
+	}
+
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return closeEarly(err)
@@ -220,6 +229,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	case <-ctx.Done():
 	}
 	return shutdown(hs, srv, bk.Broker, log, cfg.ShutdownTimout)
+}
+
+// serveDebug starts the pprof listener on DEBUG_ADDR; stop closes it. It is
+// separate from the API so profiles are reachable only where the operator
+// binds them, and a CPU profile's 30 s request never meets WriteTimeout.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on DEBUG_ADDR %q: %w", addr, err)
+	}
+	ds := &http.Server{Handler: debug.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = ds.Serve(ln) }()
+	log.Info("debug profiles listening", "addr", ln.Addr().String())
+	return func() { _ = ds.Close() }, nil
 }
 
 // startingHandler answers while the database is not ready yet.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -49,7 +50,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 
 func TestRunMigrateAndServe(t *testing.T) {
 	dir := t.TempDir()
-	e := env(map[string]string{"DATA_DIR": dir, "PORT": "0", "BCRYPT_COST": "4"})
+	debugAddr := freeAddr(t)
+	e := env(map[string]string{"DATA_DIR": dir, "PORT": "0", "BCRYPT_COST": "4", "DEBUG_ADDR": debugAddr})
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"migrate", "up"}, e, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -90,6 +92,21 @@ func TestRunMigrateAndServe(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Profiles are served on DEBUG_ADDR only, never on the API's port.
+	for url, want := range map[string]int{
+		"http://" + debugAddr + "/debug/pprof/":             http.StatusOK,
+		"http://127.0.0.1:" + addr[1] + "/debug/pprof/":     http.StatusNotFound,
+		"http://127.0.0.1:" + addr[1] + "/debug/pprof/heap": http.StatusNotFound,
+	} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", url, resp.StatusCode, want)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -99,4 +116,15 @@ func TestRunMigrateAndServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not stop")
 	}
+}
+
+// freeAddr returns a loopback address nobody listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

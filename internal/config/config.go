@@ -4,11 +4,12 @@ package config
 
 import (
 	"fmt"
-
-	"github.com/qchat/qchat/internal/clientip"
+	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qchat/qchat/internal/clientip"
 )
 
 // Config is every setting of the server.
@@ -58,6 +59,8 @@ type Config struct {
 	RedisURL    string        // REDIS_URL: share broker, presence and limits between instances (secret: masked when printed)
 	RedisPrefix string        // REDIS_PREFIX: starts every Redis key and channel
 	PresenceTTL time.Duration // PRESENCE_TTL: how long the users of a dead instance stay online
+
+	DebugAddr string // DEBUG_ADDR: host:port for Go's pprof profiles (empty: off)
 }
 
 // Production says whether APP_ENV is production.
@@ -112,6 +115,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisURL:    l.str("REDIS_URL", ""),
 		RedisPrefix: l.str("REDIS_PREFIX", "qchat:"),
 		PresenceTTL: l.duration("PRESENCE_TTL", 30*time.Second),
+
+		DebugAddr: l.str("DEBUG_ADDR", ""),
 	}
 	c.HealthPublic = l.boolean("HEALTH_PUBLIC", c.Env != "production")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", c.Env != "production")
@@ -120,6 +125,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if l.err == nil && c.DBPoolMin > c.DBPoolMax {
 		l.err = &Error{"DB_POOL_MIN", fmt.Sprintf("must not exceed DB_POOL_MAX (%d)", c.DBPoolMax)}
+	}
+	if _, port, err := net.SplitHostPort(c.DebugAddr); l.err == nil && c.DebugAddr != "" && (err != nil || port == "") {
+		l.err = &Error{"DEBUG_ADDR", "host:port, e.g. 127.0.0.1:6060"}
 	}
 	if l.err == nil && c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
 		l.err = &Error{"REDIS_URL", "redis://[user:password@]host:port[/db], rediss://... or unix://..."}

@@ -48,6 +48,7 @@ func TestInvalidValues(t *testing.T) {
 		"WS_MAX_SUBSCRIPTIONS":     "-1",
 		"HEALTH_PUBLIC":            "perhaps",
 		"SHUTDOWN_TIMEOUT":         "later",
+		"DEBUG_ADDR":               "6060",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
