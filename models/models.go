@@ -14,7 +14,7 @@ type User struct {
 	ID           string `bun:"id,pk"`
 	Username     string `bun:"username,notnull"`
 	UsernameKey  string `bun:"username_key,notnull,unique"`
-	PasswordHash []byte `bun:"password_hash,notnull"`
+	PasswordHash []byte `bun:"password_hash,notnull" json:"-"` // never leaves the process
 	CurrentKeyID string `bun:"current_key_id,notnull"`
 	CreatedAt    Time   `bun:"created_at,notnull"`
 }

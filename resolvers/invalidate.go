@@ -31,6 +31,8 @@ func (r *Resolver) applyInvalidation(inv broker.Invalidation) {
 	case "member":
 		r.members.Invalidate(inv.Key)
 		r.recipients.forget(inv.What, inv.Key)
+	case "room":
+		r.recipients.forget(inv.What, inv.Key)
 	}
 }
 

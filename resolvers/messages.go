@@ -339,9 +339,9 @@ func (r *Resolver) enrich(ctx context.Context, sender *models.User, m *models.Me
 	var err error
 	switch {
 	case m.RoomID != nil:
-		m.RoomRef, err = r.store.RoomByID(ctx, *m.RoomID)
+		m.RoomRef, err = r.roomRef(ctx, *m.RoomID)
 	case m.RecipientID != nil:
-		m.RecipientRef, err = r.store.UserByID(ctx, *m.RecipientID)
+		m.RecipientRef, err = r.userRef(ctx, *m.RecipientID)
 	}
 	if err != nil {
 		r.log.DebugContext(ctx, "enrich message event", "err", err)

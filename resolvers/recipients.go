@@ -8,16 +8,21 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/models"
 )
 
 // recipientCache keeps, per room, its members with their current keys (what
 // every send checks an envelope against) and, per user, the current key (for
-// direct messages). Membership changes and key rotations invalidate entries at
-// once on every instance (see invalidate.go); the short TTL bounds what a lost
-// invalidation (a shared broker down) can leave stale.
+// direct messages); and the rooms and users that a new message's event names,
+// so that a send does not query them again. Membership changes, room changes
+// and key rotations invalidate entries at once on every instance (see
+// invalidate.go); the short TTL bounds what a lost invalidation (a shared
+// broker down) can leave stale.
 type recipientCache struct {
-	rooms *otter.Cache[string, []db.RoomRecipient]
-	users *otter.Cache[string, db.RoomRecipient]
+	rooms    *otter.Cache[string, []db.RoomRecipient]
+	users    *otter.Cache[string, db.RoomRecipient]
+	roomRefs *otter.Cache[string, *models.Room]
+	userRefs *otter.Cache[string, *models.User]
 }
 
 const recipientTTL = 5 * time.Second
@@ -32,12 +37,52 @@ func newRecipientCache() recipientCache {
 			MaximumSize:      200_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, db.RoomRecipient](recipientTTL),
 		}),
+		roomRefs: otter.Must(&otter.Options[string, *models.Room]{
+			MaximumSize:      50_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, *models.Room](recipientTTL),
+		}),
+		userRefs: otter.Must(&otter.Options[string, *models.User]{
+			MaximumSize:      200_000,
+			ExpiryCalculator: otter.ExpiryWriting[string, *models.User](recipientTTL),
+		}),
 	}
 }
 
 func (c recipientCache) close() {
 	c.rooms.StopAllGoroutines()
 	c.users.StopAllGoroutines()
+	c.roomRefs.StopAllGoroutines()
+	c.userRefs.StopAllGoroutines()
+}
+
+// roomRef returns a room as a message event names it. The room is shared:
+// callers must not modify it.
+func (r *Resolver) roomRef(ctx context.Context, id string) (*models.Room, error) {
+	if room, ok := r.recipients.roomRefs.GetIfPresent(id); ok {
+		return room, nil
+	}
+	room, err := r.store.RoomByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.recipients.roomRefs.Set(id, room)
+	return room, nil
+}
+
+// userRef returns a user as a message event names it, without the password
+// hash, which has no business in events or other instances. The user is
+// shared: callers must not modify it.
+func (r *Resolver) userRef(ctx context.Context, id string) (*models.User, error) {
+	if u, ok := r.recipients.userRefs.GetIfPresent(id); ok {
+		return u, nil
+	}
+	u, err := r.store.UserByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	u.PasswordHash = nil
+	r.recipients.userRefs.Set(id, u)
+	return u, nil
 }
 
 // roomRecipients returns a room's members with their current keys. The slice
@@ -79,15 +124,20 @@ func (r *Resolver) userRecipients(ctx context.Context, ids []string) ([]db.RoomR
 	return append(out, rs...), nil
 }
 
-// forgetRecipients applies a "member" invalidation (key room|user) or a
-// "user" one (a key rotation: every room the user is in may hold the old key).
+// forget applies a "member" invalidation (key room|user: the owner may have
+// changed too), a "room" one (renamed, new code, deleted) or a "user" one (a
+// key rotation: every room the user is in may hold the old key).
 func (c recipientCache) forget(what, key string) {
 	switch what {
 	case "member":
 		room, _, _ := strings.Cut(key, "|")
 		c.rooms.Invalidate(room)
+		c.roomRefs.Invalidate(room)
+	case "room":
+		c.roomRefs.Invalidate(key)
 	case "user":
 		c.users.Invalidate(key)
+		c.userRefs.Invalidate(key)
 		c.rooms.InvalidateAll()
 	}
 }

@@ -200,6 +200,7 @@ func (r *Resolver) renameRoom(ctx context.Context, u *models.User, roomID, name 
 		return nil, err
 	}
 	room.Name = name
+	r.invalidate(ctx, "room", roomID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeRenamed, room, &u.ID)
 	return room, nil
 }
@@ -216,6 +217,7 @@ func (r *Resolver) deleteRoom(ctx context.Context, u *models.User, roomID string
 	if err := r.store.DeleteRoom(ctx, roomID); err != nil {
 		return err
 	}
+	r.invalidate(ctx, "room", roomID)
 	for _, id := range audience {
 		r.forgetMember(ctx, roomID, id)
 	}
@@ -237,6 +239,7 @@ func (r *Resolver) rotateCode(ctx context.Context, u *models.User, roomID string
 		err = r.store.SetRoomCode(ctx, roomID, code)
 		if err == nil {
 			room.Code = code
+			r.invalidate(ctx, "room", roomID)
 			break
 		}
 		if !errors.Is(err, models.ErrConflict) || attempt == 4 {

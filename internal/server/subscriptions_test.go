@@ -95,7 +95,15 @@ func testSubscriptions(t *testing.T, store *db.Store, proto string) {
 	bobTyping := bobWS.Subscribe(`subscription($r: ID) { typing(roomId: $r) { user { id } roomId isTyping } }`, map[string]any{"r": room.ID})
 	aliceReceipts := aliceWS.Subscribe(`subscription { readReceipts { messageId user { id } readAt } }`, nil)
 	bobDeleted := bobWS.Subscribe(`subscription { messageDeleted }`, nil)
-	srv.WaitSubscribers(t, 7)
+	bobNamed := bobWS.Subscribe(`subscription { messageAdded { id room { name } recipient { username } } }`, nil)
+	srv.WaitSubscribers(t, 8)
+	type named struct {
+		MessageAdded struct {
+			ID        string
+			Room      *struct{ Name string }
+			Recipient *struct{ Username string }
+		}
+	}
 
 	t.Run("non-member room filter is refused", func(t *testing.T) {
 		s := eveWS.Subscribe(messageAddedSub, map[string]any{"r": room.ID})
@@ -127,6 +135,14 @@ func testSubscriptions(t *testing.T, store *db.Store, proto string) {
 		bobAll.Next(t, &ev)
 		if ev.MessageAdded.ID != dm.ID || qchattest.Open(t, bob, ev.MessageAdded) != "psst" {
 			t.Fatalf("dm event %+v", ev)
+		}
+		// Events name the room and the recipient as they are now.
+		var a, b named
+		bobNamed.Next(t, &a)
+		bobNamed.Next(t, &b)
+		if a.MessageAdded.ID != sent.ID || a.MessageAdded.Room == nil || a.MessageAdded.Room.Name != "live" ||
+			b.MessageAdded.ID != dm.ID || b.MessageAdded.Recipient == nil || b.MessageAdded.Recipient.Username != bob.Name {
+			t.Fatalf("named events %+v %+v", a, b)
 		}
 		// Eve, outside the room, hears only her own direct message.
 		var eves struct{ MessageAdded qchattest.WireMessage }
@@ -188,6 +204,16 @@ func testSubscriptions(t *testing.T, store *db.Store, proto string) {
 		if ev.RoomEvents.Type != "RENAMED" || ev.RoomEvents.Room.Name != "renamed" {
 			t.Fatalf("event %+v", ev)
 		}
+		// The rename reached the cached room that message events name.
+		send(t, srv, alice, qchattest.Seal(t, uuid.NewString(), alice, room.ID, "", "after the rename", alice, bob, carol))
+		var n named
+		bobNamed.Next(t, &n)
+		if n.MessageAdded.Room == nil || n.MessageAdded.Room.Name != "renamed" {
+			t.Fatalf("event after the rename names the room %+v", n.MessageAdded.Room)
+		}
+		var drain struct{ MessageAdded qchattest.WireMessage }
+		bobAll.Next(t, &drain)
+		carolRoom.Next(t, &drain)
 	})
 
 	t.Run("a removed member stops receiving", func(t *testing.T) {
@@ -211,7 +237,7 @@ func testSubscriptions(t *testing.T, store *db.Store, proto string) {
 
 	t.Run("presence", func(t *testing.T) {
 		pres := bobWS.Subscribe(`subscription { presence { user { id online } online } }`, nil)
-		srv.WaitSubscribers(t, 8)
+		srv.WaitSubscribers(t, 9)
 		var online struct{ User struct{ Online bool } }
 		srv.MustDo(t, bob.Token, `query($u: ID!) { user(id: $u) { online } }`, map[string]any{"u": alice.ID}, &online)
 		if !online.User.Online {
