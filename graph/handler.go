@@ -64,7 +64,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	readLimit := cfg.WSReadLimit
 	srv.AddTransport(transport.Websocket{
 		Implementation: goingAway{
-			inner: transport.CoderWebsocketImplementation{AcceptOptions: coderws.AcceptOptions{
+			inner: frameSocket{AcceptOptions: coderws.AcceptOptions{
 				OriginPatterns:  cfg.OriginPatterns,
 				CompressionMode: coderws.CompressionDisabled,
 			}},
