@@ -137,7 +137,7 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 		if u.sock, err = client.New(c.urls[home], client.WithHTTPClient(c.hc)); err != nil {
 			return err
 		}
-		s, err := u.sock.Register(ctx, u.name, "load-password-"+c.runID, kp)
+		s, err := u.sock.Register(ctx, u.name, c.password(), kp)
 		if err != nil {
 			return fmt.Errorf("register %s: %w", u.name, err)
 		}
@@ -148,6 +148,33 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc), client.WithToken(s.Token)); err != nil {
 			return err
 		}
+		users[i] = u
+		return nil
+	})
+	return users, err
+}
+
+// password is every user's password in this run; --history-state saves it
+// so that a later run can log the users in again.
+func (c *cluster) password() string { return "load-password-" + c.runID }
+
+// loginUsers logs users of an earlier run in, spread over the instances as
+// registerUsers spreads new ones. They have no secret keys (the state file
+// keeps none): they can read envelopes, not seal or open them.
+func (c *cluster) loginUsers(ctx context.Context, creds []credential) ([]*user, error) {
+	users := make([]*user, len(creds))
+	err := parallel(ctx, len(creds), max(c.o.Concurrency, 8), func(ctx context.Context, i int) error {
+		home := (i + 1) % len(c.urls)
+		u := &user{name: creds[i].Username, home: home}
+		var err error
+		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc)); err != nil {
+			return err
+		}
+		s, err := u.api.Login(ctx, u.name, creds[i].Password)
+		if err != nil {
+			return fmt.Errorf("log in %s: %w", u.name, err)
+		}
+		u.id = s.User.Id
 		users[i] = u
 		return nil
 	})

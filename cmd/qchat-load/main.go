@@ -9,6 +9,12 @@
 //	qchat-load --server http://127.0.0.1:8080 --scenario dm --duration 10s
 //	qchat-load --server http://127.0.0.1:8080,http://127.0.0.1:8081 --scenario fanout --subscribers 2000 --rooms 20 --rate 200
 //
+// A large history is seeded once and measured many times: the first run
+// with --history-state seeds and saves the room to the file, the later
+// ones (against the same database) reuse it without seeding:
+//
+//	qchat-load --server http://127.0.0.1:8080 --scenario history --history-filler 990000 --history-state /tmp/history.json
+//
 // Run the server with RATE_LIMIT_MAX=0 AUTH_RATE_LIMIT_MAX=0
 // WS_INIT_RATE_LIMIT=0 WS_MAX_CONNECTIONS_PER_IP=0 BCRYPT_COST=4, or the
 // limits meant for the internet stop the load after a few requests.

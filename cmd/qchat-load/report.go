@@ -86,6 +86,11 @@ type seedInfo struct {
 	Seconds   float64          `json:"seconds"`
 	PerSecond float64          `json:"perSecond"` // sealing included
 	Errors    map[string]int64 `json:"errors,omitempty"`
+	// Reused: nothing was posted in this run; the room was seeded by an
+	// earlier one and found through the --history-state file in State.
+	// Without Reused, State is where this run saved its seed.
+	Reused bool   `json:"reused,omitempty"`
+	State  string `json:"state,omitempty"`
 }
 
 func printResult(out io.Writer, rep *report, r *result) {
@@ -101,9 +106,14 @@ func printResult(out io.Writer, rep *report, r *result) {
 	p("machine", "%d CPUs (%s), GOMAXPROCS %d", rep.Machine.NumCPU, rep.Machine.CPUModel, rep.Machine.GOMAXPROCS)
 	su := r.Setup
 	p("setup", "%d users, %d rooms, %d sockets, %d senders, concurrency %d in %.1fs", su.Users, su.Rooms, su.Sockets, su.Senders, su.Concurrency, su.Seconds)
-	if s := r.Seed; s != nil {
+	if s := r.Seed; s != nil && s.Reused {
+		p("seeding", "reused from %s: %d in the room, %d filler, seeded by an earlier run; nothing posted", s.State, s.Messages, s.Filler)
+	} else if s != nil {
 		p("seeding", "%d posted (%d in the room, %d filler) in %.1fs: %.0f messages/s, sealing included; errors %s",
 			s.Posted, s.Messages, s.Filler, s.Seconds, s.PerSecond, formatErrors(s.Errors))
+		if s.State != "" {
+			p("seed saved", "%s; runs with this --history-state measure it again without seeding", s.State)
+		}
 	}
 	if s := r.Seal; s != nil {
 		p("pre-sealed", "%d envelopes for %d recipients in %.1fs (%.0f/s); %d sealed while sending", s.Presealed, s.Recipients, s.Seconds, s.PerSecond, s.Inline)

@@ -47,6 +47,7 @@ type options struct {
 	Concurrency     int          `json:"concurrency"`
 	HistoryMessages int          `json:"historyMessages"`
 	HistoryFiller   int          `json:"historyFiller"`
+	HistoryState    string       `json:"historyState,omitempty"`
 	Preseal         int          `json:"preseal"`
 	PresealBudget   jsonDuration `json:"presealBudget"`
 	OpenSample      float64      `json:"openSample"`
@@ -74,7 +75,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprintf(stderr, "usage: qchat-load --server URL[,URL...] [flags]\n\n"+
 			"Scenarios: me (authenticated query), dm (direct messages), room (messages into rooms, every\n"+
 			"member subscribed), history (pages of a room's messages among filler), fanout (many websocket\n"+
-			"subscribers, senders at --rate), all (each of them in turn).\n\n")
+			"subscribers, senders at --rate), all (each of them in turn).\n\n"+
+			"Seeding a large history takes minutes: --history-state FILE seeds once, saves the room there,\n"+
+			"and later runs with the same FILE measure that room again without seeding.\n\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -96,6 +99,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent workers (requests in flight)")
 	fs.IntVar(&o.HistoryMessages, "history-messages", 1000, "messages in the history scenario's room")
 	fs.IntVar(&o.HistoryFiller, "history-filler", 10000, "messages in other rooms around it")
+	fs.StringVar(&o.HistoryState, "history-state", "", "JSON `FILE` that keeps the history seed between runs, so that a large seed is made once and measured many times\n"+
+		"(e.g. against a newer server on the same database): if FILE is missing, seed as usual, then save the room and its members'\n"+
+		"logins there (mode 0600); if it exists, log those members in and page through that room without seeding,\n"+
+		"ignoring --room-size, --history-messages and --history-filler")
 	fs.IntVar(&o.Preseal, "preseal", -1, "envelopes sealed before the clock starts (-1: enough for --rate, or as many as --preseal-budget allows); the rest are sealed while sending")
 	fs.DurationVar(&budget, "preseal-budget", 20*time.Second, "longest time spent pre-sealing per scenario")
 	fs.Float64Var(&o.OpenSample, "open-sample", 0.01, "fraction of received messages decrypted to prove the envelopes are correct")
@@ -146,6 +153,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--rate, --warmup, --drain and --preseal-budget must not be negative, --duration positive")
 	case o.HistoryMessages < 1 || o.HistoryFiller < 0:
 		return nil, errors.New("--history-messages must be at least 1, --history-filler not negative")
+	case o.HistoryState != "" && o.Scenario != "history" && o.Scenario != "all":
+		return nil, errors.New("--history-state is for the history scenario (or all)")
 	case o.OpenSample < 0 || o.OpenSample > 1:
 		return nil, errors.New("--open-sample is a fraction from 0 to 1")
 	}

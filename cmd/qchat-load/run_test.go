@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,95 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// countMessages is the number of messages the server has stored.
+func countMessages(t *testing.T, srv *qchattest.Server) int {
+	t.Helper()
+	var n int
+	if err := srv.Store.DB().NewRaw("SELECT count(*) FROM messages").Scan(context.Background(), &n); err != nil {
+		t.Fatalf("count messages: %v", err)
+	}
+	return n
+}
+
+// --history-state seeds and saves on the first run; the second run with the
+// same file posts nothing and pages through the same room.
+func TestHistoryState(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	path := filepath.Join(t.TempDir(), "history.json")
+	args := []string{"--server", srv.URL, "--scenario", "history", "--history-state", path,
+		"--history-messages", "60", "--history-filler", "20", "--room-size", "2",
+		"--duration", "300ms", "--warmup", "0s", "--concurrency", "2"}
+
+	rep, stderr := runJSON(t, args...)
+	r := rep.Scenarios[0]
+	if r.Error != "" || r.ErrorCount != 0 || r.Seed == nil || r.Seed.Reused || r.Seed.Posted != 80 || r.Seed.State != path {
+		t.Fatalf("first run: error %q errors %v seed %+v\n%s", r.Error, r.Errors, r.Seed, stderr)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+	st, err := readHistoryState(path)
+	if err != nil || len(st.Members) != 2 || st.Messages != 60 || st.Filler != 20 {
+		t.Fatalf("state file: %+v %v", st, err)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*.tmp")); len(tmp) > 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+	stored := countMessages(t, srv)
+
+	// Other seed sizes on the command line do not matter: the file decides.
+	args[7], args[9] = "5000", "5000"
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), args, &out, &errOut); err != nil || !strings.Contains(out.String(), "reused from "+path) {
+		t.Fatalf("second run (text): %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	rep, stderr = runJSON(t, args...)
+	r = rep.Scenarios[0]
+	if r.Error != "" || r.ErrorCount != 0 || r.OK == 0 || r.PerSecond <= 0 {
+		t.Fatalf("second run: error %q errors %v ok %d\n%s", r.Error, r.Errors, r.OK, stderr)
+	}
+	if s := r.Seed; s == nil || !s.Reused || s.Messages != 60 || s.Filler != 20 || s.Posted != 0 || s.State != path {
+		t.Errorf("second run seed: %+v", r.Seed)
+	}
+	if r.Setup.Users != 2 {
+		t.Errorf("second run setup: %+v, want the 2 saved members", r.Setup)
+	}
+	if n := countMessages(t, srv); n != stored {
+		t.Errorf("%d messages stored after the reuse, %d before", n, stored)
+	}
+}
+
+// A state file that cannot be used fails the scenario with an error naming
+// it, before anything is registered or posted.
+func TestHistoryStateBad(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	for name, content := range map[string]string{
+		"corrupt": "{not json",
+		"version": `{"version": 99, "roomId": "r", "messages": 1, "members": [{"username": "u", "password": "p"}]}`,
+		"login":   `{"version": 1, "roomId": "r", "messages": 1, "members": [{"username": "nobody", "password": "wrong"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "history.json")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, _ := runJSON(t, "--server", srv.URL, "--scenario", "history", "--history-state", path,
+				"--history-messages", "5", "--history-filler", "0", "--duration", "300ms", "--warmup", "0s")
+			r := rep.Scenarios[0]
+			if !strings.Contains(r.Error, path) || r.OK != 0 {
+				t.Errorf("error %q, ok %d; want an error naming %s", r.Error, r.OK, path)
+			}
+		})
+	}
+	if n := countMessages(t, srv); n != 0 {
+		t.Errorf("%d messages stored; a bad state file must not seed", n)
+	}
+}
+
 // Two URLs (here the same server twice) put sockets and senders on
 // different instances; everything must still arrive.
 func TestMultiInstance(t *testing.T) {
@@ -119,6 +210,7 @@ func TestFlags(t *testing.T) {
 		{"--server", "http://127.0.0.1:1", "--subscribers", "3", "--rooms", "5"},
 		{"--server", "http://127.0.0.1:1", "--pid", "x"},
 		{"--server", "http://127.0.0.1:1", "extra"},
+		{"--server", "http://127.0.0.1:1", "--scenario", "me", "--history-state", "x.json"},
 	} {
 		if _, err := parseFlags(args, new(bytes.Buffer)); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)

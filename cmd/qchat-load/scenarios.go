@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"runtime"
 	"sync"
@@ -239,13 +241,51 @@ func runTraffic(ctx context.Context, c *cluster, res *result, setup time.Time, u
 // runHistory seeds a room with --history-messages messages among
 // --history-filler messages of other rooms (through the API), then has
 // --concurrency members page through it with room.messages(first: 50).
+// With --history-state the seed is saved after seeding, or, when the file
+// exists, reused without seeding: at ~1,300 messages/s a 1,000,000-message
+// table takes minutes to seed and seconds to measure.
 func runHistory(ctx context.Context, c *cluster) (*result, error) {
-	o := c.o
 	res := &result{Name: "history", Unit: "pages"}
 	setup := time.Now()
-	users, err := c.registerUsers(ctx, o.RoomSize+1)
+	path := c.o.HistoryState
+	var save *stateWriter
+	if path != "" {
+		st, err := readHistoryState(path)
+		if err == nil {
+			return reuseHistory(ctx, c, res, setup, path, st)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return res, err
+		}
+		if save, err = createHistoryState(path); err != nil {
+			return res, err
+		}
+		defer save.abort()
+	}
+	room, members, err := seedHistory(ctx, c, res, setup)
 	if err != nil {
 		return res, err
+	}
+	// Saved before measuring, so that an interrupted measurement keeps the
+	// seed; a failed save still measures, then fails the scenario.
+	var saveErr error
+	if save != nil {
+		if saveErr = c.saveHistory(save, res.Seed, room, members); saveErr == nil {
+			res.Seed.State = path
+			c.logf("history: seed saved to %s; --history-state %s reuses it", path, path)
+		}
+	}
+	res, err = measureHistory(ctx, c, res, room, members)
+	return res, errors.Join(err, saveErr)
+}
+
+// seedHistory registers the room's members and one filler user, creates
+// the history room and the filler rooms, and seeds them.
+func seedHistory(ctx context.Context, c *cluster, res *result, setup time.Time) (client.Conversation, []*user, error) {
+	o := c.o
+	users, err := c.registerUsers(ctx, o.RoomSize+1)
+	if err != nil {
+		return client.Conversation{}, nil, err
 	}
 	members, filler := users[:o.RoomSize], users[o.RoomSize]
 	const fillerRooms = 10
@@ -260,19 +300,69 @@ func runHistory(ctx context.Context, c *cluster) (*result, error) {
 		return err
 	})
 	if err != nil {
-		return res, err
+		return client.Conversation{}, nil, err
 	}
 	if err := fetchRecipients(ctx, convs, 4); err != nil {
-		return res, fmt.Errorf("fetch recipients: %w", err)
+		return client.Conversation{}, nil, fmt.Errorf("fetch recipients: %w", err)
 	}
 	seed, err := c.seed(ctx, convs, members, filler)
 	res.Seed = seed
 	if err != nil {
-		return res, err
+		return client.Conversation{}, nil, err
 	}
 	res.Setup = setupInfo{Users: len(users), Rooms: len(convs), Concurrency: o.Concurrency, Seconds: round3(time.Since(setup).Seconds())}
+	return convs[0].conv, members, nil
+}
 
-	room := convs[0].conv
+// saveHistory commits the state file, but only for a complete seed: the
+// seed tolerates a few failed posts, and a saved room with fewer messages
+// than the file says would mislead every later run.
+func (c *cluster) saveHistory(w *stateWriter, seed *seedInfo, room client.Conversation, members []*user) error {
+	if want := int64(seed.Messages + seed.Filler); seed.Posted != want {
+		return fmt.Errorf("--history-state %s: not written, seeding posted %d of %d messages", w.path, seed.Posted, want)
+	}
+	st := &historyState{
+		Version: historyStateVersion, Created: time.Now().UTC(), RunID: c.runID,
+		RoomID: room.RoomID, Messages: seed.Messages, Filler: seed.Filler,
+		Members: make([]credential, len(members)),
+	}
+	for i, u := range members {
+		st.Members[i] = credential{Username: u.name, Password: c.password()}
+	}
+	return w.commit(st)
+}
+
+// reuseHistory logs the saved members in and measures the saved room;
+// nothing is registered or posted.
+func reuseHistory(ctx context.Context, c *cluster, res *result, setup time.Time, path string, st *historyState) (*result, error) {
+	c.logf("history: reusing the seed in %s (run %s, %s): %d messages among %d filler; logging %d members in",
+		path, st.RunID, st.Created.Format(time.RFC3339), st.Messages, st.Filler, len(st.Members))
+	res.Seed = &seedInfo{Messages: st.Messages, Filler: st.Filler, Reused: true, State: path}
+	members, err := c.loginUsers(ctx, st.Members)
+	if err != nil {
+		return res, fmt.Errorf("--history-state %s: %w", path, err)
+	}
+	room := client.InRoom(st.RoomID)
+	// One page first: a room that is gone or empty (another database) is
+	// the file's fault, not a measurement full of errors.
+	p, err := members[0].api.MessagePage(ctx, room, 1, "")
+	if err == nil && len(p.Edges) == 0 {
+		err = errors.New("no messages")
+	}
+	if err != nil {
+		return res, fmt.Errorf("--history-state %s: room %s: %w", path, st.RoomID, err)
+	}
+	res.Setup = setupInfo{Users: len(members), Rooms: 1, Concurrency: c.o.Concurrency, Seconds: round3(time.Since(setup).Seconds())}
+	res.Notes = append(res.Notes, fmt.Sprintf("seeded %s by run %s; --room-size, --history-messages and --history-filler ignored",
+		st.Created.Format(time.RFC3339), st.RunID))
+	return measureHistory(ctx, c, res, room, members)
+}
+
+// measureHistory has --concurrency members page through room with
+// room.messages(first: 50), each from the newest message to the oldest and
+// over again, and fills in res.
+func measureHistory(ctx context.Context, c *cluster, res *result, room client.Conversation, members []*user) (*result, error) {
+	o := c.o
 	errs := newErrorCounts(c)
 	var lat recorder
 	var ok, short atomic.Int64
