@@ -68,16 +68,16 @@ type ComplexityRoot struct {
 	}
 
 	Message struct {
-		Attachment func(childComplexity int) int
-		Ciphertext func(childComplexity int) int
-		CreatedAt  func(childComplexity int) int
-		Deleted    func(childComplexity int) int
-		ID         func(childComplexity int) int
-		MyKey      func(childComplexity int) int
-		Nonce      func(childComplexity int) int
-		Recipient  func(childComplexity int) int
-		Room       func(childComplexity int) int
-		Sender     func(childComplexity int) int
+		Attachment   func(childComplexity int) int
+		Ciphertext   func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Deleted      func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Mine         func(childComplexity int) int
+		Nonce        func(childComplexity int) int
+		RecipientRef func(childComplexity int) int
+		RoomRef      func(childComplexity int) int
+		Sender       func(childComplexity int) int
 	}
 
 	MessageConnection struct {
@@ -231,12 +231,6 @@ type DocumentResolver interface {
 	DownloadURL(ctx context.Context, obj *models.Document) (string, error)
 }
 type MessageResolver interface {
-	Sender(ctx context.Context, obj *models.Message) (*models.User, error)
-	Room(ctx context.Context, obj *models.Message) (*models.Room, error)
-	Recipient(ctx context.Context, obj *models.Message) (*models.User, error)
-
-	MyKey(ctx context.Context, obj *models.Message) (*models.RecipientKey, error)
-
 	Attachment(ctx context.Context, obj *models.Message) (*models.Document, error)
 }
 type MutationResolver interface {
@@ -447,11 +441,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Message.ID(childComplexity), true
 	case "Message.myKey":
-		if e.ComplexityRoot.Message.MyKey == nil {
+		if e.ComplexityRoot.Message.Mine == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Message.MyKey(childComplexity), true
+		return e.ComplexityRoot.Message.Mine(childComplexity), true
 	case "Message.nonce":
 		if e.ComplexityRoot.Message.Nonce == nil {
 			break
@@ -459,17 +453,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Message.Nonce(childComplexity), true
 	case "Message.recipient":
-		if e.ComplexityRoot.Message.Recipient == nil {
+		if e.ComplexityRoot.Message.RecipientRef == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Message.Recipient(childComplexity), true
+		return e.ComplexityRoot.Message.RecipientRef(childComplexity), true
 	case "Message.room":
-		if e.ComplexityRoot.Message.Room == nil {
+		if e.ComplexityRoot.Message.RoomRef == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Message.Room(childComplexity), true
+		return e.ComplexityRoot.Message.RoomRef(childComplexity), true
 	case "Message.sender":
 		if e.ComplexityRoot.Message.Sender == nil {
 			break
@@ -2715,7 +2709,7 @@ func (ec *executionContext) _Message_sender(ctx context.Context, field graphql.C
 			return ec.fieldContext_Message_sender(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().Sender(ctx, obj)
+			return obj.Sender, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -2729,8 +2723,8 @@ func (ec *executionContext) fieldContext_Message_sender(_ context.Context, field
 	fc = &graphql.FieldContext{
 		Object:     "Message",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
@@ -2747,7 +2741,7 @@ func (ec *executionContext) _Message_room(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Message_room(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().Room(ctx, obj)
+			return obj.RoomRef, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.Room) graphql.Marshaler {
@@ -2761,8 +2755,8 @@ func (ec *executionContext) fieldContext_Message_room(_ context.Context, field g
 	fc = &graphql.FieldContext{
 		Object:     "Message",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Room(ctx, field)
 		},
@@ -2779,7 +2773,7 @@ func (ec *executionContext) _Message_recipient(ctx context.Context, field graphq
 			return ec.fieldContext_Message_recipient(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().Recipient(ctx, obj)
+			return obj.RecipientRef, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -2793,8 +2787,8 @@ func (ec *executionContext) fieldContext_Message_recipient(_ context.Context, fi
 	fc = &graphql.FieldContext{
 		Object:     "Message",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
@@ -2857,7 +2851,7 @@ func (ec *executionContext) _Message_myKey(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Message_myKey(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().MyKey(ctx, obj)
+			return obj.Mine, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.RecipientKey) graphql.Marshaler {
@@ -2871,8 +2865,8 @@ func (ec *executionContext) fieldContext_Message_myKey(_ context.Context, field 
 	fc = &graphql.FieldContext{
 		Object:     "Message",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_RecipientKey(ctx, field)
 		},
@@ -7509,23 +7503,20 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sender":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_sender(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_sender(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "room":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_room(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_room(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "recipient":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_recipient(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_recipient(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "ciphertext":
 			out.Values[i] = ec._Message_ciphertext(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -7537,11 +7528,10 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "myKey":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_myKey(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_myKey(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "createdAt":
 			out.Values[i] = ec._Message_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -87,15 +87,18 @@ type Message struct {
 	DeletedAt    *Time   `bun:"deleted_at"`
 
 	// Keys is filled when the message travels as a live event, so that each
-	// subscriber finds its own key without a query, and with the reader's key
-	// alone when a history page is prefetched.
+	// subscriber finds its own key without a query.
 	Keys []*RecipientKey `bun:"-"`
-	// Sender, RoomRef and RecipientRef are filled when a history page is
-	// prefetched or a live event is published, so that neither each row nor
-	// each subscriber looks them up again.
+	// Sender, RoomRef and RecipientRef are filled before a message is
+	// returned or published (the GraphQL fields read them directly), so that
+	// neither each row nor each subscriber looks them up again.
 	Sender       *User `bun:"-"`
 	RoomRef      *Room `bun:"-"`
 	RecipientRef *User `bun:"-"`
+	// Mine is the reader's own recipient key (nil for a tombstone), set for
+	// the one reader a value is returned to: an event's subscribers each get
+	// a shallow copy with their own.
+	Mine *RecipientKey `bun:"-" json:"-"`
 }
 
 // Ciphertext is the sealed content as base64 (empty for a tombstone).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"unicode"
@@ -242,55 +243,78 @@ func (r *Resolver) history(ctx context.Context, conversation string, first *int,
 	if err != nil {
 		return nil, err
 	}
-	if err := r.prefetch(ctx, ms); err != nil {
+	if err := r.present(ctx, userID(ctx), ms...); err != nil {
 		return nil, err
 	}
 	return connection(ms, more), nil
 }
 
-// prefetch loads, in one query each, what every message of a page is asked
-// for: the reader's recipient keys and the senders. The field resolvers then
-// answer from memory instead of each waiting for a loader batch.
-func (r *Resolver) prefetch(ctx context.Context, ms []*models.Message) error {
-	u, err := me(ctx)
-	if err != nil || len(ms) == 0 {
-		return err
-	}
-	pairs := make([]db.MessageUser, 0, len(ms))
-	senders := make([]string, 0, 4)
-	seen := map[string]bool{}
+// present fills what the Message fields read from memory (sender, room or
+// recipient, and viewerID's own key) for messages about to be returned to
+// viewerID: users and rooms from the caches, the keys that no event carried
+// in one query. The fields are plain struct fields rather than resolvers,
+// because gqlgen runs each resolver field in a goroutine of its own: four per
+// message of a history page, or per subscriber of an event.
+func (r *Resolver) present(ctx context.Context, viewerID string, ms ...*models.Message) error {
+	var pairs []db.MessageUser
 	for _, m := range ms {
-		if !m.Deleted() {
-			pairs = append(pairs, db.MessageUser{MessageID: m.ID, UserID: u.ID})
+		if err := r.fillRefs(ctx, m); err != nil {
+			return err
 		}
-		if !seen[m.SenderID] {
-			seen[m.SenderID] = true
-			senders = append(senders, m.SenderID)
+		switch {
+		case m.Deleted():
+			m.Mine = nil
+		case m.Keys != nil:
+			m.Mine = m.KeyFor(viewerID)
+		default:
+			pairs = append(pairs, db.MessageUser{MessageID: m.ID, UserID: viewerID})
 		}
+	}
+	if len(pairs) == 0 {
+		return nil
 	}
 	keys, err := r.store.RecipientKeys(ctx, pairs)
 	if err != nil {
 		return err
 	}
-	users, err := r.store.UsersByIDs(ctx, senders)
-	if err != nil {
-		return err
-	}
 	byMessage := index(keys, func(k *models.RecipientKey) string { return k.MessageID })
-	byUser := index(users, func(u *models.User) string { return u.ID })
-	l := r.loaders(ctx)
-	for _, u := range users {
-		l.Users().Prime(u.ID, u)
-	}
 	for _, m := range ms {
-		m.Sender = byUser[m.SenderID]
-		if k := byMessage[m.ID]; k != nil {
-			m.Keys = []*models.RecipientKey{k}
-		} else {
-			m.Keys = []*models.RecipientKey{}
+		if !m.Deleted() && m.Keys == nil {
+			m.Mine = byMessage[m.ID]
 		}
 	}
 	return nil
+}
+
+// fillRefs sets a message's sender and its room or recipient from the caches.
+func (r *Resolver) fillRefs(ctx context.Context, m *models.Message) error {
+	var err error
+	if m.Sender == nil {
+		if m.Sender, err = r.userRef(ctx, m.SenderID); err != nil {
+			return fmt.Errorf("sender of message %s: %w", m.ID, err)
+		}
+	}
+	switch {
+	case m.RoomID != nil && m.RoomRef == nil:
+		m.RoomRef, err = r.roomRef(ctx, *m.RoomID)
+	case m.RecipientID != nil && m.RecipientRef == nil:
+		m.RecipientRef, err = r.userRef(ctx, *m.RecipientID)
+	}
+	if err != nil {
+		return fmt.Errorf("room or recipient of message %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// forReader is a subscriber's shallow copy of an event's message, with its
+// own key; the message itself is shared by every subscriber.
+func forReader(m *models.Message, userID string) *models.Message {
+	c := *m
+	c.Mine = nil
+	if !m.Deleted() {
+		c.Mine = m.KeyFor(userID)
+	}
+	return &c
 }
 
 // subscribe starts a subscription on the caller's topic: each event passes

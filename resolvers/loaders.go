@@ -20,15 +20,14 @@ type Loaders struct {
 	store    *db.Store
 	presence presence.Tracker
 
-	mu           sync.Mutex
-	users        *dataloadgen.Loader[string, *models.User]
-	keys         *dataloadgen.Loader[string, *models.PublicKey]
-	rooms        *dataloadgen.Loader[string, *models.Room]
-	members      *dataloadgen.Loader[string, []*models.RoomMember]
-	recipientKey *dataloadgen.Loader[db.MessageUser, *models.RecipientKey]
-	documents    *dataloadgen.Loader[string, *models.Document]
-	documentKey  *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
-	online       *dataloadgen.Loader[string, bool]
+	mu          sync.Mutex
+	users       *dataloadgen.Loader[string, *models.User]
+	keys        *dataloadgen.Loader[string, *models.PublicKey]
+	rooms       *dataloadgen.Loader[string, *models.Room]
+	members     *dataloadgen.Loader[string, []*models.RoomMember]
+	documents   *dataloadgen.Loader[string, *models.Document]
+	documentKey *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
+	online      *dataloadgen.Loader[string, bool]
 }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
@@ -92,18 +91,6 @@ func (l *Loaders) Members() *dataloadgen.Loader[string, []*models.RoomMember] {
 				out[m.RoomID] = append(out[m.RoomID], m)
 			}
 			return out, err
-		}, loaderWait)
-	})
-}
-
-// RecipientKey loads the caller's recipient key of messages.
-func (l *Loaders) RecipientKey() *dataloadgen.Loader[db.MessageUser, *models.RecipientKey] {
-	return lazy(l, &l.recipientKey, func() *dataloadgen.Loader[db.MessageUser, *models.RecipientKey] {
-		return dataloadgen.NewMappedLoader(func(ctx context.Context, pairs []db.MessageUser) (map[db.MessageUser]*models.RecipientKey, error) {
-			ks, err := l.store.RecipientKeys(ctx, pairs)
-			return index(ks, func(k *models.RecipientKey) db.MessageUser {
-				return db.MessageUser{MessageID: k.MessageID, UserID: k.UserID}
-			}), err
 		}, loaderWait)
 	})
 }

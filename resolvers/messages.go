@@ -202,16 +202,22 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	if err != nil {
 		return nil, err
 	}
-	if !existed {
-		r.obs.MessageSent()
-		r.enrich(ctx, u, stored)
-		users := make([]string, len(want))
-		for i, w := range want {
-			users[i] = w.UserID
-		}
-		r.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
+	if existed { // a retry: the earlier send's message, as stored
+		return stored, r.present(ctx, u.ID, stored)
 	}
-	return stored, nil
+	r.obs.MessageSent()
+	// The event carries sender and room or recipient, so that no subscriber
+	// looks them up; without them it is not sent (the message is stored, and
+	// a client's retry with the same id answers it).
+	if err := r.fillRefs(ctx, stored); err != nil {
+		return nil, err
+	}
+	users := make([]string, len(want))
+	for i, w := range want {
+		users[i] = w.UserID
+	}
+	r.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
+	return forReader(stored, u.ID), nil
 }
 
 // readable loads a message the caller may read; anything else is NOT_FOUND.
@@ -331,19 +337,3 @@ func inRoom(filter, room *string) bool {
 	return filter == nil || (room != nil && *room == *filter)
 }
 
-// enrich attaches what subscribers and the sender's own answer ask of a new
-// message (sender, room or recipient), loaded once here rather than once per
-// subscriber. A failed lookup only costs the subscribers their own lookup.
-func (r *Resolver) enrich(ctx context.Context, sender *models.User, m *models.Message) {
-	m.Sender = sender
-	var err error
-	switch {
-	case m.RoomID != nil:
-		m.RoomRef, err = r.roomRef(ctx, *m.RoomID)
-	case m.RecipientID != nil:
-		m.RecipientRef, err = r.userRef(ctx, *m.RecipientID)
-	}
-	if err != nil {
-		r.log.DebugContext(ctx, "enrich message event", "err", err)
-	}
-}

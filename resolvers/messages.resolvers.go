@@ -14,55 +14,6 @@ import (
 	"github.com/qchat/qchat/models"
 )
 
-// Sender is the resolver for the sender field.
-func (r *messageResolver) Sender(ctx context.Context, obj *models.Message) (*models.User, error) {
-	if obj.Sender != nil {
-		return obj.Sender, nil
-	}
-	u, err := lookup(ctx, r.loaders(ctx).Users(), obj.SenderID)
-	if err == nil && u == nil {
-		return nil, models.NotFound("user")
-	}
-	return u, err
-}
-
-// Room is the resolver for the room field.
-func (r *messageResolver) Room(ctx context.Context, obj *models.Message) (*models.Room, error) {
-	if obj.RoomID == nil {
-		return nil, nil
-	}
-	if obj.RoomRef != nil {
-		return obj.RoomRef, nil
-	}
-	return lookup(ctx, r.loaders(ctx).Rooms(), *obj.RoomID)
-}
-
-// Recipient is the resolver for the recipient field.
-func (r *messageResolver) Recipient(ctx context.Context, obj *models.Message) (*models.User, error) {
-	if obj.RecipientID == nil {
-		return nil, nil
-	}
-	if obj.RecipientRef != nil {
-		return obj.RecipientRef, nil
-	}
-	return lookup(ctx, r.loaders(ctx).Users(), *obj.RecipientID)
-}
-
-// MyKey is the resolver for the myKey field.
-func (r *messageResolver) MyKey(ctx context.Context, obj *models.Message) (*models.RecipientKey, error) {
-	u, err := me(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if obj.Deleted() {
-		return nil, nil
-	}
-	if obj.Keys != nil { // a live event or a fresh send carries every key
-		return obj.KeyFor(u.ID), nil
-	}
-	return lookup(ctx, r.loaders(ctx).RecipientKey(), db.MessageUser{MessageID: obj.ID, UserID: u.ID})
-}
-
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input models.SendMessageInput) (*models.Message, error) {
 	u, err := me(ctx)
@@ -126,7 +77,11 @@ func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message
 	if err != nil {
 		return nil, err
 	}
-	return r.readable(ctx, u, id)
+	m, err := r.readable(ctx, u, id)
+	if err != nil {
+		return nil, err
+	}
+	return m, r.present(ctx, u.ID, m)
 }
 
 // User is the resolver for the user field.
@@ -144,7 +99,10 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, roomID *string)
 		if ev.Kind != broker.MessageAdded || !inRoom(roomID, ev.Message.RoomID) {
 			return nil, false
 		}
-		return ev.Message, r.canRead(ctx, ev.Message, uid)
+		if !r.canRead(ctx, ev.Message, uid) {
+			return nil, false
+		}
+		return forReader(ev.Message, uid), true
 	})
 }
 
