@@ -336,4 +336,3 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 func inRoom(filter, room *string) bool {
 	return filter == nil || (room != nil && *room == *filter)
 }
-
