@@ -52,8 +52,11 @@ type frameConn struct {
 	mu           sync.Mutex
 	deadline     *time.Timer
 	closeStarted bool
-	frame        []byte // reused by WriteJSON; gqlgen serialises writes
 }
+
+// frames holds frame buffers between writes. A pool rather than a buffer per
+// connection: thousands of mostly idle sockets would each keep one.
+var frames = sync.Pool{New: func() any { return new([]byte) }}
 
 var (
 	_ transport.WebsocketReadLimiter   = (*frameConn)(nil)
@@ -86,19 +89,23 @@ func (c *frameConn) NextReader() (int, io.Reader, error) {
 }
 
 func (c *frameConn) WriteJSON(v any) error {
-	frame, ok := appendFrame(c.frame[:0], v)
+	buf := frames.Get().(*[]byte)
+	frame, ok := appendFrame((*buf)[:0], v)
 	if !ok {
+		frames.Put(buf)
 		data, err := json.Marshal(v)
 		if err != nil {
 			return err
 		}
 		return c.conn.Write(context.Background(), coderws.MessageText, data)
 	}
-	// Keep the buffer for the next frame unless one huge payload grew it.
-	if cap(frame) <= 64<<10 {
-		c.frame = frame
+	// coder/websocket has copied the frame out when Write returns.
+	err := c.conn.Write(context.Background(), coderws.MessageText, frame)
+	if cap(frame) <= 64<<10 { // one huge payload's buffer is not kept
+		*buf = frame
+		frames.Put(buf)
 	}
-	return c.conn.Write(context.Background(), coderws.MessageText, frame)
+	return err
 }
 
 func (c *frameConn) WriteClose(code int, msg string) error {
