@@ -157,3 +157,32 @@ func TestConcurrentInsertsAndRetries(t *testing.T) {
 		}
 	})
 }
+
+// A message and its keys are written together or not at all: a key that
+// cannot be stored (here: for a user who does not exist) leaves no message.
+func TestMessageInsertIsAllOrNothing(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
+		ctx := t.Context()
+		u := seedUser(t, s, "dave")
+		id := uuid.NewString()
+		m := &models.Message{ID: id, Conversation: db.DirectConversation(u.ID, u.ID), SenderID: u.ID, CipherBytes: []byte("ct"),
+			NonceBytes: make([]byte, 12), ContentHash: []byte("h"), CreatedAt: models.Now()}
+		keys := []*models.RecipientKey{
+			{MessageID: id, UserID: u.ID, KeyID: u.CurrentKeyID, KEMBytes: []byte{1}, WrappedBytes: []byte{2}},
+			{MessageID: id, UserID: uuid.NewString(), KeyID: u.CurrentKeyID, KEMBytes: []byte{1}, WrappedBytes: []byte{2}},
+		}
+		if _, _, err := s.InsertMessage(ctx, m, keys); err == nil {
+			t.Fatal("a key for a missing user was accepted")
+		}
+		for _, table := range []string{"messages", "message_keys"} {
+			n, err := s.DB().NewSelect().Table(table).Where("? = ?", bun.Ident(map[string]string{"messages": "id", "message_keys": "message_id"}[table]), id).Count(ctx)
+			if err != nil || n != 0 {
+				t.Fatalf("%s holds %d rows of the failed message (err %v)", table, n, err)
+			}
+		}
+		// The same id then works: nothing of the failed attempt is in the way.
+		if _, existed, err := s.InsertMessage(ctx, m, keys[:1]); err != nil || existed {
+			t.Fatalf("insert after the failure: existed %v, err %v", existed, err)
+		}
+	})
+}

@@ -61,27 +61,31 @@ func messageArgs(m *models.Message) []any {
 	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros()}
 }
 
-// insertMessagePostgres writes a message and its keys inside tx. (SQLite
-// inserts go through the group writer, see commitBatch.)
-func (s *Store) insertMessagePostgres(ctx context.Context, tx bun.Tx, m *models.Message, keys []*models.RecipientKey) error {
-	if _, err := tx.Tx.ExecContext(ctx, insertMessagePG, messageArgs(m)...); err != nil {
+// insertMessagePostgres writes a message and its keys in one statement: the
+// message's INSERT runs as a data-modifying WITH, so the whole write is one
+// round trip and atomic without BEGIN and COMMIT of its own (the keys'
+// foreign key is checked at the end of the statement, when the message row
+// exists). (SQLite inserts go through the group writer, see commitBatch.)
+func (s *Store) insertMessagePostgres(ctx context.Context, m *models.Message, keys []*models.RecipientKey) error {
+	if len(keys) == 0 {
+		_, err := s.w.DB.ExecContext(ctx, insertMessagePG, messageArgs(m)...)
 		return err
 	}
-	if len(keys) == 0 {
-		return nil
-	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES `)
-	args := make([]any, 0, 5*len(keys))
+	b.Grow(len(insertMessagePG) + 110 + 32*len(keys))
+	b.WriteString("WITH m AS (")
+	b.WriteString(insertMessagePG)
+	b.WriteString(`) INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES `)
+	args := append(make([]any, 0, 10+5*len(keys)), messageArgs(m)...)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		n := 5 * i
+		n := len(args)
 		b.WriteString("($" + strconv.Itoa(n+1) + ",$" + strconv.Itoa(n+2) + ",$" + strconv.Itoa(n+3) + ",$" + strconv.Itoa(n+4) + ",$" + strconv.Itoa(n+5) + ")")
 		args = append(args, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes)
 	}
-	_, err := tx.Tx.ExecContext(ctx, b.String(), args...)
+	_, err := s.w.DB.ExecContext(ctx, b.String(), args...)
 	return err
 }
 

@@ -57,9 +57,7 @@ func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*mo
 	if s.writer != nil {
 		err = s.writer.insert(ctx, m, keys)
 	} else {
-		err = s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			return s.insertMessagePostgres(ctx, tx, m, keys)
-		})
+		err = s.insertMessagePostgres(ctx, m, keys)
 	}
 	if err == nil {
 		m.Keys = keys
