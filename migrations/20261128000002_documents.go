@@ -64,8 +64,8 @@ func documentsUp(ctx context.Context, db bun.IDB) error {
 }
 
 func documentsDown(ctx context.Context, db bun.IDB) error {
-	if _, err := db.NewDropIndex().Index("messages_attachment_idx").IfExists().Exec(ctx); err != nil {
-		return fmt.Errorf("drop index: %w", err)
+	if err := dropIndexes(ctx, db, "messages_attachment_idx"); err != nil {
+		return err
 	}
 	for _, t := range []string{"document_blobs", "document_keys", "documents"} {
 		if _, err := db.NewDropTable().Table(t).IfExists().Exec(ctx); err != nil {

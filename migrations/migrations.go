@@ -20,6 +20,7 @@ func New() *migrate.Migrations {
 	// migration file has its own register function.
 	registerInitial(ms)
 	registerDocuments(ms)
+	registerPartialIndexes(ms)
 	return ms
 }
 
@@ -56,6 +57,16 @@ type index struct {
 	table, name string
 	unique      bool
 	columns     []string
+	where       string // a partial index: only rows matching this
+}
+
+func dropIndexes(ctx context.Context, db bun.IDB, names ...string) error {
+	for _, n := range names {
+		if _, err := db.NewDropIndex().Index(n).IfExists().Exec(ctx); err != nil {
+			return fmt.Errorf("drop index %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func createIndexes(ctx context.Context, db bun.IDB, idx []index) error {
@@ -66,6 +77,9 @@ func createIndexes(ctx context.Context, db bun.IDB, idx []index) error {
 		}
 		for _, c := range ix.columns {
 			q = q.ColumnExpr(c)
+		}
+		if ix.where != "" {
+			q = q.Where(ix.where)
 		}
 		if _, err := q.Exec(ctx); err != nil {
 			return fmt.Errorf("create index %s: %w", ix.name, err)
