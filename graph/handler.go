@@ -95,7 +95,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postJSON{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: cfg.MaxUploadSize, MaxMemory: 1 << 20})
 
 	// Parsed documents are cached by query text; 256 bounds the memory even for
