@@ -48,7 +48,7 @@ func TestAllocationBudgets(t *testing.T) {
 		run    func()
 	}{
 		{"me", 210, func() { do(me) }},
-		{"sendMessage into a room of 2", 700, func() { do(withFreshID(bodies[i%len(bodies)])); i++ }},
+		{"sendMessage into a room of 2", 620, func() { do(withFreshID(bodies[i%len(bodies)])); i++ }},
 	}
 	for _, c := range cases {
 		got := testing.AllocsPerRun(50, c.run)
