@@ -55,48 +55,42 @@ func (c recipientCache) close() {
 	c.userRefs.StopAllGoroutines()
 }
 
+// cachedOr returns c's entry for key, or loads it, stores it and returns it.
+func cachedOr[V any](ctx context.Context, c *otter.Cache[string, V], key string, load func(context.Context, string) (V, error)) (V, error) {
+	if v, ok := c.GetIfPresent(key); ok {
+		return v, nil
+	}
+	v, err := load(ctx, key)
+	if err != nil {
+		return v, err
+	}
+	c.Set(key, v)
+	return v, nil
+}
+
 // roomRef returns a room as a message event names it. The room is shared:
 // callers must not modify it.
 func (r *Resolver) roomRef(ctx context.Context, id string) (*models.Room, error) {
-	if room, ok := r.recipients.roomRefs.GetIfPresent(id); ok {
-		return room, nil
-	}
-	room, err := r.store.RoomByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	r.recipients.roomRefs.Set(id, room)
-	return room, nil
+	return cachedOr(ctx, r.recipients.roomRefs, id, r.store.RoomByID)
 }
 
 // userRef returns a user as a message event names it, without the password
 // hash, which has no business in events or other instances. The user is
 // shared: callers must not modify it.
 func (r *Resolver) userRef(ctx context.Context, id string) (*models.User, error) {
-	if u, ok := r.recipients.userRefs.GetIfPresent(id); ok {
-		return u, nil
-	}
-	u, err := r.store.UserByID(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	u.PasswordHash = nil
-	r.recipients.userRefs.Set(id, u)
-	return u, nil
+	return cachedOr(ctx, r.recipients.userRefs, id, func(ctx context.Context, id string) (*models.User, error) {
+		u, err := r.store.UserByID(ctx, id)
+		if err == nil {
+			u.PasswordHash = nil
+		}
+		return u, err
+	})
 }
 
 // roomRecipients returns a room's members with their current keys. The slice
 // is shared: callers must not modify it.
 func (r *Resolver) roomRecipients(ctx context.Context, roomID string) ([]db.RoomRecipient, error) {
-	if rs, ok := r.recipients.rooms.GetIfPresent(roomID); ok {
-		return rs, nil
-	}
-	rs, err := r.store.Recipients(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	r.recipients.rooms.Set(roomID, rs)
-	return rs, nil
+	return cachedOr(ctx, r.recipients.rooms, roomID, r.store.Recipients)
 }
 
 // userRecipients returns users with their current keys (missing users are
