@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/qchattest"
 )
 
@@ -24,9 +25,10 @@ func forEachBenchDB(b *testing.B, fn func(b *testing.B, store *db.Store)) {
 
 // poster sends prepared GraphQL bodies over one keep-alive connection.
 type poster struct {
-	url   string
-	token string
-	hc    *http.Client
+	url    string
+	token  string
+	hc     *http.Client
+	header http.Header // extra request headers
 }
 
 func newPoster(srv *qchattest.Server, token string) *poster {
@@ -37,6 +39,9 @@ func (p *poster) post(b *testing.B, body []byte) []byte {
 	req, _ := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+p.token)
+	for k, v := range p.header {
+		req.Header[k] = v
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		b.Fatal(err)
@@ -151,10 +156,23 @@ func BenchmarkRoomMessages(b *testing.B) {
 		}
 		body := qchattest.GraphQLBody(`query($r: ID!) { room(id: $r) { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt sender { id } myKey { keyId kemCiphertext wrappedKey } } } pageInfo { hasNextPage endCursor } } } }`,
 			map[string]any{"r": room.CreateRoom.ID})
-		p := newPoster(srv, bob.Token)
-		b.ReportAllocs()
-		for b.Loop() {
-			p.post(b, body)
+		// gzip is the server's level-6 compression (and the client's
+		// decompression, in the same process); identity is the same page
+		// asked for with x-no-compression, so the difference is what gzip
+		// costs a page.
+		for _, enc := range []string{"gzip", "identity"} {
+			b.Run(enc, func(b *testing.B) {
+				p := newPoster(srv, bob.Token)
+				if enc == "identity" {
+					p.header = http.Header{middleware.NoCompressionHeader: {"1"}}
+				}
+				b.ReportAllocs()
+				var page []byte
+				for b.Loop() {
+					page = p.post(b, body)
+				}
+				b.ReportMetric(float64(len(page)), "JSON-bytes/page")
+			})
 		}
 	})
 }
