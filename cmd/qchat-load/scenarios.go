@@ -33,6 +33,18 @@ func runMe(ctx context.Context, c *cluster) (*result, error) {
 	}
 	res.Setup = setupInfo{Users: n, Concurrency: o.Concurrency, Seconds: round3(time.Since(setup).Seconds())}
 
+	return closedLoop(ctx, c, res, func(i int) func(context.Context) error {
+		u, base := users[i%len(users)], c.urls[i%len(c.urls)]
+		return func(ctx context.Context) error { return c.postMe(ctx, base, u.api.Token()) }
+	})
+}
+
+// closedLoop runs --concurrency workers, each calling its op (made by
+// newOp) again and again until the window ends, and fills res with what the
+// measured part saw: the calls that succeeded, their latency, errors by code
+// and the server's CPU and memory.
+func closedLoop(ctx context.Context, c *cluster, res *result, newOp func(worker int) func(context.Context) error) (*result, error) {
+	o := c.o
 	errs := newErrorCounts(c)
 	var lat recorder
 	var ok atomic.Int64
@@ -40,23 +52,22 @@ func runMe(ctx context.Context, c *cluster) (*result, error) {
 	w := newWindow(o.warmup(), o.duration())
 	var wg sync.WaitGroup
 	for i := range o.Concurrency {
-		u := users[i%len(users)]
-		base := c.urls[i%len(c.urls)]
+		op := newOp(i)
 		wg.Go(func() {
 			for ctx.Err() == nil && !w.over() {
 				t0 := time.Now()
-				err := c.postMe(ctx, base, u.api.Token())
-				if !w.measured(t0) {
-					continue
-				}
-				if err != nil {
+				err := op(ctx)
+				d := time.Since(t0)
+				switch {
+				case !w.measured(t0):
+				case err != nil:
 					if ctx.Err() == nil {
 						errs.add(err)
 					}
-					continue
+				default:
+					lat.add(d)
+					ok.Add(1)
 				}
-				lat.add(time.Since(t0))
-				ok.Add(1)
 			}
 		})
 	}
@@ -362,57 +373,29 @@ func reuseHistory(ctx context.Context, c *cluster, res *result, setup time.Time,
 // room.messages(first: 50), each from the newest message to the oldest and
 // over again, and fills in res.
 func measureHistory(ctx context.Context, c *cluster, res *result, room client.Conversation, members []*user) (*result, error) {
-	o := c.o
-	errs := newErrorCounts(c)
-	var lat recorder
-	var ok, short atomic.Int64
-	s := startSampler(c.pids)
-	w := newWindow(o.warmup(), o.duration())
-	var wg sync.WaitGroup
-	for i := range o.Concurrency {
+	var short atomic.Int64
+	res, err := closedLoop(ctx, c, res, func(i int) func(context.Context) error {
 		u := members[i%len(members)]
-		wg.Go(func() {
-			after := ""
-			for ctx.Err() == nil && !w.over() {
-				t0 := time.Now()
-				p, err := u.api.MessagePage(ctx, room, 50, after)
-				d := time.Since(t0)
-				if err != nil {
-					if ctx.Err() == nil && w.measured(t0) {
-						errs.add(err)
-					}
-					after = ""
-					continue
-				}
-				if p.PageInfo.HasNextPage && len(p.Edges) < 50 {
-					short.Add(1)
-				}
-				after = ""
-				if p.PageInfo.HasNextPage && p.PageInfo.EndCursor != nil {
-					after = *p.PageInfo.EndCursor
-				}
-				if w.measured(t0) {
-					lat.add(d)
-					ok.Add(1)
-				}
+		after := ""
+		return func(ctx context.Context) error {
+			p, err := u.api.MessagePage(ctx, room, 50, after)
+			after = ""
+			if err != nil {
+				return err
 			}
-		})
-	}
-	waitUntil(w.from, ctx.Done())
-	s.begin()
-	waitUntil(w.to, ctx.Done())
-	s.end()
-	wg.Wait()
-	res.Usage = s.finish()
-	res.Seconds = o.duration().Seconds()
-	res.OK = ok.Load()
-	res.PerSecond = round1(float64(res.OK) / res.Seconds)
-	res.Latency = lat.summary()
-	res.Errors, res.ErrorCount = errs.snapshot()
+			if p.PageInfo.HasNextPage && len(p.Edges) < 50 {
+				short.Add(1)
+			}
+			if p.PageInfo.HasNextPage && p.PageInfo.EndCursor != nil {
+				after = *p.PageInfo.EndCursor
+			}
+			return nil
+		}
+	})
 	if n := short.Load(); n > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d pages had fewer than 50 messages but claimed a next page", n))
 	}
-	return res, ctx.Err()
+	return res, err
 }
 
 // seed posts the history messages, spread evenly among the filler, sealing
