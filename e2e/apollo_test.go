@@ -20,12 +20,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 )
 
 const (
@@ -205,24 +206,7 @@ type server struct {
 	cmd    *exec.Cmd
 	done   chan error // the result of cmd.Wait, sent once
 	exited bool       // done was received
-	stderr *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr *syncbuf.Buffer
 }
 
 var listenRE = regexp.MustCompile(`listening on http://\S*:(\d+)`)
@@ -244,7 +228,7 @@ func startServer(t *testing.T, bin string, env map[string]string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, done: make(chan error, 1), stderr: &syncBuffer{}}
+	s := &server{cmd: cmd, done: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start server: %v", err)

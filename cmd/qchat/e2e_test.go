@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 )
 
 // TestEndToEnd is the acceptance scenario against the real server
@@ -364,7 +366,7 @@ func startServer(t *testing.T, ctx context.Context, bin, dataDir string) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -405,23 +407,6 @@ func startServer(t *testing.T, ctx context.Context, bin, dataDir string) string 
 			t.Fatal(ctx.Err())
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // grepDatabase fails if any secret occurs in the SQLite files, in the clear

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 	"github.com/qchat/qchat/internal/server"
 	"github.com/qchat/qchat/pqcrypto"
 	"github.com/qchat/qchat/resolvers"
@@ -228,7 +228,7 @@ func TestGraphQLGuards(t *testing.T) {
 // INTERNAL_SERVER_ERROR with a request id and no detail; the log keeps it.
 func TestSanitisedErrorsAndPanics(t *testing.T) {
 	store := qchattest.NewSQLite(t)
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg, _ := config.Load(func(string) string { return "" })
 	cfg.Env, cfg.BcryptCost, cfg.RateLimitMax, cfg.AuthRateLimitMax = "production", 4, 0, 0
@@ -292,23 +292,6 @@ func TestSanitisedErrorsAndPanics(t *testing.T) {
 	if !strings.Contains(logs.String(), e.Errors[0].Extensions["requestId"].(string)) {
 		t.Fatal("the log does not carry the request id the client saw")
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func mustKey(t *testing.T) string {

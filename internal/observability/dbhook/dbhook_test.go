@@ -17,6 +17,8 @@ import (
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	"go.uber.org/goleak"
 	_ "modernc.org/sqlite"
+
+	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -70,23 +72,11 @@ type user struct {
 	Password      string
 }
 
-// lockedBuffer is written by the hook on bun's goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// lines takes the JSON log lines written to buf so far (buf is written by the
+// hook on bun's goroutine).
+func lines(t *testing.T, buf *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(l.b.Bytes()), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Take()), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}
@@ -96,7 +86,6 @@ func (l *lockedBuffer) lines(t *testing.T) []map[string]any {
 		}
 		out = append(out, m)
 	}
-	l.b.Reset()
 	return out
 }
 
@@ -182,7 +171,7 @@ func TestHookWithSQLite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			db := openDB(t)
-			var buf lockedBuffer
+			var buf syncbuf.Buffer
 			h := New(slog.New(slog.NewJSONHandler(&buf, nil)), 100*time.Millisecond)
 			var mu sync.Mutex
 			now := time.Unix(0, 0)
@@ -196,7 +185,7 @@ func TestHookWithSQLite(t *testing.T) {
 			if err := tt.run(context.Background(), db); err != nil {
 				t.Fatal(err)
 			}
-			lines := buf.lines(t)
+			lines := lines(t, &buf)
 			if tt.wantLevel == "" {
 				if len(lines) != 0 {
 					t.Fatalf("logged %v", lines)
@@ -229,11 +218,11 @@ func TestHookWithSQLite(t *testing.T) {
 }
 
 func TestCanceledIsDebug(t *testing.T) {
-	var buf lockedBuffer
+	var buf syncbuf.Buffer
 	h := New(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), 0)
 	ctx := h.BeforeQuery(context.Background(), nil)
 	h.AfterQuery(ctx, &bun.QueryEvent{Query: "SELECT 1", QueryTemplate: "SELECT 1", Err: context.Canceled})
-	lines := buf.lines(t)
+	lines := lines(t, &buf)
 	if len(lines) != 1 || lines[0]["level"] != "DEBUG" {
 		t.Fatalf("lines = %v", lines)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -16,25 +15,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 )
-
-// syncBuffer is written by server goroutines and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
 
 // The operation name reaches the log line through gqlgen's real POST
 // transport, which is what OperationNameExtension depends on.
@@ -71,7 +54,7 @@ func TestOperationNameThroughGQLGen(t *testing.T) {
 // A websocket upgrade goes through the response recorder (coder/websocket
 // finds the Hijacker via Unwrap) and is logged once, when it closes.
 func TestWebsocketLoggedAtClose(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	done := make(chan struct{})
 	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
