@@ -80,6 +80,15 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 		_ = brk.Close()
 		hs.CloseClientConnections()
 		hs.Close()
+		// httptest does not track hijacked connections: websocket handlers
+		// (and the database work of their close, such as presence) would
+		// outlive the test and race the store's Close and its TempDir removal.
+		h.BeginShutdown()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.WaitWebsockets(ctx); err != nil {
+			t.Errorf("websocket handlers still running after the test: %v", err)
+		}
 		res.Close()
 		authn.Close()
 	})
