@@ -16,11 +16,14 @@
   });
 
   var defaultQuery = [
-    '# QChat\'s GraphQL API. The Docs button lists every type and field;',
-    '# docs/PROTOCOL.md in the repository says what they mean.',
+    '# QChat\'s GraphQL API: the Docs button',
+    '# lists every type and field, and',
+    '# docs/PROTOCOL.md says what they mean.',
     '#',
-    '# Signed in? Put {"Authorization": "Bearer <token>"} in the Headers tab',
-    '# below (register and login return the token). Without it, me is null.',
+    '# Signed in? Put this in Headers below:',
+    '#   {"Authorization": "Bearer <token>"}',
+    '# (register and login return the token).',
+    '# Without it, me is null.',
     '',
     'query Me {',
     '  me {',
