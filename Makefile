@@ -4,7 +4,7 @@ BIN     ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test vet generate check-generated tidy bench clean
+.PHONY: run build test vet generate check-generated tidy bench clean graphiql
 
 run: build
 	./$(BIN)/qchat-server
@@ -31,6 +31,12 @@ generate:
 # CI: generated code must be what `make generate` produces.
 check-generated: generate
 	@git diff --exit-code -- graph models resolvers client || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+# Refetches the explorer's GraphiQL and React files (exact versions in
+# internal/explorer/package-lock.json) from the npm registry into
+# internal/explorer/static/vendor, which is committed and embedded in the binary.
+graphiql:
+	internal/explorer/update.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

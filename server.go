@@ -160,7 +160,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
-	fmt.Fprintf(stdout, "QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\n", version, ln.Addr())
+	paths := "API at /graphql"
+	if cfg.Introspection {
+		paths = "GraphiQL at /playground, API at /graphql"
+	}
+	fmt.Fprintf(stdout, "QChat %s listening on http://%s (%s)\n", version, ln.Addr(), paths)
 	closeEarly := func(err error) error {
 		_ = hs.Close()
 		return err

@@ -1,6 +1,6 @@
 // Package e2e holds the end-to-end check of the API contract from outside
-// the server: a client written only from shared/spec/api-contract.md and
-// shared/spec/envelope-v1.md (Apollo Client with graphql-ws in Node, in
+// the server: a client written only from docs/PROTOCOL.md, the API contract
+// and the sealed envelope (Apollo Client with graphql-ws in Node, in
 // node/) runs against the built server binary on SQLite and on PostgreSQL.
 // See README.md; run it with `go test ./e2e/`.
 package e2e

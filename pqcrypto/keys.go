@@ -1,5 +1,5 @@
 // Package pqcrypto implements QChat's sealed envelope, version 1
-// (docs: shared/spec/envelope-v1.md): post-quantum key pairs, sealing a
+// (specified in docs/PROTOCOL.md): post-quantum key pairs, sealing a
 // plaintext for a set of recipients, opening it again, and the structural
 // checks the server applies to envelopes it can never open.
 //

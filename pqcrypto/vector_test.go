@@ -54,7 +54,7 @@ type vectorRecipient struct {
 
 // defaultVector holds the inputs written by -update.
 func defaultVector() *vector {
-	v := &vector{Description: "QChat sealed envelope v1 (shared/spec/envelope-v1.md). All binary values are standard base64 with padding."}
+	v := &vector{Description: "QChat sealed envelope v1 (docs/PROTOCOL.md). All binary values are standard base64 with padding."}
 	v.Randomness.Label = "qchat envelope v1 test vector"
 	v.Header.Kind = KindMessage
 	v.Header.ObjectID = "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f"

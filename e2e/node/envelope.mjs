@@ -1,4 +1,4 @@
-// QChat sealed envelope, version 1, written from shared/spec/envelope-v1.md only.
+// QChat sealed envelope, version 1, written from docs/PROTOCOL.md only.
 //
 // KEMs: @noble/post-quantum (ml_kem768, and ml_kem768_x25519 for X_WING).
 // Key derivation: @noble/hashes HKDF-SHA256. Content cipher: WebCrypto AES-256-GCM.

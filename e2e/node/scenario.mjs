@@ -1,5 +1,5 @@
-// A QChat client written only from shared/spec/api-contract.md and
-// shared/spec/envelope-v1.md: Apollo Client (HttpLink + GraphQLWsLink over
+// A QChat client written only from docs/PROTOCOL.md (the API contract and
+// the sealed envelope, version 1): Apollo Client (HttpLink + GraphQLWsLink over
 // graphql-ws) in Node, three users, rooms, sealed messages that every member
 // opens, every live event, history paging, the contract's error codes for
 // misuse, and the legacy subscriptions-transport-ws protocol on a raw socket.

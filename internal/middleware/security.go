@@ -57,21 +57,24 @@ var (
 	hostRe      = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$`)
 )
 
-// PlaygroundCSP wraps the GraphQL Playground page (gqlgen's playground.Handler)
-// with a Content-Security-Policy that allows exactly what the page loads.
+// PlaygroundCSP wraps the GraphiQL page (internal/explorer) with a
+// Content-Security-Policy that allows exactly what the page loads.
 //
-// The policy is derived from the page itself, rendered once here: every
-// external script and stylesheet by its full URL (the page also pins them with
-// SRI hashes), every inline script by its SHA-256 hash, so an injected script
-// runs nowhere. Deriving it means a gqlgen upgrade that moves to a new
-// GraphiQL version cannot silently break the page or widen the policy.
+// The policy is derived from the page itself, rendered once here: scripts and
+// stylesheets must come from this origin (a path such as /playground/assets/x.js),
+// which the policy allows as 'self'; an inline script is allowed by its
+// SHA-256 hash alone, so an injected script runs nowhere. A page that loads
+// anything from another host is an error: the explorer must work offline and
+// in an air-gapped deployment. 'self' admits no script an attacker controls:
+// every other response of this origin is JSON or an attachment download, sent
+// with X-Content-Type-Options: nosniff and a type browsers refuse to run.
 // Inline styles stay allowed ('unsafe-inline' in style-src only): GraphiQL's
-// editor sets styles at run time, and a style cannot run code. connect-src is
-// the page's own origin, spelled out for websockets too, which some browsers
-// do not include in 'self'.
+// components insert style elements at run time, and a style cannot run code.
+// connect-src is the page's own origin, spelled out for websockets too, which
+// some browsers do not include in 'self'.
 //
-// The page must be static (the same for every request), as gqlgen's is; an
-// error says it is not, or that it has no script at all.
+// The page must be static (the same for every request); an error says it is
+// not, or that it has no script at all.
 func PlaygroundCSP(page http.Handler) (http.Handler, error) {
 	first, err := renderPage(page)
 	if err != nil {
@@ -108,7 +111,10 @@ func playgroundPolicy(page []byte) (string, error) {
 	for _, m := range scriptTagRe.FindAllSubmatch(page, -1) {
 		attrs := attributes(m[1])
 		if src, ok := attrs["src"]; ok {
-			scripts = appendSource(scripts, src)
+			if !sameOrigin(src) {
+				return "", fmt.Errorf("playground CSP: script %q is not served by this origin", src)
+			}
+			scripts = appendSource(scripts, "'self'")
 			continue
 		}
 		scripts = appendSource(scripts, hashSource(m[2]))
@@ -120,7 +126,10 @@ func playgroundPolicy(page []byte) (string, error) {
 	for _, m := range linkTagRe.FindAllSubmatch(page, -1) {
 		attrs := attributes(m[1])
 		if strings.EqualFold(attrs["rel"], "stylesheet") && attrs["href"] != "" {
-			styles = appendSource(styles, attrs["href"])
+			if !sameOrigin(attrs["href"]) {
+				return "", fmt.Errorf("playground CSP: stylesheet %q is not served by this origin", attrs["href"])
+			}
+			styles = appendSource(styles, "'self'")
 		}
 	}
 	for _, src := range append(scripts, styles...) {
@@ -140,6 +149,13 @@ func playgroundPolicy(page []byte) (string, error) {
 		"form-action 'none'",
 		"object-src 'none'",
 	}, "; "), nil
+}
+
+// sameOrigin reports whether a page reference is an absolute path on the
+// page's own origin: "/x", not "//host/x", "https://host/x" or a relative
+// path (which would change meaning between / and /playground).
+func sameOrigin(ref string) bool {
+	return strings.HasPrefix(ref, "/") && !strings.HasPrefix(ref, "//") && !strings.Contains(ref, "\\")
 }
 
 func attributes(tag []byte) map[string]string {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/qchat/qchat/db"
@@ -20,6 +19,7 @@ import (
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/explorer"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/observability/health"
 	"github.com/qchat/qchat/internal/observability/logging"
@@ -128,11 +128,20 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("/graphql", limited(authenticate(d.Auth, d.Log, ws.track(middleware.WithStatusControl(gql)))))
 	mux.Handle("GET /documents/{id}", limited(authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log))))
 	if cfg.Introspection {
-		pg, err := middleware.PlaygroundCSP(playground.Handler("QChat", "/graphql"))
+		// GraphiQL, from files in the binary. It is at / for now and at
+		// /playground already, where it stays when a web app takes /.
+		ex, err := explorer.New()
 		if err != nil {
-			return nil, fmt.Errorf("playground: %w", err)
+			return nil, err
 		}
-		mux.Handle("GET /{$}", pg)
+		page, err := middleware.PlaygroundCSP(ex.Page())
+		if err != nil {
+			return nil, fmt.Errorf("explorer: %w", err)
+		}
+		mux.Handle("GET /{$}", page)
+		mux.Handle("GET /playground", page)
+		mux.Handle("GET /playground/{$}", page)
+		mux.Handle("GET "+explorer.AssetPrefix, ex.Assets())
 	}
 	mux.Handle("GET /health", h.Health())
 	mux.Handle("GET /health/live", h.Live())
