@@ -27,6 +27,9 @@ const (
 	CodeRateLimited         = "RATE_LIMITED"
 	CodeComplexityLimit     = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternalServerError = "INTERNAL_SERVER_ERROR"
+	// CodeSlowConsumer ends a subscription that fell too far behind; the
+	// caller may subscribe again and catch up with History.
+	CodeSlowConsumer = "SLOW_CONSUMER"
 )
 
 // Error is an error the server reported: a GraphQL error, an error message on
