@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,30 +68,50 @@ func TestKeygenStoresSecretsSealed(t *testing.T) {
 	}
 }
 
-func TestParseInterspersed(t *testing.T) {
+// TestParseArgs is item 8: flags before or after the arguments behave the
+// same, "--" ends the flags, text is never eaten, unknown flags are errors.
+func TestParseArgs(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		pos  []string
 		json bool
+		err  bool
 	}{
-		{[]string{"lab", "hello", "world"}, []string{"lab", "hello", "world"}, false},
-		{[]string{"--json", "lab", "hi"}, []string{"lab", "hi"}, true},
-		{[]string{"lab", "hi", "--json"}, []string{"lab", "hi"}, true},
-		{[]string{"lab", "--", "-not-a-flag", "--json"}, []string{"lab", "-not-a-flag", "--json"}, false},
+		{[]string{"lab", "hello", "world"}, []string{"lab", "hello", "world"}, false, false},
+		{[]string{"--json", "lab", "hi"}, []string{"lab", "hi"}, true, false},
+		{[]string{"lab", "hi", "--json"}, []string{"lab", "hi"}, true, false},
+		{[]string{"Plans", "hello", "world", "--json"}, []string{"Plans", "hello", "world"}, true, false},
+		{[]string{"--json=true", "lab", "hi"}, []string{"lab", "hi"}, true, false},
+		{[]string{"Plans", "-5 degrees outside"}, []string{"Plans", "-5 degrees outside"}, false, false},
+		{[]string{"Plans", "-5"}, []string{"Plans", "-5"}, false, false},
+		{[]string{"Plans", "-", "item"}, []string{"Plans", "-", "item"}, false, false},
+		{[]string{"Plans", "-x marks the spot"}, []string{"Plans", "-x marks the spot"}, false, false},
+		{[]string{"lab", "--", "-not-a-flag", "--json"}, []string{"lab", "-not-a-flag", "--json"}, false, false},
+		{[]string{"--server", "http://x", "lab", "hi"}, []string{"lab", "hi"}, false, false},
+		{[]string{"lab", "--not-a-flag"}, nil, false, true},
+		{[]string{"lab", "-hello"}, nil, false, true},
+		{[]string{"lab", "hi", "--server"}, nil, false, true},
 	} {
 		a := &app{stderr: &bytes.Buffer{}}
-		fs := a.flags("send")
-		pos, err := parse(fs, tc.args, 2, -1, "")
+		pos, err := parseArgs(a.flags("send"), tc.args, false)
+		if tc.err {
+			if !errors.Is(err, errUsage) {
+				t.Errorf("parseArgs(%q) = %q, %v; want a usage error", tc.args, pos, err)
+			}
+			continue
+		}
 		if err != nil || !slices.Equal(pos, tc.pos) || a.json != tc.json {
-			t.Errorf("parse(%q) = %q json=%v, %v; want %q json=%v", tc.args, pos, a.json, err, tc.pos, tc.json)
+			t.Errorf("parseArgs(%q) = %q json=%v, %v; want %q json=%v", tc.args, pos, a.json, err, tc.pos, tc.json)
 		}
 	}
+	// Global flags before the command stop at the command, untouched after.
 	a := &app{stderr: &bytes.Buffer{}}
-	if _, err := parse(a.flags("send"), []string{"lab"}, 2, -1, ""); !errors.Is(err, errUsage) {
-		t.Errorf("too few arguments: %v", err)
+	rest, err := parseArgs(a.flags(""), []string{"--server", "http://x", "send", "lab", "--", "-hi"}, true)
+	if err != nil || !slices.Equal(rest, []string{"send", "lab", "--", "-hi"}) || a.serverFlag != "http://x" {
+		t.Errorf("global prefix: %q server=%q, %v", rest, a.serverFlag, err)
 	}
-	if _, err := parse(flag.NewFlagSet("x", flag.ContinueOnError), []string{"--nope"}, 0, 0, ""); !errors.Is(err, errUsage) {
-		t.Errorf("unknown flag: %v", err)
+	if _, err := parseArgs(a.flags("send"), []string{"--help"}, false); !errors.Is(err, errHelp) {
+		t.Errorf("--help: %v", err)
 	}
 }
 
