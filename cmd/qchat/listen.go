@@ -73,6 +73,9 @@ type listening struct {
 	peers     map[string]bool   // user ids of the direct conversations seen
 	texts     map[string]string // message id → how a receipt names it
 	keysStamp string            // keys.json's size and time when last loaded
+	// settled is set by the first live message of a connection: from
+	// then on the server has the subscription registered.
+	settled bool
 }
 
 func (l *listening) subscriptions() []client.Subscription {
@@ -137,7 +140,11 @@ func (l *listening) connect(ctx context.Context, first bool, up func()) error {
 		return err
 	}
 	// The subscription is open before history is read, so a message sent
-	// in between is in one or the other; seen drops the duplicate.
+	// in between is in one or the other; seen drops the duplicate. The
+	// server registers a subscription a moment after it arrives, though:
+	// a message sent in that moment is in neither, so the first live
+	// message, proof of registration, triggers one more catch-up.
+	l.settled = false
 	if first {
 		err = l.mark(ctx)
 	} else {
@@ -373,6 +380,12 @@ func (l *listening) show(ctx context.Context, e client.Event) error {
 	a, v := l.a, l.v
 	switch e.Kind {
 	case client.EventMessage:
+		if !l.settled {
+			l.settled = true
+			if _, err := l.catchUp(ctx); err != nil {
+				return err
+			}
+		}
 		return l.showMessage(ctx, e.Message)
 	case client.EventTyping:
 		t := e.Typing
