@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/internal/qchattest/syncbuf"
@@ -169,6 +171,13 @@ func (f *frontDoor) route(h http.Handler) { f.next.Store(&h) }
 // another terminal, and when the server restarts it says so in one line,
 // reconnects, and shows what was sent meanwhile once, in order.
 func TestListenSurvivesRestartAndRotation(t *testing.T) {
+	// Registered first, so it runs after every other cleanup: the servers
+	// and the listener must leave no goroutine behind.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		goleak.VerifyNone(t, ignore)
+	})
 	ctx := context.Background()
 	store := qchattest.NewSQLite(t)
 	first := qchattest.NewServer(t, store)

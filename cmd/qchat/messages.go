@@ -121,7 +121,7 @@ func (a *app) newView(ctx context.Context, c *client.Client, s *session) (*view,
 
 func (a *app) history(ctx context.Context, args []string) error {
 	fs := a.flags("history")
-	limit := fs.Int("limit", 50, "how many of the newest messages")
+	limit := fs.Int("limit", 50, "how many (`N`) of the newest messages")
 	pos, err := a.start(ctx, fs, args, spec{args: "ROOM|@user", min: 1, max: 1, signIn: true, keys: true,
 		about: "Shows the newest messages of a room or a direct conversation, oldest first."})
 	if err != nil {
@@ -217,7 +217,7 @@ func checkFile(path, typ string, size int64) (string, error) {
 // that the others see it arrive (--no-message skips that).
 func (a *app) upload(ctx context.Context, args []string) error {
 	fs := a.flags("upload")
-	typ := fs.String("type", "", "MIME type (default: from the file's extension)")
+	typ := fs.String("type", "", "the file's `MIME` type (default: from its extension)")
 	text := fs.String("message", "", "text of the message carrying the file (default: its name)")
 	noMessage := fs.Bool("no-message", false, "upload without posting a message")
 	pos, err := a.start(ctx, fs, args, spec{args: "ROOM|@user FILE", min: 2, max: 2, signIn: true,
@@ -270,7 +270,7 @@ func (a *app) upload(ctx context.Context, args []string) error {
 // not overwritten without --force.
 func (a *app) download(ctx context.Context, args []string) error {
 	fs := a.flags("download")
-	output := fs.String("o", "", "output file, - for stdout (default: the document's name)")
+	output := fs.String("o", "", "save to `FILE`, - for stdout (default: the document's name)")
 	force := fs.Bool("force", false, "overwrite an existing file")
 	pos, err := a.start(ctx, fs, args, spec{args: "DOCUMENT_ID", min: 1, max: 1, signIn: true, keys: true,
 		about: "Fetches a file (its id is in the message that carried it), opens it here and saves it."})

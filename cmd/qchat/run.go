@@ -254,11 +254,11 @@ func validProfile(p string) bool {
 func (a *app) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(strings.TrimSpace("qchat "+name), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&a.profile, "profile", a.profile, "separate account on this machine (or QCHAT_PROFILE)")
-	fs.StringVar(&a.serverFlag, "server", a.serverFlag, "server URL (or QCHAT_SERVER)")
+	fs.StringVar(&a.profile, "profile", a.profile, "a separate account `NAME` on this machine (or QCHAT_PROFILE)")
+	fs.StringVar(&a.serverFlag, "server", a.serverFlag, "server `URL` (or QCHAT_SERVER)")
 	fs.BoolVar(&a.json, "json", a.json, "machine-readable output")
-	fs.StringVar(&a.passwordFile, "password-file", a.passwordFile, "read the password from this file")
-	fs.StringVar(&a.passphraseFile, "passphrase-file", a.passphraseFile, "read the key store passphrase from this file")
+	fs.StringVar(&a.passwordFile, "password-file", a.passwordFile, "read the password from `FILE`")
+	fs.StringVar(&a.passphraseFile, "passphrase-file", a.passphraseFile, "read the key store passphrase from `FILE`")
 	return fs
 }
 
@@ -303,10 +303,18 @@ func (a *app) start(ctx context.Context, fs *flag.FlagSet, args []string, sp spe
 }
 
 func (a *app) commandHelp(fs *flag.FlagSet, sp spec) {
-	fmt.Fprintf(a.stdout, "Usage: %s %s [flags]\n\n%s\n\nFlags:\n", fs.Name(), sp.args, sp.about)
-	fs.SetOutput(a.stdout)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+	fmt.Fprintf(a.stdout, "Usage: %s %s [flags]\n\n%s\n\nFlags (before or after the arguments):\n", fs.Name(), sp.args, sp.about)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		fmt.Fprintf(a.stdout, "  %s%s%s\n        %s\n", dash, f.Name, name, usage)
+	})
 }
 
 // flagName reports whether arg is written as a flag: one or two dashes and
@@ -361,7 +369,7 @@ func parseArgs(fs *flag.FlagSet, args []string, stopAtArg bool) ([]string, error
 		}
 		f := fs.Lookup(name)
 		if f == nil {
-			return nil, usageErr("unknown flag %s (an argument that starts with a dash goes after --, e.g. %s -- %s)", arg, fs.Name(), arg)
+			return nil, usageErr("unknown flag %s (see %s --help; an argument that starts with a dash goes after --)", arg, fs.Name())
 		}
 		if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
 			if !hasValue {
