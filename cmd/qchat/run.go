@@ -443,7 +443,7 @@ func (a *app) authed() (*client.Client, *session, error) {
 	if s.Token == "" || strings.TrimRight(s.Server, "/") != strings.TrimRight(url, "/") {
 		return nil, nil, fmt.Errorf("not logged in to %s: run %s login USERNAME", url, a.me())
 	}
-	c, err := client.New(url, client.WithToken(s.Token))
+	c, err := client.New(url, client.WithSession(s.Token, s.UserID))
 	if err != nil {
 		return nil, nil, err
 	}
