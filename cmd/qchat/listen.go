@@ -19,6 +19,11 @@ import (
 // reconnect; beyond it, history shows the rest.
 const maxCatchUp = 500
 
+// remembered is how many shown messages listen remembers (to drop
+// duplicates and name messages in receipts); a listen left running for
+// weeks forgets the oldest rather than grow without bound.
+const remembered = 20000
+
 // listen prints events until ctx ends (Ctrl-C). Messages from others are
 // marked read once shown, which is what sends them read receipts; use
 // --no-receipts to read silently. When the server restarts or drops the
@@ -69,6 +74,7 @@ type listening struct {
 	roomID   string // "" for every conversation
 
 	seen      map[string]bool   // ids of the messages shown
+	order     []string          // the same ids, oldest first
 	newest    map[string]cursor // conversation key → newest message known there
 	peers     map[string]bool   // user ids of the direct conversations seen
 	texts     map[string]string // message id → how a receipt names it
@@ -336,6 +342,14 @@ func (l *listening) showMessage(ctx context.Context, m *client.Message) error {
 		return nil
 	}
 	l.seen[m.Id] = true
+	l.order = append(l.order, m.Id)
+	if len(l.order) > remembered {
+		for _, id := range l.order[:remembered/2] {
+			delete(l.seen, id)
+			delete(l.texts, id)
+		}
+		l.order = append([]string(nil), l.order[remembered/2:]...)
+	}
 	conv := l.messageConv(m)
 	if k := convKey(conv); m.CreatedAt.After(l.newest[k].at) {
 		l.newest[k] = cursor{m.Id, m.CreatedAt}
