@@ -5,11 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/qchat/qchat/client"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -134,5 +140,39 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"send", "lab", "hi"}, strings.NewReader(""), &out, &out, getenv); err == nil || !strings.Contains(err.Error(), "not logged in") {
 		t.Errorf("send without a session: %v", err)
+	}
+}
+
+// TestReasons: what a person reads for the errors that end a command or a
+// listen, one line each, without the layers of operations.
+func TestReasons(t *testing.T) {
+	wrapped := func(e *client.Error) error { return fmt.Errorf("sendMessage: send to room 1b2c: %w", e) }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{wrapped(&client.Error{Code: client.CodeRateLimited, Message: "too many", Extensions: map[string]any{"retryAfter": 42.0}}), "the server asks you to slow down: try again in 42 seconds"},
+		{wrapped(&client.Error{Code: client.CodeUnauthenticated, Message: "bad token"}), "your session has ended: log in again"},
+		{wrapped(&client.Error{Code: client.CodeForbidden, Message: "only the owner may rename the room"}), "only the owner may rename the room"},
+		{wrapped(&client.Error{Code: client.CodeInternalServerError, Message: "internal"}), "the server failed; try again, and tell its operator if it persists"},
+		{wrapped(&client.Error{Message: "HTTP 502 Bad Gateway", Status: 502}), "the server answered 502 Bad Gateway"},
+		{fmt.Errorf("myRooms: %w", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), "cannot reach the server: is qchat-server running there? (--server picks another)"},
+	} {
+		if got := reason(tc.err); got != tc.want {
+			t.Errorf("reason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("socket: %w", client.ErrGoingAway), "the server is restarting or shutting down: reconnecting…"},
+		{fmt.Errorf("messageAdded: %w", client.ErrCompleted), "the server dropped this listener (it fell behind): reconnecting…"},
+		{&client.Error{Code: client.CodeSlowConsumer}, "the server dropped this listener (it fell behind): reconnecting…"},
+		{io.ErrUnexpectedEOF, "lost the connection to the server: reconnecting…"},
+	} {
+		if got := lostLine(tc.err); got != tc.want {
+			t.Errorf("lostLine(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
