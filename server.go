@@ -50,7 +50,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qchat:", err)
 		var cerr *config.Error
-		if errors.As(err, &cerr) {
+		if errors.As(err, &cerr) || errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -60,6 +60,9 @@ func main() {
 // run is the whole program, testable: args without the program name, the
 // environment through getenv, output through stdout and stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if done, err := commandLine(args, stdout); done {
+		return err
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ const (
 	CodeRateLimited         = "RATE_LIMITED"
 	CodeComplexityLimit     = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternalServerError = "INTERNAL_SERVER_ERROR"
+	// CodeSlowConsumer ends a subscription that fell too far behind; the
+	// caller may subscribe again and catch up with History.
+	CodeSlowConsumer = "SLOW_CONSUMER"
 )
 
 // Error is an error the server reported: a GraphQL error, an error message on
@@ -113,6 +116,14 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = 
 // WithToken authenticates the client with a session token from an earlier
 // Register or Login.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithSession is WithToken plus the id of the token's user, as Register or
+// Login returned it: sealing names the sender, and a client that already
+// knows who it is saves a round trip to ask (a third of a short-lived
+// process's requests to send one message).
+func WithSession(token, userID string) Option {
+	return func(c *Client) { c.token, c.selfID = token, userID }
+}
 
 // New returns a client of the server at serverURL (its root, without
 // /graphql; e.g. "http://localhost:8080").

@@ -16,12 +16,46 @@ import (
 // ciphertext: the file plus the 16-byte GCM tag).
 const MaxDocumentSize = 10 << 20
 
+// SealOverhead is what sealing adds to a file: the AES-GCM tag. A
+// document's Size is the sealed size; FileSize gives the file's own.
+const SealOverhead = 16
+
+// MaxFileSize is the largest file that can be uploaded.
+const MaxFileSize = MaxDocumentSize - SealOverhead
+
+// FileSize is the size of the file a document holds, from its stored
+// (sealed) size.
+func FileSize(sealedSize int) int { return max(sealedSize-SealOverhead, 0) }
+
+// AcceptedTypes are the MIME types the server stores, with the names people
+// know them by, in the server's order.
+var AcceptedTypes = []struct{ MimeType, Name string }{
+	{"image/jpeg", "JPEG"},
+	{"image/png", "PNG"},
+	{"image/gif", "GIF"},
+	{"image/webp", "WebP"},
+	{"application/pdf", "PDF"},
+	{"application/msword", "Word (.doc)"},
+	{"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Word (.docx)"},
+	{"text/plain", "plain text"},
+}
+
+// Accepted reports whether the server stores documents of mimeType.
+func Accepted(mimeType string) bool {
+	for _, t := range AcceptedTypes {
+		if t.MimeType == mimeType {
+			return true
+		}
+	}
+	return false
+}
+
 // UploadDocument seals data as a document (kind doc) for conv's members and
 // uploads it as a GraphQL multipart request. name and mimeType are metadata
 // the server sees; the bytes are not.
 func (c *Client) UploadDocument(ctx context.Context, conv Conversation, name, mimeType string, data []byte) (*Document, error) {
-	if len(data)+16 > MaxDocumentSize {
-		return nil, fmt.Errorf("upload %s: %d bytes is over the %d-byte limit", name, len(data), MaxDocumentSize-16)
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("upload %s: %d bytes is over the %d-byte limit", name, len(data), MaxFileSize)
 	}
 	oid := uuid.NewString()
 	var out *Document

@@ -34,10 +34,45 @@ const (
 	EventRoom           EventKind = "room"
 	EventPresence       EventKind = "presence"
 	// EventError carries Err: a subscription the server refused or ended
-	// with an error, or the socket failing. After a socket failure the
-	// channel is closed.
+	// (with an error or a plain complete), or the socket failing or being
+	// closed by the server. After a socket failure the channel is closed.
+	// Err says why: errors.Is ErrGoingAway or ErrCompleted, an *Error with
+	// CodeForbidden, CodeUnauthenticated or CodeSlowConsumer, or a network
+	// error. Resubscribe tells whether starting again can help.
 	EventError EventKind = "error"
 )
+
+// Why a subscription ended, besides an *Error from the server.
+var (
+	// ErrGoingAway: the server closed the socket with 1001 because it is
+	// shutting down or restarting.
+	ErrGoingAway = errors.New("the server is going away (shutting down or restarting)")
+	// ErrCompleted: the server completed a subscription the caller did not
+	// stop. Servers that do not say why send this to a subscriber that fell
+	// too far behind.
+	ErrCompleted = errors.New("the server ended the subscription")
+	// ErrSocketClosed: the server closed the socket with another code.
+	ErrSocketClosed = errors.New("the server closed the socket")
+)
+
+// Resubscribe reports whether a subscription that ended with err can be
+// started again: yes after a restart, a dropped connection, a slow consumer
+// or a plain complete; no when the server refused the caller (a revoked
+// session, FORBIDDEN) or the request, or when the caller's context ended.
+func Resubscribe(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Code {
+		case CodeSlowConsumer, CodeRateLimited, CodeInternalServerError, "":
+			return true
+		}
+		return false
+	}
+	return true
+}
 
 // Event is one thing that happened, as a typed value: exactly the field
 // that Kind names is set.
@@ -272,7 +307,14 @@ func readEvents(ctx context.Context, conn *websocket.Conn, active map[string]Sub
 				return
 			}
 		case "complete":
+			s, ok := active[m.ID]
+			if !ok {
+				continue
+			}
 			delete(active, m.ID)
+			if !emit(Event{Kind: EventError, Err: fmt.Errorf("%s: %w", s.op, ErrCompleted)}) {
+				return
+			}
 		}
 	}
 	// The server completed every subscription: say goodbye properly.
@@ -304,8 +346,9 @@ func wsRead(ctx context.Context, conn *websocket.Conn) (wsMessage, error) {
 	return m, nil
 }
 
-// closeError turns the protocol's close codes into an *Error a caller can
-// branch on: 4401/4403 are how graphql-transport-ws refuses a token.
+// closeError turns the protocol's close codes into errors a caller can
+// branch on: 4401/4403 are how graphql-transport-ws refuses a token (4403
+// also ends a revoked session's socket), 1001 is a server going away.
 func closeError(err error) error {
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) {
@@ -313,6 +356,8 @@ func closeError(err error) error {
 	}
 	code := ""
 	switch ce.Code {
+	case websocket.StatusGoingAway:
+		return fmt.Errorf("%w (%d %s)", ErrGoingAway, ce.Code, ce.Reason)
 	case 4401:
 		code = CodeUnauthenticated
 	case 4403:
@@ -321,7 +366,7 @@ func closeError(err error) error {
 		code = CodeRateLimited
 	}
 	if code == "" {
-		return err
+		return fmt.Errorf("%w (%d %s)", ErrSocketClosed, ce.Code, ce.Reason)
 	}
 	return &Error{Code: code, Message: fmt.Sprintf("socket closed %d %s", ce.Code, ce.Reason), Extensions: map[string]any{"code": code}}
 }

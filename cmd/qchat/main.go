@@ -17,7 +17,12 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qchat:", err)
+		var f *failure
+		if errors.As(err, &f) {
+			f.print(os.Stderr)
+		} else {
+			fmt.Fprintln(os.Stderr, "qchat:", err)
+		}
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}

@@ -15,25 +15,23 @@ import (
 )
 
 func (a *app) send(ctx context.Context, args []string) error {
-	fs := a.flags("send")
-	pos, err := parse(fs, args, 2, -1, "ROOM|@user TEXT...")
+	pos, err := a.start(ctx, a.flags("send"), args, spec{args: "ROOM|@user TEXT...", min: 2, max: -1, signIn: true,
+		about: "Seals a message for every member of ROOM (or for you and @user) and sends it.\n" +
+			"The words of TEXT are joined with spaces. Text that starts like a flag goes after --:\n" +
+			"  qchat send Plans -- --not-a-flag"})
 	if err != nil {
 		return err
 	}
-	c, _, err := a.authed()
+	conv, title, err := a.conversation(ctx, a.client, pos[0])
 	if err != nil {
 		return err
 	}
-	conv, title, err := a.conversation(ctx, c, pos[0])
+	m, err := a.client.SendText(ctx, conv, strings.Join(pos[1:], " "))
 	if err != nil {
-		return err
-	}
-	m, err := c.SendText(ctx, conv, strings.Join(pos[1:], " "))
-	if err != nil {
-		return err
+		return fail(err, "cannot send to %s", title)
 	}
 	return a.out(map[string]any{"id": m.Id, "roomId": conv.RoomID, "recipientId": conv.UserID, "createdAt": m.CreatedAt},
-		"sent to %s (%s)\n", title, m.Id)
+		"sent to %s\n", title)
 }
 
 // view is what history and listen print about a message: resolved names and
@@ -74,7 +72,7 @@ func (v *view) messageJSON(r *client.Received) map[string]any {
 		out["text"] = r.Text()
 	}
 	if at := r.Attachment; at != nil {
-		out["attachment"] = map[string]any{"id": at.Id, "name": at.Name, "mimeType": at.MimeType, "size": at.Size}
+		out["attachment"] = map[string]any{"id": at.Id, "name": at.Name, "mimeType": at.MimeType, "size": client.FileSize(at.Size)}
 	}
 	return out
 }
@@ -84,20 +82,35 @@ func (v *view) messageLine(r *client.Received) string {
 	switch {
 	case errors.Is(r.Err, client.ErrDeleted):
 		text = "(deleted)"
+	case errors.Is(r.Err, client.ErrMissingSecretKey):
+		text = "(cannot open: sealed for a key this device does not have)"
+	case errors.Is(r.Err, client.ErrNoRecipientKey):
+		text = "(cannot open: not sealed for you, e.g. sent before you joined)"
 	case r.Err != nil:
-		text = "(cannot decrypt: " + r.Err.Error() + ")"
+		text = "(cannot open: " + r.Err.Error() + ")"
 	}
 	line := fmt.Sprintf("%s [%s] %s: %s", r.CreatedAt.Local().Format(time.DateTime), v.conversation(&r.Message), r.Sender.Username, text)
 	if at := r.Attachment; at != nil {
-		line += fmt.Sprintf("  [file %s, %s, %d bytes: qchat download %s]", at.Name, at.MimeType, at.Size, at.Id)
+		line += fmt.Sprintf("  [file %s, %s: qchat download %s]", at.Name, humanSize(int64(client.FileSize(at.Size))), at.Id)
 	}
 	return line
+}
+
+// humanSize is a size as people read it: bytes, KiB or MiB.
+func humanSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func (a *app) newView(ctx context.Context, c *client.Client, s *session) (*view, error) {
 	rooms, err := c.MyRooms(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fail(err, "cannot list your rooms")
 	}
 	v := &view{rooms: make(map[string]string, len(rooms)), self: s.UserID}
 	for _, r := range rooms {
@@ -108,33 +121,27 @@ func (a *app) newView(ctx context.Context, c *client.Client, s *session) (*view,
 
 func (a *app) history(ctx context.Context, args []string) error {
 	fs := a.flags("history")
-	limit := fs.Int("limit", 50, "how many of the newest messages")
-	pos, err := parse(fs, args, 1, 1, "ROOM|@user [--limit N]")
+	limit := fs.Int("limit", 50, "how many (`N`) of the newest messages")
+	pos, err := a.start(ctx, fs, args, spec{args: "ROOM|@user", min: 1, max: 1, signIn: true, keys: true,
+		about: "Shows the newest messages of a room or a direct conversation, oldest first."})
 	if err != nil {
 		return err
 	}
-	c, s, err := a.authed()
+	c := a.client
+	conv, title, err := a.conversation(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}
-	kr, err := a.keyring()
-	if err != nil {
-		return err
-	}
-	conv, _, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	v, err := a.newView(ctx, c, s)
+	v, err := a.newView(ctx, c, a.session)
 	if err != nil {
 		return err
 	}
 	var msgs []client.Received
 	after := ""
 	for len(msgs) < *limit {
-		p, err := c.History(ctx, conv, min(*limit-len(msgs), client.DefaultPageSize), after, kr)
+		p, err := c.History(ctx, conv, min(*limit-len(msgs), client.DefaultPageSize), after, a.ring)
 		if err != nil {
-			return err
+			return fail(err, "cannot read the history of %s", title)
 		}
 		msgs = append(msgs, p.Messages...)
 		if !p.HasNextPage {
@@ -147,107 +154,6 @@ func (a *app) history(ctx context.Context, args []string) error {
 		if err := a.out(v.messageJSON(&msgs[i]), "%s\n", v.messageLine(&msgs[i])); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// listen prints events until ctx ends (Ctrl-C). Messages from others are
-// marked read once shown, which is what sends them read receipts; use
-// --no-receipts to read silently.
-func (a *app) listen(ctx context.Context, args []string) error {
-	fs := a.flags("listen")
-	noReceipts := fs.Bool("no-receipts", false, "do not mark shown messages read")
-	pos, err := parse(fs, args, 0, 1, "[ROOM] [--no-receipts]")
-	if err != nil {
-		return err
-	}
-	c, s, err := a.authed()
-	if err != nil {
-		return err
-	}
-	kr, err := a.keyring()
-	if err != nil {
-		return err
-	}
-	roomID := ""
-	if len(pos) == 1 {
-		conv, _, err := a.conversation(ctx, c, pos[0])
-		if err != nil {
-			return err
-		}
-		if conv.RoomID == "" {
-			return usageErr("listen takes a room, or nothing for everything")
-		}
-		roomID = conv.RoomID
-	}
-	v, err := a.newView(ctx, c, s)
-	if err != nil {
-		return err
-	}
-	events, err := c.Subscribe(ctx, client.MessagesAdded(roomID), client.Typing(roomID), client.ReadReceipts(roomID),
-		client.MessagesDeleted(roomID), client.RoomEvents())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stderr, "listening as %s (Ctrl-C to stop)\n", s.Username)
-	for e := range events {
-		if err := a.showEvent(ctx, c, v, kr, e, !*noReceipts); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() != nil {
-		return nil // interrupted: the normal way to stop
-	}
-	return errors.New("the server ended the subscriptions")
-}
-
-func (a *app) showEvent(ctx context.Context, c *client.Client, v *view, kr client.Keyring, e client.Event, receipts bool) error {
-	switch e.Kind {
-	case client.EventError:
-		return e.Err
-	case client.EventMessage:
-		r := client.Decrypt(e.Message, kr)
-		if err := a.out(v.messageJSON(&r), "%s\n", v.messageLine(&r)); err != nil {
-			return err
-		}
-		if receipts && r.Sender.Id != v.self && r.Err == nil {
-			if _, err := c.MarkRead(ctx, r.Id); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(a.stderr, "warning: mark read: %v\n", err)
-			}
-		}
-	case client.EventTyping:
-		t := e.Typing
-		if t.User.Id == v.self {
-			return nil
-		}
-		where := "you"
-		if t.RoomId != nil {
-			where = v.rooms[*t.RoomId]
-		}
-		state := "stopped typing"
-		if t.IsTyping {
-			state = "is typing…"
-		}
-		return a.out(map[string]any{"event": "typing", "from": t.User.Username, "fromId": t.User.Id, "roomId": t.RoomId, "isTyping": t.IsTyping},
-			"  %s %s (%s)\n", t.User.Username, state, where)
-	case client.EventReadReceipt:
-		rr := e.ReadReceipt
-		if rr.User.Id == v.self {
-			return nil
-		}
-		return a.out(map[string]any{"event": "receipt", "messageId": rr.MessageId, "by": rr.User.Username, "byId": rr.User.Id, "readAt": rr.ReadAt},
-			"  read by %s: %s\n", rr.User.Username, rr.MessageId)
-	case client.EventMessageDeleted:
-		return a.out(map[string]any{"event": "deleted", "messageId": e.DeletedMessageID}, "  message %s deleted\n", e.DeletedMessageID)
-	case client.EventRoom:
-		re := e.Room
-		v.rooms[re.Room.Id] = re.Room.Name // renames and joins keep names current
-		who := ""
-		if re.User != nil {
-			who = re.User.Username
-		}
-		return a.out(map[string]any{"event": "room", "type": re.Type, "roomId": re.Room.Id, "room": re.Room.Name, "user": who},
-			"  [%s] %s %s\n", re.Room.Name, strings.ToLower(strings.ReplaceAll(string(re.Type), "_", " ")), who)
 	}
 	return nil
 }
@@ -279,49 +185,84 @@ func mimeType(name string) string {
 	return "application/octet-stream"
 }
 
+// checkFile refuses, before any sealing or network, a file the server would
+// refuse: too big, or of a type it does not store. It returns the type.
+func checkFile(path, typ string, size int64) (string, error) {
+	name := filepath.Base(path)
+	if size > client.MaxFileSize {
+		return "", &failure{msg: fmt.Sprintf("%s is %s; files can be at most %d MiB", name, humanSize(size), client.MaxDocumentSize>>20), code: client.CodeBadUserInput}
+	}
+	names := make([]string, len(client.AcceptedTypes))
+	for i, t := range client.AcceptedTypes {
+		names[i] = t.Name
+	}
+	accepted := strings.Join(names, ", ")
+	if typ != "" {
+		if !client.Accepted(typ) {
+			return "", &failure{msg: fmt.Sprintf("the server does not accept %s files; it accepts %s", typ, accepted), code: client.CodeBadUserInput}
+		}
+		return typ, nil
+	}
+	typ = mimeType(name)
+	switch {
+	case client.Accepted(typ):
+		return typ, nil
+	case typ == "application/octet-stream":
+		return "", &failure{msg: fmt.Sprintf("cannot tell the type of %s from its name; the server accepts %s: if it is one of them, say which with --type (e.g. --type application/pdf)", name, accepted), code: client.CodeBadUserInput}
+	}
+	return "", &failure{msg: fmt.Sprintf("%s is %s, which the server does not accept; it accepts %s (--type sets the type if the extension is wrong)", name, typ, accepted), code: client.CodeBadUserInput}
+}
+
 // upload seals and uploads a file, then posts a message with it attached so
 // that the others see it arrive (--no-message skips that).
 func (a *app) upload(ctx context.Context, args []string) error {
 	fs := a.flags("upload")
-	typ := fs.String("type", "", "MIME type (default: from the file's extension)")
+	typ := fs.String("type", "", "the file's `MIME` type (default: from its extension)")
 	text := fs.String("message", "", "text of the message carrying the file (default: its name)")
 	noMessage := fs.Bool("no-message", false, "upload without posting a message")
-	pos, err := parse(fs, args, 2, 2, "ROOM|@user FILE [--type MIME]")
+	pos, err := a.start(ctx, fs, args, spec{args: "ROOM|@user FILE", min: 2, max: 2, signIn: true,
+		about: "Seals a file for the conversation's members, uploads it and posts a message with it attached.\n" +
+			"Files can be at most 10 MiB, of a type the server accepts (images, PDF, Word, plain text)."})
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pos[1])
+	path := pos[1]
+	name := filepath.Base(path)
+	info, err := os.Stat(path)
+	if err != nil {
+		return &failure{msg: fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err)), cause: err}
+	}
+	if info.IsDir() {
+		return &failure{msg: fmt.Sprintf("%s is a directory, not a file", path)}
+	}
+	if *typ, err = checkFile(path, *typ, info.Size()); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &failure{msg: fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err)), cause: err}
+	}
+	conv, title, err := a.conversation(ctx, a.client, pos[0])
 	if err != nil {
 		return err
 	}
-	name := filepath.Base(pos[1])
-	if *typ == "" {
-		*typ = mimeType(name)
-	}
-	c, _, err := a.authed()
+	d, err := a.client.UploadDocument(ctx, conv, name, *typ, data)
 	if err != nil {
-		return err
+		return fail(err, "cannot upload %s to %s", name, title)
 	}
-	conv, title, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return err
-	}
-	d, err := c.UploadDocument(ctx, conv, name, *typ, data)
-	if err != nil {
-		return err
-	}
+	size := humanSize(int64(len(data)))
 	out := map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "size": len(data), "roomId": conv.RoomID, "recipientId": conv.UserID}
 	if !*noMessage {
 		if *text == "" {
 			*text = name
 		}
-		m, err := c.Send(ctx, conv, []byte(*text), client.SendOptions{AttachmentID: d.Id})
+		m, err := a.client.Send(ctx, conv, []byte(*text), client.SendOptions{AttachmentID: d.Id})
 		if err != nil {
-			return fmt.Errorf("uploaded %s as %s, but posting it failed: %w", name, d.Id, err)
+			return fail(err, "uploaded %s, but could not post it to %s (others get it with qchat download %s)", name, title, d.Id)
 		}
 		out["messageId"] = m.Id
 	}
-	return a.out(out, "uploaded %s (%s, %d bytes) to %s as document %s\n", name, d.MimeType, len(data), title, d.Id)
+	return a.out(out, "uploaded %s (%s) to %s\nothers get it with: qchat download %s\n", name, size, title, d.Id)
 }
 
 // download fetches, opens and saves a document: to -o FILE, to stdout with
@@ -329,23 +270,23 @@ func (a *app) upload(ctx context.Context, args []string) error {
 // not overwritten without --force.
 func (a *app) download(ctx context.Context, args []string) error {
 	fs := a.flags("download")
-	output := fs.String("o", "", "output file, - for stdout (default: the document's name)")
+	output := fs.String("o", "", "save to `FILE`, - for stdout (default: the document's name)")
 	force := fs.Bool("force", false, "overwrite an existing file")
-	pos, err := parse(fs, args, 1, 1, "DOCUMENT_ID [-o FILE]")
+	pos, err := a.start(ctx, fs, args, spec{args: "DOCUMENT_ID", min: 1, max: 1, signIn: true, keys: true,
+		about: "Fetches a file (its id is in the message that carried it), opens it here and saves it."})
 	if err != nil {
 		return err
 	}
-	c, _, err := a.authed()
+	d, data, err := a.client.DownloadDocument(ctx, pos[0], a.ring)
 	if err != nil {
-		return err
-	}
-	kr, err := a.keyring()
-	if err != nil {
-		return err
-	}
-	d, data, err := c.DownloadDocument(ctx, pos[0], kr)
-	if err != nil {
-		return err
+		what := "the file " + pos[0]
+		if d != nil {
+			what = d.Name
+		}
+		if client.HasCode(err, client.CodeNotFound) {
+			return &failure{msg: fmt.Sprintf("there is no file %s that you can see", pos[0]), code: client.CodeNotFound, cause: err}
+		}
+		return fail(err, "cannot download %s", what)
 	}
 	if *output == "-" {
 		_, err := a.stdout.Write(data)
@@ -365,16 +306,19 @@ func (a *app) download(ctx context.Context, args []string) error {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
 	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return &failure{msg: fmt.Sprintf("%s exists: choose another name with -o FILE, or replace it with --force", path), cause: err}
+	}
 	if err != nil {
-		return fmt.Errorf("save %s: %w", d.Name, err)
+		return fail(err, "cannot save %s", d.Name)
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("save %s: %w", d.Name, err)
+		return fail(err, "cannot save %s", d.Name)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", d.Name, err)
+		return fail(err, "cannot save %s", d.Name)
 	}
 	return a.out(map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "file": path, "size": len(data)},
-		"saved %s (%s, %d bytes) to %s\n", d.Name, d.MimeType, len(data), path)
+		"saved %s (%s) to %s\n", d.Name, humanSize(int64(len(data))), path)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -19,15 +20,10 @@ func roomJSON(r *client.Room) map[string]any {
 }
 
 func (a *app) rooms(ctx context.Context, args []string) error {
-	fs := a.flags("rooms")
-	if _, err := parse(fs, args, 0, 0, ""); err != nil {
+	if _, err := a.start(ctx, a.flags("rooms"), args, spec{signIn: true, about: "Lists the rooms I am in."}); err != nil {
 		return err
 	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
-	}
-	rooms, err := c.MyRooms(ctx)
+	rooms, err := a.client.MyRooms(ctx)
 	if err != nil {
 		return err
 	}
@@ -54,46 +50,44 @@ func (a *app) rooms(ctx context.Context, args []string) error {
 func (a *app) roomCreate(ctx context.Context, args []string) error {
 	fs := a.flags("room create")
 	direct := fs.Bool("direct", false, "a two-person room rather than a group")
-	pos, err := parse(fs, args, 1, 1, "NAME [--direct]")
+	pos, err := a.start(ctx, fs, args, spec{args: "NAME", min: 1, max: 1, signIn: true,
+		about: "Creates a room and prints its invite code; others join with qchat room join CODE."})
 	if err != nil {
 		return err
 	}
-	c, _, err := a.authed()
+	r, err := a.client.CreateRoom(ctx, pos[0], !*direct)
 	if err != nil {
-		return err
+		return fail(err, "cannot create the room %s", pos[0])
 	}
-	r, err := c.CreateRoom(ctx, pos[0], !*direct)
-	if err != nil {
-		return fmt.Errorf("create room: %w", err)
-	}
-	return a.out(roomJSON(r), "created room %s (%s)\ninvite code: %s\n", r.Name, r.Id, r.Code)
+	return a.out(roomJSON(r), "created room %s\ninvite code: %s (others join with: qchat room join %s)\n", r.Name, r.Code, r.Code)
 }
 
 func (a *app) roomJoin(ctx context.Context, args []string) error {
-	fs := a.flags("room join")
-	pos, err := parse(fs, args, 1, 1, "CODE")
+	pos, err := a.start(ctx, a.flags("room join"), args, spec{args: "CODE", min: 1, max: 1, signIn: true,
+		about: "Joins a room by the invite code its owner shared."})
 	if err != nil {
 		return err
 	}
-	c, _, err := a.authed()
-	if err != nil {
-		return err
+	code := pos[0]
+	r, err := a.client.JoinRoom(ctx, code)
+	switch {
+	case client.HasCode(err, client.CodeNotFound), client.HasCode(err, client.CodeBadUserInput):
+		return &failure{msg: fmt.Sprintf("no room has the invite code %s: check it with whoever shared it", code), code: errCode(err), cause: err}
+	case err != nil:
+		return fail(err, "cannot join the room with code %s", code)
 	}
-	r, err := c.JoinRoom(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("join room: %w", err)
-	}
-	return a.out(roomJSON(r), "joined %s (%s), %d members\n", r.Name, r.Id, r.MemberCount)
+	return a.out(roomJSON(r), "joined %s, %d members\n", r.Name, r.MemberCount)
 }
 
 func (a *app) roomMembers(ctx context.Context, args []string) error {
-	c, _, conv, _, err := a.roomTarget(ctx, a.flags("room members"), args, 1, 1, "ROOM", "room members takes a room, not a user")
+	c, _, conv, title, err := a.roomTarget(ctx, a.flags("room members"), args, spec{args: "ROOM", min: 1, max: 1,
+		about: "Lists a room's members with their key fingerprints."})
 	if err != nil {
 		return err
 	}
 	ms, err := c.RoomMembers(ctx, conv.RoomID)
 	if err != nil {
-		return err
+		return fail(err, "cannot list the members of %s", title)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if !a.json {
@@ -119,8 +113,8 @@ func (a *app) roomMembers(ctx context.Context, args []string) error {
 }
 
 // roomUserOp is room add and room remove: ROOM @user.
-func (a *app) roomUserOp(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string, string) (*client.Room, error)) error {
-	c, pos, conv, _, err := a.roomTarget(ctx, a.flags(name), args, 2, 2, "ROOM @user", name+" takes a room first")
+func (a *app) roomUserOp(ctx context.Context, args []string, name, verb, about string, op func(*client.Client, context.Context, string, string) (*client.Room, error)) error {
+	c, pos, conv, title, err := a.roomTarget(ctx, a.flags(name), args, spec{args: "ROOM @user", min: 2, max: 2, about: about})
 	if err != nil {
 		return err
 	}
@@ -130,70 +124,74 @@ func (a *app) roomUserOp(ctx context.Context, args []string, name, verb string, 
 	}
 	r, err := op(c, ctx, conv.RoomID, uid)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fail(err, "cannot %s %s in %s", strings.TrimPrefix(name, "room "), uname, title)
 	}
 	return a.out(roomJSON(r), "%s %s: %s now has %d members\n", verb, uname, r.Name, r.MemberCount)
 }
 
 func (a *app) roomAdd(ctx context.Context, args []string) error {
-	return a.roomUserOp(ctx, args, "room add", "added", (*client.Client).AddRoomMember)
+	return a.roomUserOp(ctx, args, "room add", "added", "Adds someone to a room (owner or admin).", (*client.Client).AddRoomMember)
 }
 
 func (a *app) roomRemove(ctx context.Context, args []string) error {
-	return a.roomUserOp(ctx, args, "room remove", "removed", (*client.Client).RemoveRoomMember)
+	return a.roomUserOp(ctx, args, "room remove", "removed", "Removes someone from a room (owner or admin, or yourself).", (*client.Client).RemoveRoomMember)
 }
 
 // roomSimple is room leave and room delete: ROOM only, a Boolean result.
-func (a *app) roomSimple(ctx context.Context, args []string, name, verb string, op func(*client.Client, context.Context, string) error) error {
-	c, _, conv, title, err := a.roomTarget(ctx, a.flags(name), args, 1, 1, "ROOM", name+" takes a room")
+func (a *app) roomSimple(ctx context.Context, args []string, name, verb, about string, op func(*client.Client, context.Context, string) error) error {
+	c, _, conv, title, err := a.roomTarget(ctx, a.flags(name), args, spec{args: "ROOM", min: 1, max: 1, about: about})
 	if err != nil {
 		return err
 	}
 	if err := op(c, ctx, conv.RoomID); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return fail(err, "cannot %s %s", strings.TrimPrefix(name, "room "), title)
 	}
 	return a.out(map[string]any{"id": conv.RoomID, "name": title, verb: true}, "%s %s\n", verb, title)
 }
 
 func (a *app) roomLeave(ctx context.Context, args []string) error {
-	return a.roomSimple(ctx, args, "room leave", "left", (*client.Client).LeaveRoom)
+	return a.roomSimple(ctx, args, "room leave", "left", "Leaves a room.", (*client.Client).LeaveRoom)
 }
 
 func (a *app) roomDelete(ctx context.Context, args []string) error {
-	return a.roomSimple(ctx, args, "room delete", "deleted", (*client.Client).DeleteRoom)
+	return a.roomSimple(ctx, args, "room delete", "deleted", "Deletes a room and its messages (owner).", (*client.Client).DeleteRoom)
 }
 
 func (a *app) roomRename(ctx context.Context, args []string) error {
-	c, pos, conv, _, err := a.roomTarget(ctx, a.flags("room rename"), args, 2, 2, "ROOM NAME", "room rename takes a room")
+	c, pos, conv, title, err := a.roomTarget(ctx, a.flags("room rename"), args, spec{args: "ROOM NAME", min: 2, max: 2, about: "Renames a room (owner)."})
 	if err != nil {
 		return err
 	}
 	r, err := c.RenameRoom(ctx, conv.RoomID, pos[1])
 	if err != nil {
-		return fmt.Errorf("room rename: %w", err)
+		return fail(err, "cannot rename %s", title)
 	}
-	return a.out(roomJSON(r), "renamed to %s\n", r.Name)
+	return a.out(roomJSON(r), "renamed %s to %s\n", title, r.Name)
 }
 
-// roomTarget parses a room subcommand's flags and arguments, signs in, and
-// resolves the first argument to one of my rooms; notRoom is the usage error
-// for an argument that names a user instead.
-func (a *app) roomTarget(ctx context.Context, fs *flag.FlagSet, args []string, min, max int, usage string,
-	notRoom string) (*client.Client, []string, client.Conversation, string, error) {
-	pos, err := parse(fs, args, min, max, usage)
+// roomTarget is the start of the room subcommands that act on one of my
+// rooms: it signs in and resolves the first argument to the room.
+func (a *app) roomTarget(ctx context.Context, fs *flag.FlagSet, args []string, sp spec) (*client.Client, []string, client.Conversation, string, error) {
+	sp.signIn = true
+	pos, err := a.start(ctx, fs, args, sp)
 	if err != nil {
 		return nil, nil, client.Conversation{}, "", err
 	}
-	c, _, err := a.authed()
+	if strings.HasPrefix(pos[0], "@") {
+		return nil, nil, client.Conversation{}, "", usageErr("%s takes a room, not a person: %s %s", fs.Name(), fs.Name(), sp.args)
+	}
+	conv, title, err := a.conversation(ctx, a.client, pos[0])
 	if err != nil {
 		return nil, nil, client.Conversation{}, "", err
 	}
-	conv, title, err := a.conversation(ctx, c, pos[0])
-	if err != nil {
-		return nil, nil, client.Conversation{}, "", err
+	return a.client, pos, conv, title, nil
+}
+
+// errCode is the server's code in err, if any.
+func errCode(err error) string {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.Code
 	}
-	if conv.RoomID == "" {
-		return nil, nil, client.Conversation{}, "", usageErr("%s", notRoom)
-	}
-	return c, pos, conv, title, nil
+	return ""
 }

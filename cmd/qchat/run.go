@@ -21,8 +21,15 @@ import (
 
 const defaultServer = "http://localhost:8080"
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 // errUsage marks errors in the command line itself (exit status 2).
 var errUsage = errors.New("usage")
+
+// errHelp ends a command that was asked for --help after its help was
+// printed (exit status 0).
+var errHelp = errors.New("help shown")
 
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
@@ -30,16 +37,17 @@ func usageErr(format string, a ...any) error {
 
 const usage = `qchat — end-to-end encrypted, post-quantum chat from the command line
 
-Usage: qchat COMMAND [flags] [arguments]
+Usage: qchat [global flags] COMMAND [arguments] [flags]
 
 Keys and account
-  keygen [--algorithm ML_KEM_768|X_WING] [--encrypt] [--force]
+  keygen [--algorithm ML_KEM_768|X_WING] [--encrypt]
                               new key pair; the secret seed goes to keys.json
                               (0600), sealed under a passphrase if one is given
   register USERNAME           create an account with the generated key
   login USERNAME | logout     open / end a session (token in session.json, 0600)
   fingerprint [@user]         key fingerprint to compare out of band
-  rotate-key [--algorithm A]  new key pair; old secret keys are kept
+  rotate-key [--algorithm A]  new key pair, published as the account's current
+                              key; old secret keys are kept
 
 Rooms
   rooms                       the rooms I am in
@@ -50,18 +58,44 @@ Rooms
 Messages and files (ROOM is a room id or the name of one of my rooms)
   send ROOM|@user TEXT...     seal and send a message
   history ROOM|@user [--limit N]
-  listen                      live messages, typing and read receipts (Ctrl-C ends)
+  listen [ROOM]               live messages, typing and read receipts (Ctrl-C
+                              ends); reconnects and catches up by itself
   upload ROOM|@user FILE [--type MIME]
   download DOCUMENT_ID [-o FILE]
 
-Common flags
+  version                     print the version
+
+Global flags (anywhere on the line, before or after the command)
+  --profile NAME              use a separate account on this machine: its own
+                              keys and session (or QCHAT_PROFILE)
   --server URL                server (or QCHAT_SERVER; default http://localhost:8080)
-  --json                      machine-readable output, one JSON value per line
+  --json                      machine-readable output, one JSON value per line;
+                              errors too, as {"error":...,"code":...} on stderr
   --password-file F           password (or QCHAT_PASSWORD; else a prompt)
   --passphrase-file F         key store passphrase (or QCHAT_PASSPHRASE; else a prompt)
 
-Files live in $QCHAT_CONFIG_DIR, by default the qchat directory of the user
-config dir. Tokens, passwords and secret keys are never printed.
+Flags and arguments may come in any order. An argument that starts with a
+dash and a letter is a flag, and an unknown one is an error; everything after
+"--" is an argument:  qchat send Plans -- -hello   (text such as
+"-5 degrees outside", which is not written like a flag, needs no "--").
+
+"qchat COMMAND --help" describes a command. Files live in the qchat directory
+of the user config dir ($QCHAT_CONFIG_DIR overrides it), a profile's in its
+profiles/NAME subdirectory. Tokens, passwords and secret keys are never printed.
+`
+
+const roomUsage = `Usage: qchat room SUBCOMMAND [arguments] [flags]
+
+  create NAME [--direct]      a new room; prints its invite code
+  join CODE                   join a room by its invite code
+  members ROOM                who is in a room, with key fingerprints
+  add ROOM @user              add someone (owner or admin)
+  remove ROOM @user           remove someone (owner or admin, or yourself)
+  leave ROOM                  leave a room
+  rename ROOM NAME            rename a room (owner)
+  delete ROOM                 delete a room (owner)
+
+"qchat room SUBCOMMAND --help" describes one.
 `
 
 // app is one invocation: the environment and streams run was given, the
@@ -71,43 +105,75 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	dir            string // config dir
+	dir            string // config dir, known once the flags are parsed
+	profile        string
 	serverFlag     string
 	json           bool
 	passwordFile   string
 	passphraseFile string
 	passphrase     []byte // cached after the first prompt or file read
+
+	// Set by start for the commands that need them.
+	client  *client.Client
+	session *session
+	ring    client.Keyring
 }
 
 // run is the whole program: args without the program name, the environment
-// through getenv.
+// through getenv. Its error is already the one line a person should read
+// (see failure); --help is not an error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageErr("no command")
+	err := a.dispatch(ctx, args)
+	if err == nil || errors.Is(err, errHelp) {
+		return nil
 	}
-	dir, err := a.configDir()
+	return a.explain(err)
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	// Global flags may precede the command: "qchat --server URL rooms".
+	fs := a.flags("")
+	showVersion := fs.Bool("version", false, "print the version")
+	rest, err := parseArgs(fs, args, true)
+	if errors.Is(err, errHelp) || (err == nil && len(rest) > 0 && rest[0] == "help" && len(rest) == 1) {
+		fmt.Fprint(a.stdout, usage)
+		return errHelp
+	}
 	if err != nil {
 		return err
 	}
-	a.dir = dir
-	cmd, args := args[0], args[1:]
+	if *showVersion {
+		rest = []string{"version"}
+	}
+	if len(rest) == 0 {
+		fmt.Fprint(a.stderr, usage)
+		return usageErr("no command")
+	}
+	cmd, rest := rest[0], rest[1:]
+	if cmd == "help" { // help COMMAND is COMMAND --help
+		cmd, rest = rest[0], append(rest[1:], "--help")
+	}
 	if cmd == "room" {
-		if len(args) == 0 {
+		sub, err := parseArgs(fs, rest, true)
+		if errors.Is(err, errHelp) {
+			fmt.Fprint(a.stdout, roomUsage)
+			return errHelp
+		}
+		if err != nil {
+			return err
+		}
+		if len(sub) == 0 {
+			fmt.Fprint(a.stderr, roomUsage)
 			return usageErr("room needs a subcommand: create, join, members, add, remove, leave, rename or delete")
 		}
-		cmd, args = "room "+args[0], args[1:]
+		cmd, rest = "room "+sub[0], sub[1:]
 	}
 	h, ok := a.commands()[cmd]
 	if !ok {
-		if cmd == "help" || cmd == "-h" || cmd == "--help" {
-			fmt.Fprint(stdout, usage)
-			return nil
-		}
-		return usageErr("unknown command %q (see qchat help)", cmd)
+		return usageErr("unknown command %q (see qchat --help)", cmd)
 	}
-	return h(ctx, args)
+	return h(ctx, rest)
 }
 
 type handler func(ctx context.Context, args []string) error
@@ -134,57 +200,191 @@ func (a *app) commands() map[string]handler {
 		"listen":       a.listen,
 		"upload":       a.upload,
 		"download":     a.download,
+		"version":      a.printVersion,
 	}
 }
 
+func (a *app) printVersion(ctx context.Context, args []string) error {
+	if _, err := a.start(ctx, a.flags("version"), args, spec{about: "Prints the version of this qchat."}); err != nil {
+		return err
+	}
+	return a.out(map[string]string{"version": version}, "qchat %s\n", version)
+}
+
+// configDir is $QCHAT_CONFIG_DIR or the user config dir's qchat directory;
+// a profile (--profile or QCHAT_PROFILE) is a subdirectory of it, so that
+// several accounts share a machine without setting variables.
 func (a *app) configDir() (string, error) {
-	if d := a.getenv("QCHAT_CONFIG_DIR"); d != "" {
-		return d, nil
+	base := a.getenv("QCHAT_CONFIG_DIR")
+	if base == "" {
+		d, err := os.UserConfigDir()
+		if err != nil {
+			return "", fmt.Errorf("no config dir (set QCHAT_CONFIG_DIR): %w", err)
+		}
+		base = filepath.Join(d, "qchat")
 	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("no config dir (set QCHAT_CONFIG_DIR): %w", err)
+	p := a.profile
+	if p == "" {
+		p = a.getenv("QCHAT_PROFILE")
 	}
-	return filepath.Join(d, "qchat"), nil
+	if p == "" {
+		return base, nil
+	}
+	if !validProfile(p) {
+		return "", usageErr("profile %q: use letters, digits, '.', '_' or '-'", p)
+	}
+	return filepath.Join(base, "profiles", p), nil
 }
 
-// flags makes a command's flag set with the common flags on it.
+func validProfile(p string) bool {
+	if p == "." || p == ".." || len(p) > 64 {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// flags makes a command's flag set with the global flags on it. Their
+// defaults are the values already parsed, so a global flag given before the
+// command survives the command's own parse.
 func (a *app) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("qchat "+name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.StringVar(&a.serverFlag, "server", "", "server URL (or QCHAT_SERVER)")
-	fs.BoolVar(&a.json, "json", false, "machine-readable output")
-	fs.StringVar(&a.passwordFile, "password-file", "", "read the password from this file")
-	fs.StringVar(&a.passphraseFile, "passphrase-file", "", "read the key store passphrase from this file")
+	fs := flag.NewFlagSet(strings.TrimSpace("qchat "+name), flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.profile, "profile", a.profile, "a separate account `NAME` on this machine (or QCHAT_PROFILE)")
+	fs.StringVar(&a.serverFlag, "server", a.serverFlag, "server `URL` (or QCHAT_SERVER)")
+	fs.BoolVar(&a.json, "json", a.json, "machine-readable output")
+	fs.StringVar(&a.passwordFile, "password-file", a.passwordFile, "read the password from `FILE`")
+	fs.StringVar(&a.passphraseFile, "passphrase-file", a.passphraseFile, "read the key store passphrase from `FILE`")
 	return fs
 }
 
-// parse parses flags anywhere among the arguments ("send lab hi --json" as
-// well as "send --json lab hi"); everything after "--" is positional, so a
-// message may start with a dash. There must be min to max positional
-// arguments (max -1: no limit).
-func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, usageErr("%s %s", fs.Name(), what)
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+// spec is what a command takes and needs; start does the rest.
+type spec struct {
+	args     string // positional arguments, as in the usage line
+	about    string // one or two sentences for --help
+	min, max int    // how many positional arguments (max -1: no limit)
+	signIn   bool   // needs a session: a.client and a.session are set
+	keys     bool   // needs the secret keys: a.ring is set
+}
+
+// start is every command's beginning: it parses the flags and arguments,
+// answers --help, finds the config dir, and signs in and unlocks the keys
+// when the command needs them.
+func (a *app) start(ctx context.Context, fs *flag.FlagSet, args []string, sp spec) ([]string, error) {
+	pos, err := parseArgs(fs, args, false)
+	if errors.Is(err, errHelp) {
+		a.commandHelp(fs, sp)
+		return nil, errHelp
 	}
-	if len(pos) < min || (max >= 0 && len(pos) > max) {
-		return nil, usageErr("%s %s", fs.Name(), what)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) < sp.min || (sp.max >= 0 && len(pos) > sp.max) {
+		return nil, usageErr("%s %s (see %s --help)", fs.Name(), sp.args, fs.Name())
+	}
+	if a.dir, err = a.configDir(); err != nil {
+		return nil, err
+	}
+	if sp.signIn {
+		if a.client, a.session, err = a.authed(); err != nil {
+			return nil, err
+		}
+	}
+	if sp.keys {
+		if a.ring, err = a.keyring(); err != nil {
+			return nil, err
+		}
+	}
+	return pos, nil
+}
+
+func (a *app) commandHelp(fs *flag.FlagSet, sp spec) {
+	fmt.Fprintf(a.stdout, "Usage: %s %s [flags]\n\n%s\n\nFlags (before or after the arguments):\n", fs.Name(), sp.args, sp.about)
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		fmt.Fprintf(a.stdout, "  %s%s%s\n        %s\n", dash, f.Name, name, usage)
+	})
+}
+
+// flagName reports whether arg is written as a flag: one or two dashes and
+// a letter, then letters, digits or dashes, then optionally =value. Every
+// other argument is text, even if it starts with a dash: "-5 degrees
+// outside", "-", "- item".
+func flagName(arg string) (name, value string, hasValue, ok bool) {
+	s, found := strings.CutPrefix(arg, "--")
+	if !found {
+		if s, found = strings.CutPrefix(arg, "-"); !found {
+			return "", "", false, false
+		}
+	}
+	name, value, hasValue = strings.Cut(s, "=")
+	if name == "" || !(name[0] >= 'a' && name[0] <= 'z' || name[0] >= 'A' && name[0] <= 'Z') {
+		return "", "", false, false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "", "", false, false
+		}
+	}
+	return name, value, hasValue, true
+}
+
+// parseArgs sets the flags found anywhere in args ("send lab hi --json" as
+// well as "send --json lab hi") and returns the other arguments in order.
+// Everything after "--" is an argument. An unknown flag is an error, never
+// text: a message that starts like a flag goes after "--". With
+// stopAtArg, parsing stops at the first argument, which is returned with
+// everything after it untouched (the global flags before a command).
+func parseArgs(fs *flag.FlagSet, args []string, stopAtArg bool) ([]string, error) {
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if arg == "--" {
+			if stopAtArg && i+1 < len(args) {
+				return args[i+1:], nil
+			}
+			return append(pos, args[i+1:]...), nil
+		}
+		name, value, hasValue, ok := flagName(arg)
+		if !ok {
+			if stopAtArg {
+				return args[i:], nil
+			}
+			pos = append(pos, arg)
+			continue
+		}
+		if name == "h" || name == "help" {
+			return nil, errHelp
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			return nil, usageErr("unknown flag %s (see %s --help; an argument that starts with a dash goes after --)", arg, fs.Name())
+		}
+		if b, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool && b.IsBoolFlag() {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue {
+			if i+1 == len(args) {
+				return nil, usageErr("flag %s needs a value", arg)
+			}
+			i++
+			value = args[i]
+		}
+		if err := fs.Set(name, value); err != nil {
+			return nil, usageErr("flag %s: %v", arg, err)
+		}
 	}
 	return pos, nil
 }
@@ -241,9 +441,9 @@ func (a *app) authed() (*client.Client, *session, error) {
 	}
 	url := a.serverURL(s)
 	if s.Token == "" || strings.TrimRight(s.Server, "/") != strings.TrimRight(url, "/") {
-		return nil, nil, fmt.Errorf("not logged in to %s (run qchat login USERNAME)", url)
+		return nil, nil, fmt.Errorf("not logged in to %s: run %s login USERNAME", url, a.me())
 	}
-	c, err := client.New(url, client.WithToken(s.Token))
+	c, err := client.New(url, client.WithSession(s.Token, s.UserID))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -257,9 +457,26 @@ func (a *app) loadKeys() (*keyStore, error) {
 		return nil, err
 	}
 	if !ok || len(ks.Keys) == 0 {
-		return nil, fmt.Errorf("no key in %s (run qchat keygen)", filepath.Join(a.dir, keysFile))
+		return nil, errNoKeys{dir: a.dir, me: a.me()}
 	}
 	return &ks, nil
+}
+
+// errNoKeys: this config dir has no key store.
+type errNoKeys struct{ dir, me string }
+
+func (e errNoKeys) Error() string {
+	return fmt.Sprintf("no key on this device (%s): run %s keygen for a new account, or %s rotate-key after logging in to an existing one",
+		filepath.Join(e.dir, keysFile), e.me, e.me)
+}
+
+// me is how hints name this program, with the profile in use: the command
+// a person should type next.
+func (a *app) me() string {
+	if a.profile != "" {
+		return "qchat --profile " + a.profile
+	}
+	return "qchat"
 }
 
 func (a *app) keyring() (client.Keyring, error) {
@@ -312,10 +529,10 @@ func (a *app) getPassphrase() ([]byte, error) {
 }
 
 // conversation resolves ROOM|@user: "@name" is a user; otherwise a room id or
-// the name of one of my rooms.
+// the name of one of my rooms. The title is how messages name it.
 func (a *app) conversation(ctx context.Context, c *client.Client, arg string) (client.Conversation, string, error) {
-	if name, ok := strings.CutPrefix(arg, "@"); ok {
-		u, err := c.UserByUsername(ctx, name)
+	if strings.HasPrefix(arg, "@") {
+		u, err := a.user(ctx, c, arg)
 		if err != nil {
 			return client.Conversation{}, "", err
 		}
@@ -323,7 +540,7 @@ func (a *app) conversation(ctx context.Context, c *client.Client, arg string) (c
 	}
 	rooms, err := c.MyRooms(ctx)
 	if err != nil {
-		return client.Conversation{}, "", err
+		return client.Conversation{}, "", fail(err, "cannot list your rooms")
 	}
 	var byName []client.Room
 	for _, r := range rooms {
@@ -336,7 +553,7 @@ func (a *app) conversation(ctx context.Context, c *client.Client, arg string) (c
 	}
 	switch len(byName) {
 	case 0:
-		return client.Conversation{}, "", fmt.Errorf("no room %q among my rooms (see qchat rooms)", arg)
+		return client.Conversation{}, "", &failure{msg: fmt.Sprintf("you are in no room called %q (qchat rooms lists yours; @name is a person)", arg), code: client.CodeNotFound}
 	case 1:
 		return client.InRoom(byName[0].Id), byName[0].Name, nil
 	}
@@ -345,11 +562,24 @@ func (a *app) conversation(ctx context.Context, c *client.Client, arg string) (c
 		ids[i] = r.Id
 	}
 	sort.Strings(ids)
-	return client.Conversation{}, "", fmt.Errorf("%d rooms are called %q; use an id: %s", len(byName), arg, strings.Join(ids, ", "))
+	return client.Conversation{}, "", &failure{msg: fmt.Sprintf("%d of your rooms are called %q; name one by its id: %s", len(byName), arg, strings.Join(ids, ", "))}
+}
+
+// user looks up @name (the @ is optional).
+func (a *app) user(ctx context.Context, c *client.Client, arg string) (*client.User, error) {
+	name := strings.TrimPrefix(arg, "@")
+	u, err := c.UserByUsername(ctx, name)
+	if client.HasCode(err, client.CodeNotFound) {
+		return nil, &failure{msg: fmt.Sprintf("there is no user called %s", name), code: client.CodeNotFound, cause: err}
+	}
+	if err != nil {
+		return nil, fail(err, "cannot look up %s", name)
+	}
+	return u, nil
 }
 
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, string, error) {
-	u, err := c.UserByUsername(ctx, strings.TrimPrefix(arg, "@"))
+	u, err := a.user(ctx, c, arg)
 	if err != nil {
 		return "", "", err
 	}

@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/qchat/qchat/client"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -69,30 +74,50 @@ func TestKeygenStoresSecretsSealed(t *testing.T) {
 	}
 }
 
-func TestParseInterspersed(t *testing.T) {
+// TestParseArgs is item 8: flags before or after the arguments behave the
+// same, "--" ends the flags, text is never eaten, unknown flags are errors.
+func TestParseArgs(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		pos  []string
 		json bool
+		err  bool
 	}{
-		{[]string{"lab", "hello", "world"}, []string{"lab", "hello", "world"}, false},
-		{[]string{"--json", "lab", "hi"}, []string{"lab", "hi"}, true},
-		{[]string{"lab", "hi", "--json"}, []string{"lab", "hi"}, true},
-		{[]string{"lab", "--", "-not-a-flag", "--json"}, []string{"lab", "-not-a-flag", "--json"}, false},
+		{[]string{"lab", "hello", "world"}, []string{"lab", "hello", "world"}, false, false},
+		{[]string{"--json", "lab", "hi"}, []string{"lab", "hi"}, true, false},
+		{[]string{"lab", "hi", "--json"}, []string{"lab", "hi"}, true, false},
+		{[]string{"Plans", "hello", "world", "--json"}, []string{"Plans", "hello", "world"}, true, false},
+		{[]string{"--json=true", "lab", "hi"}, []string{"lab", "hi"}, true, false},
+		{[]string{"Plans", "-5 degrees outside"}, []string{"Plans", "-5 degrees outside"}, false, false},
+		{[]string{"Plans", "-5"}, []string{"Plans", "-5"}, false, false},
+		{[]string{"Plans", "-", "item"}, []string{"Plans", "-", "item"}, false, false},
+		{[]string{"Plans", "-x marks the spot"}, []string{"Plans", "-x marks the spot"}, false, false},
+		{[]string{"lab", "--", "-not-a-flag", "--json"}, []string{"lab", "-not-a-flag", "--json"}, false, false},
+		{[]string{"--server", "http://x", "lab", "hi"}, []string{"lab", "hi"}, false, false},
+		{[]string{"lab", "--not-a-flag"}, nil, false, true},
+		{[]string{"lab", "-hello"}, nil, false, true},
+		{[]string{"lab", "hi", "--server"}, nil, false, true},
 	} {
 		a := &app{stderr: &bytes.Buffer{}}
-		fs := a.flags("send")
-		pos, err := parse(fs, tc.args, 2, -1, "")
+		pos, err := parseArgs(a.flags("send"), tc.args, false)
+		if tc.err {
+			if !errors.Is(err, errUsage) {
+				t.Errorf("parseArgs(%q) = %q, %v; want a usage error", tc.args, pos, err)
+			}
+			continue
+		}
 		if err != nil || !slices.Equal(pos, tc.pos) || a.json != tc.json {
-			t.Errorf("parse(%q) = %q json=%v, %v; want %q json=%v", tc.args, pos, a.json, err, tc.pos, tc.json)
+			t.Errorf("parseArgs(%q) = %q json=%v, %v; want %q json=%v", tc.args, pos, a.json, err, tc.pos, tc.json)
 		}
 	}
+	// Global flags before the command stop at the command, untouched after.
 	a := &app{stderr: &bytes.Buffer{}}
-	if _, err := parse(a.flags("send"), []string{"lab"}, 2, -1, ""); !errors.Is(err, errUsage) {
-		t.Errorf("too few arguments: %v", err)
+	rest, err := parseArgs(a.flags(""), []string{"--server", "http://x", "send", "lab", "--", "-hi"}, true)
+	if err != nil || !slices.Equal(rest, []string{"send", "lab", "--", "-hi"}) || a.serverFlag != "http://x" {
+		t.Errorf("global prefix: %q server=%q, %v", rest, a.serverFlag, err)
 	}
-	if _, err := parse(flag.NewFlagSet("x", flag.ContinueOnError), []string{"--nope"}, 0, 0, ""); !errors.Is(err, errUsage) {
-		t.Errorf("unknown flag: %v", err)
+	if _, err := parseArgs(a.flags("send"), []string{"--help"}, false); !errors.Is(err, errHelp) {
+		t.Errorf("--help: %v", err)
 	}
 }
 
@@ -115,5 +140,39 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"send", "lab", "hi"}, strings.NewReader(""), &out, &out, getenv); err == nil || !strings.Contains(err.Error(), "not logged in") {
 		t.Errorf("send without a session: %v", err)
+	}
+}
+
+// TestReasons: what a person reads for the errors that end a command or a
+// listen, one line each, without the layers of operations.
+func TestReasons(t *testing.T) {
+	wrapped := func(e *client.Error) error { return fmt.Errorf("sendMessage: send to room 1b2c: %w", e) }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{wrapped(&client.Error{Code: client.CodeRateLimited, Message: "too many", Extensions: map[string]any{"retryAfter": 42.0}}), "the server asks you to slow down: try again in 42 seconds"},
+		{wrapped(&client.Error{Code: client.CodeUnauthenticated, Message: "bad token"}), "your session has ended: log in again"},
+		{wrapped(&client.Error{Code: client.CodeForbidden, Message: "only the owner may rename the room"}), "only the owner may rename the room"},
+		{wrapped(&client.Error{Code: client.CodeInternalServerError, Message: "internal"}), "the server failed; try again, and tell its operator if it persists"},
+		{wrapped(&client.Error{Message: "HTTP 502 Bad Gateway", Status: 502}), "the server answered 502 Bad Gateway"},
+		{fmt.Errorf("myRooms: %w", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), "cannot reach the server: is qchat-server running there? (--server picks another)"},
+	} {
+		if got := reason(tc.err); got != tc.want {
+			t.Errorf("reason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("socket: %w", client.ErrGoingAway), "the server is restarting or shutting down: reconnecting…"},
+		{fmt.Errorf("messageAdded: %w", client.ErrCompleted), "the server dropped this listener (it fell behind): reconnecting…"},
+		{&client.Error{Code: client.CodeSlowConsumer}, "the server dropped this listener (it fell behind): reconnecting…"},
+		{io.ErrUnexpectedEOF, "lost the connection to the server: reconnecting…"},
+	} {
+		if got := lostLine(tc.err); got != tc.want {
+			t.Errorf("lostLine(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
