@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,13 +49,22 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qchat:", err)
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			os.Exit(2)
+		// One line per problem: a configuration error lists every bad setting.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "qchat:", line)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for an invalid configuration (as README promises), 1 for any
+// other failure.
+func exitCode(err error) int {
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		return 2
+	}
+	return 1
 }
 
 // run is the whole program, testable: args without the program name, the
@@ -66,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log, closeLog, err := logging.New(logging.Config{Production: cfg.Production(), Level: cfg.LogLevel, Dir: cfg.LogDir, Stdout: stderr})
 	if err != nil {
-		return &config.Error{Var: "LOG_DIR", Want: err.Error()}
+		return &config.Error{Var: "LOG_DIR", Got: cfg.LogDir, Want: "a directory the server can create and write to (" + err.Error() + ")"}
 	}
 	defer closeLog.Close()
 	cmd := "serve"
@@ -139,6 +149,16 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
+	// The configuration is valid (config.Load checked every setting); the
+	// debug listener opens first so that its failure is never preceded by a
+	// "listening on" that would suggest the server runs.
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on HOST %q PORT %d: %w", cfg.Host, cfg.Port, err)
@@ -160,18 +180,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
-	fmt.Fprintf(stdout, "QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\n", version, ln.Addr())
+	banner := fmt.Sprintf("QChat %s listening on http://%s (GraphQL Playground at /, API at /graphql)\nrate limits:\n", version, ln.Addr())
+	for _, l := range cfg.Limits() {
+		banner += "  " + l + "\n"
+	}
+	fmt.Fprint(stdout, banner)
 	closeEarly := func(err error) error {
 		_ = hs.Close()
 		return err
-	}
-
-	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
-			return closeEarly(err)
-		}
-		defer stop()
 	}
 
 	store, err := openStore(ctx, cfg)
