@@ -22,6 +22,10 @@ test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 	# Allocation budgets are counted without the race detector, which allocates.
 	$(GO) test -count=1 -run 'TestAllocationBudgets' ./internal/server/
+	@# go test shows a passing package's output only with -v, so the tests'
+	@# own "skipped" lines would be hidden here: repeat them once per service.
+	@test -n "$$QCHAT_TEST_POSTGRES_URL" || echo "qchat: PostgreSQL tests skipped: QCHAT_TEST_POSTGRES_URL is not set"
+	@test -n "$$QCHAT_TEST_REDIS_URL" || echo "qchat: Redis tests skipped: QCHAT_TEST_REDIS_URL is not set"
 
 # Regenerates the server's executor (gqlgen) and the Go client (genqlient).
 generate:
