@@ -224,12 +224,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	res := resolvers.New(resolvers.Deps{
 		Store: store, Auth: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: m,
 		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
+		AuthIPLimiter:    bk.NewLimiter("authip", cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow),
+		RegisterLimiter:  bk.NewLimiter("register", cfg.RegisterFailMax, cfg.RegisterFailWindow),
 		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
 	defer res.Close()
 	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
-		APILimiter: bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow), BrokerHealth: bk.BrokerHealth})
+		APILimiter:  bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow),
+		UserLimiter: bk.NewBucket("user", cfg.UserRateLimitRate, cfg.UserRateLimitBurst), BrokerHealth: bk.BrokerHealth})
 	if err != nil {
 		return closeEarly(err)
 	}

@@ -115,8 +115,8 @@ func (es Errors) Unwrap() []error {
 const (
 	DefaultRateLimitMax       = 100
 	DefaultRateLimitWindow    = 15 * time.Minute
-	DefaultUserRateLimitRate  = 20.0
-	DefaultUserRateLimitBurst = 300
+	DefaultUserRateLimitRate  = 30.0
+	DefaultUserRateLimitBurst = 600
 	DefaultAuthRateLimitMax   = 5
 	DefaultAuthIPRateLimitMax = 50
 	DefaultRegisterFailMax    = 50

@@ -98,7 +98,7 @@ func TestLimitsDescribed(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := strings.Join(c.Limits(), "\n")
-	for _, want := range []string{"100 per 15m (RATE_LIMIT_MAX", "20/s sustained, bursts of 300", "5 per 15m (AUTH_RATE_LIMIT_MAX", "50 per 15m (AUTH_IP_RATE_LIMIT_MAX", "REGISTER_RATE_LIMIT_MAX"} {
+	for _, want := range []string{"100 per 15m (RATE_LIMIT_MAX", "30/s sustained, bursts of 600", "5 per 15m (AUTH_RATE_LIMIT_MAX", "50 per 15m (AUTH_IP_RATE_LIMIT_MAX", "REGISTER_RATE_LIMIT_MAX"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("limits lack %q:\n%s", want, all)
 		}
