@@ -116,7 +116,7 @@ func TestRunOtherFailures(t *testing.T) {
 func TestRunMigrateAndServe(t *testing.T) {
 	dir := t.TempDir()
 	debugAddr := freeAddr(t)
-	e := env(map[string]string{"DATA_DIR": dir, "PORT": "0", "BCRYPT_COST": "4", "DEBUG_ADDR": debugAddr})
+	e := env(map[string]string{"DATA_DIR": dir, "PORT": "0", "BCRYPT_COST": "4", "DEBUG_ADDR": debugAddr, "USER_RATE_LIMIT_RATE": "2.5", "AUTH_IP_RATE_LIMIT_MAX": "0"})
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"migrate", "up"}, e, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -133,11 +133,22 @@ func TestRunMigrateAndServe(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, e, pw, io.Discard); _ = pw.Close() }()
-	line := make([]byte, 256)
+	line := make([]byte, 4096)
 	n, _ := pr.Read(line)
 	addr := regexp.MustCompile(`http://\S+?:(\d+)`).FindStringSubmatch(string(line[:n]))
 	if addr == nil {
 		t.Fatalf("no address in %q", line[:n])
+	}
+	// The banner shows the rate limits in effect, with their variables.
+	for _, want := range []string{
+		"requests without a session per IP: 100 per 15m (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW)",
+		"signed-in requests per user: 2.5/s sustained, bursts of 600 (USER_RATE_LIMIT_RATE, USER_RATE_LIMIT_BURST)",
+		"failed logins per IP and username: 5 per 15m",
+		"failed logins per IP: off",
+	} {
+		if !strings.Contains(string(line[:n]), want) {
+			t.Errorf("banner lacks %q:\n%s", want, line[:n])
+		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	// The listener opens before the database is ready: readiness turns 200
