@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -48,13 +49,22 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qchat:", err)
-		var cerr *config.Error
-		if errors.As(err, &cerr) || errors.Is(err, errUsage) {
-			os.Exit(2)
+		// One line per problem: a configuration error lists every bad setting.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "qchat:", line)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for an invalid configuration (as README promises), 1 for any
+// other failure.
+func exitCode(err error) int {
+	var cerr *config.Error
+	if errors.As(err, &cerr) || errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
 }
 
 // run is the whole program, testable: args without the program name, the
@@ -69,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log, closeLog, err := logging.New(logging.Config{Production: cfg.Production(), Level: cfg.LogLevel, Dir: cfg.LogDir, Stdout: stderr})
 	if err != nil {
-		return &config.Error{Var: "LOG_DIR", Want: err.Error()}
+		return &config.Error{Var: "LOG_DIR", Got: cfg.LogDir, Want: "a directory the server can create and write to (" + err.Error() + ")"}
 	}
 	defer closeLog.Close()
 	cmd := "serve"
@@ -142,6 +152,16 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
 	started := time.Now()
+	// The configuration is valid (config.Load checked every setting); the
+	// debug listener opens first so that its failure is never preceded by a
+	// "listening on" that would suggest the server runs.
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on HOST %q PORT %d: %w", cfg.Host, cfg.Port, err)
@@ -167,18 +187,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if cfg.Introspection {
 		paths = "GraphiQL at /playground, API at /graphql"
 	}
-	fmt.Fprintf(stdout, "QChat %s listening on http://%s (%s)\n", version, ln.Addr(), paths)
+	banner := fmt.Sprintf("QChat %s listening on http://%s (%s)\nrate limits:\n", version, ln.Addr(), paths)
+	for _, l := range cfg.Limits() {
+		banner += "  " + l + "\n"
+	}
+	fmt.Fprint(stdout, banner)
 	closeEarly := func(err error) error {
 		_ = hs.Close()
 		return err
-	}
-
-	if cfg.DebugAddr != "" {
-		stop, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
-			return closeEarly(err)
-		}
-		defer stop()
 	}
 
 	store, err := openStore(ctx, cfg)
@@ -215,12 +231,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	res := resolvers.New(resolvers.Deps{
 		Store: store, Auth: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: m,
 		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
+		AuthIPLimiter:    bk.NewLimiter("authip", cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow),
+		RegisterLimiter:  bk.NewLimiter("register", cfg.RegisterFailMax, cfg.RegisterFailWindow),
 		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
 	defer res.Close()
 	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
-		APILimiter: bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow), BrokerHealth: bk.BrokerHealth})
+		APILimiter:  bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow),
+		UserLimiter: bk.NewBucket("user", cfg.UserRateLimitRate, cfg.UserRateLimitBurst), BrokerHealth: bk.BrokerHealth})
 	if err != nil {
 		return closeEarly(err)
 	}

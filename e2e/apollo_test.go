@@ -27,6 +27,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
 	"github.com/qchat/qchat/internal/qchattest/syncbuf"
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 const (
@@ -60,7 +61,7 @@ func TestApolloClient(t *testing.T) {
 		if ci {
 			t.Fatalf("CI=true but node/npm are missing (node: %v, npm: %v)", errNode, errNpm)
 		}
-		t.Skipf("node and npm are needed for the Apollo Client end-to-end test (node: %v, npm: %v)", errNode, errNpm)
+		testenv.Skip(t, "Node.js", "node and npm are not on PATH")
 	}
 	nodeDir, err := filepath.Abs("node")
 	if err != nil {
@@ -98,13 +99,7 @@ func TestApolloClient(t *testing.T) {
 	})
 
 	t.Run("PostgreSQL", func(t *testing.T) {
-		base := os.Getenv("QCHAT_TEST_POSTGRES_URL")
-		if base == "" {
-			if ci {
-				t.Fatal("CI=true but QCHAT_TEST_POSTGRES_URL is not set")
-			}
-			t.Skip("set QCHAT_TEST_POSTGRES_URL to run against PostgreSQL")
-		}
+		base := testenv.Service(t, "PostgreSQL", "QCHAT_TEST_POSTGRES_URL")
 		start := time.Now()
 		db, dsn, schema := freshSchema(t, base)
 		srv := startServer(t, bin, map[string]string{"DATA_DIR": t.TempDir(), "DATABASE_URL": dsn})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/qchat/qchat/internal/backends/redistest"
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 // presenceTTL is short so that a killed instance's users go offline quickly.
@@ -36,13 +36,7 @@ type cluster struct {
 // under CI=true); redisURL "" means QCHAT_TEST_REDIS_URL.
 func newCluster(t *testing.T, n int, redisURL string, env map[string]string) *cluster {
 	t.Helper()
-	base := os.Getenv("QCHAT_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but QCHAT_TEST_POSTGRES_URL is not set")
-		}
-		t.Skip("set QCHAT_TEST_POSTGRES_URL and QCHAT_TEST_REDIS_URL to run the cluster tests")
-	}
+	base := testenv.Service(t, "PostgreSQL", "QCHAT_TEST_POSTGRES_URL")
 	if redisURL == "" {
 		redisURL = redistest.URL(t)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 var (
@@ -152,13 +153,7 @@ func TestNoAcknowledgedMessageLost(t *testing.T) {
 // TestDatabaseOutage points the server at PostgreSQL through a proxy that the
 // test cuts and restores: readiness goes 503 then 200 without a restart.
 func TestDatabaseOutage(t *testing.T) {
-	base := os.Getenv("QCHAT_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but QCHAT_TEST_POSTGRES_URL is not set")
-		}
-		t.Skip("set QCHAT_TEST_POSTGRES_URL to run the outage test")
-	}
+	base := testenv.Service(t, "PostgreSQL", "QCHAT_TEST_POSTGRES_URL")
 	_, dsn, _ := freshSchema(t, base)
 	p := newProxy(t, "127.0.0.1:5432")
 	dsn = strings.Replace(dsn, "127.0.0.1:5432", p.addr, 1)

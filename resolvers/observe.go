@@ -2,8 +2,11 @@ package resolvers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/qchat/qchat/graph"
@@ -41,28 +44,78 @@ func (r *Resolver) security(ctx context.Context, level slog.Level, event string,
 	r.log.Log(ctx, level, "security: "+event, append(base, attrs...)...)
 }
 
-// checkAuthLimit refuses a login or registration from a client IP that has
-// used up its budget of failed attempts.
-func (r *Resolver) checkAuthLimit(ctx context.Context) error {
+// Failed logins are counted twice: per client IP and username, so that
+// someone's typos never block another person's login from the same address
+// (a household, an office behind NAT), and per client IP with a looser cap,
+// so that trying one password on many usernames (credential stuffing) still
+// stops. Failed registrations (a taken name) have their own budget and never
+// block a login.
+
+// loginKey is the per-(IP, username) key. The username is hashed: keys stay
+// short whatever a client sends, and no username is written to Redis.
+func loginKey(ip, username string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return ip + "|" + hex.EncodeToString(sum[:12])
+}
+
+// checkLoginLimit refuses a login for username from a client IP that has used
+// up either budget of failed logins.
+func (r *Resolver) checkLoginLimit(ctx context.Context, username string) error {
 	ip := clientip.From(ctx)
-	res, err := r.authLimit.Peek(ctx, ip)
+	if err := r.checkLimit(ctx, r.loginLimit, loginKey(ip, username), "auth"); err != nil {
+		return err
+	}
+	return r.checkLimit(ctx, r.loginIPLimit, ip, "auth_ip")
+}
+
+// loginFailed counts a failed login against both budgets.
+func (r *Resolver) loginFailed(ctx context.Context, username string) {
+	ip := clientip.From(ctx)
+	r.spend(ctx, r.loginLimit, loginKey(ip, username))
+	r.spend(ctx, r.loginIPLimit, ip)
+}
+
+// loginSucceeded forgets the failed logins of this IP and username: the
+// person got in. The per-IP count stays, or a stuffer holding one valid
+// account could reset it at will.
+func (r *Resolver) loginSucceeded(ctx context.Context, username string) {
+	if err := r.loginLimit.Reset(ctx, loginKey(clientip.From(ctx), username)); err != nil {
+		r.log.WarnContext(ctx, "auth rate limiter unavailable", "err", err)
+	}
+}
+
+// checkRegisterLimit refuses a registration from a client IP with too many
+// failed registrations.
+func (r *Resolver) checkRegisterLimit(ctx context.Context) error {
+	return r.checkLimit(ctx, r.registerLimit, clientip.From(ctx), "register")
+}
+
+// registerFailed counts a failed registration against the client IP.
+func (r *Resolver) registerFailed(ctx context.Context) {
+	r.spend(ctx, r.registerLimit, clientip.From(ctx))
+}
+
+// checkLimit answers RATE_LIMITED when key has no budget left in l. An
+// unavailable limiter allows: its outage must not become the API's.
+func (r *Resolver) checkLimit(ctx context.Context, l ratelimit.Limiter, key, name string) error {
+	res, err := l.Peek(ctx, key)
 	if err != nil {
-		r.log.WarnContext(ctx, "auth rate limiter unavailable, allowing", "err", err)
+		r.log.WarnContext(ctx, "auth rate limiter unavailable, allowing", "limiter", name, "err", err)
 		return nil
 	}
 	if res.Allowed {
 		return nil
 	}
-	r.obs.RateLimited("auth")
-	r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", "auth")
+	r.obs.RateLimited(name)
+	r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", name)
 	// Answer with the same HTTP shape as the other limits: 429 and its headers.
 	middleware.SetStatus(ctx, http.StatusTooManyRequests, ratelimit.HeaderFor(res))
 	return graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()})
 }
 
-// authFailed counts a failed login or registration against the client IP.
-func (r *Resolver) authFailed(ctx context.Context) {
-	if _, err := r.authLimit.Take(ctx, clientip.From(ctx)); err != nil {
+// spend counts one failure against key in l.
+func (r *Resolver) spend(ctx context.Context, l ratelimit.Limiter, key string) {
+	if _, err := l.Take(ctx, key); err != nil {
 		r.log.WarnContext(ctx, "auth rate limiter unavailable", "err", err)
 	}
 }

@@ -25,8 +25,10 @@ type Resolver struct {
 	blobs    BlobStore
 	log      *slog.Logger
 	obs      Observer
-	// authLimit counts failed logins and registrations per client IP.
-	authLimit ratelimit.Limiter
+	// loginLimit counts failed logins per client IP and username,
+	// loginIPLimit per client IP whatever the username (against credential
+	// stuffing), registerLimit failed registrations per client IP.
+	loginLimit, loginIPLimit, registerLimit ratelimit.Limiter
 	// wsInitLimit counts connection_init attempts per client IP.
 	wsInitLimit ratelimit.Limiter
 	maxSubs     int
@@ -49,9 +51,14 @@ type Deps struct {
 	Log   *slog.Logger
 	// Observer counts events for metrics; nil counts nothing.
 	Observer Observer
-	// AuthLimiter and WSInitLimiter are keyed by client IP; nil disables them.
-	AuthLimiter   ratelimit.Limiter
-	WSInitLimiter ratelimit.Limiter
+	// AuthLimiter counts failed logins per client IP and username;
+	// AuthIPLimiter failed logins per client IP; RegisterLimiter failed
+	// registrations per client IP; WSInitLimiter connection_init attempts per
+	// client IP. nil disables each.
+	AuthLimiter     ratelimit.Limiter
+	AuthIPLimiter   ratelimit.Limiter
+	RegisterLimiter ratelimit.Limiter
+	WSInitLimiter   ratelimit.Limiter
 	// MaxSubscriptions caps the subscriptions of one websocket; 0 is no cap.
 	MaxSubscriptions int
 }
@@ -64,8 +71,11 @@ func New(d Deps) *Resolver {
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
-	if d.AuthLimiter == nil {
-		d.AuthLimiter = ratelimit.NewMemory(0, 0, nil)
+	off := ratelimit.NewMemory(0, 0, nil)
+	for _, l := range []*ratelimit.Limiter{&d.AuthLimiter, &d.AuthIPLimiter, &d.RegisterLimiter} {
+		if *l == nil {
+			*l = off
+		}
 	}
 	if d.WSInitLimiter == nil {
 		d.WSInitLimiter = ratelimit.NewMemory(0, 0, nil)
@@ -74,17 +84,19 @@ func New(d Deps) *Resolver {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{
-		store:       d.Store,
-		auth:        d.Auth,
-		broker:      d.Broker,
-		presence:    d.Presence,
-		blobs:       d.Blobs,
-		log:         d.Log,
-		obs:         d.Observer,
-		authLimit:   d.AuthLimiter,
-		wsInitLimit: d.WSInitLimiter,
-		maxSubs:     d.MaxSubscriptions,
-		recipients:  newRecipientCache(),
+		store:         d.Store,
+		auth:          d.Auth,
+		broker:        d.Broker,
+		presence:      d.Presence,
+		blobs:         d.Blobs,
+		log:           d.Log,
+		obs:           d.Observer,
+		loginLimit:    d.AuthLimiter,
+		loginIPLimit:  d.AuthIPLimiter,
+		registerLimit: d.RegisterLimiter,
+		wsInitLimit:   d.WSInitLimiter,
+		maxSubs:       d.MaxSubscriptions,
+		recipients:    newRecipientCache(),
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),

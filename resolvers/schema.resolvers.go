@@ -18,12 +18,12 @@ import (
 
 // Register is the resolver for the register field.
 func (r *mutationResolver) Register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
-	if err := r.checkAuthLimit(ctx); err != nil {
+	if err := r.checkRegisterLimit(ctx); err != nil {
 		return nil, err
 	}
 	p, err := r.register(ctx, input)
 	if err != nil {
-		r.authFailed(ctx)
+		r.registerFailed(ctx)
 		r.security(ctx, slog.LevelWarn, "register_failed", "reason", models.Reason(err))
 		return nil, err
 	}
@@ -32,7 +32,7 @@ func (r *mutationResolver) Register(ctx context.Context, input models.RegisterIn
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, username string, password string) (*models.AuthPayload, error) {
-	if err := r.checkAuthLimit(ctx); err != nil {
+	if err := r.checkLoginLimit(ctx, username); err != nil {
 		return nil, err
 	}
 	u, err := r.store.UserByUsername(ctx, username)
@@ -40,11 +40,12 @@ func (r *mutationResolver) Login(ctx context.Context, username string, password 
 		return nil, err
 	}
 	if !r.auth.CheckPassword(u, password) {
-		r.authFailed(ctx)
+		r.loginFailed(ctx, username)
 		r.security(ctx, slog.LevelWarn, "login_failed")
 		// One answer for an unknown user and a wrong password.
 		return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "invalid username or password"}
 	}
+	r.loginSucceeded(ctx, username)
 	r.security(ctx, slog.LevelInfo, "login", "user_id", u.ID)
 	return r.issue(ctx, u)
 }

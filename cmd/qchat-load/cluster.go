@@ -23,7 +23,7 @@ import (
 // rateLimitHint is printed once when the server refuses the load with its
 // limits: they are meant for the internet, not for a load test.
 const rateLimitHint = "hint: the server is rate limiting the load; start it with " +
-	"RATE_LIMIT_MAX=0 AUTH_RATE_LIMIT_MAX=0 WS_INIT_RATE_LIMIT=0 WS_MAX_CONNECTIONS_PER_IP=0 BCRYPT_COST=4"
+	"RATE_LIMIT_MAX=0 USER_RATE_LIMIT_RATE=0 AUTH_RATE_LIMIT_MAX=0 WS_INIT_RATE_LIMIT=0 WS_MAX_CONNECTIONS_PER_IP=0 BCRYPT_COST=4"
 
 // cluster is the servers under test and what every scenario shares: one
 // HTTP client with enough idle connections for the load, the run id that

@@ -15,7 +15,7 @@
 //
 //	qchat-load --server http://127.0.0.1:8080 --scenario history --history-filler 990000 --history-state /tmp/history.json
 //
-// Run the server with RATE_LIMIT_MAX=0 AUTH_RATE_LIMIT_MAX=0
+// Run the server with RATE_LIMIT_MAX=0 USER_RATE_LIMIT_RATE=0 AUTH_RATE_LIMIT_MAX=0
 // WS_INIT_RATE_LIMIT=0 WS_MAX_CONNECTIONS_PER_IP=0 BCRYPT_COST=4, or the
 // limits meant for the internet stop the load after a few requests.
 package main

@@ -42,6 +42,7 @@ type options struct {
 	Senders         int          `json:"senders"`
 	Rate            float64      `json:"rate"`
 	Duration        jsonDuration `json:"duration"`
+	Requests        int          `json:"requests,omitempty"`
 	Warmup          jsonDuration `json:"warmup"`
 	Drain           jsonDuration `json:"drain"`
 	Concurrency     int          `json:"concurrency"`
@@ -56,7 +57,23 @@ type options struct {
 }
 
 func (o *options) duration() time.Duration { return time.Duration(o.Duration) }
-func (o *options) warmup() time.Duration   { return time.Duration(o.Warmup) }
+
+// counted says whether the measured part ends after --requests operations
+// rather than after --duration.
+func (o *options) counted() bool { return o.Requests > 0 }
+
+// forever stands for the end of a window that ends by count, not by time.
+const forever = 100 * 365 * 24 * time.Hour
+
+// window is the measured part of a scenario: it starts after the warm-up
+// and ends after --duration, or, with --requests, never by time.
+func (o *options) window() window {
+	if o.counted() {
+		return newWindow(o.warmup(), forever)
+	}
+	return newWindow(o.warmup(), o.duration())
+}
+func (o *options) warmup() time.Duration { return time.Duration(o.Warmup) }
 
 // senders is --senders, or --concurrency when it is 0.
 func (o *options) senders() int {
@@ -94,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Senders, "senders", 0, "concurrent senders (0: --concurrency)")
 	fs.Float64Var(&o.Rate, "rate", 0, "target messages/s over all senders (0: as fast as possible)")
 	fs.DurationVar(&duration, "duration", 10*time.Second, "measured time of each scenario")
+	fs.IntVar(&o.Requests, "requests", 0, "measure this many operations per scenario instead of --duration (me: requests, history: pages, dm/room/fanout: messages);\n"+
+		"the run takes as long as the machine needs, so figures of different machines count the same work")
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before the measured time, not counted")
 	fs.DurationVar(&drain, "drain", 5*time.Second, "how long to wait for outstanding deliveries after the last send")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent workers (requests in flight)")
@@ -149,8 +168,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--rooms, --room-size and --subscribers must be at least 1")
 	case o.RoomSize > 1000:
 		return nil, errors.New("--room-size: a room holds at most 1000 members")
-	case o.Rate < 0 || duration <= 0 || warmup < 0 || drain < 0 || budget < 0:
-		return nil, errors.New("--rate, --warmup, --drain and --preseal-budget must not be negative, --duration positive")
+	case o.Rate < 0 || duration <= 0 || warmup < 0 || drain < 0 || budget < 0 || o.Requests < 0:
+		return nil, errors.New("--rate, --warmup, --drain, --preseal-budget and --requests must not be negative, --duration positive")
 	case o.HistoryMessages < 1 || o.HistoryFiller < 0:
 		return nil, errors.New("--history-messages must be at least 1, --history-filler not negative")
 	case o.HistoryState != "" && o.Scenario != "history" && o.Scenario != "all":

@@ -40,22 +40,26 @@ func runMe(ctx context.Context, c *cluster) (*result, error) {
 }
 
 // closedLoop runs --concurrency workers, each calling its op (made by
-// newOp) again and again until the window ends, and fills res with what the
-// measured part saw: the calls that succeeded, their latency, errors by code
-// and the server's CPU and memory.
+// newOp) again and again until the window ends (or, with --requests, until
+// that many measured calls were made), and fills res with what the measured
+// part saw: the calls that succeeded, their latency, errors by code and the
+// server's CPU and memory.
 func closedLoop(ctx context.Context, c *cluster, res *result, newOp func(worker int) func(context.Context) error) (*result, error) {
 	o := c.o
 	errs := newErrorCounts(c)
 	var lat recorder
-	var ok atomic.Int64
+	var ok, issued atomic.Int64
 	s := startSampler(c.pids)
-	w := newWindow(o.warmup(), o.duration())
+	w := o.window()
 	var wg sync.WaitGroup
 	for i := range o.Concurrency {
 		op := newOp(i)
 		wg.Go(func() {
 			for ctx.Err() == nil && !w.over() {
 				t0 := time.Now()
+				if o.counted() && w.measured(t0) && issued.Add(1) > int64(o.Requests) {
+					return
+				}
 				err := op(ctx)
 				d := time.Since(t0)
 				switch {
@@ -73,11 +77,18 @@ func closedLoop(ctx context.Context, c *cluster, res *result, newOp func(worker 
 	}
 	waitUntil(w.from, ctx.Done())
 	s.begin()
-	waitUntil(w.to, ctx.Done())
+	if o.counted() {
+		wg.Wait()
+	} else {
+		waitUntil(w.to, ctx.Done())
+	}
 	s.end()
 	wg.Wait()
 	res.Usage = s.finish()
 	res.Seconds = o.duration().Seconds()
+	if o.counted() {
+		res.Seconds = time.Since(w.from).Seconds()
+	}
 	res.OK = ok.Load()
 	res.PerSecond = round1(float64(res.OK) / res.Seconds)
 	res.Latency = lat.summary()
@@ -241,7 +252,11 @@ func runTraffic(ctx context.Context, c *cluster, res *result, setup time.Time, u
 	if err != nil {
 		return res, err
 	}
-	c.logf("%s: sending for %s (+%s warm-up)", res.Name, c.o.duration(), c.o.warmup())
+	if c.o.counted() {
+		c.logf("%s: sending %d messages (+%s warm-up)", res.Name, c.o.Requests, c.o.warmup())
+	} else {
+		c.logf("%s: sending for %s (+%s warm-up)", res.Name, c.o.duration(), c.o.warmup())
+	}
 	s := startSampler(c.pids)
 	t.send(ctx, senders, s)
 	res.Usage = s.finish()

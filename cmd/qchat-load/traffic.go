@@ -112,6 +112,8 @@ type traffic struct {
 	unknown    atomic.Int64
 	inline     atomic.Int64
 	missed     atomic.Int64 // pacing slots no sender was free for
+	issued     atomic.Int64 // measured sends started, for --requests
+	seconds    float64      // measured time
 	received   atomic.Int64
 	opened     atomic.Int64
 	openFailed atomic.Int64
@@ -258,9 +260,14 @@ func (t *traffic) preseal(ctx context.Context, senders []*sender) (*sealInfo, er
 	secs := (o.warmup() + o.duration()).Seconds()
 	target := o.Preseal
 	if target < 0 {
-		if o.Rate > 0 {
+		switch {
+		case o.counted():
+			// The measured messages, what the warm-up sends at --rate, and
+			// one per sender in flight when the count is reached.
+			target = o.Requests + int(math.Ceil(o.Rate*o.warmup().Seconds()*1.1)) + len(senders)
+		case o.Rate > 0:
 			target = int(math.Ceil(o.Rate*secs*1.1)) + len(senders)
-		} else {
+		default:
 			target = int(5000 * secs)
 		}
 		// Keep the pool under about 1 GiB: a recipient's share is ~1.1 KB.
@@ -318,7 +325,7 @@ func (t *traffic) pace(ctx context.Context, rate float64, buffer int) <-chan str
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
-				if !now.Before(t.w.to) {
+				if !now.Before(t.w.to) || t.countReached() {
 					return
 				}
 				for due := int(now.Sub(start).Seconds() * rate); issued < due; issued++ {
@@ -340,7 +347,7 @@ func (t *traffic) pace(ctx context.Context, rate float64, buffer int) <-chan str
 // time, then waits up to --drain for the deliveries still on their way.
 func (t *traffic) send(ctx context.Context, senders []*sender, s *sampler) {
 	o := t.c.o
-	t.w = newWindow(o.warmup(), o.duration())
+	t.w = o.window()
 	var tokens <-chan struct{}
 	if o.Rate > 0 {
 		tokens = t.pace(ctx, o.Rate, max(16, len(senders)))
@@ -354,22 +361,43 @@ func (t *traffic) send(ctx context.Context, senders []*sender, s *sampler) {
 						return
 					}
 				}
-				t.sendOne(ctx, snd)
+				if !t.sendOne(ctx, snd) {
+					return
+				}
 			}
 		})
 	}
 	waitUntil(t.w.from, ctx.Done())
 	s.begin()
-	waitUntil(t.w.to, ctx.Done())
+	if o.counted() {
+		wg.Wait()
+	} else {
+		waitUntil(t.w.to, ctx.Done())
+	}
 	s.end()
 	wg.Wait()
+	t.seconds = o.duration().Seconds()
+	if o.counted() {
+		t.seconds = time.Since(t.w.from).Seconds()
+	}
 	deadline := time.Now().Add(time.Duration(o.Drain))
 	for ctx.Err() == nil && time.Now().Before(deadline) && t.delivered.Load() < t.expected.Load() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (t *traffic) sendOne(ctx context.Context, s *sender) {
+// countReached says whether --requests measured sends have started.
+func (t *traffic) countReached() bool {
+	return t.c.o.counted() && t.issued.Load() >= int64(t.c.o.Requests)
+}
+
+// sendOne sends one message; false means the sender is done (--requests
+// measured messages have been started).
+func (t *traffic) sendOne(ctx context.Context, s *sender) bool {
+	measured := t.w.measured(time.Now())
+	if t.c.o.counted() && measured && t.issued.Add(1) > int64(t.c.o.Requests) {
+		return false
+	}
 	var p prepared
 	select {
 	case p = <-s.pool:
@@ -377,13 +405,13 @@ func (t *traffic) sendOne(ctx context.Context, s *sender) {
 		var err error
 		if p, err = seal(s.u, s.conv); err != nil {
 			t.errs.add(err)
-			return
+			return true
 		}
 		t.inline.Add(1)
 	}
 	in := s.conv.input(p)
 	rec := &sendRec{at: time.Now(), expect: int32(s.conv.receivers)}
-	rec.measured = t.w.measured(rec.at)
+	rec.measured = measured
 	t.sent.Store(p.id, rec)
 	_, err := s.u.api.SendMessageRaw(ctx, in)
 	d := time.Since(rec.at)
@@ -392,20 +420,21 @@ func (t *traffic) sendOne(ctx context.Context, s *sender) {
 		if ctx.Err() == nil {
 			t.errs.add(err)
 		}
-		return
+		return true
 	}
 	if rec.measured {
 		t.accepted.Add(1)
 		t.expected.Add(int64(rec.expect))
 		t.sendLat.add(d)
 	}
+	return true
 }
 
 // fill puts the run's figures into res.
 func (t *traffic) fill(res *result) {
 	o := t.c.o
 	res.Unit = "messages"
-	res.Seconds = o.duration().Seconds()
+	res.Seconds = t.seconds
 	res.OK = t.accepted.Load()
 	res.PerSecond = round1(float64(res.OK) / res.Seconds)
 	res.TargetRate = o.Rate

@@ -24,6 +24,9 @@ type Backends struct {
 	// NewLimiter returns the limiter called name (its keys are kept apart
 	// from other limiters'); limit <= 0 disables it.
 	NewLimiter func(name string, limit int, window time.Duration) ratelimit.Limiter
+	// NewBucket returns the token bucket limiter called name, refilling at
+	// rate per second up to burst; rate <= 0 disables it.
+	NewBucket func(name string, rate float64, burst int) ratelimit.Limiter
 	// BrokerHealth checks the shared broker; nil for the in-memory one, which
 	// has nothing to check.
 	BrokerHealth func(ctx context.Context) error
@@ -75,6 +78,9 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 			NewLimiter: func(_ string, limit int, window time.Duration) ratelimit.Limiter {
 				return ratelimit.NewMemory(limit, window, nil)
 			},
+			NewBucket: func(_ string, rate float64, burst int) ratelimit.Limiter {
+				return ratelimit.NewMemoryBucket(rate, burst, nil)
+			},
 			BrokerStats: brk.Stats,
 			closers:     []func() error{brk.Close},
 		}, nil
@@ -115,6 +121,10 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 		Presence: pres,
 		NewLimiter: func(name string, limit int, window time.Duration) ratelimit.Limiter {
 			return ratelimit.NewRedis(client, prefix+"ratelimit:"+name+":", limit, window)
+		},
+		NewBucket: func(name string, rate float64, burst int) ratelimit.Limiter {
+			// Redis's clock, shared by every instance.
+			return ratelimit.NewRedisBucket(client, prefix+"ratelimit:"+name+":", rate, burst, nil)
 		},
 		BrokerHealth: brk.Health,
 		BrokerStats:  brk.Stats,

@@ -30,6 +30,9 @@ func TestBackendsMemoryWithoutRedisURL(t *testing.T) {
 	if _, ok := b.NewLimiter("api", 1, time.Minute).(*ratelimit.Memory); !ok {
 		t.Errorf("limiter %T", b.NewLimiter("api", 1, time.Minute))
 	}
+	if _, ok := b.NewBucket("user", 1, 1).(*ratelimit.MemoryBucket); !ok {
+		t.Errorf("bucket %T", b.NewBucket("user", 1, 1))
+	}
 	if b.BrokerHealth != nil {
 		t.Error("BrokerHealth set for the memory broker")
 	}
@@ -94,6 +97,18 @@ func TestBackendsRedis(t *testing.T) {
 	}
 	if n, err := client.Exists(ctx, prefix+"ratelimit:api:1.2.3.4", prefix+"ratelimit:auth:1.2.3.4").Result(); err != nil || n != 2 {
 		t.Fatalf("limiter keys: %d, %v", n, err)
+	}
+	// The user bucket is shared through Redis too: a second instance's
+	// bucket value sees the first one's request.
+	user, user2 := b.NewBucket("user", 0.001, 1), b.NewBucket("user", 0.001, 1)
+	if res, _ := user.Take(ctx, "u1"); !res.Allowed {
+		t.Fatal("first user request rejected")
+	}
+	if res, _ := user2.Take(ctx, "u1"); res.Allowed {
+		t.Fatal("the user bucket is not shared")
+	}
+	if n, _ := client.Exists(ctx, prefix+"ratelimit:user:u1").Result(); n != 1 {
+		t.Fatal("no user bucket key under the prefix")
 	}
 	if _, err := b.Presence.Connect(ctx, "u"); err != nil {
 		t.Fatal(err)

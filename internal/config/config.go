@@ -5,9 +5,13 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/qchat/qchat/internal/clientip"
 )
@@ -39,10 +43,16 @@ type Config struct {
 	ShutdownTimout time.Duration // SHUTDOWN_TIMEOUT
 	TrustProxy     string        // TRUST_PROXY: IPs, CIDRs, loopback, private
 
-	RateLimitMax        int           // RATE_LIMIT_MAX requests per client IP and window; 0 disables
-	RateLimitWindow     time.Duration // RATE_LIMIT_WINDOW
-	AuthRateLimitMax    int           // AUTH_RATE_LIMIT_MAX failed logins/registrations per IP and window; 0 disables
-	AuthRateLimitWindow time.Duration // AUTH_RATE_LIMIT_WINDOW
+	RateLimitMax          int           // RATE_LIMIT_MAX requests without a valid session per client IP and window; 0 disables
+	RateLimitWindow       time.Duration // RATE_LIMIT_WINDOW
+	UserRateLimitRate     float64       // USER_RATE_LIMIT_RATE requests per second a signed-in user sustains; 0 disables
+	UserRateLimitBurst    int           // USER_RATE_LIMIT_BURST requests a signed-in user may make at once
+	AuthRateLimitMax      int           // AUTH_RATE_LIMIT_MAX failed logins per client IP and username and window; 0 disables
+	AuthRateLimitWindow   time.Duration // AUTH_RATE_LIMIT_WINDOW
+	AuthIPRateLimitMax    int           // AUTH_IP_RATE_LIMIT_MAX failed logins (any username) per client IP and window; 0 disables
+	AuthIPRateLimitWindow time.Duration // AUTH_IP_RATE_LIMIT_WINDOW
+	RegisterFailMax       int           // REGISTER_RATE_LIMIT_MAX failed registrations per client IP and window; 0 disables
+	RegisterFailWindow    time.Duration // REGISTER_RATE_LIMIT_WINDOW
 
 	ComplexityLimit int // GRAPHQL_COMPLEXITY_LIMIT
 	DepthLimit      int // GRAPHQL_DEPTH_LIMIT
@@ -66,12 +76,56 @@ type Config struct {
 // Production says whether APP_ENV is production.
 func (c Config) Production() bool { return c.Env == "production" }
 
-// Error names the variable that is wrong and what it expects.
-type Error struct{ Var, Want string }
+// Error names the variable that is wrong, what was wrong with it and what it
+// accepts, on one line. Got is the offending value as it may be shown: secrets
+// (URLs with passwords, tokens) are masked or left out.
+type Error struct{ Var, Got, Want string }
 
-func (e *Error) Error() string { return e.Var + ": " + e.Want }
+func (e *Error) Error() string {
+	if e.Got == "" {
+		return e.Var + ": want " + e.Want
+	}
+	return e.Var + "=" + strconv.Quote(e.Got) + ": want " + e.Want
+}
 
-// Load reads the configuration through getenv.
+// Errors is every invalid setting found at once, so that an operator fixes
+// them in one pass rather than one per start. Error prints one line each;
+// errors.As finds each *Error inside.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap exposes each *Error to errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Defaults of the rate limits, exported for the tests that prove a real
+// client's traffic fits in them.
+const (
+	DefaultRateLimitMax       = 100
+	DefaultRateLimitWindow    = 15 * time.Minute
+	DefaultUserRateLimitRate  = 30.0
+	DefaultUserRateLimitBurst = 600
+	DefaultAuthRateLimitMax   = 5
+	DefaultAuthIPRateLimitMax = 50
+	DefaultRegisterFailMax    = 50
+	DefaultAuthWindow         = 15 * time.Minute
+)
+
+// Load reads the configuration through getenv and validates every setting
+// before anything is opened. All invalid settings are reported together, as
+// Errors (one *Error per variable).
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
@@ -96,10 +150,16 @@ func Load(getenv func(string) string) (Config, error) {
 		DBSSLMode:         l.oneOf("DB_SSL_MODE", "", "", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
 		DBSSLCA:           l.str("DB_SSL_CA", ""),
 
-		RateLimitMax:        l.intRange("RATE_LIMIT_MAX", 100, 0, 100_000_000),
-		RateLimitWindow:     l.duration("RATE_LIMIT_WINDOW", 15*time.Minute),
-		AuthRateLimitMax:    l.intRange("AUTH_RATE_LIMIT_MAX", 5, 0, 100_000_000),
-		AuthRateLimitWindow: l.duration("AUTH_RATE_LIMIT_WINDOW", 15*time.Minute),
+		RateLimitMax:          l.intRange("RATE_LIMIT_MAX", DefaultRateLimitMax, 0, 100_000_000),
+		RateLimitWindow:       l.duration("RATE_LIMIT_WINDOW", DefaultRateLimitWindow),
+		UserRateLimitRate:     l.floatRange("USER_RATE_LIMIT_RATE", DefaultUserRateLimitRate, 0, 1_000_000),
+		UserRateLimitBurst:    l.intRange("USER_RATE_LIMIT_BURST", DefaultUserRateLimitBurst, 1, 100_000_000),
+		AuthRateLimitMax:      l.intRange("AUTH_RATE_LIMIT_MAX", DefaultAuthRateLimitMax, 0, 100_000_000),
+		AuthRateLimitWindow:   l.duration("AUTH_RATE_LIMIT_WINDOW", DefaultAuthWindow),
+		AuthIPRateLimitMax:    l.intRange("AUTH_IP_RATE_LIMIT_MAX", DefaultAuthIPRateLimitMax, 0, 100_000_000),
+		AuthIPRateLimitWindow: l.duration("AUTH_IP_RATE_LIMIT_WINDOW", DefaultAuthWindow),
+		RegisterFailMax:       l.intRange("REGISTER_RATE_LIMIT_MAX", DefaultRegisterFailMax, 0, 100_000_000),
+		RegisterFailWindow:    l.duration("REGISTER_RATE_LIMIT_WINDOW", DefaultAuthWindow),
 
 		ComplexityLimit: l.intRange("GRAPHQL_COMPLEXITY_LIMIT", 2000, 0, 10_000_000),
 		DepthLimit:      l.intRange("GRAPHQL_DEPTH_LIMIT", 12, 0, 1000),
@@ -120,25 +180,68 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.HealthPublic = l.boolean("HEALTH_PUBLIC", c.Env != "production")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", c.Env != "production")
-	if _, err := clientip.ParseTrustProxy(c.TrustProxy); err != nil && l.err == nil {
-		l.err = &Error{"TRUST_PROXY", "comma-separated IPs, CIDRs or loopback, private, linklocal (" + err.Error() + ")"}
+	if _, err := clientip.ParseTrustProxy(c.TrustProxy); err != nil {
+		l.fail("TRUST_PROXY", c.TrustProxy, "comma-separated IPs, CIDRs or loopback, private, linklocal ("+err.Error()+")")
 	}
-	if l.err == nil && c.DBPoolMin > c.DBPoolMax {
-		l.err = &Error{"DB_POOL_MIN", fmt.Sprintf("must not exceed DB_POOL_MAX (%d)", c.DBPoolMax)}
+	if c.DBPoolMin > c.DBPoolMax {
+		l.fail("DB_POOL_MIN", strconv.Itoa(c.DBPoolMin), fmt.Sprintf("at most DB_POOL_MAX (%d)", c.DBPoolMax))
 	}
-	if _, port, err := net.SplitHostPort(c.DebugAddr); l.err == nil && c.DebugAddr != "" && (err != nil || port == "") {
-		l.err = &Error{"DEBUG_ADDR", "host:port, e.g. 127.0.0.1:6060"}
+	if _, port, err := net.SplitHostPort(c.DebugAddr); c.DebugAddr != "" && (err != nil || port == "") {
+		l.fail("DEBUG_ADDR", c.DebugAddr, "host:port, e.g. 127.0.0.1:6060")
 	}
-	if l.err == nil && c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
-		l.err = &Error{"REDIS_URL", "redis://[user:password@]host:port[/db], rediss://... or unix://..."}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			// ParseURL's error may quote the URL, password included.
+			l.fail("REDIS_URL", MaskURL(c.RedisURL), "redis://[user:password@]host:port[/db], rediss://... or unix:///path/redis.sock")
+		}
 	}
-	if l.err == nil && c.PresenceTTL < time.Second {
-		l.err = &Error{"PRESENCE_TTL", "a duration of at least 1s"}
+	if c.PresenceTTL < time.Second {
+		l.fail("PRESENCE_TTL", c.PresenceTTL.String(), "a duration of at least 1s")
 	}
-	if l.err != nil {
-		return Config{}, l.err
+	if c.DatabaseURL != "" {
+		if want := checkDatabaseURL(c.DatabaseURL); want != "" {
+			got := MaskURL(c.DatabaseURL)
+			if strings.HasPrefix(c.DatabaseURL, "sqlite:") || strings.HasPrefix(c.DatabaseURL, "file:") {
+				got = c.DatabaseURL // a path, no credentials
+			}
+			l.fail("DATABASE_URL", got, want)
+		}
+	}
+	if c.DBSSLCA != "" {
+		if _, err := os.Stat(c.DBSSLCA); err != nil {
+			l.fail("DB_SSL_CA", c.DBSSLCA, "a readable CA certificate file ("+err.Error()+")")
+		}
+	}
+	if len(l.errs) > 0 {
+		return Config{}, l.errs
 	}
 	return c, nil
+}
+
+// databaseForms names every DATABASE_URL the server accepts.
+const databaseForms = "postgres://user:pass@host:5432/db (or postgresql://...) for PostgreSQL, " +
+	"sqlite:/path/qchat.db for a SQLite file, or nothing for SQLite in DATA_DIR"
+
+// checkDatabaseURL returns what is wrong with a non-empty DATABASE_URL, or "".
+// It checks the forms db.Open accepts, so that a mistake stops the server
+// before it opens its port rather than after.
+func checkDatabaseURL(u string) string {
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" {
+			return "a valid URL with a host: " + databaseForms
+		}
+		return ""
+	case strings.HasPrefix(u, "sqlite:"), strings.HasPrefix(u, "file:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(u, "sqlite:"), "file:"), "//")
+		if path == "" {
+			return "a file path after sqlite:, e.g. sqlite:./data/qchat.db"
+		}
+		return ""
+	default:
+		return databaseForms
+	}
 }
 
 // String prints the configuration with secrets masked.
@@ -151,9 +254,47 @@ func (c Config) String() string {
 	if c.RedisURL != "" {
 		redis = MaskURL(c.RedisURL)
 	}
-	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s log_dir=%q trust_proxy=%q cors=%v rate_limit=%d/%s auth_rate_limit=%d/%s health_token=%q health_public=%v redis=%s redis_prefix=%q presence_ttl=%s",
+	return fmt.Sprintf("env=%s port=%d data_dir=%s database=%s log_level=%s log_dir=%q trust_proxy=%q cors=%v rate_limit=%d/%s user_rate_limit=%g/s,burst=%d auth_rate_limit=%d/%s auth_ip_rate_limit=%d/%s register_rate_limit=%d/%s health_token=%q health_public=%v redis=%s redis_prefix=%q presence_ttl=%s",
 		c.Env, c.Port, c.DataDir, MaskURL(c.DatabaseURL), c.LogLevel, c.LogDir, c.TrustProxy, c.CORSOrigins,
-		c.RateLimitMax, c.RateLimitWindow, c.AuthRateLimitMax, c.AuthRateLimitWindow, token, c.HealthPublic, redis, c.RedisPrefix, c.PresenceTTL)
+		c.RateLimitMax, c.RateLimitWindow, c.UserRateLimitRate, c.UserRateLimitBurst, c.AuthRateLimitMax, c.AuthRateLimitWindow,
+		c.AuthIPRateLimitMax, c.AuthIPRateLimitWindow, c.RegisterFailMax, c.RegisterFailWindow,
+		token, c.HealthPublic, redis, c.RedisPrefix, c.PresenceTTL)
+}
+
+// Limits describes the effective rate limits in words, one per line, for the
+// start-up banner: an operator (or a newcomer) sees what a client may do
+// without reading the configuration table.
+func (c Config) Limits() []string {
+	per := func(n int, what string, w time.Duration) string {
+		if n <= 0 || w <= 0 {
+			return what + ": off"
+		}
+		return fmt.Sprintf("%s: %d per %s", what, n, shortDuration(w))
+	}
+	user := "signed-in requests per user: off"
+	if c.UserRateLimitRate > 0 {
+		user = fmt.Sprintf("signed-in requests per user: %g/s sustained, bursts of %d (USER_RATE_LIMIT_RATE, USER_RATE_LIMIT_BURST)", c.UserRateLimitRate, c.UserRateLimitBurst)
+	}
+	return []string{
+		per(c.RateLimitMax, "requests without a session per IP", c.RateLimitWindow) + " (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW)",
+		user,
+		per(c.AuthRateLimitMax, "failed logins per IP and username", c.AuthRateLimitWindow) + " (AUTH_RATE_LIMIT_MAX, AUTH_RATE_LIMIT_WINDOW)",
+		per(c.AuthIPRateLimitMax, "failed logins per IP", c.AuthIPRateLimitWindow) + " (AUTH_IP_RATE_LIMIT_MAX, AUTH_IP_RATE_LIMIT_WINDOW)",
+		per(c.RegisterFailMax, "failed registrations per IP", c.RegisterFailWindow) + " (REGISTER_RATE_LIMIT_MAX, REGISTER_RATE_LIMIT_WINDOW)",
+		per(c.WSInitPerMinute, "websocket connection_init per IP", time.Minute) + " (WS_INIT_RATE_LIMIT)",
+	}
+}
+
+// shortDuration prints 15m rather than 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // MaskURL hides the password of a database URL.
@@ -175,13 +316,12 @@ func MaskURL(u string) string {
 
 type loader struct {
 	getenv func(string) string
-	err    error
+	errs   Errors
 }
 
-func (l *loader) fail(name, want string) {
-	if l.err == nil {
-		l.err = &Error{name, want}
-	}
+// fail records that name's value got is invalid; want says what is accepted.
+func (l *loader) fail(name, got, want string) {
+	l.errs = append(l.errs, &Error{Var: name, Got: got, Want: want})
 }
 
 func (l *loader) str(name, def string) string {
@@ -204,7 +344,7 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 			names = append(names, a)
 		}
 	}
-	l.fail(name, "one of "+strings.Join(names, ", "))
+	l.fail(name, v, "one of "+strings.Join(names, ", "))
 	return def
 }
 
@@ -215,10 +355,23 @@ func (l *loader) intRange(name string, def, lo, hi int) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < lo || n > hi {
-		l.fail(name, fmt.Sprintf("a whole number from %d to %d", lo, hi))
+		l.fail(name, s, fmt.Sprintf("a whole number from %d to %d", lo, hi))
 		return def
 	}
 	return n
+}
+
+func (l *loader) floatRange(name string, def, lo, hi float64) float64 {
+	s := l.str(name, "")
+	if s == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < lo || f > hi || f != f {
+		l.fail(name, s, fmt.Sprintf("a number from %g to %g (decimals allowed)", lo, hi))
+		return def
+	}
+	return f
 }
 
 func (l *loader) duration(name string, def time.Duration) time.Duration {
@@ -232,7 +385,7 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 		if n, err2 := strconv.Atoi(s); err2 == nil && n >= 0 {
 			return time.Duration(n) * time.Millisecond
 		}
-		l.fail(name, "a duration such as 30s, 15m or 168h (or milliseconds)")
+		l.fail(name, s, "a duration such as 30s, 15m or 168h (or a whole number of milliseconds)")
 		return def
 	}
 	return d
@@ -245,7 +398,7 @@ func (l *loader) boolean(name string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		l.fail(name, "true or false")
+		l.fail(name, s, "true or false")
 		return def
 	}
 	return b

@@ -8,25 +8,20 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 // PostgresURL returns the test PostgreSQL URL. Without one the test is skipped,
 // except under CI=true where a missing service is a failure.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("QCHAT_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("QCHAT_TEST_POSTGRES_URL is not set; CI must test PostgreSQL")
-		}
-		t.Skip("QCHAT_TEST_POSTGRES_URL not set: skipping the PostgreSQL run")
-	}
-	return u
+	return testenv.Service(t, "PostgreSQL", "QCHAT_TEST_POSTGRES_URL")
 }
 
 // ForEachDatabase runs fn once on a fresh SQLite store and once on a fresh
@@ -82,7 +77,7 @@ func PostgresSchemaURL(t testing.TB, base string) string {
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		_ = admin.Close()
 		if os.Getenv("CI") != "true" {
-			t.Skipf("PostgreSQL not reachable at QCHAT_TEST_POSTGRES_URL: %v", err)
+			testenv.Skip(t, "PostgreSQL", fmt.Sprintf("not reachable at QCHAT_TEST_POSTGRES_URL: %v", err))
 		}
 		t.Fatalf("create schema: %v", err)
 	}

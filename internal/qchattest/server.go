@@ -48,6 +48,7 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	// Limits that suit the internet get in the way of tests that make hundreds
 	// of requests from one address; tests of the limits set them again.
 	cfg.RateLimitMax, cfg.AuthRateLimitMax, cfg.WSInitPerMinute, cfg.WSMaxConnsPerIP = 0, 0, 0, 0
+	cfg.UserRateLimitRate, cfg.AuthIPRateLimitMax, cfg.RegisterFailMax = 0, 0, 0
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("QCHAT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -65,6 +66,8 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	res := resolvers.New(resolvers.Deps{
 		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log,
 		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
+		AuthIPLimiter:    ratelimit.NewMemory(cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow, nil),
+		RegisterLimiter:  ratelimit.NewMemory(cfg.RegisterFailMax, cfg.RegisterFailWindow, nil),
 		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})

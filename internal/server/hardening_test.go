@@ -341,14 +341,15 @@ func TestWebsocketLimits(t *testing.T) {
 	}
 }
 
-// Operations over an open websocket spend the same per-IP budget as HTTP
-// requests.
+// Operations over an open (signed-in) websocket spend the same per-user
+// budget as that user's HTTP requests.
 func TestWebsocketOperationsAreRateLimited(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
-		c.RateLimitMax, c.RateLimitWindow = 4, time.Minute
+		c.UserRateLimitRate, c.UserRateLimitBurst = 0.01, 3 // no refill within the test
 	}})
-	u := srv.Register(t, "alice")                        // request 1
-	ws := srv.Connect(t, qchattest.TransportWS, u.Token) // request 2: the upgrade
+	u := srv.Register(t, "alice")
+	srv.MustDo(t, u.Token, `{ me { id } }`, nil, nil)    // the user's request 1
+	ws := srv.Connect(t, qchattest.TransportWS, u.Token) // the upgrade carries no token: not the user's
 	for i := range 3 {
 		s := ws.Subscribe(`query { me { id } }`, nil)
 		m, ok := s.Raw(t, 5*time.Second)
@@ -356,7 +357,7 @@ func TestWebsocketOperationsAreRateLimited(t *testing.T) {
 			t.Fatalf("operation %d: no answer", i)
 		}
 		limited := strings.Contains(string(m.Payload), "RATE_LIMITED")
-		if want := i >= 2; limited != want { // operations 3 and 4 fit; the 5th is over
+		if want := i >= 2; limited != want { // operations 1 and 2 fit the burst of 3; the 3rd is over
 			t.Fatalf("operation %d over the socket: %s %s", i, m.Type, m.Payload)
 		}
 	}

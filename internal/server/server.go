@@ -39,8 +39,12 @@ type Deps struct {
 	Started  time.Time
 	// Metrics; nil means a private registry.
 	Metrics *metrics.Metrics
-	// APILimiter counts requests per client IP; nil builds one from Config.
+	// APILimiter counts requests without a valid session per client IP; nil
+	// builds one from Config.
 	APILimiter ratelimit.Limiter
+	// UserLimiter counts the requests of each signed-in user (a token bucket);
+	// nil builds one from Config.
+	UserLimiter ratelimit.Limiter
 	// BrokerHealth reports the broker; nil means nothing to check.
 	BrokerHealth func(ctx context.Context) error
 }
@@ -79,6 +83,9 @@ func New(d Deps) (*Server, error) {
 	if d.APILimiter == nil {
 		d.APILimiter = ratelimit.NewMemory(cfg.RateLimitMax, cfg.RateLimitWindow, nil)
 	}
+	if d.UserLimiter == nil {
+		d.UserLimiter = ratelimit.NewMemoryBucket(cfg.UserRateLimitRate, cfg.UserRateLimitBurst, nil)
+	}
 	proxies, err := clientip.ParseTrustProxy(cfg.TrustProxy)
 	if err != nil {
 		return nil, fmt.Errorf("TRUST_PROXY: %w", err)
@@ -99,7 +106,7 @@ func New(d Deps) (*Server, error) {
 		Schema: graph.NewExecutableSchema(schemaCfg),
 		Log:    d.Log,
 		Extensions: []graphql.HandlerExtension{
-			socketOperationLimit{limiter: d.APILimiter, rejected: socketLimitRejected(d), log: d.Log},
+			socketOperationLimit{anon: d.APILimiter, user: d.UserLimiter, rejected: socketLimitRejected(d), log: d.Log},
 			graph.APQ(graph.DefaultAPQCacheBytes),
 			graph.RootFieldLimit(graph.DefaultRootFieldLimit),
 			graph.DepthLimit(cfg.DepthLimit),
@@ -117,16 +124,10 @@ func New(d Deps) (*Server, error) {
 		ShuttingDown:   ws.shuttingDown,
 	})
 
-	limited := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) },
-		func(r *http.Request, res ratelimit.Result) {
-			d.Metrics.RateLimited("api")
-			d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", "api",
-				"ip", clientip.From(r.Context()), "path", r.URL.Path, "request_id", middleware.RequestIDFrom(r.Context()))
-		})
-
+	limited := limitRequests(d)
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", limited(authenticate(d.Auth, d.Log, ws.track(middleware.WithStatusControl(gql)))))
-	mux.Handle("GET /documents/{id}", limited(authenticate(d.Auth, d.Log, downloadDocument(d.Resolver, d.Log))))
+	mux.Handle("/graphql", authenticate(d.Auth, d.Log, limited(ws.track(middleware.WithStatusControl(gql)))))
+	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Resolver, d.Log))))
 	if cfg.Introspection {
 		// GraphiQL, from files in the binary. It is at / for now and at
 		// /playground already, where it stays when a web app takes /.
@@ -172,6 +173,37 @@ func New(d Deps) (*Server, error) {
 	handler = middleware.Recover(d.Log)(handler)
 	handler = middleware.RequestID(handler)
 	return &Server{handler: handler, health: h, ws: ws}, nil
+}
+
+// limitRequests spends a signed-in request from its user's token bucket, and
+// any other request from its client IP's window. Users behind one NAT or proxy
+// share an IP but not a budget, and the per-IP window, sized for anonymous
+// traffic, never throttles a person using the chat. It runs after
+// authenticate, which decides who the request is from.
+func limitRequests(d Deps) func(http.Handler) http.Handler {
+	rejected := func(limiter string) func(r *http.Request, res ratelimit.Result) {
+		return func(r *http.Request, res ratelimit.Result) {
+			d.Metrics.RateLimited(limiter)
+			attrs := []any{"event", "rate_limited", "limiter", limiter, "ip", clientip.From(r.Context()), "path", r.URL.Path,
+				"request_id", middleware.RequestIDFrom(r.Context())}
+			if u := auth.UserFrom(r.Context()); u != nil {
+				attrs = append(attrs, "user_id", u.ID)
+			}
+			d.Log.WarnContext(r.Context(), "security: rate_limited", attrs...)
+		}
+	}
+	byIP := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) }, rejected("api"))
+	byUser := ratelimit.HTTP(d.UserLimiter, func(r *http.Request) string { return auth.UserFrom(r.Context()).ID }, rejected("user"))
+	return func(next http.Handler) http.Handler {
+		anon, user := byIP(next), byUser(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if auth.UserFrom(r.Context()) != nil {
+				user.ServeHTTP(w, r)
+				return
+			}
+			anon.ServeHTTP(w, r)
+		})
+	}
 }
 
 // authenticate puts the user of a valid bearer token into the request context.

@@ -8,19 +8,21 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
-// socketOperationLimit counts every operation sent over an open websocket
-// against the client IP's general API budget, as if it had come as its own
-// HTTP request: without it, one upgrade would buy unlimited queries and
+// socketOperationLimit counts every operation sent over an open websocket as
+// if it had come as its own HTTP request: against its user's bucket (a socket
+// is signed in once connection_init succeeds), or the client IP's window
+// otherwise. Without it, one upgrade would buy unlimited queries and
 // mutations. Plain HTTP operations are already counted by the middleware.
 type socketOperationLimit struct {
-	limiter  ratelimit.Limiter
-	rejected func(ctx context.Context)
-	log      *slog.Logger
+	anon, user ratelimit.Limiter
+	rejected   func(ctx context.Context)
+	log        *slog.Logger
 }
 
 var (
@@ -35,7 +37,11 @@ func (l socketOperationLimit) InterceptOperation(ctx context.Context, next graph
 	if graph.SocketStateFrom(ctx) == nil {
 		return next(ctx)
 	}
-	res, err := l.limiter.Take(ctx, clientip.From(ctx))
+	limiter, key := l.anon, clientip.From(ctx)
+	if u := auth.UserFrom(ctx); u != nil {
+		limiter, key = l.user, u.ID
+	}
+	res, err := limiter.Take(ctx, key)
 	if err != nil {
 		l.log.WarnContext(ctx, "rate limiter unavailable, allowing", "err", err)
 		return next(ctx)

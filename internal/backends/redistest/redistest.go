@@ -16,20 +16,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 // URL returns QCHAT_TEST_REDIS_URL. Without it the test is skipped, except
 // under CI=true where a missing service is a failure.
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("QCHAT_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("QCHAT_TEST_REDIS_URL is not set; CI must test Redis")
-		}
-		t.Skip("set QCHAT_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run the Redis tests")
-	}
-	return u
+	return testenv.Service(t, "Redis", "QCHAT_TEST_REDIS_URL")
 }
 
 // Prefix returns a prefix no other run uses, and deletes its keys at cleanup.
@@ -86,7 +81,7 @@ func Start(t testing.TB) *Server {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true but redis-server is not on PATH: %v", err)
 		}
-		t.Skipf("redis-server is not on PATH: %v", err)
+		testenv.Skip(t, "redis-server", "redis-server is not on PATH")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
