@@ -183,15 +183,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("qchat listening", "addr", ln.Addr().String(), "config", cfg.String(), "version", version)
-	paths := "API at /graphql"
-	if cfg.Introspection {
-		paths = "GraphiQL at /playground, API at /graphql"
-	}
-	banner := fmt.Sprintf("QChat %s listening on http://%s (%s)\nrate limits:\n", version, ln.Addr(), paths)
-	for _, l := range cfg.Limits() {
-		banner += "  " + l + "\n"
-	}
-	fmt.Fprint(stdout, banner)
 	closeEarly := func(err error) error {
 		_ = hs.Close()
 		return err
@@ -248,13 +239,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	ready := http.Handler(srv)
 	root.Store(&ready)
 	log.Info("qchat ready", "database", string(store.Dialect()), "startup", time.Since(started).String())
+	// The banner comes once requests can be served: a person (or a script
+	// reading the port from it) who acts on "listening on" never meets the
+	// starting handler's 503.
+	paths := "API at /graphql"
+	if cfg.Introspection {
+		paths = "GraphiQL at /playground, API at /graphql"
+	}
+	banner := fmt.Sprintf("QChat %s listening on http://%s (%s)\nrate limits:\n", version, ln.Addr(), paths)
+	for _, l := range cfg.Limits() {
+		banner += "  " + l + "\n"
+	}
+	fmt.Fprint(stdout, banner)
 
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(hs, srv, bk.Broker, log, cfg.ShutdownTimout)
+	return shutdown(hs, srv, bk.Broker, log, cfg.ShutdownTimeout)
 }
 
 // serveDebug starts the pprof listener on DEBUG_ADDR; stop closes it. It is

@@ -38,10 +38,10 @@ type Config struct {
 	DBSSLMode         string        // DB_SSL_MODE: disable, require, verify-ca, verify-full
 	DBSSLCA           string        // DB_SSL_CA: CA certificate file for verify-full
 
-	Introspection  bool          // GRAPHQL_INTROSPECTION (default: on outside production)
-	CORSOrigins    []string      // CORS_ORIGINS: comma-separated origins
-	ShutdownTimout time.Duration // SHUTDOWN_TIMEOUT
-	TrustProxy     string        // TRUST_PROXY: IPs, CIDRs, loopback, private
+	Introspection   bool          // GRAPHQL_INTROSPECTION (default: on outside production)
+	CORSOrigins     []string      // CORS_ORIGINS: comma-separated origins
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	TrustProxy      string        // TRUST_PROXY: IPs, CIDRs, loopback, private
 
 	RateLimitMax          int           // RATE_LIMIT_MAX requests without a valid session per client IP and window; 0 disables
 	RateLimitWindow       time.Duration // RATE_LIMIT_WINDOW
@@ -129,19 +129,19 @@ const (
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		Env:            l.oneOf("APP_ENV", "development", "development", "production", "test"),
-		Host:           l.str("HOST", ""),
-		Port:           l.intRange("PORT", 8080, 0, 65535),
-		DataDir:        l.str("DATA_DIR", "./data"),
-		DatabaseURL:    l.str("DATABASE_URL", ""),
-		LogLevel:       l.oneOf("LOG_LEVEL", "info", "error", "warn", "info", "debug"),
-		BcryptCost:     l.intRange("BCRYPT_COST", 10, 4, 31),
-		SessionTTL:     l.duration("SESSION_TTL", 7*24*time.Hour),
-		DBPoolMax:      l.intRange("DB_POOL_MAX", 20, 1, 1000),
-		DBPoolMin:      l.intRange("DB_POOL_MIN", 2, 0, 1000),
-		CORSOrigins:    l.list("CORS_ORIGINS"),
-		ShutdownTimout: l.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
-		TrustProxy:     l.str("TRUST_PROXY", ""),
+		Env:             l.oneOf("APP_ENV", "development", "development", "production", "test"),
+		Host:            l.str("HOST", ""),
+		Port:            l.intRange("PORT", 8080, 0, 65535),
+		DataDir:         l.str("DATA_DIR", "./data"),
+		DatabaseURL:     l.str("DATABASE_URL", ""),
+		LogLevel:        l.oneOf("LOG_LEVEL", "info", "error", "warn", "info", "debug"),
+		BcryptCost:      l.intRange("BCRYPT_COST", 10, 4, 31),
+		SessionTTL:      l.duration("SESSION_TTL", 7*24*time.Hour),
+		DBPoolMax:       l.intRange("DB_POOL_MAX", 20, 1, 1000),
+		DBPoolMin:       l.intRange("DB_POOL_MIN", 2, 0, 1000),
+		CORSOrigins:     l.list("CORS_ORIGINS"),
+		ShutdownTimeout: l.duration("SHUTDOWN_TIMEOUT", 30*time.Second),
+		TrustProxy:      l.str("TRUST_PROXY", ""),
 
 		DBConnMaxLifetime: l.duration("DB_CONN_MAX_LIFETIME", time.Hour),
 		DBConnMaxIdleTime: l.duration("DB_CONN_MAX_IDLE_TIME", 10*time.Minute),

@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if c.Port != 8080 || c.DataDir != "./data" || c.BcryptCost != 10 || c.SessionTTL != 7*24*time.Hour ||
 		c.RateLimitMax != 100 || c.RateLimitWindow != 15*time.Minute || c.AuthRateLimitMax != 5 ||
 		c.UserRateLimitRate != DefaultUserRateLimitRate || c.UserRateLimitBurst != DefaultUserRateLimitBurst || c.AuthIPRateLimitMax != 50 ||
-		c.DBPoolMin != 2 || c.DBPoolMax != 20 || c.ShutdownTimout != 30*time.Second || !c.Introspection || c.Production() {
+		c.DBPoolMin != 2 || c.DBPoolMax != 20 || c.ShutdownTimeout != 30*time.Second || !c.Introspection || c.Production() {
 		t.Fatalf("defaults: %+v", c)
 	}
 	p, _ := Load(func(k string) string {
