@@ -33,10 +33,8 @@ func TestNewcomer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	tmp := t.TempDir()
-	serverBin, qchatBin := buildBinaries(t, ctx, tmp)
+	serverBin, qchatBin := buildBinaries(t, tmp)
 	srv := startDefaultServer(t, serverBin, filepath.Join(tmp, "data"), "0")
 	url := "http://127.0.0.1:" + srv.port
 
