@@ -1100,6 +1100,7 @@ func (v *messageResponse) GetMessage() *Message { return v.Message }
 
 // myRoomsResponse is returned by myRooms on success.
 type myRoomsResponse struct {
+	// The caller's rooms, most recently joined first: at most 100; myRoomsConnection pages through all of them.
 	MyRooms []Room `json:"myRooms"`
 }
 
@@ -1159,7 +1160,7 @@ func (v *roomDocumentsResponse) GetRoom() *roomDocumentsRoom { return v.Room }
 
 // roomDocumentsRoom includes the requested fields of the GraphQL type Room.
 type roomDocumentsRoom struct {
-	// Documents shared in the room, newest first.
+	// Documents shared in the room, newest first: at most the newest 100; documentsConnection pages through all of them.
 	Documents []Document `json:"documents"`
 }
 
@@ -1185,6 +1186,7 @@ func (v *roomMembersResponse) GetRoom() *roomMembersRoom { return v.Room }
 
 // roomMembersRoom includes the requested fields of the GraphQL type Room.
 type roomMembersRoom struct {
+	// The members, oldest first: at most the maximum room size (400), so that the list is priced by it. membersConnection pages through them.
 	Members []Member `json:"members"`
 }
 
@@ -1310,7 +1312,7 @@ func (v *userKeysResponse) GetUser() *userKeysUser { return v.User }
 
 // userKeysUser includes the requested fields of the GraphQL type User.
 type userKeysUser struct {
-	// extension: every key the user has had, newest first.
+	// extension: the keys the user has had, newest first: at most the newest 50; keysConnection pages through all of them.
 	Keys []PublicKey `json:"keys"`
 }
 
