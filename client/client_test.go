@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -554,5 +555,53 @@ func TestSubscribeRejectsBadToken(t *testing.T) {
 	}
 	if c := code(err); c != client.CodeUnauthenticated && c != client.CodeForbidden {
 		t.Errorf("bad token: %v, want UNAUTHENTICATED or FORBIDDEN", err)
+	}
+}
+
+// The list methods page through connections: a room of more members than
+// one page is listed whole and every member is sealed for, and the
+// conversations list holds rooms and direct conversations with unread
+// counts.
+func TestListsPageToTheEnd(t *testing.T) {
+	srv := newServer(t)
+	ctx := context.Background()
+	alice := register(t, srv, "alice", pqcrypto.XWing)
+	bob := register(t, srv, "bob", pqcrypto.MLKEM768)
+	ids := []string{bob.Self.Id}
+	for i := range 104 {
+		ids = append(ids, srv.Register(t, fmt.Sprintf("member%03d", i)).ID)
+	}
+	r, err := alice.CreateRoom(ctx, "big", true, ids...)
+	if err != nil || r.MemberCount != 106 {
+		t.Fatalf("create room: %+v, %v", r, err)
+	}
+	ms, err := bob.RoomMembers(ctx, r.Id)
+	if err != nil || len(ms) != 106 {
+		t.Fatalf("members: %d, %v", len(ms), err)
+	}
+	// Sealing needs every member's key: a send with one missing is refused.
+	if _, err := alice.SendText(ctx, client.InRoom(r.Id), "to all 106"); err != nil {
+		t.Fatalf("send to a room of 106: %v", err)
+	}
+	if _, err := bob.SendText(ctx, client.WithUser(alice.Self.Id), "hi alice"); err != nil {
+		t.Fatal(err)
+	}
+	convs, err := alice.AllConversations(ctx)
+	if err != nil || len(convs) != 2 {
+		t.Fatalf("conversations: %+v, %v", convs, err)
+	}
+	if c := convs[0]; c.User == nil || c.User.Id != bob.Self.Id || c.Room != nil || c.UnreadCount != 1 || c.LastMessage == nil {
+		t.Errorf("newest conversation: %+v", c)
+	}
+	if c := convs[1]; c.Room == nil || c.Room.Id != r.Id || c.UnreadCount != 0 {
+		t.Errorf("room conversation: %+v", c)
+	}
+	bobs, err := bob.Conversations(ctx, 1, "")
+	if err != nil || len(bobs.Conversations) != 1 || !bobs.HasNextPage {
+		t.Fatalf("bob's first page: %+v, %v", bobs, err)
+	}
+	next, err := bob.Conversations(ctx, 1, bobs.EndCursor)
+	if err != nil || len(next.Conversations) != 1 || next.HasNextPage || next.Conversations[0].Room == nil || next.Conversations[0].UnreadCount != 1 {
+		t.Fatalf("bob's second page: %+v, %v", next, err)
 	}
 }

@@ -12,6 +12,50 @@ import (
 	"github.com/qchat/qchat/pqcrypto"
 )
 
+// ConversationSummary includes the GraphQL fields of Conversation requested by the fragment ConversationSummary.
+// The GraphQL type's documentation follows.
+//
+// extension: one of the caller's conversations, a room or a direct exchange with another user.
+type ConversationSummary struct {
+	// Messages to the caller that it has not marked read (its own are not counted).
+	UnreadCount int `json:"unreadCount"`
+	// The newest message's time, or for a room when the caller joined it later, that.
+	LastActivityAt time.Time `json:"lastActivityAt"`
+	// The room, for a room.
+	Room *Room `json:"room"`
+	// The other user, for a direct conversation (which exists once a message was sent either way).
+	User *UserRef `json:"user"`
+	// The newest message (a tombstone if it was deleted); null for a room without messages.
+	LastMessage *ConversationSummaryLastMessage `json:"lastMessage"`
+}
+
+// GetUnreadCount returns ConversationSummary.UnreadCount, and is useful for accessing the field via an interface.
+func (v *ConversationSummary) GetUnreadCount() int { return v.UnreadCount }
+
+// GetLastActivityAt returns ConversationSummary.LastActivityAt, and is useful for accessing the field via an interface.
+func (v *ConversationSummary) GetLastActivityAt() time.Time { return v.LastActivityAt }
+
+// GetRoom returns ConversationSummary.Room, and is useful for accessing the field via an interface.
+func (v *ConversationSummary) GetRoom() *Room { return v.Room }
+
+// GetUser returns ConversationSummary.User, and is useful for accessing the field via an interface.
+func (v *ConversationSummary) GetUser() *UserRef { return v.User }
+
+// GetLastMessage returns ConversationSummary.LastMessage, and is useful for accessing the field via an interface.
+func (v *ConversationSummary) GetLastMessage() *ConversationSummaryLastMessage { return v.LastMessage }
+
+// ConversationSummaryLastMessage includes the requested fields of the GraphQL type Message.
+type ConversationSummaryLastMessage struct {
+	Id        string    `json:"id"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// GetId returns ConversationSummaryLastMessage.Id, and is useful for accessing the field via an interface.
+func (v *ConversationSummaryLastMessage) GetId() string { return v.Id }
+
+// GetCreatedAt returns ConversationSummaryLastMessage.CreatedAt, and is useful for accessing the field via an interface.
+func (v *ConversationSummaryLastMessage) GetCreatedAt() time.Time { return v.CreatedAt }
+
 type CreateRoomInput struct {
 	Name      string   `json:"name"`
 	IsGroup   *bool    `json:"isGroup"`
@@ -642,6 +686,18 @@ func (v *__addRoomMemberInput) GetRoomId() string { return v.RoomId }
 // GetUserId returns __addRoomMemberInput.UserId, and is useful for accessing the field via an interface.
 func (v *__addRoomMemberInput) GetUserId() string { return v.UserId }
 
+// __conversationsInput is used internally by genqlient
+type __conversationsInput struct {
+	First int     `json:"first"`
+	After *string `json:"after"`
+}
+
+// GetFirst returns __conversationsInput.First, and is useful for accessing the field via an interface.
+func (v *__conversationsInput) GetFirst() int { return v.First }
+
+// GetAfter returns __conversationsInput.After, and is useful for accessing the field via an interface.
+func (v *__conversationsInput) GetAfter() *string { return v.After }
+
 // __createRoomInput is used internally by genqlient
 type __createRoomInput struct {
 	Input CreateRoomInput `json:"input"`
@@ -758,6 +814,18 @@ type __messageInput struct {
 // GetId returns __messageInput.Id, and is useful for accessing the field via an interface.
 func (v *__messageInput) GetId() string { return v.Id }
 
+// __myRoomsInput is used internally by genqlient
+type __myRoomsInput struct {
+	First int     `json:"first"`
+	After *string `json:"after"`
+}
+
+// GetFirst returns __myRoomsInput.First, and is useful for accessing the field via an interface.
+func (v *__myRoomsInput) GetFirst() int { return v.First }
+
+// GetAfter returns __myRoomsInput.After, and is useful for accessing the field via an interface.
+func (v *__myRoomsInput) GetAfter() *string { return v.After }
+
 // __publicKeyInput is used internally by genqlient
 type __publicKeyInput struct {
 	Id string `json:"id"`
@@ -796,11 +864,19 @@ func (v *__removeRoomMemberInput) GetUserId() string { return v.UserId }
 
 // __roomDocumentsInput is used internally by genqlient
 type __roomDocumentsInput struct {
-	Id string `json:"id"`
+	Id    string  `json:"id"`
+	First int     `json:"first"`
+	After *string `json:"after"`
 }
 
 // GetId returns __roomDocumentsInput.Id, and is useful for accessing the field via an interface.
 func (v *__roomDocumentsInput) GetId() string { return v.Id }
+
+// GetFirst returns __roomDocumentsInput.First, and is useful for accessing the field via an interface.
+func (v *__roomDocumentsInput) GetFirst() int { return v.First }
+
+// GetAfter returns __roomDocumentsInput.After, and is useful for accessing the field via an interface.
+func (v *__roomDocumentsInput) GetAfter() *string { return v.After }
 
 // __roomInput is used internally by genqlient
 type __roomInput struct {
@@ -812,11 +888,19 @@ func (v *__roomInput) GetId() string { return v.Id }
 
 // __roomMembersInput is used internally by genqlient
 type __roomMembersInput struct {
-	Id string `json:"id"`
+	Id    string  `json:"id"`
+	First int     `json:"first"`
+	After *string `json:"after"`
 }
 
 // GetId returns __roomMembersInput.Id, and is useful for accessing the field via an interface.
 func (v *__roomMembersInput) GetId() string { return v.Id }
+
+// GetFirst returns __roomMembersInput.First, and is useful for accessing the field via an interface.
+func (v *__roomMembersInput) GetFirst() int { return v.First }
+
+// GetAfter returns __roomMembersInput.After, and is useful for accessing the field via an interface.
+func (v *__roomMembersInput) GetAfter() *string { return v.After }
 
 // __roomMessagesInput is used internally by genqlient
 type __roomMessagesInput struct {
@@ -948,11 +1032,19 @@ func (v *__userInput) GetId() string { return v.Id }
 
 // __userKeysInput is used internally by genqlient
 type __userKeysInput struct {
-	Id string `json:"id"`
+	Id    string  `json:"id"`
+	First int     `json:"first"`
+	After *string `json:"after"`
 }
 
 // GetId returns __userKeysInput.Id, and is useful for accessing the field via an interface.
 func (v *__userKeysInput) GetId() string { return v.Id }
+
+// GetFirst returns __userKeysInput.First, and is useful for accessing the field via an interface.
+func (v *__userKeysInput) GetFirst() int { return v.First }
+
+// GetAfter returns __userKeysInput.After, and is useful for accessing the field via an interface.
+func (v *__userKeysInput) GetAfter() *string { return v.After }
 
 // __usersInput is used internally by genqlient
 type __usersInput struct {
@@ -970,6 +1062,71 @@ type addRoomMemberResponse struct {
 
 // GetAddRoomMember returns addRoomMemberResponse.AddRoomMember, and is useful for accessing the field via an interface.
 func (v *addRoomMemberResponse) GetAddRoomMember() Room { return v.AddRoomMember }
+
+// conversationsConversationsConversationConnection includes the requested fields of the GraphQL type ConversationConnection.
+// The GraphQL type's documentation follows.
+//
+// extension: a page of conversations.
+type conversationsConversationsConversationConnection struct {
+	Edges    []conversationsConversationsConversationConnectionEdgesConversationEdge `json:"edges"`
+	PageInfo conversationsConversationsConversationConnectionPageInfo                `json:"pageInfo"`
+}
+
+// GetEdges returns conversationsConversationsConversationConnection.Edges, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnection) GetEdges() []conversationsConversationsConversationConnectionEdgesConversationEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns conversationsConversationsConversationConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnection) GetPageInfo() conversationsConversationsConversationConnectionPageInfo {
+	return v.PageInfo
+}
+
+// conversationsConversationsConversationConnectionEdgesConversationEdge includes the requested fields of the GraphQL type ConversationEdge.
+// The GraphQL type's documentation follows.
+//
+// extension
+type conversationsConversationsConversationConnectionEdgesConversationEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   ConversationSummary `json:"node"`
+}
+
+// GetCursor returns conversationsConversationsConversationConnectionEdgesConversationEdge.Cursor, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnectionEdgesConversationEdge) GetCursor() string {
+	return v.Cursor
+}
+
+// GetNode returns conversationsConversationsConversationConnectionEdgesConversationEdge.Node, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnectionEdgesConversationEdge) GetNode() ConversationSummary {
+	return v.Node
+}
+
+// conversationsConversationsConversationConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type conversationsConversationsConversationConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns conversationsConversationsConversationConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnectionPageInfo) GetHasNextPage() bool {
+	return v.HasNextPage
+}
+
+// GetEndCursor returns conversationsConversationsConversationConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *conversationsConversationsConversationConnectionPageInfo) GetEndCursor() *string {
+	return v.EndCursor
+}
+
+// conversationsResponse is returned by conversations on success.
+type conversationsResponse struct {
+	// extension: every conversation of the caller, rooms and direct, most recent activity first; first is 1 to 100.
+	Conversations conversationsConversationsConversationConnection `json:"conversations"`
+}
+
+// GetConversations returns conversationsResponse.Conversations, and is useful for accessing the field via an interface.
+func (v *conversationsResponse) GetConversations() conversationsConversationsConversationConnection {
+	return v.Conversations
+}
 
 // createRoomResponse is returned by createRoom on success.
 type createRoomResponse struct {
@@ -1098,13 +1255,58 @@ type messageResponse struct {
 // GetMessage returns messageResponse.Message, and is useful for accessing the field via an interface.
 func (v *messageResponse) GetMessage() *Message { return v.Message }
 
-// myRoomsResponse is returned by myRooms on success.
-type myRoomsResponse struct {
-	MyRooms []Room `json:"myRooms"`
+// myRoomsMyRoomsConnectionRoomConnection includes the requested fields of the GraphQL type RoomConnection.
+// The GraphQL type's documentation follows.
+//
+// extension: a page of rooms.
+type myRoomsMyRoomsConnectionRoomConnection struct {
+	Edges    []myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge `json:"edges"`
+	PageInfo myRoomsMyRoomsConnectionRoomConnectionPageInfo        `json:"pageInfo"`
 }
 
-// GetMyRooms returns myRoomsResponse.MyRooms, and is useful for accessing the field via an interface.
-func (v *myRoomsResponse) GetMyRooms() []Room { return v.MyRooms }
+// GetEdges returns myRoomsMyRoomsConnectionRoomConnection.Edges, and is useful for accessing the field via an interface.
+func (v *myRoomsMyRoomsConnectionRoomConnection) GetEdges() []myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns myRoomsMyRoomsConnectionRoomConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *myRoomsMyRoomsConnectionRoomConnection) GetPageInfo() myRoomsMyRoomsConnectionRoomConnectionPageInfo {
+	return v.PageInfo
+}
+
+// myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge includes the requested fields of the GraphQL type RoomEdge.
+// The GraphQL type's documentation follows.
+//
+// extension
+type myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge struct {
+	Node Room `json:"node"`
+}
+
+// GetNode returns myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge.Node, and is useful for accessing the field via an interface.
+func (v *myRoomsMyRoomsConnectionRoomConnectionEdgesRoomEdge) GetNode() Room { return v.Node }
+
+// myRoomsMyRoomsConnectionRoomConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type myRoomsMyRoomsConnectionRoomConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns myRoomsMyRoomsConnectionRoomConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *myRoomsMyRoomsConnectionRoomConnectionPageInfo) GetHasNextPage() bool { return v.HasNextPage }
+
+// GetEndCursor returns myRoomsMyRoomsConnectionRoomConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *myRoomsMyRoomsConnectionRoomConnectionPageInfo) GetEndCursor() *string { return v.EndCursor }
+
+// myRoomsResponse is returned by myRooms on success.
+type myRoomsResponse struct {
+	// extension: the caller's rooms in pages, most recently joined first; first is 1 to 100.
+	MyRoomsConnection myRoomsMyRoomsConnectionRoomConnection `json:"myRoomsConnection"`
+}
+
+// GetMyRoomsConnection returns myRoomsResponse.MyRoomsConnection, and is useful for accessing the field via an interface.
+func (v *myRoomsResponse) GetMyRoomsConnection() myRoomsMyRoomsConnectionRoomConnection {
+	return v.MyRoomsConnection
+}
 
 // presenceResponse is returned by presence on success.
 type presenceResponse struct {
@@ -1159,12 +1361,62 @@ func (v *roomDocumentsResponse) GetRoom() *roomDocumentsRoom { return v.Room }
 
 // roomDocumentsRoom includes the requested fields of the GraphQL type Room.
 type roomDocumentsRoom struct {
-	// Documents shared in the room, newest first.
-	Documents []Document `json:"documents"`
+	// extension: the room's documents in pages, newest first; first is 1 to 100.
+	DocumentsConnection roomDocumentsRoomDocumentsConnectionDocumentConnection `json:"documentsConnection"`
 }
 
-// GetDocuments returns roomDocumentsRoom.Documents, and is useful for accessing the field via an interface.
-func (v *roomDocumentsRoom) GetDocuments() []Document { return v.Documents }
+// GetDocumentsConnection returns roomDocumentsRoom.DocumentsConnection, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoom) GetDocumentsConnection() roomDocumentsRoomDocumentsConnectionDocumentConnection {
+	return v.DocumentsConnection
+}
+
+// roomDocumentsRoomDocumentsConnectionDocumentConnection includes the requested fields of the GraphQL type DocumentConnection.
+// The GraphQL type's documentation follows.
+//
+// extension: a page of documents.
+type roomDocumentsRoomDocumentsConnectionDocumentConnection struct {
+	Edges    []roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge `json:"edges"`
+	PageInfo roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo            `json:"pageInfo"`
+}
+
+// GetEdges returns roomDocumentsRoomDocumentsConnectionDocumentConnection.Edges, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoomDocumentsConnectionDocumentConnection) GetEdges() []roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns roomDocumentsRoomDocumentsConnectionDocumentConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoomDocumentsConnectionDocumentConnection) GetPageInfo() roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo {
+	return v.PageInfo
+}
+
+// roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge includes the requested fields of the GraphQL type DocumentEdge.
+// The GraphQL type's documentation follows.
+//
+// extension
+type roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge struct {
+	Node Document `json:"node"`
+}
+
+// GetNode returns roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge.Node, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoomDocumentsConnectionDocumentConnectionEdgesDocumentEdge) GetNode() Document {
+	return v.Node
+}
+
+// roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo) GetHasNextPage() bool {
+	return v.HasNextPage
+}
+
+// GetEndCursor returns roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *roomDocumentsRoomDocumentsConnectionDocumentConnectionPageInfo) GetEndCursor() *string {
+	return v.EndCursor
+}
 
 // roomEventsResponse is returned by roomEvents on success.
 type roomEventsResponse struct {
@@ -1185,11 +1437,62 @@ func (v *roomMembersResponse) GetRoom() *roomMembersRoom { return v.Room }
 
 // roomMembersRoom includes the requested fields of the GraphQL type Room.
 type roomMembersRoom struct {
-	Members []Member `json:"members"`
+	// extension: the members in pages, oldest first; first is 1 to 100.
+	MembersConnection roomMembersRoomMembersConnectionRoomMemberConnection `json:"membersConnection"`
 }
 
-// GetMembers returns roomMembersRoom.Members, and is useful for accessing the field via an interface.
-func (v *roomMembersRoom) GetMembers() []Member { return v.Members }
+// GetMembersConnection returns roomMembersRoom.MembersConnection, and is useful for accessing the field via an interface.
+func (v *roomMembersRoom) GetMembersConnection() roomMembersRoomMembersConnectionRoomMemberConnection {
+	return v.MembersConnection
+}
+
+// roomMembersRoomMembersConnectionRoomMemberConnection includes the requested fields of the GraphQL type RoomMemberConnection.
+// The GraphQL type's documentation follows.
+//
+// extension: a page of a room's members.
+type roomMembersRoomMembersConnectionRoomMemberConnection struct {
+	Edges    []roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge `json:"edges"`
+	PageInfo roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo              `json:"pageInfo"`
+}
+
+// GetEdges returns roomMembersRoomMembersConnectionRoomMemberConnection.Edges, and is useful for accessing the field via an interface.
+func (v *roomMembersRoomMembersConnectionRoomMemberConnection) GetEdges() []roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns roomMembersRoomMembersConnectionRoomMemberConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *roomMembersRoomMembersConnectionRoomMemberConnection) GetPageInfo() roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo {
+	return v.PageInfo
+}
+
+// roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge includes the requested fields of the GraphQL type RoomMemberEdge.
+// The GraphQL type's documentation follows.
+//
+// extension
+type roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge struct {
+	Node Member `json:"node"`
+}
+
+// GetNode returns roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge.Node, and is useful for accessing the field via an interface.
+func (v *roomMembersRoomMembersConnectionRoomMemberConnectionEdgesRoomMemberEdge) GetNode() Member {
+	return v.Node
+}
+
+// roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo) GetHasNextPage() bool {
+	return v.HasNextPage
+}
+
+// GetEndCursor returns roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *roomMembersRoomMembersConnectionRoomMemberConnectionPageInfo) GetEndCursor() *string {
+	return v.EndCursor
+}
 
 // roomMessagesResponse is returned by roomMessages on success.
 type roomMessagesResponse struct {
@@ -1310,12 +1613,62 @@ func (v *userKeysResponse) GetUser() *userKeysUser { return v.User }
 
 // userKeysUser includes the requested fields of the GraphQL type User.
 type userKeysUser struct {
-	// extension: every key the user has had, newest first.
-	Keys []PublicKey `json:"keys"`
+	// extension: every key the user has had in pages, newest first; first is 1 to 100.
+	KeysConnection userKeysUserKeysConnectionPublicKeyConnection `json:"keysConnection"`
 }
 
-// GetKeys returns userKeysUser.Keys, and is useful for accessing the field via an interface.
-func (v *userKeysUser) GetKeys() []PublicKey { return v.Keys }
+// GetKeysConnection returns userKeysUser.KeysConnection, and is useful for accessing the field via an interface.
+func (v *userKeysUser) GetKeysConnection() userKeysUserKeysConnectionPublicKeyConnection {
+	return v.KeysConnection
+}
+
+// userKeysUserKeysConnectionPublicKeyConnection includes the requested fields of the GraphQL type PublicKeyConnection.
+// The GraphQL type's documentation follows.
+//
+// extension: a page of public keys.
+type userKeysUserKeysConnectionPublicKeyConnection struct {
+	Edges    []userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge `json:"edges"`
+	PageInfo userKeysUserKeysConnectionPublicKeyConnectionPageInfo             `json:"pageInfo"`
+}
+
+// GetEdges returns userKeysUserKeysConnectionPublicKeyConnection.Edges, and is useful for accessing the field via an interface.
+func (v *userKeysUserKeysConnectionPublicKeyConnection) GetEdges() []userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge {
+	return v.Edges
+}
+
+// GetPageInfo returns userKeysUserKeysConnectionPublicKeyConnection.PageInfo, and is useful for accessing the field via an interface.
+func (v *userKeysUserKeysConnectionPublicKeyConnection) GetPageInfo() userKeysUserKeysConnectionPublicKeyConnectionPageInfo {
+	return v.PageInfo
+}
+
+// userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge includes the requested fields of the GraphQL type PublicKeyEdge.
+// The GraphQL type's documentation follows.
+//
+// extension
+type userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge struct {
+	Node PublicKey `json:"node"`
+}
+
+// GetNode returns userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge.Node, and is useful for accessing the field via an interface.
+func (v *userKeysUserKeysConnectionPublicKeyConnectionEdgesPublicKeyEdge) GetNode() PublicKey {
+	return v.Node
+}
+
+// userKeysUserKeysConnectionPublicKeyConnectionPageInfo includes the requested fields of the GraphQL type PageInfo.
+type userKeysUserKeysConnectionPublicKeyConnectionPageInfo struct {
+	HasNextPage bool    `json:"hasNextPage"`
+	EndCursor   *string `json:"endCursor"`
+}
+
+// GetHasNextPage returns userKeysUserKeysConnectionPublicKeyConnectionPageInfo.HasNextPage, and is useful for accessing the field via an interface.
+func (v *userKeysUserKeysConnectionPublicKeyConnectionPageInfo) GetHasNextPage() bool {
+	return v.HasNextPage
+}
+
+// GetEndCursor returns userKeysUserKeysConnectionPublicKeyConnectionPageInfo.EndCursor, and is useful for accessing the field via an interface.
+func (v *userKeysUserKeysConnectionPublicKeyConnectionPageInfo) GetEndCursor() *string {
+	return v.EndCursor
+}
 
 // userResponse is returned by user on success.
 type userResponse struct {
@@ -1374,6 +1727,81 @@ func addRoomMember(
 	}
 
 	data_ = &addRoomMemberResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The query executed by conversations.
+const conversations_Operation = `
+query conversations ($first: Int!, $after: String) {
+	conversations(first: $first, after: $after) {
+		edges {
+			cursor
+			node {
+				... ConversationSummary
+			}
+		}
+		pageInfo {
+			hasNextPage
+			endCursor
+		}
+	}
+}
+fragment ConversationSummary on Conversation {
+	unreadCount
+	lastActivityAt
+	room {
+		... Room
+	}
+	user {
+		... UserRef
+	}
+	lastMessage {
+		id
+		createdAt
+	}
+}
+fragment Room on Room {
+	id
+	name
+	isGroup
+	code
+	memberCount
+	createdAt
+	myRole
+	owner {
+		... UserRef
+	}
+}
+fragment UserRef on User {
+	id
+	username
+}
+`
+
+func conversations(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	first int,
+	after *string,
+) (data_ *conversationsResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "conversations",
+		Query:  conversations_Operation,
+		Variables: &__conversationsInput{
+			First: first,
+			After: after,
+		},
+	}
+
+	data_ = &conversationsResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -2146,9 +2574,17 @@ func messageDeletedForwardData(interfaceChan interface{}, jsonRawMsg json.RawMes
 
 // The query executed by myRooms.
 const myRooms_Operation = `
-query myRooms {
-	myRooms {
-		... Room
+query myRooms ($first: Int!, $after: String) {
+	myRoomsConnection(first: $first, after: $after) {
+		edges {
+			node {
+				... Room
+			}
+		}
+		pageInfo {
+			hasNextPage
+			endCursor
+		}
 	}
 }
 fragment Room on Room {
@@ -2172,10 +2608,16 @@ fragment UserRef on User {
 func myRooms(
 	ctx_ context.Context,
 	client_ graphql.Client,
+	first int,
+	after *string,
 ) (data_ *myRoomsResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "myRooms",
 		Query:  myRooms_Operation,
+		Variables: &__myRoomsInput{
+			First: first,
+			After: after,
+		},
 	}
 
 	data_ = &myRoomsResponse{}
@@ -2513,10 +2955,18 @@ func room(
 
 // The query executed by roomDocuments.
 const roomDocuments_Operation = `
-query roomDocuments ($id: ID!) {
+query roomDocuments ($id: ID!, $first: Int!, $after: String) {
 	room(id: $id) {
-		documents {
-			... Document
+		documentsConnection(first: $first, after: $after) {
+			edges {
+				node {
+					... Document
+				}
+			}
+			pageInfo {
+				hasNextPage
+				endCursor
+			}
 		}
 	}
 }
@@ -2558,12 +3008,16 @@ func roomDocuments(
 	ctx_ context.Context,
 	client_ graphql.Client,
 	id string,
+	first int,
+	after *string,
 ) (data_ *roomDocumentsResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "roomDocuments",
 		Query:  roomDocuments_Operation,
 		Variables: &__roomDocumentsInput{
-			Id: id,
+			Id:    id,
+			First: first,
+			After: after,
 		},
 	}
 
@@ -2647,10 +3101,18 @@ func roomEventsForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage
 
 // The query executed by roomMembers.
 const roomMembers_Operation = `
-query roomMembers ($id: ID!) {
+query roomMembers ($id: ID!, $first: Int!, $after: String) {
 	room(id: $id) {
-		members {
-			... Member
+		membersConnection(first: $first, after: $after) {
+			edges {
+				node {
+					... Member
+				}
+			}
+			pageInfo {
+				hasNextPage
+				endCursor
+			}
 		}
 	}
 }
@@ -2684,12 +3146,16 @@ func roomMembers(
 	ctx_ context.Context,
 	client_ graphql.Client,
 	id string,
+	first int,
+	after *string,
 ) (data_ *roomMembersResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "roomMembers",
 		Query:  roomMembers_Operation,
 		Variables: &__roomMembersInput{
-			Id: id,
+			Id:    id,
+			First: first,
+			After: after,
 		},
 	}
 
@@ -3381,10 +3847,18 @@ func userByUsername(
 
 // The query executed by userKeys.
 const userKeys_Operation = `
-query userKeys ($id: ID!) {
+query userKeys ($id: ID!, $first: Int!, $after: String) {
 	user(id: $id) {
-		keys {
-			... PublicKey
+		keysConnection(first: $first, after: $after) {
+			edges {
+				node {
+					... PublicKey
+				}
+			}
+			pageInfo {
+				hasNextPage
+				endCursor
+			}
 		}
 	}
 }
@@ -3398,16 +3872,23 @@ fragment PublicKey on PublicKey {
 }
 `
 
+// The lists below page through connections: the plain lists (keys, members,
+// documents, myRooms) are capped and priced by their caps, so a full
+// selection of them can exceed the server's complexity limit.
 func userKeys(
 	ctx_ context.Context,
 	client_ graphql.Client,
 	id string,
+	first int,
+	after *string,
 ) (data_ *userKeysResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "userKeys",
 		Query:  userKeys_Operation,
 		Variables: &__userKeysInput{
-			Id: id,
+			Id:    id,
+			First: first,
+			After: after,
 		},
 	}
 

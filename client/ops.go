@@ -103,14 +103,47 @@ func (c *Client) Users(ctx context.Context, ids []string) ([]User, error) {
 
 // UserKeys is every key a user has had, newest first.
 func (c *Client) UserKeys(ctx context.Context, userID string) ([]PublicKey, error) {
-	resp, err := userKeys(ctx, c.gql, userID)
-	if err != nil {
-		return nil, err
+	return collect(func(after *string) ([]PublicKey, bool, *string, error) {
+		resp, err := userKeys(ctx, c.gql, userID, listPageSize, after)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if resp.User == nil {
+			return nil, false, nil, notFound("user " + userID)
+		}
+		conn := resp.User.KeysConnection
+		ks := make([]PublicKey, len(conn.Edges))
+		for i, e := range conn.Edges {
+			ks[i] = e.Node
+		}
+		return ks, conn.PageInfo.HasNextPage, conn.PageInfo.EndCursor, nil
+	})
+}
+
+// listPageSize is the page the list methods ask for: the server's maximum,
+// each page well within its complexity limit.
+const listPageSize = 100
+
+// collect follows a paged list to its end; page fetches the page after a
+// cursor (nil: the first) and returns its items, whether more remain and
+// the cursor of its last item.
+func collect[T any](page func(after *string) ([]T, bool, *string, error)) ([]T, error) {
+	var all []T
+	var after *string
+	for {
+		items, more, end, err := page(after)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if !more {
+			return all, nil
+		}
+		if end == nil || len(items) == 0 {
+			return nil, fmt.Errorf("list: the server reported more items without a cursor to continue from")
+		}
+		after = end
 	}
-	if resp.User == nil {
-		return nil, notFound("user " + userID)
-	}
-	return resp.User.Keys, nil
 }
 
 // PublicKey looks one key up by id, current or rotated out.
@@ -139,13 +172,70 @@ func (c *Client) RotateKey(ctx context.Context, kp *pqcrypto.KeyPair) (*User, er
 	return &resp.RotateKey, nil
 }
 
-// MyRooms lists the rooms the caller is a member of.
+// MyRooms lists every room the caller is a member of, most recently joined
+// first (page by page).
 func (c *Client) MyRooms(ctx context.Context) ([]Room, error) {
-	resp, err := myRooms(ctx, c.gql)
+	return collect(func(after *string) ([]Room, bool, *string, error) {
+		// Pages of 50: a Room costs about 15 in the server's pricing.
+		resp, err := myRooms(ctx, c.gql, DefaultPageSize, after)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		conn := resp.MyRoomsConnection
+		rs := make([]Room, len(conn.Edges))
+		for i, e := range conn.Edges {
+			rs[i] = e.Node
+		}
+		return rs, conn.PageInfo.HasNextPage, conn.PageInfo.EndCursor, nil
+	})
+}
+
+// ConversationPage is one page of the caller's conversations.
+type ConversationPage struct {
+	Conversations []ConversationSummary
+	HasNextPage   bool
+	EndCursor     string
+}
+
+// Conversations fetches one page of the caller's conversations (rooms and
+// direct ones), most recent activity first, with unread counts. after is
+// the previous page's EndCursor ("" for the first page); first <= 0 asks
+// for DefaultPageSize.
+func (c *Client) Conversations(ctx context.Context, first int, after string) (*ConversationPage, error) {
+	if first <= 0 {
+		first = DefaultPageSize
+	}
+	resp, err := conversations(ctx, c.gql, first, nonEmpty(after))
 	if err != nil {
 		return nil, err
 	}
-	return resp.MyRooms, nil
+	conn := resp.Conversations
+	p := &ConversationPage{HasNextPage: conn.PageInfo.HasNextPage, Conversations: make([]ConversationSummary, len(conn.Edges))}
+	if conn.PageInfo.EndCursor != nil {
+		p.EndCursor = *conn.PageInfo.EndCursor
+	}
+	for i, e := range conn.Edges {
+		p.Conversations[i] = e.Node
+	}
+	return p, nil
+}
+
+// AllConversations follows Conversations to the end.
+func (c *Client) AllConversations(ctx context.Context) ([]ConversationSummary, error) {
+	return collect(func(after *string) ([]ConversationSummary, bool, *string, error) {
+		p, err := c.Conversations(ctx, DefaultPageSize, derefOr(after))
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return p.Conversations, p.HasNextPage, nonEmpty(p.EndCursor), nil
+	})
+}
+
+func derefOr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // Room looks up a room the caller is a member of.
@@ -160,16 +250,24 @@ func (c *Client) Room(ctx context.Context, id string) (*Room, error) {
 	return resp.Room, nil
 }
 
-// RoomMembers lists a room's members with their current keys.
+// RoomMembers lists every member of a room with their current keys, oldest
+// first (page by page: a room holds up to a few hundred).
 func (c *Client) RoomMembers(ctx context.Context, roomID string) ([]Member, error) {
-	resp, err := roomMembers(ctx, c.gql, roomID)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Room == nil {
-		return nil, notFound("room " + roomID)
-	}
-	return resp.Room.Members, nil
+	return collect(func(after *string) ([]Member, bool, *string, error) {
+		resp, err := roomMembers(ctx, c.gql, roomID, listPageSize, after)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if resp.Room == nil {
+			return nil, false, nil, notFound("room " + roomID)
+		}
+		conn := resp.Room.MembersConnection
+		ms := make([]Member, len(conn.Edges))
+		for i, e := range conn.Edges {
+			ms[i] = e.Node
+		}
+		return ms, conn.PageInfo.HasNextPage, conn.PageInfo.EndCursor, nil
+	})
 }
 
 // RoomPreview shows a room by its invite code before joining.
@@ -320,14 +418,22 @@ func (c *Client) Document(ctx context.Context, id string) (*Document, error) {
 
 // RoomDocuments lists the documents shared in a room, newest first.
 func (c *Client) RoomDocuments(ctx context.Context, roomID string) ([]Document, error) {
-	resp, err := roomDocuments(ctx, c.gql, roomID)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Room == nil {
-		return nil, notFound("room " + roomID)
-	}
-	return resp.Room.Documents, nil
+	return collect(func(after *string) ([]Document, bool, *string, error) {
+		// Pages of 50: a Document costs about 25 in the server's pricing.
+		resp, err := roomDocuments(ctx, c.gql, roomID, DefaultPageSize, after)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if resp.Room == nil {
+			return nil, false, nil, notFound("room " + roomID)
+		}
+		conn := resp.Room.DocumentsConnection
+		ds := make([]Document, len(conn.Edges))
+		for i, e := range conn.Edges {
+			ds[i] = e.Node
+		}
+		return ds, conn.PageInfo.HasNextPage, conn.PageInfo.EndCursor, nil
+	})
 }
 
 // DeleteDocument deletes a document the caller uploaded.

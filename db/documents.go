@@ -47,17 +47,6 @@ func (s *Store) DocumentsByIDs(ctx context.Context, ids []string) ([]*models.Doc
 	return ds, nil
 }
 
-// DocumentsOf lists a conversation's documents, newest first, at most limit.
-func (s *Store) DocumentsOf(ctx context.Context, conversation string, limit int) ([]*models.Document, error) {
-	var ds []*models.Document
-	err := s.r.NewSelect().Model(&ds).Where("conversation = ?", conversation).
-		OrderExpr("created_at DESC, id DESC").Limit(int64(limit)).Scan(ctx)
-	if err != nil {
-		return nil, translate(err, "documents")
-	}
-	return ds, nil
-}
-
 // DocumentKeys returns the keys for the given (document, user) pairs.
 func (s *Store) DocumentKeys(ctx context.Context, pairs []MessageUser) ([]*models.DocumentKey, error) {
 	var ks []*models.DocumentKey

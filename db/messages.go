@@ -28,17 +28,29 @@ type Cursor struct {
 }
 
 // EncodeCursor makes the opaque cursor string clients pass back as `after`.
-func EncodeCursor(m *models.Message) string {
-	b := make([]byte, 0, 8+len(m.ID))
-	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedAt.Micros()))
-	b = append(b, m.ID...)
+func EncodeCursor(m *models.Message) string { return Cursor{m.CreatedAt.Micros(), m.ID}.String() }
+
+// CursorAt is the cursor of a list position: a time and the id that breaks
+// ties. Every paged list (history, rooms, members, documents, keys,
+// conversations) uses this one format.
+func CursorAt(t models.Time, id string) Cursor { return Cursor{t.Micros(), id} }
+
+// String is the opaque form of c.
+func (c Cursor) String() string {
+	b := make([]byte, 0, 8+len(c.ID))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.CreatedAt))
+	b = append(b, c.ID...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// maxCursorID is the longest id a cursor carries: a direct conversation's
+// key ("dm:" and two UUIDs).
+const maxCursorID = 80
 
 // DecodeCursor parses an `after` argument.
 func DecodeCursor(s string) (Cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) <= 8 || len(b) > 8+64 {
+	if err != nil || len(b) <= 8 || len(b) > 8+maxCursorID {
 		return Cursor{}, models.Invalid("after: not a cursor returned by this server")
 	}
 	return Cursor{CreatedAt: int64(binary.BigEndian.Uint64(b)), ID: string(b[8:])}, nil

@@ -53,19 +53,6 @@ func (s *Store) RoomByCode(ctx context.Context, code string) (*models.Room, erro
 	return r, nil
 }
 
-// RoomsOfUser lists the rooms a user is a member of, newest first.
-func (s *Store) RoomsOfUser(ctx context.Context, userID string) ([]*models.Room, error) {
-	var rs []*models.Room
-	err := s.r.NewSelect().Model(&rs).
-		Join("JOIN room_members AS rm ON rm.room_id = room.id").
-		Where("rm.user_id = ?", userID).
-		OrderExpr("room.created_at DESC, room.id DESC").Scan(ctx)
-	if err != nil {
-		return nil, translate(err, "rooms")
-	}
-	return rs, nil
-}
-
 // Membership returns userID's membership of roomID, or ErrNotFound.
 func (s *Store) Membership(ctx context.Context, roomID, userID string) (*models.RoomMember, error) {
 	m := new(models.RoomMember)
@@ -158,16 +145,32 @@ func (s *Store) AddMember(ctx context.Context, m *models.RoomMember) error {
 }
 
 // AddMemberIfRoom adds a member unless the room already holds limit members
-// (limit 0: no limit). The count and insert share a transaction.
-func (s *Store) AddMemberIfRoom(ctx context.Context, m *models.RoomMember, limit int) error {
+// (limit 0: no limit); a full room is ErrConflict with full as its message.
+//
+// The count and the insert share a transaction, and concurrent joins of one
+// room take turns: under PostgreSQL's READ COMMITTED each would otherwise
+// count the same members and all insert. The room's row is locked FOR NO KEY
+// UPDATE, which orders joins among themselves but not against the foreign-key
+// checks (KEY SHARE) of messages being sent to the room. On SQLite every
+// write transaction already runs alone (one writer connection, BEGIN
+// IMMEDIATE).
+func (s *Store) AddMemberIfRoom(ctx context.Context, m *models.RoomMember, limit int, full string) error {
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if limit > 0 {
+			if s.dialect == Postgres {
+				var id string
+				err := tx.NewSelect().Model((*models.Room)(nil)).Column("id").Where("id = ?", m.RoomID).
+					For("NO KEY UPDATE").Scan(ctx, &id)
+				if err != nil {
+					return translate(err, "room")
+				}
+			}
 			n, err := tx.NewSelect().Model((*models.RoomMember)(nil)).Where("room_id = ?", m.RoomID).Count(ctx)
 			if err != nil {
 				return translate(err, "room members")
 			}
 			if int(n) >= limit {
-				return models.Conflict("room is full")
+				return models.Conflict("%s", full)
 			}
 		}
 		_, err := tx.NewInsert().Model(m).Exec(ctx)

@@ -75,17 +75,6 @@ func (s *Store) KeysByIDs(ctx context.Context, ids []string) ([]*models.PublicKe
 	return ks, nil
 }
 
-// KeysByUser returns every key of a user, newest first.
-func (s *Store) KeysByUser(ctx context.Context, userID string) ([]*models.PublicKey, error) {
-	var ks []*models.PublicKey
-	err := s.r.NewSelect().Model(&ks).Where("user_id = ?", userID).
-		OrderExpr("created_at DESC, id DESC").Scan(ctx)
-	if err != nil {
-		return nil, translate(err, "public keys")
-	}
-	return ks, nil
-}
-
 // RotateKey makes k the user's current key; older keys stay readable.
 func (s *Store) RotateKey(ctx context.Context, userID string, k *models.PublicKey) error {
 	k.UserID = userID

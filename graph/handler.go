@@ -41,6 +41,16 @@ type HandlerConfig struct {
 	ShuttingDown func() bool
 }
 
+// Size limits of a request. The largest legitimate one is a sendMessage to
+// a full room, one recipient key per member: models.MaxRoomMembers is chosen
+// so that it fits both with room to spare, and a test asserts it.
+const (
+	// DefaultMaxBodySize bounds a JSON request body.
+	DefaultMaxBodySize = 1 << 20
+	// DefaultWSReadLimit bounds one websocket frame.
+	DefaultWSReadLimit = 1 << 20
+)
+
 // websocketForbidden is the close code graphql-transport-ws uses for a refused
 // connection_init.
 const websocketForbidden = 4403
@@ -52,13 +62,13 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxBodySize <= 0 {
-		cfg.MaxBodySize = 1 << 20
+		cfg.MaxBodySize = DefaultMaxBodySize
 	}
 	if cfg.MaxUploadSize <= 0 {
 		cfg.MaxUploadSize = 11 << 20 // a 10 MiB file plus the operation's JSON
 	}
 	if cfg.WSReadLimit <= 0 {
-		cfg.WSReadLimit = 1 << 20
+		cfg.WSReadLimit = DefaultWSReadLimit
 	}
 	srv := handler.New(cfg.Schema)
 	readLimit := cfg.WSReadLimit

@@ -11,14 +11,17 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/models"
 )
 
 // Defaults of the operation guards. A client query of the web app stays far
 // below each; they exist to refuse operations built to be expensive.
 const (
 	// DefaultComplexityLimit: the web client's room query (50 messages with
-	// sender and key, the members) costs about 1000, its sidebar (myRooms with
-	// members and the last message) about 500.
+	// sender and key, a page of 50 members with their keys) costs about 1600,
+	// its sidebar (50 conversations with room or user and the last message)
+	// about 1150.
 	DefaultComplexityLimit = 2000
 	// DefaultDepthLimit: the deepest app query (myRooms → messages → edges →
 	// node → sender → publicKey → key) is 7 levels.
@@ -35,36 +38,48 @@ const (
 	DefaultAPQCacheBytes = 8 << 20
 
 	// DefaultPageSize is the weight of a paginated list when `first` is not
-	// given, the schema's own default.
+	// given, the schema's own default for most of them.
 	DefaultPageSize = 50
-	// UnboundedListWeight is the assumed length of lists without a page
-	// argument (members, myRooms, documents, keys).
-	UnboundedListWeight = 10
 )
 
 // SetComplexity fills the cost functions of the list fields, which gqlgen
 // otherwise counts as a single object: a paginated list costs its page size
 // times its selection, a list of ids its length times its selection, and a
-// list without a bound UnboundedListWeight times. Call it on the Config given
-// to NewExecutableSchema, before ComplexityLimit is used.
+// plain list the most items it can hold (the caps in models) times. Call it
+// on the Config given to NewExecutableSchema, before ComplexityLimit is used.
 func SetComplexity(c *ComplexityRoot) {
-	page := func(child int, first *int) int {
-		n := DefaultPageSize
-		if first != nil {
-			n = *first
+	// page prices a connection by first, or by the field's default (def)
+	// when first is null; a first the resolver refuses still costs what it
+	// asks for, so that a huge one is refused here.
+	page := func(def int) func(child int, first *int, _ *string) int {
+		return func(child int, first *int, _ *string) int {
+			n := def
+			if first != nil {
+				n = *first
+			}
+			return listCost(child, n)
 		}
-		return listCost(child, n)
 	}
-	unbounded := func(child int) int { return listCost(child, UnboundedListWeight) }
+	capped := func(n int) func(child int) int {
+		return func(child int) int { return listCost(child, n) }
+	}
 
-	c.Room.Messages = func(child int, first *int, _ *string) int { return page(child, first) }
-	c.Query.DirectMessages = func(child int, _ string, first *int, _ *string) int { return page(child, first) }
+	c.Room.Messages = page(DefaultPageSize)
+	c.Query.DirectMessages = func(child int, _ string, first *int, after *string) int {
+		return page(DefaultPageSize)(child, first, after)
+	}
 	c.Query.Users = func(child int, ids []string) int { return listCost(child, len(ids)) }
 	c.Mutation.MarkRead = func(child int, ids []string) int { return listCost(child, len(ids)) }
-	c.Query.MyRooms = unbounded
-	c.Room.Members = unbounded
-	c.Room.Documents = unbounded
-	c.User.Keys = unbounded
+
+	c.Query.MyRooms = capped(models.MaxListedRooms)
+	c.Room.Members = capped(models.MaxRoomMembers)
+	c.Room.Documents = capped(models.MaxListedDocuments)
+	c.User.Keys = capped(models.MaxListedKeys)
+	c.Query.MyRoomsConnection = page(DefaultPageSize)
+	c.Room.MembersConnection = page(models.MaxPageSize)
+	c.Room.DocumentsConnection = page(DefaultPageSize)
+	c.User.KeysConnection = page(20)
+	c.Query.Conversations = page(DefaultPageSize)
 }
 
 // listCost is 1 for the field plus n times its selection (at least 1 each, so

@@ -21,6 +21,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/models"
 )
 
 // limitsSchema is the real schema with SetComplexity's cost functions and no
@@ -48,7 +50,10 @@ func opContext(t *testing.T, es graphql.ExecutableSchema, query string, vars map
 const appQuery = `query Room($id: ID!) {
   room(id: $id) {
     id name isGroup memberCount myRole
-    members { role user { id username online publicKey { id key fingerprint } } }
+    membersConnection(first: 50) {
+      pageInfo { hasNextPage endCursor }
+      edges { node { role user { id username online publicKey { id key fingerprint } } } }
+    }
     messages(first: 50) {
       pageInfo { hasNextPage endCursor }
       edges { cursor node {
@@ -62,8 +67,19 @@ const appQuery = `query Room($id: ID!) {
 
 const sidebarQuery = `{
   me { id username }
-  myRooms { id name isGroup memberCount members { user { id username online } } messages(first: 1) { edges { node { id createdAt } } } }
+  conversations(first: 50) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      unreadCount lastActivityAt
+      room { id name isGroup memberCount }
+      user { id username online }
+      lastMessage { id createdAt sender { id username } }
+    } }
+  }
 }`
+
+// attackQuery is issue 14's: every member of every room with their keys.
+const attackQuery = `{ myRooms { members { user { id username publicKey { key } } } } }`
 
 // introspectionQuery is graphql-js getIntrospectionQuery(), what GraphiQL sends.
 const introspectionQuery = `query IntrospectionQuery {
@@ -95,7 +111,7 @@ func TestShape(t *testing.T) {
 		want  shape
 	}{
 		{name: "flat", query: `{ me { id } }`, want: shape{depth: 2, fields: 2, rootFields: 1}},
-		{name: "app query", query: appQuery, want: shape{depth: 6, fields: 35, rootFields: 1}},
+		{name: "app query", query: appQuery, want: shape{depth: 7, fields: 40, rootFields: 1}},
 		{name: "alias equal to name is not an alias", query: `{ me: me { id: id } }`, want: shape{depth: 2, fields: 2, rootFields: 1}},
 		{name: "aliases", query: `{ a: me { id } b: me { x: id } }`, want: shape{depth: 2, aliases: 3, fields: 4, rootFields: 2}},
 		{name: "inline fragment adds no depth", query: `{ me { ... on User { id publicKey { key } } } }`, want: shape{depth: 3, fields: 4, rootFields: 1}},
@@ -169,12 +185,20 @@ func TestSetComplexity(t *testing.T) {
 		{name: "messages first 0 still costs one", query: `{ room(id: "r") { messages(first: 0) { edges { node { id } } } } }`, want: 1 + (1 + 1*3)},
 		{name: "direct messages", query: `{ directMessages(withUserId: "u", first: 30) { edges { node { id ciphertext } } } }`, want: 1 + 30*4},
 		{name: "users by ids", query: `{ users(ids: ["a","b","c","d"]) { id username } }`, want: 1 + 4*2},
-		{name: "myRooms unbounded", query: `{ myRooms { id } }`, want: 1 + UnboundedListWeight*1},
-		{name: "members unbounded", query: `{ room(id: "r") { members { role } } }`, want: 1 + (1 + UnboundedListWeight*1)},
-		{name: "documents unbounded", query: `{ room(id: "r") { documents { id name } } }`, want: 1 + (1 + UnboundedListWeight*2)},
-		{name: "keys unbounded", query: `{ me { keys { id } } }`, want: 1 + (1 + UnboundedListWeight*1)},
+		// Plain lists cost their cap, connections their page.
+		{name: "myRooms capped", query: `{ myRooms { id } }`, want: 1 + models.MaxListedRooms*1},
+		{name: "members capped", query: `{ room(id: "r") { members { role } } }`, want: 1 + (1 + models.MaxRoomMembers*1)},
+		{name: "documents capped", query: `{ room(id: "r") { documents { id name } } }`, want: 1 + (1 + models.MaxListedDocuments*2)},
+		{name: "keys capped", query: `{ me { keys { id } } }`, want: 1 + (1 + models.MaxListedKeys*1)},
 		{name: "markRead by ids", query: `mutation { markRead(messageIds: ["a","b","c"]) }`, want: 1 + 3},
-		{name: "nested lists multiply", query: `{ myRooms { messages(first: 5) { edges { node { id } } } } }`, want: 1 + UnboundedListWeight*(1+5*3)},
+		{name: "nested lists multiply", query: `{ myRooms { messages(first: 5) { edges { node { id } } } } }`, want: 1 + models.MaxListedRooms*(1+5*3)},
+		// edges 1 + node 1 + id 1 per item.
+		{name: "myRoomsConnection default", query: `{ myRoomsConnection { edges { node { id } } } }`, want: 1 + 50*3},
+		{name: "membersConnection default", query: `{ room(id: "r") { membersConnection { edges { node { role } } } } }`, want: 1 + (1 + 100*3)},
+		{name: "membersConnection first 7", query: `{ room(id: "r") { membersConnection(first: 7) { edges { node { role } } } } }`, want: 1 + (1 + 7*3)},
+		{name: "documentsConnection default", query: `{ room(id: "r") { documentsConnection { edges { node { id } } } } }`, want: 1 + (1 + 50*3)},
+		{name: "keysConnection default", query: `{ me { keysConnection { edges { node { id } } } } }`, want: 1 + (1 + 20*3)},
+		{name: "conversations first 10", query: `{ conversations(first: 10) { edges { node { unreadCount } } } }`, want: 1 + 10*3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,6 +276,7 @@ func TestGuards(t *testing.T) {
 		{name: "complexity sidebar", ext: ComplexityLimit(DefaultComplexityLimit), query: sidebarQuery},
 		{name: "complexity introspection", ext: ComplexityLimit(DefaultComplexityLimit), query: introspectionQuery},
 		{name: "complexity big page", ext: ComplexityLimit(DefaultComplexityLimit), query: `{ room(id: "r") { messages(first: 1000) { edges { node { id } } } } }`, wantErr: "operation has complexity 3002, which exceeds the limit of 2000"},
+		{name: "complexity members of every room", ext: ComplexityLimit(DefaultComplexityLimit), query: attackQuery, wantErr: "exceeds the limit of 2000"},
 		{name: "complexity rooms with full pages", ext: ComplexityLimit(DefaultComplexityLimit), query: `{ myRooms { messages { edges { node { id ciphertext sender { id } } } } } }`, wantErr: "exceeds the limit of 2000"},
 		{name: "complexity fragment bomb rejected early", ext: ComplexityLimit(DefaultComplexityLimit), query: fragmentBomb(70), wantErr: fmt.Sprintf("complexity of at least %d", math.MaxInt)},
 		{name: "complexity disabled", ext: ComplexityLimit(0), query: `{ room(id: "r") { messages(first: 100000) { edges { node { id } } } } }`},

@@ -21,6 +21,7 @@ func New() *migrate.Migrations {
 	registerInitial(ms)
 	registerDocuments(ms)
 	registerPartialIndexes(ms)
+	registerListIndexes(ms)
 	return ms
 }
 

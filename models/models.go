@@ -177,3 +177,19 @@ type DocumentKey struct {
 func (k *DocumentKey) AsRecipientKey() *RecipientKey {
 	return &RecipientKey{MessageID: k.DocumentID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMBytes, WrappedBytes: k.WrappedBytes}
 }
+
+// Conversation is one of a user's conversations as the conversations list
+// shows it: a room (RoomID) or a direct exchange with PeerID.
+type Conversation struct {
+	// Key is the messages' conversation column: the room id or
+	// db.DirectConversation of both users.
+	Key            string
+	RoomID         *string
+	PeerID         *string
+	UnreadCount    int
+	LastActivityAt Time
+	LastMessageID  *string
+	// LastMessage is LastMessageID's message, loaded for the whole page at
+	// once and presented to the reader.
+	LastMessage *Message
+}

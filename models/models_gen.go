@@ -17,10 +17,34 @@ type AuthPayload struct {
 	User      *User  `json:"user"`
 }
 
+// extension: a page of conversations.
+type ConversationConnection struct {
+	Edges    []*ConversationEdge `json:"edges"`
+	PageInfo *PageInfo           `json:"pageInfo"`
+}
+
+// extension
+type ConversationEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *Conversation `json:"node"`
+}
+
 type CreateRoomInput struct {
 	Name      string   `json:"name"`
 	IsGroup   *bool    `json:"isGroup,omitempty"`
 	MemberIds []string `json:"memberIds,omitempty"`
+}
+
+// extension: a page of documents.
+type DocumentConnection struct {
+	Edges    []*DocumentEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+// extension
+type DocumentEdge struct {
+	Cursor string    `json:"cursor"`
+	Node   *Document `json:"node"`
 }
 
 type MessageConnection struct {
@@ -41,6 +65,18 @@ type PageInfo struct {
 	EndCursor   *string `json:"endCursor,omitempty"`
 }
 
+// extension: a page of public keys.
+type PublicKeyConnection struct {
+	Edges    []*PublicKeyEdge `json:"edges"`
+	PageInfo *PageInfo        `json:"pageInfo"`
+}
+
+// extension
+type PublicKeyEdge struct {
+	Cursor string     `json:"cursor"`
+	Node   *PublicKey `json:"node"`
+}
+
 type Query struct {
 }
 
@@ -59,6 +95,30 @@ type RegisterInput struct {
 	// Standard base64 of the raw public key.
 	PublicKey    string        `json:"publicKey"`
 	KeyAlgorithm *KeyAlgorithm `json:"keyAlgorithm,omitempty"`
+}
+
+// extension: a page of rooms.
+type RoomConnection struct {
+	Edges    []*RoomEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+// extension
+type RoomEdge struct {
+	Cursor string `json:"cursor"`
+	Node   *Room  `json:"node"`
+}
+
+// extension: a page of a room's members.
+type RoomMemberConnection struct {
+	Edges    []*RoomMemberEdge `json:"edges"`
+	PageInfo *PageInfo         `json:"pageInfo"`
+}
+
+// extension
+type RoomMemberEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *RoomMember `json:"node"`
 }
 
 type RoomPreview struct {

@@ -111,7 +111,17 @@ func (r *roomResolver) Documents(ctx context.Context, obj *models.Room) ([]*mode
 	if !r.isMember(ctx, obj.ID, u.ID) {
 		return nil, models.NotFound("room")
 	}
-	return r.store.DocumentsOf(ctx, obj.ID, maxRoomDocuments)
+	ds, _, err := r.store.DocumentsPage(ctx, obj.ID, nil, models.MaxListedDocuments)
+	return ds, err
+}
+
+// DocumentsConnection is the resolver for the documentsConnection field.
+func (r *roomResolver) DocumentsConnection(ctx context.Context, obj *models.Room, first *int, after *string) (*models.DocumentConnection, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.roomDocuments(ctx, u, obj.ID, first, after)
 }
 
 // Document returns graph.DocumentResolver implementation.

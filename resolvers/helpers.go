@@ -21,14 +21,12 @@ import (
 
 // Input limits.
 const (
-	maxPageSize    = 100
+	maxPageSize    = models.MaxPageSize
 	defaultPage    = 50
 	maxRoomName    = 100
 	maxIDsPerQuery = 100
 	maxMarkRead    = 500
-	maxRoomMembers = 1000
-	// maxRoomDocuments bounds Room.documents, newest first.
-	maxRoomDocuments = 200
+	maxRoomMembers = models.MaxRoomMembers
 )
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)

@@ -182,6 +182,9 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	if err != nil {
 		return nil, envelopeError(&pqcrypto.ValidationError{Field: "ciphertext", Reason: "not canonical standard base64 with padding"})
 	}
+	if len(ct) > models.MaxMessageCiphertext {
+		return nil, models.Invalid("ciphertext: at most %d bytes (send larger content as a document)", models.MaxMessageCiphertext)
+	}
 	env, err := checkEnvelope(ct, in.Nonce, in.Keys, want)
 	if err != nil {
 		return nil, err

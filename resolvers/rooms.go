@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/qchat/qchat/models"
@@ -25,6 +26,9 @@ func (r *Resolver) createRoom(ctx context.Context, u *models.User, in models.Cre
 	}
 	if !isGroup && len(others) > 1 {
 		return nil, models.Invalid("memberIds: a room that is not a group holds two people")
+	}
+	if len(others)+1 > maxRoomMembers {
+		return nil, models.Invalid("memberIds: a room holds at most %d members, its creator included", maxRoomMembers)
 	}
 	ids := make([]string, 0, len(others))
 	for id := range others {
@@ -80,18 +84,24 @@ func (r *Resolver) joinRoom(ctx context.Context, u *models.User, code string) (*
 	if err != nil {
 		return nil, err
 	}
-	limit := maxRoomMembers
-	if !room.IsGroup {
-		limit = 2
-	}
+	limit, full := roomLimit(room)
 	m := &models.RoomMember{RoomID: room.ID, UserID: u.ID, Role: models.RoomRoleMember, JoinedAt: models.Now()}
-	if err := r.store.AddMemberIfRoom(ctx, m, limit); err != nil {
+	if err := r.store.AddMemberIfRoom(ctx, m, limit, full); err != nil {
 		return nil, err
 	}
 	r.forgetMember(ctx, room.ID, u.ID)
 	r.security(ctx, slog.LevelInfo, "member_joined", "room_id", room.ID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &u.ID)
 	return room, nil
+}
+
+// roomLimit is the most members room may hold, and the message of the
+// CONFLICT that refuses one more.
+func roomLimit(room *models.Room) (int, string) {
+	if !room.IsGroup {
+		return 2, "room is full: a room that is not a group holds two people"
+	}
+	return maxRoomMembers, fmt.Sprintf("room is full: it holds the maximum of %d members", maxRoomMembers)
 }
 
 // roomAs loads a room the caller is in together with the caller's membership.
@@ -122,12 +132,9 @@ func (r *Resolver) addMember(ctx context.Context, u *models.User, roomID, userID
 	if _, err := r.store.UserByID(ctx, userID); err != nil {
 		return nil, err
 	}
-	limit := maxRoomMembers
-	if !room.IsGroup {
-		limit = 2
-	}
+	limit, full := roomLimit(room)
 	nm := &models.RoomMember{RoomID: roomID, UserID: userID, Role: models.RoomRoleMember, JoinedAt: models.Now()}
-	if err := r.store.AddMemberIfRoom(ctx, nm, limit); err != nil {
+	if err := r.store.AddMemberIfRoom(ctx, nm, limit, full); err != nil {
 		return nil, err
 	}
 	r.forgetMember(ctx, roomID, userID)

@@ -118,7 +118,24 @@ func (r *queryResolver) MyRooms(ctx context.Context) ([]*models.Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.store.RoomsOfUser(ctx, u.ID)
+	rooms, _, err := r.store.RoomsPage(ctx, u.ID, nil, models.MaxListedRooms)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*models.Room, len(rooms))
+	for i, jr := range rooms {
+		out[i] = jr.Room
+	}
+	return out, nil
+}
+
+// MyRoomsConnection is the resolver for the myRoomsConnection field.
+func (r *queryResolver) MyRoomsConnection(ctx context.Context, first *int, after *string) (*models.RoomConnection, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.myRooms(ctx, u, first, after)
 }
 
 // RoomPreview is the resolver for the roomPreview field.
@@ -151,7 +168,10 @@ func (r *roomResolver) Owner(ctx context.Context, obj *models.Room) (*models.Use
 
 // Members is the resolver for the members field.
 func (r *roomResolver) Members(ctx context.Context, obj *models.Room) ([]*models.RoomMember, error) {
-	return r.loaders(ctx).Members().Load(ctx, obj.ID)
+	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
+	// A room made before the cap was lowered may hold more; the list is
+	// priced by the cap, so it answers that many (membersConnection has all).
+	return ms[:min(len(ms), maxRoomMembers)], err
 }
 
 // MemberCount is the resolver for the memberCount field.
@@ -189,6 +209,11 @@ func (r *roomResolver) MyRole(ctx context.Context, obj *models.Room) (models.Roo
 	}
 	// Not a member any more (a DELETED or MEMBER_LEFT event about the caller).
 	return models.RoomRoleMember, nil
+}
+
+// MembersConnection is the resolver for the membersConnection field.
+func (r *roomResolver) MembersConnection(ctx context.Context, obj *models.Room, first *int, after *string) (*models.RoomMemberConnection, error) {
+	return r.roomMembers(ctx, obj.ID, first, after)
 }
 
 // User is the resolver for the user field.

@@ -27,7 +27,13 @@ func (r *userResolver) PublicKey(ctx context.Context, obj *models.User) (*models
 
 // Keys is the resolver for the keys field.
 func (r *userResolver) Keys(ctx context.Context, obj *models.User) ([]*models.PublicKey, error) {
-	return r.store.KeysByUser(ctx, obj.ID)
+	ks, _, err := r.store.KeysPage(ctx, obj.ID, nil, models.MaxListedKeys)
+	return ks, err
+}
+
+// KeysConnection is the resolver for the keysConnection field.
+func (r *userResolver) KeysConnection(ctx context.Context, obj *models.User, first *int, after *string) (*models.PublicKeyConnection, error) {
+	return r.userKeys(ctx, obj.ID, first, after)
 }
 
 // Online is the resolver for the online field.

@@ -19,30 +19,52 @@ func roomJSON(r *client.Room) map[string]any {
 		"memberCount": r.MemberCount, "role": r.MyRole, "createdAt": r.CreatedAt}
 }
 
+// conversationJSON is one line of `rooms --json`: a room (roomJSON's
+// fields) or a direct conversation, with its unread count and last activity.
+func conversationJSON(cv *client.ConversationSummary) map[string]any {
+	out := map[string]any{"kind": "direct"}
+	if cv.Room != nil {
+		out = roomJSON(cv.Room)
+		out["kind"] = "room"
+	} else if cv.User != nil {
+		out["userId"], out["username"] = cv.User.Id, cv.User.Username
+	}
+	out["unread"], out["lastActivityAt"] = cv.UnreadCount, cv.LastActivityAt
+	return out
+}
+
+// rooms lists every conversation, rooms and direct ones, most recent
+// activity first, with unread counts.
 func (a *app) rooms(ctx context.Context, args []string) error {
-	if _, err := a.start(ctx, a.flags("rooms"), args, spec{signIn: true, about: "Lists the rooms I am in."}); err != nil {
+	if _, err := a.start(ctx, a.flags("rooms"), args, spec{signIn: true, about: "Lists my conversations, rooms and direct, newest activity first, with unread counts."}); err != nil {
 		return err
 	}
-	rooms, err := a.client.MyRooms(ctx)
+	convs, err := a.client.AllConversations(ctx)
 	if err != nil {
 		return err
 	}
 	if a.json {
-		for i := range rooms {
-			if err := a.out(roomJSON(&rooms[i]), ""); err != nil {
+		for i := range convs {
+			if err := a.out(conversationJSON(&convs[i]), ""); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if len(rooms) == 0 {
-		fmt.Fprintln(a.stdout, "no rooms yet: qchat room create NAME, or qchat room join CODE")
+	if len(convs) == 0 {
+		fmt.Fprintln(a.stdout, "no conversations yet: qchat room create NAME, qchat room join CODE, or qchat send @user TEXT")
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMEMBERS\tROLE\tCODE\tID")
-	for _, r := range rooms {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Name, r.MemberCount, strings.ToLower(string(r.MyRole)), r.Code, r.Id)
+	fmt.Fprintln(tw, "NAME\tUNREAD\tMEMBERS\tROLE\tCODE\tID")
+	for _, cv := range convs {
+		switch {
+		case cv.Room != nil:
+			r := cv.Room
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", r.Name, cv.UnreadCount, r.MemberCount, strings.ToLower(string(r.MyRole)), r.Code, r.Id)
+		case cv.User != nil:
+			fmt.Fprintf(tw, "@%s\t%d\t2\tdirect\t-\t%s\n", cv.User.Username, cv.UnreadCount, cv.User.Id)
+		}
 	}
 	return tw.Flush()
 }

@@ -50,7 +50,7 @@ Keys and account
                               key; old secret keys are kept
 
 Rooms
-  rooms                       the rooms I am in
+  rooms                       my rooms and direct conversations, with unread counts
   room create NAME [--direct] | join CODE | members ROOM
   room add ROOM @user | remove ROOM @user | leave ROOM
   room rename ROOM NAME | delete ROOM

@@ -161,7 +161,7 @@ func New(d Deps) (*Server, error) {
 	// they stay reachable there (the detailed ones are token- or loopback-only).
 	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") || p == "/metrics" }
 	var handler http.Handler = mux
-	handler = middleware.BodyLimit(1<<20, resolvers.MaxDocumentSize+1<<20)(handler)
+	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, resolvers.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)
 	handler = middleware.SecurityHeaders(cfg.Production())(handler)
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)
