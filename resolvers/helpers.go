@@ -151,10 +151,14 @@ func (r *Resolver) isMember(ctx context.Context, roomID, userID string) bool {
 	return err == nil
 }
 
-// forgetMember drops the cached membership of userID in roomID, here and on
+// forgetMembers drops the cached memberships of users in roomID, here and on
 // every other instance.
-func (r *Resolver) forgetMember(ctx context.Context, roomID, userID string) {
-	r.invalidate(ctx, "member", memberKey(roomID, userID))
+func (r *Resolver) forgetMembers(ctx context.Context, roomID string, users ...string) {
+	keys := make([]string, len(users))
+	for i, u := range users {
+		keys[i] = memberKey(roomID, u)
+	}
+	r.invalidate(ctx, "member", keys...)
 }
 
 // canRead says whether userID may read message m.
@@ -322,6 +326,18 @@ func forReader(m *models.Message, userID string) *models.Message {
 // goroutine and both channels end when ctx ends or the broker drops the
 // subscriber.
 func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Context, ev *broker.Event) (T, bool)) (<-chan T, error) {
+	return subscribeEach(ctx, r, func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool {
+		v, ok := pick(ctx, ev)
+		return !ok || emit(v)
+	})
+}
+
+// subscribeEach is subscribe for events that carry several values (a batch of
+// receipts): deliver hands each value to emit, which reports false once the
+// subscription has ended, and returns false to end it. The expansion happens
+// here, in the subscriber's own goroutine, at the pace its client reads: the
+// broker and its buffers carry one event however many values it holds.
+func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool) (<-chan T, error) {
 	u, err := me(ctx)
 	if err != nil {
 		return nil, err
@@ -336,17 +352,19 @@ func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Co
 		return nil, err
 	}
 	out := make(chan T, 1)
+	emit := func(v T) bool {
+		select {
+		case out <- v:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	go func() {
 		defer release()
 		defer close(out)
 		for ev := range in {
-			v, ok := pick(ctx, ev)
-			if !ok {
-				continue
-			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
+			if !deliver(ctx, ev, emit) {
 				return
 			}
 		}
