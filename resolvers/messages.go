@@ -375,7 +375,17 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 		if *recipientID == u.ID {
 			return models.Invalid("recipientId: cannot type to yourself")
 		}
-		if _, err := r.store.UserByID(ctx, *recipientID); err != nil {
+		shared, err := r.store.SharesConversation(ctx, u.ID, *recipientID)
+		if err != nil {
+			return err
+		}
+		if !shared {
+			// NOT_FOUND for no such user, as before (user(id) tells as
+			// much). To a user who shares no conversation with the sender
+			// the notice is not sent, and the answer is the same true: a
+			// client that reports typing before the first message of a new
+			// conversation is not broken, and a stranger learns nothing.
+			_, err := r.store.UserByID(ctx, *recipientID)
 			return err
 		}
 		users = []string{*recipientID}
