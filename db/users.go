@@ -166,3 +166,57 @@ SELECT CASE WHEN EXISTS (
 	}
 	return n > 0, nil
 }
+
+// SharingConversation returns which of others share a room or a direct
+// conversation with userID (userID itself does). It costs one query when
+// every one of them is found in a shared room, as in a room's member list,
+// and a second for the rest, which asks for one row of each direct
+// conversation rather than reading its history.
+func (s *Store) SharingConversation(ctx context.Context, userID string, others []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(others))
+	var ask []string
+	for _, o := range others {
+		if o == userID {
+			out[o] = true
+		} else if !out[o] {
+			ask = append(ask, o)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	var inRooms []string
+	if err := s.r.NewRaw(`
+SELECT DISTINCT m2.user_id FROM room_members m1
+  JOIN room_members m2 ON m2.room_id = m1.room_id
+ WHERE m1.user_id = ? AND m2.user_id IN (?)`, userID, bun.List(ask)).Scan(ctx, &inRooms); err != nil {
+		return nil, translate(err, "contacts")
+	}
+	for _, id := range inRooms {
+		out[id] = true
+	}
+	var q strings.Builder
+	var args []any
+	for _, o := range ask {
+		if out[o] {
+			continue
+		}
+		if q.Len() > 0 {
+			q.WriteString("\nUNION ALL ")
+		}
+		// EXISTS stops at the first row of the conversation's index.
+		q.WriteString("SELECT ? WHERE EXISTS (SELECT 1 FROM messages WHERE conversation = ?)")
+		args = append(args, o, DirectConversation(userID, o))
+	}
+	if q.Len() == 0 {
+		return out, nil
+	}
+	var direct []string
+	if err := s.r.NewRaw(q.String(), args...).Scan(ctx, &direct); err != nil {
+		return nil, translate(err, "contacts")
+	}
+	for _, id := range direct {
+		out[id] = true
+	}
+	return out, nil
+}

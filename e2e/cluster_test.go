@@ -323,3 +323,48 @@ func TestClusterRedisRestart(t *testing.T) {
 		t.Fatalf("the message sent while redis was down is not in history: %+v", hist)
 	}
 }
+
+// Issue 14, item 2, across instances: a markRead of 300 messages on B reaches
+// a subscriber on A through Redis as one event, delivered there as 300
+// receipts, and the subscriber's other subscriptions go on. One Redis message
+// per receipt ended them past the 256-event buffer.
+func TestClusterReceiptBatch(t *testing.T) {
+	const n = 300
+	c := newCluster(t, 2, "", map[string]string{"RATE_LIMIT_MAX": "0"})
+	a, b := c.api(0), c.api(1)
+	alice, bob := a.Register(t, "alice"), b.Register(t, "bob")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = sendDirect(t, a, alice, bob, "message "+strconv.Itoa(i))
+	}
+	ws := a.Connect(t, qchattest.TransportWS, alice.Token)
+	defer ws.Shutdown()
+	receipts := ws.Subscribe(`subscription { readReceipts { messageId user { id } } }`, nil)
+	added := ws.Subscribe(messageAdded, nil)
+	c.waitSubscriptions(0, 2)
+
+	b.MustDo(t, bob.Token, `mutation($ids: [ID!]!) { markRead(messageIds: $ids) }`, map[string]any{"ids": ids}, nil)
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for range n {
+		var ev struct {
+			ReadReceipts struct {
+				MessageID string
+				User      struct{ ID string }
+			}
+		}
+		receipts.Next(t, &ev)
+		if !want[ev.ReadReceipts.MessageID] || ev.ReadReceipts.User.ID != bob.ID {
+			t.Fatalf("unexpected or repeated receipt %+v", ev.ReadReceipts)
+		}
+		delete(want, ev.ReadReceipts.MessageID)
+	}
+	id := sendDirect(t, b, bob, alice, "read them all")
+	var got struct{ MessageAdded qchattest.WireMessage }
+	added.Next(t, &got)
+	if got.MessageAdded.ID != id {
+		t.Fatalf("messageAdded %s, want %s", got.MessageAdded.ID, id)
+	}
+}

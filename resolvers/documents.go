@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/qchat/qchat/db"
@@ -44,8 +43,11 @@ func checkDocumentName(name string) (string, error) {
 	if name == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 255 {
 		return "", models.Invalid("name: 1 to 255 characters of valid UTF-8")
 	}
-	if strings.ContainsAny(name, `/\`) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return "", models.Invalid("name: must not contain path separators or control characters")
+	if strings.ContainsAny(name, `/\`) {
+		return "", models.Invalid("name: must not contain path separators")
+	}
+	if err := checkVisible("name", name); err != nil {
+		return "", err
 	}
 	return name, nil
 }

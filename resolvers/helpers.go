@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vikstrous/dataloadgen"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
@@ -72,12 +73,53 @@ func checkRoomName(name string) (string, error) {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxRoomName {
 		return "", models.Invalid("name: at most %d characters of valid UTF-8", maxRoomName)
 	}
-	for _, r := range name {
-		if unicode.IsControl(r) {
-			return "", models.Invalid("name: must not contain control characters")
-		}
+	if err := checkVisible("name", name); err != nil {
+		return "", err
 	}
 	return name, nil
+}
+
+// hidden are the characters a name must not hold because they make it show
+// other than it reads: control characters (Cc), format characters (Cf: the
+// bidirectional overrides and isolates that turn "invoice\u202Efdp.exe" into
+// "invoiceexe.pdf", zero-width spaces and joiners, soft hyphens, tag
+// characters) and the line and paragraph separators. The price: emoji that
+// are built with a zero-width joiner (a family, a profession) are refused
+// in names too.
+var hidden = []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp}
+
+// checkVisible refuses a name holding a hidden character, naming the field
+// and the character.
+func checkVisible(field, s string) error {
+	for _, c := range s {
+		if unicode.IsOneOf(hidden, c) {
+			return &models.Error{
+				Kind:       models.ErrInvalid,
+				Message:    fmt.Sprintf("%s: must not contain control or invisible formatting characters (found U+%04X)", field, c),
+				Extensions: map[string]any{"field": field},
+			}
+		}
+	}
+	return nil
+}
+
+// maxUsernameInput bounds the bytes normalised: 32 characters of what NFKC
+// folds to ASCII (fullwidth letters) take 3 bytes each.
+const maxUsernameInput = 4 * 32
+
+// canonicalUsername is the form a username is stored, unique (case-folded:
+// db.UsernameKey) and looked up in, or ok=false if there is none. NFKC folds
+// the compatibility forms of ASCII letters and digits (fullwidth "ａｌｉｃｅ",
+// the ligature "ﬁ", the Kelvin sign, superscript digits) into the ASCII they
+// stand for, so that they name the account they look like; every other
+// non-ASCII character fails usernameRE, so Cyrillic or Greek look-alikes of
+// a name cannot be registered at all.
+func canonicalUsername(s string) (name string, ok bool) {
+	if len(s) > maxUsernameInput {
+		return "", false
+	}
+	name = norm.NFKC.String(s)
+	return name, usernameRE.MatchString(name)
 }
 
 func pageSize(first *int) (int, error) {
@@ -149,10 +191,14 @@ func (r *Resolver) isMember(ctx context.Context, roomID, userID string) bool {
 	return err == nil
 }
 
-// forgetMember drops the cached membership of userID in roomID, here and on
+// forgetMembers drops the cached memberships of users in roomID, here and on
 // every other instance.
-func (r *Resolver) forgetMember(ctx context.Context, roomID, userID string) {
-	r.invalidate(ctx, "member", memberKey(roomID, userID))
+func (r *Resolver) forgetMembers(ctx context.Context, roomID string, users ...string) {
+	keys := make([]string, len(users))
+	for i, u := range users {
+		keys[i] = memberKey(roomID, u)
+	}
+	r.invalidate(ctx, "member", keys...)
 }
 
 // canRead says whether userID may read message m.
@@ -320,6 +366,18 @@ func forReader(m *models.Message, userID string) *models.Message {
 // goroutine and both channels end when ctx ends or the broker drops the
 // subscriber.
 func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Context, ev *broker.Event) (T, bool)) (<-chan T, error) {
+	return subscribeEach(ctx, r, func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool {
+		v, ok := pick(ctx, ev)
+		return !ok || emit(v)
+	})
+}
+
+// subscribeEach is subscribe for events that carry several values (a batch of
+// receipts): deliver hands each value to emit, which reports false once the
+// subscription has ended, and returns false to end it. The expansion happens
+// here, in the subscriber's own goroutine, at the pace its client reads: the
+// broker and its buffers carry one event however many values it holds.
+func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool) (<-chan T, error) {
 	u, err := me(ctx)
 	if err != nil {
 		return nil, err
@@ -334,17 +392,19 @@ func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Co
 		return nil, err
 	}
 	out := make(chan T, 1)
+	emit := func(v T) bool {
+		select {
+		case out <- v:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	go func() {
 		defer release()
 		defer close(out)
 		for ev := range in {
-			v, ok := pick(ctx, ev)
-			if !ok {
-				continue
-			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
+			if !deliver(ctx, ev, emit) {
 				return
 			}
 		}

@@ -8,31 +8,38 @@ import (
 	"github.com/qchat/qchat/internal/broker"
 )
 
-// invalidate drops a cached entry here at once and tells the other
-// instances, through the broker, to do the same.
-func (r *Resolver) invalidate(ctx context.Context, what, key string) {
-	r.applyInvalidation(broker.Invalidation{What: what, Key: key})
-	ev := &broker.Event{Kind: broker.Invalidate, Inval: &broker.Invalidation{What: what, Key: key}}
+// invalidate drops cached entries of one kind here at once and tells the
+// other instances, through the broker, to do the same: in one event whatever
+// the number of keys.
+func (r *Resolver) invalidate(ctx context.Context, what string, keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
+	inv := &broker.Invalidation{What: what, Key: keys[0], More: keys[1:]}
+	r.applyInvalidation(*inv)
+	ev := &broker.Event{Kind: broker.Invalidate, Inval: inv}
 	if err := r.broker.Publish(context.WithoutCancel(ctx), []string{broker.InvalidationTopic}, ev); err != nil {
 		r.log.WarnContext(ctx, "publish invalidation", "what", what, "err", err)
 	}
 }
 
 func (r *Resolver) applyInvalidation(inv broker.Invalidation) {
-	switch inv.What {
-	case "session":
-		if h, err := hex.DecodeString(inv.Key); err == nil {
-			r.auth.Forget(h)
+	for _, key := range inv.Keys() {
+		switch inv.What {
+		case "session":
+			if h, err := hex.DecodeString(key); err == nil {
+				r.auth.Forget(h)
+			}
+			r.sockets.revoke(key)
+		case "user":
+			r.auth.ForgetUser(key)
+			r.recipients.forget(inv.What, key)
+		case "member":
+			r.members.Invalidate(key)
+			r.recipients.forget(inv.What, key)
+		case "room":
+			r.recipients.forget(inv.What, key)
 		}
-		r.sockets.revoke(inv.Key)
-	case "user":
-		r.auth.ForgetUser(inv.Key)
-		r.recipients.forget(inv.What, inv.Key)
-	case "member":
-		r.members.Invalidate(inv.Key)
-		r.recipients.forget(inv.What, inv.Key)
-	case "room":
-		r.recipients.forget(inv.What, inv.Key)
 	}
 }
 

@@ -28,7 +28,11 @@ type Loaders struct {
 	documents   *dataloadgen.Loader[string, *models.Document]
 	documentKey *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
 	online      *dataloadgen.Loader[string, bool]
+	sharing     *dataloadgen.Loader[userPair, bool]
 }
+
+// userPair is a viewer and another user.
+type userPair struct{ viewer, other string }
 
 // batchWait is short: gqlgen starts sibling field resolvers together, so a
 // batch fills within microseconds and a long wait only adds latency.
@@ -128,6 +132,34 @@ func (l *Loaders) Online() *dataloadgen.Loader[string, bool] {
 			}
 			if err != nil {
 				return out, []error{err}
+			}
+			return out, nil
+		}, loaderWait)
+	})
+}
+
+// Sharing loads whether a viewer shares a room or a direct conversation with
+// other users: what decides whether User.online may tell the truth. A member
+// list of 1,000 asks in one query.
+func (l *Loaders) Sharing() *dataloadgen.Loader[userPair, bool] {
+	return lazy(l, &l.sharing, func() *dataloadgen.Loader[userPair, bool] {
+		return dataloadgen.NewLoader(func(ctx context.Context, pairs []userPair) ([]bool, []error) {
+			// One viewer per response in practice; grouped all the same.
+			byViewer := map[string][]string{}
+			for _, p := range pairs {
+				byViewer[p.viewer] = append(byViewer[p.viewer], p.other)
+			}
+			shared := make(map[string]map[string]bool, len(byViewer))
+			for viewer, others := range byViewer {
+				got, err := l.store.SharingConversation(ctx, viewer, others)
+				if err != nil {
+					return make([]bool, len(pairs)), []error{err}
+				}
+				shared[viewer] = got
+			}
+			out := make([]bool, len(pairs))
+			for i, p := range pairs {
+				out[i] = shared[p.viewer][p.other]
 			}
 			return out, nil
 		}, loaderWait)

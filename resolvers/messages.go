@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
@@ -285,21 +286,75 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 		return len(marked), err
 	}
 	byID := index(msgs, func(m *models.Message) string { return m.ID })
+	// The receipts by conversation, and who sees each conversation.
+	var convs []string
+	receipts := map[string][]*models.ReadReceipt{}
+	audiences := map[string][]string{}
 	for _, k := range marked {
 		m := byID[k.MessageID]
 		if m == nil {
 			continue
 		}
-		users, err := r.audience(ctx, m)
-		if err != nil {
-			r.log.WarnContext(ctx, "receipt audience", "err", err)
-			continue
+		if _, seen := audiences[m.Conversation]; !seen {
+			users, err := r.audience(ctx, m)
+			if err != nil {
+				r.log.WarnContext(ctx, "receipt audience", "err", err)
+			}
+			audiences[m.Conversation] = users // nil after an error: nobody
+			convs = append(convs, m.Conversation)
 		}
-		r.publish(ctx, users, &broker.Event{Kind: broker.Receipt, Receipt: &models.ReadReceipt{
+		receipts[m.Conversation] = append(receipts[m.Conversation], &models.ReadReceipt{
 			MessageID: m.ID, Conversation: m.Conversation, RoomID: m.RoomID, UserID: u.ID, ReadAt: *k.ReadAt,
-		}})
+		})
 	}
+	r.publishReceipts(ctx, convs, receipts, audiences)
 	return len(marked), nil
+}
+
+// publishReceipts sends the receipts of one markRead so that no user's topic
+// gets more than one event from it: a topic's subscribers that fall 256
+// events behind are dropped, and 500 receipts sent one by one ended every
+// subscription of every member. Users who see the same conversations share
+// one event (in the usual markRead of one conversation: everyone), carrying
+// all of those conversations' receipts; each subscriber expands it.
+func (r *Resolver) publishReceipts(ctx context.Context, convs []string, receipts map[string][]*models.ReadReceipt, audiences map[string][]string) {
+	type group struct {
+		convs []int // indexes into convs
+		users []string
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	seen := map[string][]int{} // user -> the conversations it sees, in convs order
+	var order []string         // users in first-seen order, for a stable grouping
+	for i, c := range convs {
+		for _, uid := range audiences[c] {
+			if _, ok := seen[uid]; !ok {
+				order = append(order, uid)
+			}
+			seen[uid] = append(seen[uid], i)
+		}
+	}
+	for _, uid := range order {
+		key := fmt.Sprint(seen[uid])
+		g := byKey[key]
+		if g == nil {
+			g = &group{convs: seen[uid]}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.users = append(g.users, uid)
+	}
+	for _, g := range groups {
+		var batch []*models.ReadReceipt
+		for _, i := range g.convs {
+			batch = append(batch, receipts[convs[i]]...)
+		}
+		ev := &broker.Event{Kind: broker.Receipt, Receipt: batch[0]}
+		if len(batch) > 1 { // a single receipt travels as it always has
+			ev.Receipts = batch[1:]
+		}
+		r.publish(ctx, g.users, ev)
+	}
 }
 
 func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
@@ -323,7 +378,17 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 		if *recipientID == u.ID {
 			return models.Invalid("recipientId: cannot type to yourself")
 		}
-		if _, err := r.store.UserByID(ctx, *recipientID); err != nil {
+		shared, err := r.store.SharesConversation(ctx, u.ID, *recipientID)
+		if err != nil {
+			return err
+		}
+		if !shared {
+			// NOT_FOUND for no such user, as before (user(id) tells as
+			// much). To a user who shares no conversation with the sender
+			// the notice is not sent, and the answer is the same true: a
+			// client that reports typing before the first message of a new
+			// conversation is not broken, and a stranger learns nothing.
+			_, err := r.store.UserByID(ctx, *recipientID)
 			return err
 		}
 		users = []string{*recipientID}

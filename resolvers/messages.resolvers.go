@@ -86,7 +86,13 @@ func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message
 
 // User is the resolver for the user field.
 func (r *readReceiptResolver) User(ctx context.Context, obj *models.ReadReceipt) (*models.User, error) {
-	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
+	// From the shared cache, not the response's loader: a batch of 500
+	// receipts is 500 responses to each subscriber, all naming one reader.
+	u, err := r.userRef(ctx, obj.UserID)
+	if isMissing(err) {
+		return nil, nil
+	}
+	return u, err
 }
 
 // MessageAdded is the resolver for the messageAdded field.
@@ -143,14 +149,21 @@ func (r *subscriptionResolver) ReadReceipts(ctx context.Context, roomID *string)
 		return nil, err
 	}
 	uid := userID(ctx)
-	return subscribe(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event) (*models.ReadReceipt, bool) {
-		if ev.Kind != broker.Receipt || !inRoom(roomID, ev.Receipt.RoomID) {
-			return nil, false
+	return subscribeEach(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event, emit func(*models.ReadReceipt) bool) bool {
+		if ev.Kind != broker.Receipt {
+			return true
 		}
-		if ev.Receipt.RoomID != nil && !r.isMember(ctx, *ev.Receipt.RoomID, uid) {
-			return nil, false
+		// One markRead is one event for each reader, however many messages
+		// it marked; the contract delivers each receipt on its own.
+		for rc := range ev.AllReceipts() {
+			if !inRoom(roomID, rc.RoomID) || (rc.RoomID != nil && !r.isMember(ctx, *rc.RoomID, uid)) {
+				continue
+			}
+			if !emit(rc) {
+				return false
+			}
 		}
-		return ev.Receipt, true
+		return true
 	})
 }
 

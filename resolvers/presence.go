@@ -93,3 +93,26 @@ func (r *Resolver) announce(ctx context.Context, userID string, online bool) {
 	}
 	r.publish(ctx, contacts, &broker.Event{Kind: broker.Presence, Presence: &models.PresenceEvent{UserID: userID, Online: online}})
 }
+
+// online is a user's presence as the caller may see it: the truth for the
+// user and for those who share a room or a direct conversation with it (who
+// hear its presence events anyway), false for anyone else, so that a
+// stranger polling userByUsername(x) { online } cannot watch x come and go.
+// Without a caller (a login's own payload) it is false too.
+//
+// Sharing is asked first and presence only for those who share: the answer's
+// cost, and so its timing, does not depend on a stranger's presence.
+func (r *Resolver) online(ctx context.Context, userID string) (bool, error) {
+	viewer := auth.UserFrom(ctx)
+	if viewer == nil {
+		return false, nil
+	}
+	l := r.loaders(ctx)
+	if userID != viewer.ID {
+		shared, err := l.Sharing().Load(ctx, userPair{viewer: viewer.ID, other: userID})
+		if err != nil || !shared {
+			return false, err
+		}
+	}
+	return l.Online().Load(ctx, userID)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
 )
 
@@ -65,12 +66,16 @@ func (r *Resolver) createRoom(ctx context.Context, u *models.User, in models.Cre
 	if err != nil {
 		return nil, err
 	}
+	r.forgetMembers(ctx, room.ID, append(ids, u.ID)...)
+	// Each added member hears of the room once, in an event naming itself.
+	// An event per member to every member would cost each of them as many
+	// events as the room has members: enough, from one call, to overflow
+	// their subscribers' buffers and end their subscriptions.
+	snapshot := *room
 	for _, id := range ids {
-		r.forgetMember(ctx, room.ID, id)
 		uid := id
-		r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &uid)
+		r.publish(ctx, []string{uid}, &broker.Event{Kind: broker.RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeMemberJoined, Room: &snapshot, UserID: &uid}})
 	}
-	r.forgetMember(ctx, room.ID, u.ID)
 	r.security(ctx, slog.LevelInfo, "room_created", "room_id", room.ID)
 	return room, nil
 }
@@ -89,7 +94,7 @@ func (r *Resolver) joinRoom(ctx context.Context, u *models.User, code string) (*
 	if err := r.store.AddMemberIfRoom(ctx, m, limit, full); err != nil {
 		return nil, err
 	}
-	r.forgetMember(ctx, room.ID, u.ID)
+	r.forgetMembers(ctx, room.ID, u.ID)
 	r.security(ctx, slog.LevelInfo, "member_joined", "room_id", room.ID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &u.ID)
 	return room, nil
@@ -137,7 +142,7 @@ func (r *Resolver) addMember(ctx context.Context, u *models.User, roomID, userID
 	if err := r.store.AddMemberIfRoom(ctx, nm, limit, full); err != nil {
 		return nil, err
 	}
-	r.forgetMember(ctx, roomID, userID)
+	r.forgetMembers(ctx, roomID, userID)
 	r.security(ctx, slog.LevelInfo, "member_added", "room_id", roomID, "member_id", userID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeMemberJoined, room, &userID)
 	return room, nil
@@ -168,7 +173,7 @@ func (r *Resolver) removeMember(ctx context.Context, u *models.User, roomID, use
 	if err != nil {
 		return nil, err
 	}
-	r.forgetMember(ctx, roomID, userID)
+	r.forgetMembers(ctx, roomID, userID)
 	r.security(ctx, slog.LevelInfo, "member_removed", "room_id", roomID, "member_id", userID)
 	if deleted {
 		r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, nil, userID)
@@ -225,9 +230,7 @@ func (r *Resolver) deleteRoom(ctx context.Context, u *models.User, roomID string
 		return err
 	}
 	r.invalidate(ctx, "room", roomID)
-	for _, id := range audience {
-		r.forgetMember(ctx, roomID, id)
-	}
+	r.forgetMembers(ctx, roomID, audience...)
 	r.security(ctx, slog.LevelInfo, "room_deleted", "room_id", roomID)
 	r.publishRoomEvent(ctx, models.RoomEventTypeDeleted, room, &u.ID, audience...)
 	return nil

@@ -35,9 +35,15 @@ func (r *mutationResolver) Login(ctx context.Context, username string, password 
 	if err := r.checkLoginLimit(ctx, username); err != nil {
 		return nil, err
 	}
-	u, err := r.store.UserByUsername(ctx, username)
-	if err != nil && !errors.Is(err, models.ErrNotFound) {
-		return nil, err
+	var u *models.User
+	// As registered: an input that is no username finds nobody, and gets
+	// the one answer an unknown user gets.
+	if name, ok := canonicalUsername(username); ok {
+		var err error
+		u, err = r.store.UserByUsername(ctx, name)
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			return nil, err
+		}
 	}
 	if !r.auth.CheckPassword(u, password) {
 		r.loginFailed(ctx, username)
@@ -113,10 +119,11 @@ func (r *queryResolver) UserByUsername(ctx context.Context, username string) (*m
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	if !usernameRE.MatchString(username) {
+	name, ok := canonicalUsername(username)
+	if !ok {
 		return nil, nil
 	}
-	u, err := r.store.UserByUsername(ctx, username)
+	u, err := r.store.UserByUsername(ctx, name)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil, nil
 	}

@@ -43,8 +43,12 @@ func (r *Resolver) issue(ctx context.Context, u *models.User) (*models.AuthPaylo
 func newID() string { return uuid.NewString() }
 
 func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
-	if !usernameRE.MatchString(input.Username) {
-		return nil, models.Invalid("username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
+	if err := checkVisible("username", input.Username); err != nil {
+		return nil, err
+	}
+	username, ok := canonicalUsername(input.Username)
+	if !ok {
+		return nil, &models.Error{Kind: models.ErrInvalid, Message: "username: 3 to 32 characters of A-Z a-z 0-9 _ . -", Extensions: map[string]any{"field": "username"}}
 	}
 	if n := len(input.Password); n < 8 || n > 72 {
 		return nil, models.Invalid("password: must be 8 to 72 bytes")
@@ -61,7 +65,7 @@ func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*m
 	if err != nil {
 		return nil, err
 	}
-	u := &models.User{ID: newID(), Username: input.Username, PasswordHash: hash, CreatedAt: models.Now()}
+	u := &models.User{ID: newID(), Username: username, PasswordHash: hash, CreatedAt: models.Now()}
 	if err := r.store.CreateUser(ctx, u, key); err != nil {
 		return nil, err
 	}

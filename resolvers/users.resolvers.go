@@ -38,7 +38,7 @@ func (r *userResolver) KeysConnection(ctx context.Context, obj *models.User, fir
 
 // Online is the resolver for the online field.
 func (r *userResolver) Online(ctx context.Context, obj *models.User) (bool, error) {
-	return r.loaders(ctx).Online().Load(ctx, obj.ID)
+	return r.online(ctx, obj.ID)
 }
 
 // PresenceEvent returns graph.PresenceEventResolver implementation.

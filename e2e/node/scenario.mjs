@@ -468,6 +468,11 @@ async function main() {
   }, 'CONFLICT');
   await misuse('createRoom without a token', anon, Q.createRoom, { input: { name: 'nope' } }, 'UNAUTHENTICATED');
 
+  // A typing notice reaches only someone who shares a room or a direct
+  // conversation with its sender, so the three share a lobby room: without
+  // one, the liveness probe below would never arrive.
+  await ok(alice.client, Q.createRoom, { input: { name: `Lobby ${RUN}`, isGroup: true, memberIds: [bob.id, carol.id] } });
+
   section('connect websockets (graphql-transport-ws via Apollo GraphQLWsLink)');
   for (const p of people) await p.connect();
   await ensureLive(alice, bob);

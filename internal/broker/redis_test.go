@@ -3,7 +3,9 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,6 +134,12 @@ func TestRedisEventRoundTrip(t *testing.T) {
 		"presence":  {Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}},
 		"room":      {Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: &models.Room{ID: room, Name: "n", CreatedAt: at}, UserID: &recipient}},
 		"inval":     {Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}},
+		"receipts": {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
+			Receipts: []*models.ReadReceipt{
+				{MessageID: "m2", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
+				{MessageID: "m3", Conversation: "dm:u:v", UserID: "u", ReadAt: at},
+			}},
+		"invals": {Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}},
 	}
 	for name, ev := range events {
 		t.Run(name, func(t *testing.T) {
@@ -222,4 +230,79 @@ func TestRedisCloseEndsSubscriptions(t *testing.T) {
 		t.Fatal("subscribe after close succeeded")
 	}
 	_ = b.Close() // twice is fine
+}
+
+// A batch stays readable by an instance of the previous version, which knows
+// neither Event.Receipts nor Invalidation.More: it delivers the first receipt
+// and applies the first key (the TTLs bound the rest), and an event of one
+// receipt or one key is exactly what it always was.
+func TestRedisBatchesReadableByEarlierVersion(t *testing.T) {
+	type oldEvent struct { // the Event of the version before batches
+		Kind    Kind                `json:"kind"`
+		Receipt *models.ReadReceipt `json:"receipt,omitempty"`
+		Inval   *struct {
+			What string `json:"what"`
+			Key  string `json:"key"`
+		} `json:"inval,omitempty"`
+	}
+	type oldMessage struct {
+		Origin string    `json:"o"`
+		Topics []string  `json:"t"`
+		Event  *oldEvent `json:"e"`
+	}
+	at := models.Time{Time: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)}
+	first := &models.ReadReceipt{MessageID: "m1", Conversation: "c", UserID: "u", ReadAt: at}
+	batch := &Event{Kind: Receipt, Receipt: first, Receipts: []*models.ReadReceipt{{MessageID: "m2", Conversation: "c", UserID: "u", ReadAt: at}}}
+	invals := &Event{Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b"}}}
+	for name, tc := range map[string]struct {
+		ev   *Event
+		want func(*oldEvent) bool
+	}{
+		"receipts": {batch, func(o *oldEvent) bool { return o.Kind == Receipt && reflect.DeepEqual(o.Receipt, first) }},
+		"invalidations": {invals, func(o *oldEvent) bool {
+			return o.Kind == Invalidate && o.Inval != nil && o.Inval.What == "member" && o.Inval.Key == "r|a"
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(redisMessage{Origin: "new", Topics: []string{"user:x"}, Event: tc.ev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got oldMessage
+			if err := json.Unmarshal(b, &got); err != nil || got.Event == nil || !tc.want(got.Event) {
+				t.Fatalf("the previous version reads %s as %+v (err %v)", b, got.Event, err)
+			}
+		})
+	}
+	// One receipt encodes as before batches: no new key on the wire.
+	b, _ := json.Marshal(&Event{Kind: Receipt, Receipt: first})
+	if strings.Contains(string(b), "receipts") {
+		t.Fatalf("a single receipt carries the batch field: %s", b)
+	}
+}
+
+// Several instances carry a batch as one event.
+func TestRedisDeliversBatchAsOneEvent(t *testing.T) {
+	client, prefix := redistest.Client(t)
+	a, b := newRedisPair(t, client, prefix)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onA, _ := a.Subscribe(ctx, "user:x")
+	var more []*models.ReadReceipt
+	for i := range 499 {
+		more = append(more, &models.ReadReceipt{MessageID: fmt.Sprint("m", i+2), Conversation: "c", UserID: "u"})
+	}
+	ev := &Event{Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: "c", UserID: "u"}, Receipts: more}
+	if err := b.Publish(ctx, []string{"user:x"}, ev); err != nil {
+		t.Fatal(err)
+	}
+	got := next(t, onA, 2*time.Second)
+	n := 0
+	for range got.AllReceipts() {
+		n++
+	}
+	if n != 500 {
+		t.Fatalf("the batch arrived with %d receipts, want 500", n)
+	}
+	expectNone(t, onA, 100*time.Millisecond)
 }

@@ -34,6 +34,9 @@ type Server struct {
 type Options struct {
 	Config func(*config.Config)
 	Log    *slog.Logger
+	// BrokerBuffer is each subscriber's event buffer (0: the broker's
+	// default), small to show that an action cannot overflow it.
+	BrokerBuffer int
 }
 
 // NewServer starts a server over store; it stops at cleanup.
@@ -50,6 +53,7 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	cfg.RateLimitMax, cfg.AuthRateLimitMax, cfg.WSInitPerMinute, cfg.WSMaxConnsPerIP = 0, 0, 0, 0
 	cfg.UserRateLimitRate, cfg.AuthIPRateLimitMax, cfg.RegisterFailMax = 0, 0, 0
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	buffer := 0
 	if os.Getenv("QCHAT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -60,9 +64,12 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 		if o.Log != nil {
 			log = o.Log
 		}
+		if o.BrokerBuffer != 0 {
+			buffer = o.BrokerBuffer
+		}
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
-	brk := broker.NewMemory(0)
+	brk := broker.NewMemory(buffer)
 	res := resolvers.New(resolvers.Deps{
 		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log,
 		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),

@@ -272,7 +272,8 @@ func TestSanitisedErrorsAndPanics(t *testing.T) {
 	}
 	other.Decode(t, &bob)
 
-	p := do(reg.Register.Token, `mutation($u: ID!) { setTyping(recipientId: $u, isTyping: true) }`, map[string]any{"u": bob.Register.User.ID})
+	// Creating a room publishes (a cache invalidation) whoever the caller knows.
+	p := do(reg.Register.Token, `mutation($u: ID!) { createRoom(input: { name: "boom", memberIds: [$u] }) { id } }`, map[string]any{"u": bob.Register.User.ID})
 	if p.Code() != "INTERNAL_SERVER_ERROR" || p.Errors[0].Message != "internal server error" || p.Errors[0].Extensions["requestId"] == "" {
 		t.Fatalf("panic answered %+v", p.Errors)
 	}
