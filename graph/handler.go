@@ -23,6 +23,9 @@ type HandlerConfig struct {
 	Extensions []graphql.HandlerExtension
 	// Introspection enables schema introspection (off in production by default).
 	Introspection bool
+	// DocumentLimits bound a query document before it is validated; zero
+	// fields take the defaults (see DocumentLimits).
+	DocumentLimits DocumentLimits
 	// WSInit authenticates a websocket from its connection_init payload and
 	// returns the context its operations run in; an error refuses the socket.
 	WSInit func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
@@ -100,7 +103,12 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 
 	// Parsed documents are cached by query text; 256 bounds the memory even for
 	// documents near the 1 MiB body limit.
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))
+	queries := lru.New[*ast.QueryDocument](256)
+	srv.SetQueryCache(queries)
+	limits := cfg.DocumentLimits.withDefaults()
+	if limits.Tokens > 0 {
+		srv.SetParserTokenLimit(limits.Tokens)
+	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))
 	if cfg.Introspection {
@@ -109,6 +117,10 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
+	// Parameter mutators run in the order they are added, and before gqlgen
+	// parses and validates: the document guard comes after the extensions, so
+	// after APQ has put a persisted query's text in place.
+	srv.Use(documentGuard{limits: limits, cache: queries})
 	return srv
 }
 
