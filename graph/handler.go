@@ -21,7 +21,10 @@ type HandlerConfig struct {
 	Log    *slog.Logger
 	// Extensions run around every operation (loaders, limits).
 	Extensions []graphql.HandlerExtension
-	// Introspection enables schema introspection (off in production by default).
+	// Introspection enables schema introspection (off in production by
+	// default). Off, __schema and __type are refused as invalid and field
+	// suggestions ("Did you mean …") are not offered either, as they too
+	// reveal the schema.
 	Introspection bool
 	// DocumentLimits bound a query document before it is validated; zero
 	// fields take the defaults (see DocumentLimits).
@@ -113,6 +116,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.SetRecoverFunc(Recover(cfg.Log))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+		srv.Use(introspectionOff{})
 	}
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
