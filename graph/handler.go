@@ -42,10 +42,20 @@ type HandlerConfig struct {
 	MaxBodySize   int64
 	// WSReadLimit bounds one websocket frame.
 	WSReadLimit int64
+	// WSWriteTimeout bounds one websocket write (<= 0: DefaultWSWriteTimeout).
+	// A client that stops reading fills the connection's buffers, and the
+	// write waiting on it would hold the socket's goroutines, its
+	// subscriptions and their queued events for ever; past the timeout the
+	// socket is closed instead.
+	WSWriteTimeout time.Duration
 	// ShuttingDown reports a graceful shutdown: sockets closed then say 1001
 	// (going away), so clients reconnect elsewhere instead of giving up.
 	ShuttingDown func() bool
 }
+
+// DefaultWSWriteTimeout is WSWriteTimeout's default: long enough for a slow
+// mobile link to take a frame of a large message.
+const DefaultWSWriteTimeout = 10 * time.Second
 
 // websocketForbidden is the close code graphql-transport-ws uses for a refused
 // connection_init.
@@ -66,6 +76,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.WSReadLimit <= 0 {
 		cfg.WSReadLimit = 1 << 20
 	}
+	if cfg.WSWriteTimeout <= 0 {
+		cfg.WSWriteTimeout = DefaultWSWriteTimeout
+	}
 	srv := handler.New(cfg.Schema)
 	readLimit := cfg.WSReadLimit
 	srv.AddTransport(transport.Websocket{
@@ -73,7 +86,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			inner: frameSocket{AcceptOptions: coderws.AcceptOptions{
 				OriginPatterns:  cfg.OriginPatterns,
 				CompressionMode: coderws.CompressionDisabled,
-			}},
+			}, WriteTimeout: cfg.WSWriteTimeout},
 			shuttingDown: cfg.ShuttingDown,
 		},
 		InitTimeout:           10 * time.Second,

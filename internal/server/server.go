@@ -115,6 +115,7 @@ func New(d Deps) (*Server, error) {
 		OriginPatterns: originHosts(cfg.CORSOrigins),
 		MaxUploadSize:  resolvers.MaxDocumentSize + 1<<20,
 		ShuttingDown:   ws.shuttingDown,
+		WSWriteTimeout: cfg.WSWriteTimeout,
 	})
 
 	limited := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) },
