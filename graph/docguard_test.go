@@ -1,10 +1,16 @@
 package graph
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
@@ -163,5 +169,37 @@ func TestDocumentLimitsBoundValidation(t *testing.T) {
 				t.Errorf("%.0f allocations to validate n=%d", allocs, n)
 			}
 		})
+	}
+}
+
+// A query in the parsed-document cache was checked and validated when it
+// was stored: the guard does not parse it again.
+func TestDocumentGuardSkipsCachedQueries(t *testing.T) {
+	ctx := context.Background()
+	cache := lru.New[*ast.QueryDocument](4)
+	g := documentGuard{limits: DocumentLimits{Tokens: 3}.withDefaults(), cache: cache}
+	q := "{ me { id } }"
+	if err := g.MutateOperationParameters(ctx, &graphql.RawParams{Query: q}); err == nil {
+		t.Fatal("uncached query over the limit accepted")
+	}
+	cache.Add(ctx, q, &ast.QueryDocument{})
+	if err := g.MutateOperationParameters(ctx, &graphql.RawParams{Query: q}); err != nil {
+		t.Fatalf("cached query checked again: %v", err)
+	}
+}
+
+// The guard runs after APQ: a persisted bomb, sent by hash alone, meets the
+// limits like a sent one instead of reaching validation.
+func TestDocumentGuardAfterAPQ(t *testing.T) {
+	h := NewHandler(HandlerConfig{Schema: limitsSchema(), Extensions: []graphql.HandlerExtension{APQ(DefaultAPQCacheBytes)}})
+	h.AddTransport(transport.POST{})
+	bomb := gqlbomb.Shapes[0].Build(50)
+	sum := sha256.Sum256([]byte(bomb))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+	for _, body := range []map[string]any{{"query": bomb, "extensions": ext}, {"extensions": ext}} {
+		_, resp := post(t, h, body)
+		if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0].Message, "exceeds the limit of 10 fields answering the same response key") {
+			t.Fatalf("%v: errors %v", body, resp.Errors)
+		}
 	}
 }
