@@ -21,8 +21,14 @@ type HandlerConfig struct {
 	Log    *slog.Logger
 	// Extensions run around every operation (loaders, limits).
 	Extensions []graphql.HandlerExtension
-	// Introspection enables schema introspection (off in production by default).
+	// Introspection enables schema introspection (off in production by
+	// default). Off, __schema and __type are refused as invalid and field
+	// suggestions ("Did you mean …") are not offered either, as they too
+	// reveal the schema.
 	Introspection bool
+	// DocumentLimits bound a query document before it is validated; zero
+	// fields take the defaults (see DocumentLimits).
+	DocumentLimits DocumentLimits
 	// WSInit authenticates a websocket from its connection_init payload and
 	// returns the context its operations run in; an error refuses the socket.
 	WSInit func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
@@ -36,6 +42,12 @@ type HandlerConfig struct {
 	MaxBodySize   int64
 	// WSReadLimit bounds one websocket frame.
 	WSReadLimit int64
+	// WSWriteTimeout bounds one websocket write (<= 0: DefaultWSWriteTimeout).
+	// A client that stops reading fills the connection's buffers, and the
+	// write waiting on it would hold the socket's goroutines, its
+	// subscriptions and their queued events for ever; past the timeout the
+	// socket is closed instead.
+	WSWriteTimeout time.Duration
 	// ShuttingDown reports a graceful shutdown: sockets closed then say 1001
 	// (going away), so clients reconnect elsewhere instead of giving up.
 	ShuttingDown func() bool
@@ -50,6 +62,10 @@ const (
 	// DefaultWSReadLimit bounds one websocket frame.
 	DefaultWSReadLimit = 1 << 20
 )
+
+// DefaultWSWriteTimeout is WSWriteTimeout's default: long enough for a slow
+// mobile link to take a frame of a large message.
+const DefaultWSWriteTimeout = 10 * time.Second
 
 // websocketForbidden is the close code graphql-transport-ws uses for a refused
 // connection_init.
@@ -70,6 +86,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.WSReadLimit <= 0 {
 		cfg.WSReadLimit = DefaultWSReadLimit
 	}
+	if cfg.WSWriteTimeout <= 0 {
+		cfg.WSWriteTimeout = DefaultWSWriteTimeout
+	}
 	srv := handler.New(cfg.Schema)
 	readLimit := cfg.WSReadLimit
 	srv.AddTransport(transport.Websocket{
@@ -77,7 +96,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			inner: frameSocket{AcceptOptions: coderws.AcceptOptions{
 				OriginPatterns:  cfg.OriginPatterns,
 				CompressionMode: coderws.CompressionDisabled,
-			}},
+			}, WriteTimeout: cfg.WSWriteTimeout},
 			shuttingDown: cfg.ShuttingDown,
 		},
 		InitTimeout:           10 * time.Second,
@@ -110,15 +129,27 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 
 	// Parsed documents are cached by query text; 256 bounds the memory even for
 	// documents near the 1 MiB body limit.
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](256))
+	queries := lru.New[*ast.QueryDocument](256)
+	srv.SetQueryCache(queries)
+	limits := cfg.DocumentLimits.withDefaults()
+	if limits.Tokens > 0 {
+		srv.SetParserTokenLimit(limits.Tokens)
+	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.SetDisableSuggestion(true)
+		srv.Use(introspectionOff{})
 	}
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
+	// Parameter mutators run in the order they are added, and before gqlgen
+	// parses and validates: the document guard comes after the extensions, so
+	// after APQ has put a persisted query's text in place.
+	srv.Use(documentGuard{limits: limits, cache: queries})
 	return srv
 }
 

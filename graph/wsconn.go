@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -23,8 +24,13 @@ import (
 // server CPU under the fan-out load, where each event becomes one frame per
 // subscriber. Anything that is not such a message still goes through
 // json.Marshal.
+//
+// It also bounds every write by WriteTimeout: gqlgen writes with no deadline,
+// so a client that stops reading would block the write, and with it the
+// socket's subscriptions, for ever.
 type frameSocket struct {
 	AcceptOptions coderws.AcceptOptions
+	WriteTimeout  time.Duration // <= 0: none
 }
 
 func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -43,11 +49,25 @@ func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options tran
 	if err != nil {
 		return nil, err
 	}
-	return &frameConn{conn: conn}, nil
+	c := &frameConn{conn: conn}
+	if f.WriteTimeout > 0 {
+		// One timer per socket, armed around each write: a context with a
+		// deadline per write would cost a timer and a context per frame on
+		// the fan-out path. Firing, it closes the connection, which fails
+		// the blocked write and then the transport's read loop, which
+		// tears the socket down (subscriptions cancelled, CloseFunc run).
+		c.writeTimeout = f.WriteTimeout
+		c.writeTimer = time.AfterFunc(time.Hour, func() { _ = conn.CloseNow() })
+		c.writeTimer.Stop()
+	}
+	return c, nil
 }
 
 type frameConn struct {
 	conn *coderws.Conn
+
+	writeTimeout time.Duration
+	writeTimer   *time.Timer // nil: writes are not bounded
 
 	mu           sync.Mutex
 	deadline     *time.Timer
@@ -64,6 +84,9 @@ var (
 )
 
 func (c *frameConn) Close() error {
+	if c.writeTimer != nil {
+		c.writeTimer.Stop()
+	}
 	c.mu.Lock()
 	c.stopDeadlineLocked()
 	closing := c.closeStarted
@@ -97,15 +120,30 @@ func (c *frameConn) WriteJSON(v any) error {
 		if err != nil {
 			return err
 		}
-		return c.conn.Write(context.Background(), coderws.MessageText, data)
+		return c.write(data)
 	}
 	// coder/websocket has copied the frame out when Write returns.
-	err := c.conn.Write(context.Background(), coderws.MessageText, frame)
+	err := c.write(frame)
 	if cap(frame) <= 64<<10 { // one huge payload's buffer is not kept
 		*buf = frame
 		frames.Put(buf)
 	}
 	return err
+}
+
+// write sends one text frame within the write timeout. gqlgen serialises its
+// writes, so one timer serves them all.
+func (c *frameConn) write(frame []byte) error {
+	if c.writeTimer == nil {
+		return c.conn.Write(context.Background(), coderws.MessageText, frame)
+	}
+	c.writeTimer.Reset(c.writeTimeout)
+	err := c.conn.Write(context.Background(), coderws.MessageText, frame)
+	c.writeTimer.Stop()
+	if err != nil {
+		return fmt.Errorf("websocket write (timeout %v): %w", c.writeTimeout, err)
+	}
+	return nil
 }
 
 func (c *frameConn) WriteClose(code int, msg string) error {

@@ -61,6 +61,9 @@ type Config struct {
 	WSMaxConnsPerIP  int // WS_MAX_CONNECTIONS_PER_IP
 	WSMaxSubsPerConn int // WS_MAX_SUBSCRIPTIONS
 	WSInitPerMinute  int // WS_INIT_RATE_LIMIT: connection_init attempts per IP and minute
+	// WS_WRITE_TIMEOUT: a websocket whose client does not take a frame within
+	// it is closed (a client that stops reading holds buffers otherwise).
+	WSWriteTimeout time.Duration
 
 	LogDir       string // LOG_DIR: also write rotated log files here
 	HealthToken  string // HEALTH_TOKEN: bearer token for /health/detailed and /metrics (secret)
@@ -168,6 +171,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WSMaxConnsPerIP:  l.intRange("WS_MAX_CONNECTIONS_PER_IP", 50, 0, 1_000_000),
 		WSMaxSubsPerConn: l.intRange("WS_MAX_SUBSCRIPTIONS", 50, 0, 100_000),
 		WSInitPerMinute:  l.intRange("WS_INIT_RATE_LIMIT", 60, 0, 1_000_000),
+		WSWriteTimeout:   l.duration("WS_WRITE_TIMEOUT", 10*time.Second),
 
 		LogDir:      l.str("LOG_DIR", ""),
 		HealthToken: l.str("HEALTH_TOKEN", ""),

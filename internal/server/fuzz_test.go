@@ -8,11 +8,13 @@ import (
 	"testing"
 
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/gqlbomb"
 )
 
 // FuzzGraphQLEndpoint posts arbitrary bodies as JSON and as multipart to the
 // real handler: client garbage must never panic the server or earn a 5xx, and
-// the server keeps answering afterwards.
+// the server keeps answering afterwards. Its seeds include every
+// validation-bomb shape (internal/qchattest/gqlbomb).
 func FuzzGraphQLEndpoint(f *testing.F) {
 	seeds := []struct {
 		ct   string
@@ -33,6 +35,13 @@ func FuzzGraphQLEndpoint(f *testing.F) {
 	}
 	for _, s := range seeds {
 		f.Add(s.ct, []byte(s.body))
+	}
+	// The validation bombs, just under and well over the document limits:
+	// the mutations the fuzzer makes of them probe the limits' edges.
+	for _, sh := range gqlbomb.Shapes {
+		for _, n := range []int{8, 300, 5000} {
+			f.Add("application/json", qchattest.GraphQLBody(sh.Build(n), nil))
+		}
 	}
 	srv := qchattest.NewServer(f, qchattest.NewSQLite(f))
 	u := srv.Register(f, "fuzzer")

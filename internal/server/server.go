@@ -122,6 +122,7 @@ func New(d Deps) (*Server, error) {
 		OriginPatterns: originHosts(cfg.CORSOrigins),
 		MaxUploadSize:  resolvers.MaxDocumentSize + 1<<20,
 		ShuttingDown:   ws.shuttingDown,
+		WSWriteTimeout: cfg.WSWriteTimeout,
 	})
 
 	limited := limitRequests(d)

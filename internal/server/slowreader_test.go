@@ -1,0 +1,89 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/models"
+)
+
+// A client that subscribes and then stops reading must not hold the server:
+// once a write to it has waited WS_WRITE_TIMEOUT, the server closes the
+// socket, which ends its subscriptions (the broker forgets the subscriber)
+// and frees its goroutines (TestMain's leak check). Before the timeout, the
+// write blocked for ever on the full TCP buffers.
+func TestWebsocketClientThatStopsReadingIsDropped(t *testing.T) {
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.WSWriteTimeout = 100 * time.Millisecond
+	}})
+	alice, bob := srv.Register(t, "alice"), srv.Register(t, "bob")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(-1)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": alice.Token}})
+	if _, b, err := conn.Read(ctx); err != nil || !bytes.Contains(b, []byte("connection_ack")) {
+		t.Fatalf("ack: %s %v", b, err)
+	}
+	idle := srv.Broker.Subscribers() // the server's own (cache invalidations)
+	send(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": "subscription { messageAdded { id ciphertext } }"}})
+	waitFor(t, ctx, "the subscription to start", func() bool { return srv.Broker.Subscribers() == idle+1 })
+
+	// From here on the client reads nothing. 64 messages of 256 KiB are far
+	// more than the socket buffers of both ends hold, and far fewer than the
+	// broker's per-subscriber queue, so only the write timeout can end this.
+	for i := range 64 {
+		m := &models.Message{
+			ID: "m" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Conversation: "dm", SenderID: bob.ID, RecipientID: &alice.ID,
+			CipherBytes: bytes.Repeat([]byte{byte(i)}, 256<<10), CreatedAt: models.Time{Time: time.Now()},
+		}
+		if err := srv.Broker.Publish(ctx, []string{broker.UserTopic(alice.ID)}, &broker.Event{Kind: broker.MessageAdded, Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the server to drop the subscriber", func() bool { return srv.Broker.Subscribers() == idle })
+
+	// The server closed the connection: what the buffers hold drains, then
+	// the read fails rather than waiting for more.
+	for {
+		if _, _, err := conn.Read(ctx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("the server kept the socket open")
+			}
+			break
+		}
+	}
+}
+
+// waitFor polls cond until it holds or ctx ends: the time bound is only a
+// backstop for a broken server, not part of what is tested.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
