@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 )
 
@@ -10,7 +11,12 @@ import (
 type SocketState struct {
 	revoked     atomic.Bool
 	rateLimited atomic.Bool
+	closing     sync.WaitGroup // close handshakes in progress
 }
+
+// WaitClosed waits for the socket's close handshake, if one was started,
+// to end. coder/websocket bounds a handshake (5 s for a silent peer).
+func (s *SocketState) WaitClosed() { s.closing.Wait() }
 
 // Revoke marks the socket's session as ended: its close frame carries 4403.
 func (s *SocketState) Revoke() { s.revoked.Store(true) }

@@ -49,7 +49,7 @@ func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options tran
 	if err != nil {
 		return nil, err
 	}
-	c := &frameConn{conn: conn}
+	c := &frameConn{conn: conn, state: SocketStateFrom(r.Context())}
 	if f.WriteTimeout > 0 {
 		// One timer per socket, armed around each write: a context with a
 		// deadline per write would cost a timer and a context per frame on
@@ -64,7 +64,8 @@ func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options tran
 }
 
 type frameConn struct {
-	conn *coderws.Conn
+	conn  *coderws.Conn
+	state *SocketState // nil outside the server's socket tracking
 
 	writeTimeout time.Duration
 	writeTimer   *time.Timer // nil: writes are not bounded
@@ -157,7 +158,19 @@ func (c *frameConn) WriteClose(code int, msg string) error {
 	c.mu.Unlock()
 	// coder/websocket's Close waits up to 5 s for the peer's close frame; the
 	// transport's teardown (and CloseFunc) must not wait for a silent peer.
-	go func() { _ = c.conn.Close(coderws.StatusCode(code), msg) }()
+	// The handshake is tracked by the socket's state, so that the server's
+	// socket accounting (and with it a graceful shutdown) waits until the
+	// close frame is written: a process that exits first leaves the client
+	// a dropped connection instead of 1001, going away.
+	if c.state != nil {
+		c.state.closing.Add(1)
+	}
+	go func() {
+		_ = c.conn.Close(coderws.StatusCode(code), msg)
+		if c.state != nil {
+			c.state.closing.Done()
+		}
+	}()
 	return nil
 }
 

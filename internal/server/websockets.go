@@ -88,5 +88,8 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 		stop := context.AfterFunc(ws.stop, cancel)
 		defer stop()
 		next.ServeHTTP(w, r.WithContext(ctx))
+		// The socket counts as open until its close frame is out (see
+		// graph.SocketState.WaitClosed), so wait covers the handshake.
+		graph.SocketStateFrom(ctx).WaitClosed()
 	})
 }
