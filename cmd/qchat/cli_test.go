@@ -183,9 +183,10 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 	first := qchattest.NewServer(t, store)
 	front := newFrontDoor(t, first.HTTP.Config.Handler)
 
-	alice, bob := newCLIUser(t, front.URL, "alice"), newCLIUser(t, front.URL, "bob")
+	alice, bob, carol := newCLIUser(t, front.URL, "alice"), newCLIUser(t, front.URL, "bob"), newCLIUser(t, front.URL, "carol")
 	alice.signUp(ctx)
 	bob.signUp(ctx)
+	carol.signUp(ctx)
 	var room struct{ Code string }
 	if err := json.Unmarshal([]byte(alice.do(ctx, "room", "create", "Plans", "--json")), &room); err != nil {
 		t.Fatal(err)
@@ -214,11 +215,14 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 	front.route(second.HTTP.Config.Handler)
 	first.HTTP.Config.Handler.(*server.Server).BeginShutdown()
 	live.waitStderr(t, "the server is restarting or shutting down: reconnecting…")
-	missed := []string{"sent while you were away 1", "sent while you were away 2"}
+	// carol's first message to bob starts a conversation listen has
+	// never seen: catching up still finds it.
+	missed := []string{"sent while you were away 1", "sent while you were away 2", "hello from someone new"}
 	alice.do(ctx, "send", "Plans", missed[0])
 	alice.do(ctx, "send", "@bob", missed[1])
+	carol.do(ctx, "send", "@bob", missed[2])
 	front.gated.Store(false)
-	live.waitStderr(t, "reconnected; 2 missed messages shown")
+	live.waitStderr(t, "reconnected; 3 missed messages shown")
 	second.WaitSubscribers(t, 5)
 	alice.do(ctx, "send", "Plans", "live again")
 	live.waitText(t, "live again")
@@ -230,7 +234,7 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 		}
 		texts = append(texts, m["text"].(string))
 	}
-	want := []string{"before anything", "a direct word", "after the rotation", missed[0], missed[1], "live again"}
+	want := []string{"before anything", "a direct word", "after the rotation", missed[0], missed[1], missed[2], "live again"}
 	if strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Errorf("listen showed %q, want %q", texts, want)
 	}

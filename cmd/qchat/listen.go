@@ -181,23 +181,36 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// conversations are what listen covers: my rooms (or the one room) and the
-// direct conversations seen so far.
+// conversations are what listen covers: every conversation of mine, rooms
+// and direct ones, as the server lists them (so a direct message from
+// someone new, sent while listen was disconnected, is caught up too), or
+// the one room.
 func (l *listening) conversations(ctx context.Context) ([]client.Conversation, error) {
 	if l.roomID != "" {
 		return []client.Conversation{client.InRoom(l.roomID)}, nil
 	}
-	rooms, err := l.c.MyRooms(ctx)
+	all, err := l.c.AllConversations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var convs []client.Conversation
-	for _, r := range rooms {
-		l.v.rooms[r.Id] = r.Name
-		convs = append(convs, client.InRoom(r.Id))
+	listed := map[string]bool{}
+	for _, cv := range all {
+		switch {
+		case cv.Room != nil:
+			l.v.rooms[cv.Room.Id] = cv.Room.Name
+			convs = append(convs, client.InRoom(cv.Room.Id))
+		case cv.User != nil:
+			listed[cv.User.Id] = true
+			convs = append(convs, client.WithUser(cv.User.Id))
+		}
 	}
+	// A direct conversation seen live is covered even if the list was
+	// read before its first message was stored.
 	for id := range l.peers {
-		convs = append(convs, client.WithUser(id))
+		if !listed[id] {
+			convs = append(convs, client.WithUser(id))
+		}
 	}
 	return convs, nil
 }
