@@ -76,6 +76,15 @@ type BackupKEMKey struct {
 	Seed      []byte    `json:"seed"`
 }
 
+// marshal writes the plaintext JSON, in the specification's field order.
+func (b *Backup) marshal() ([]byte, error) {
+	plain := *b
+	if plain.KEMKeys == nil {
+		plain.KEMKeys = []BackupKEMKey{} // [] rather than null, as the specification writes it
+	}
+	return marshalJSON(plain)
+}
+
 func (b *Backup) validate() error {
 	if len(b.IdentitySeed) != IdentitySeedSize {
 		return fmt.Errorf("identity seed must be %d bytes, got %d", IdentitySeedSize, len(b.IdentitySeed))
@@ -163,11 +172,7 @@ func SealBackup(rand io.Reader, uid, secret string, b *Backup, params BackupPara
 	if err := params.validate(); err != nil {
 		return "", fmt.Errorf("pqcrypto: seal backup: %w", err)
 	}
-	plain := *b
-	if plain.KEMKeys == nil {
-		plain.KEMKeys = []BackupKEMKey{} // [] rather than null, as the specification writes it
-	}
-	plaintext, err := marshalJSON(plain)
+	plaintext, err := b.marshal()
 	if err != nil {
 		return "", fmt.Errorf("pqcrypto: seal backup: %w", err)
 	}
