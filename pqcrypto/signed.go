@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -72,8 +73,12 @@ type SignedEnvelope struct {
 // SHA-256(enc(userId) || enc(keyId) || enc(kemCiphertext) || enc(wrappedKey)).
 func KeyDigest(rk RecipientKey) []byte {
 	h := sha256.New()
+	var n [4]byte
 	for _, b := range [][]byte{[]byte(rk.UserID), []byte(rk.KeyID), rk.KEMCiphertext, rk.WrappedKey} {
-		h.Write(enc(nil, b))
+		// enc(b), without copying a kilobyte of KEM ciphertext to prefix it.
+		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+		h.Write(n[:])
+		h.Write(b)
 	}
 	return h.Sum(nil)
 }
@@ -83,7 +88,8 @@ func KeyDigest(rk RecipientKey) []byte {
 // stores and hands to every reader.
 func KeyDigests(keys []RecipientKey) [][]byte {
 	sorted := slices.Clone(keys)
-	slices.SortStableFunc(sorted, func(a, b RecipientKey) int { return bytes.Compare([]byte(a.UserID), []byte(b.UserID)) })
+	// Go compares strings bytewise, which is the order the transcript wants.
+	slices.SortStableFunc(sorted, func(a, b RecipientKey) int { return strings.Compare(a.UserID, b.UserID) })
 	digests := make([][]byte, len(sorted))
 	for i, k := range sorted {
 		digests[i] = KeyDigest(k)
