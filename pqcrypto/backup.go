@@ -265,31 +265,32 @@ func parseSealedBackup(sealed string) (*sealedBackup, error) {
 	if len(sealed) > MaxSealedBackupSize {
 		return nil, fmt.Errorf("%d bytes, over the limit of %d", len(sealed), MaxSealedBackupSize)
 	}
-	// The numbers are kept raw: json.Number would also take a string
-	// holding a number, which the specification refuses.
-	var raw struct {
-		V          json.RawMessage `json:"v"`
-		KDF        *string         `json:"kdf"`
-		T          json.RawMessage `json:"t"`
-		M          json.RawMessage `json:"m"`
-		P          json.RawMessage `json:"p"`
-		Salt       *string         `json:"salt"`
-		Nonce      *string         `json:"nonce"`
-		Ciphertext *string         `json:"ciphertext"`
+	// Members are matched exactly (encoding/json alone would take "SALT"
+	// for "salt"), and the numbers are kept raw: json.Number would also
+	// take a string holding a number, which the specification refuses.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(sealed), &members); err != nil || members == nil {
+		return nil, errors.New("not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(sealed)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("not JSON of the sealed backup's shape: %w", err)
+	for name := range members {
+		switch name {
+		case "v", "kdf", "t", "m", "p", "salt", "nonce", "ciphertext":
+		default:
+			return nil, fmt.Errorf("unknown member %q", name)
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
+	str := func(name string) (string, error) {
+		var s *string
+		if err := json.Unmarshal(members[name], &s); err != nil || s == nil {
+			return "", fmt.Errorf("%s must be a string", name)
+		}
+		return *s, nil
 	}
 	var nums [4]uint32
 	for i, f := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"v", raw.V}, {"t", raw.T}, {"m", raw.M}, {"p", raw.P}} {
+	}{{"v", members["v"]}, {"t", members["t"]}, {"m", members["m"]}, {"p", members["p"]}} {
 		n, err := jsonUint32(f.raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
@@ -299,7 +300,7 @@ func parseSealedBackup(sealed string) (*sealedBackup, error) {
 	if nums[0] != backupVersion {
 		return nil, fmt.Errorf("v must be %d, got %d", backupVersion, nums[0])
 	}
-	if raw.KDF == nil || *raw.KDF != backupKDF {
+	if kdf, err := str("kdf"); err != nil || kdf != backupKDF {
 		return nil, fmt.Errorf("kdf must be %q", backupKDF)
 	}
 	sb := &sealedBackup{params: BackupParams{Time: nums[1], MemoryKiB: nums[2]}}
@@ -312,18 +313,18 @@ func parseSealedBackup(sealed string) (*sealedBackup, error) {
 	}
 	for _, f := range []struct {
 		name string
-		src  *string
 		dst  *[]byte
 		size int // exact size, or -1 for at least a GCM tag
 	}{
-		{"salt", raw.Salt, &sb.salt, backupSaltSize},
-		{"nonce", raw.Nonce, &sb.nonce, NonceSize},
-		{"ciphertext", raw.Ciphertext, &sb.ciphertext, -1},
+		{"salt", &sb.salt, backupSaltSize},
+		{"nonce", &sb.nonce, NonceSize},
+		{"ciphertext", &sb.ciphertext, -1},
 	} {
-		if f.src == nil {
-			return nil, fmt.Errorf("%s is missing", f.name)
+		src, err := str(f.name)
+		if err != nil {
+			return nil, err
 		}
-		b, err := DecodeB64(*f.src)
+		b, err := DecodeB64(src)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}

@@ -109,6 +109,8 @@ func TestSealedBackupShape(t *testing.T) {
 		{"ciphertext shorter than a tag", good[:strings.Index(good, `"ciphertext":"`)] + `"ciphertext":"` + pqcrypto.EncodeB64(make([]byte, 15)) + `"}`},
 		{"ciphertext null", good[:strings.Index(good, `"ciphertext":"`)] + `"ciphertext":null}`},
 		{"unknown field", replace(`{"v":2,`, `{"v":2,"hint":"dog",`)},
+		{"member in upper case", replace(`"salt":`, `"SALT":`)},
+		{"kdf not a string", replace(`"kdf":"argon2id"`, `"kdf":["argon2id"]`)},
 		{"data after the object", good + `{}`},
 		{"an array", "[" + good + "]"},
 		{"not JSON", "v=2"},
