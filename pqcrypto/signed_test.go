@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
@@ -507,5 +508,34 @@ func TestSafetyNumberRejects(t *testing.T) {
 	n2, _ := pqcrypto.SafetyNumber(a.UID, b64(t, v.Identities["carol"].PublicKey), b.UID, ikb)
 	if n1 == n2 || n1[30:] != n2[30:] || len(n1) != 60 {
 		t.Errorf("a swapped key for alice gives %s, was %s: want only alice's half changed", n2, n1)
+	}
+}
+
+// TestIdentityKeysConcurrentUse: the server shares one parsed identity key
+// between requests, and a client may sign from several goroutines; run
+// under -race.
+func TestIdentityKeysConcurrentUse(t *testing.T) {
+	f := newSignedFixture(t, docHeader, false)
+	alice, pinned := f.keys.identity["alice"], f.keys.pinned[aliceUID]
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 4 {
+		wg.Go(func() {
+			errs <- pqcrypto.VerifyEnvelope(pinned, f.h, f.env)
+		})
+		wg.Go(func() {
+			sig, err := pqcrypto.SignEnvelope(alice, f.h, &f.env.Envelope)
+			if err == nil {
+				err = pqcrypto.VerifyEnvelope(pinned, f.h, &pqcrypto.SignedEnvelope{Envelope: f.env.Envelope, Signature: sig})
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
 	}
 }
