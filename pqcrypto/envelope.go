@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/cloudflare/circl/kem"
 )
@@ -104,6 +105,33 @@ func Seal(rand io.Reader, h Header, plaintext []byte, recipients []Recipient) (*
 	if err := h.validate(); err != nil {
 		return nil, fmt.Errorf("pqcrypto: seal: %w", err)
 	}
+	return seal(rand, v1, h.AAD(), h.ObjectID, plaintext, recipients)
+}
+
+// version holds what differs between envelope versions below the
+// signature: the label prefix of the aad and the wrap info, and the form a
+// key id must take.
+type version struct {
+	label      string // "qchat/v1" or "qchat/v2"
+	validKeyID func(string) bool
+	keyIDRule  string // what validKeyID refused, for the error message
+}
+
+var (
+	v1 = version{label: "qchat/v1", validKeyID: IsCanonicalUUID, keyIDRule: "is not a lower-case canonical UUID"}
+	// Version 2 accepts any non-empty UTF-8 key id: the transcript
+	// length-prefixes it and the wrap info ends with it, so its form cannot
+	// make either ambiguous, and the specification's test vectors use
+	// readable key ids that are not UUIDs.
+	v2 = version{
+		label:      "qchat/v2",
+		validKeyID: func(s string) bool { return s != "" && utf8.ValidString(s) },
+		keyIDRule:  "is empty or not UTF-8",
+	}
+)
+
+// seal is Seal after the header has been checked, for either version.
+func seal(rand io.Reader, ver version, aad []byte, objectID string, plaintext []byte, recipients []Recipient) (*Envelope, error) {
 	if len(recipients) == 0 {
 		return nil, errors.New("pqcrypto: seal: no recipients")
 	}
@@ -115,8 +143,8 @@ func Seal(rand io.Reader, h Header, plaintext []byte, recipients []Recipient) (*
 		if !IsCanonicalUUID(r.UserID) {
 			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: user id %q is not a lower-case canonical UUID", i, r.UserID)
 		}
-		if !IsCanonicalUUID(r.KeyID) {
-			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: key id %q is not a lower-case canonical UUID", i, r.KeyID)
+		if !ver.validKeyID(r.KeyID) {
+			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: key id %q %s", i, r.KeyID, ver.keyIDRule)
 		}
 		if j, dup := seen[r.UserID]; dup {
 			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: user %s already is recipient %d", i, r.UserID, j)
@@ -143,7 +171,7 @@ func Seal(rand io.Reader, h Header, plaintext []byte, recipients []Recipient) (*
 		return nil, fmt.Errorf("pqcrypto: seal: %w", err)
 	}
 	env := &Envelope{
-		Ciphertext: aead.Seal(nil, nonce, plaintext, h.AAD()),
+		Ciphertext: aead.Seal(nil, nonce, plaintext, aad),
 		Nonce:      nonce,
 		Keys:       make([]RecipientKey, len(recipients)),
 	}
@@ -158,7 +186,7 @@ func Seal(rand io.Reader, h Header, plaintext []byte, recipients []Recipient) (*
 		if err != nil {
 			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: encapsulate: %w", i, err)
 		}
-		kek, err := deriveKEK(ss, h.ObjectID, r.UserID, r.KeyID)
+		kek, err := deriveVersionKEK(ver, ss, objectID, r.UserID, r.KeyID)
 		if err != nil {
 			return nil, fmt.Errorf("pqcrypto: seal: recipient %d: %w", i, err)
 		}
@@ -183,7 +211,12 @@ var zeroNonce [NonceSize]byte
 // deriveKEK binds the kek to the object, user and key so that a wrapped key
 // cannot be moved to another envelope or another recipient's slot.
 func deriveKEK(ss []byte, objectID, userID, keyID string) ([]byte, error) {
-	kek, err := hkdf.Key(sha256.New, ss, nil, "qchat/v1/wrap|"+objectID+"|"+userID+"|"+keyID, KeySize)
+	return deriveVersionKEK(v1, ss, objectID, userID, keyID)
+}
+
+// deriveVersionKEK is deriveKEK with the version's label.
+func deriveVersionKEK(ver version, ss []byte, objectID, userID, keyID string) ([]byte, error) {
+	kek, err := hkdf.Key(sha256.New, ss, nil, ver.label+"/wrap|"+objectID+"|"+userID+"|"+keyID, KeySize)
 	if err != nil {
 		return nil, fmt.Errorf("derive kek: %w", err)
 	}
@@ -221,6 +254,11 @@ func Open(h Header, env *Envelope, userID string, kp *KeyPair, keyID string) ([]
 // receives from the API as `myKey` instead of the whole key list. Every
 // failure returns ErrCannotOpen.
 func OpenWith(h Header, ciphertext, nonce []byte, rk RecipientKey, kp *KeyPair) ([]byte, error) {
+	return openWith(v1, h.AAD(), h.ObjectID, ciphertext, nonce, rk, kp)
+}
+
+// openWith is OpenWith for either version.
+func openWith(ver version, aad []byte, objectID string, ciphertext, nonce []byte, rk RecipientKey, kp *KeyPair) ([]byte, error) {
 	if kp == nil || len(nonce) != NonceSize || len(rk.WrappedKey) != WrappedKeySize ||
 		len(rk.KEMCiphertext) != kp.Algorithm.CiphertextSize() {
 		// Checked up front because cipher.AEAD.Open panics on a nonce of
@@ -238,7 +276,7 @@ func OpenWith(h Header, ciphertext, nonce []byte, rk RecipientKey, kp *KeyPair) 
 	if err != nil {
 		return nil, ErrCannotOpen
 	}
-	kek, err := deriveKEK(ss, h.ObjectID, rk.UserID, rk.KeyID)
+	kek, err := deriveVersionKEK(ver, ss, objectID, rk.UserID, rk.KeyID)
 	if err != nil {
 		return nil, ErrCannotOpen
 	}
@@ -254,7 +292,7 @@ func OpenWith(h Header, ciphertext, nonce []byte, rk RecipientKey, kp *KeyPair) 
 	if err != nil {
 		return nil, ErrCannotOpen
 	}
-	plaintext, err := aead.Open(nil, nonce, ciphertext, h.AAD())
+	plaintext, err := aead.Open(nil, nonce, ciphertext, aad)
 	if err != nil {
 		return nil, ErrCannotOpen
 	}

@@ -1,11 +1,14 @@
-// Package pqcrypto implements QChat's sealed envelope, version 1
-// (specified in docs/PROTOCOL.md): post-quantum key pairs, sealing a
-// plaintext for a set of recipients, opening it again, and the structural
-// checks the server applies to envelopes it can never open.
+// Package pqcrypto implements QChat's sealed envelope: version 1
+// (docs/PROTOCOL.md), post-quantum key pairs, sealing a plaintext for a set
+// of recipients, opening it again, and the structural checks the server
+// applies to envelopes it can never open; and version 2
+// (docs/PROTOCOL-V2.md), which adds ML-DSA-65 identity keys, certified KEM
+// keys, signed envelopes, safety numbers and the sealed key backup.
 //
 // Everything here is a pure function; randomness comes from an injected
 // io.Reader so that clients in any language can be checked against the
-// fixed test vectors in testdata/.
+// fixed test vectors in testdata/ (ML-DSA-65 signatures take their
+// randomness from crypto/rand unless IdentityKey.Deterministic is set).
 package pqcrypto
 
 import (
