@@ -198,7 +198,7 @@ func TestDocumentGuardAfterAPQ(t *testing.T) {
 	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
 	for _, body := range []map[string]any{{"query": bomb, "extensions": ext}, {"extensions": ext}} {
 		_, resp := post(t, h, body)
-		if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0].Message, "exceeds the limit of 10 fields answering the same response key") {
+		if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0].Message, "exceeds the limit of 32 fields answering the same response key") {
 			t.Fatalf("%v: errors %v", body, resp.Errors)
 		}
 	}
