@@ -11,12 +11,33 @@ import (
 type SocketState struct {
 	revoked     atomic.Bool
 	rateLimited atomic.Bool
-	closing     sync.WaitGroup // close handshakes in progress
+
+	mu     sync.Mutex
+	closed chan struct{} // made when the close handshake starts, closed when it ends
 }
 
-// WaitClosed waits for the socket's close handshake, if one was started,
-// to end. coder/websocket bounds a handshake (5 s for a silent peer).
-func (s *SocketState) WaitClosed() { s.closing.Wait() }
+// closeStarted records that the close handshake began; the returned func
+// marks its end.
+func (s *SocketState) closeStarted() (done func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = make(chan struct{})
+	return func() { close(s.closed) }
+}
+
+// WaitClosed waits for the socket's close handshake, if one has started, to
+// end; coder/websocket bounds a handshake (5 s for a silent peer). A
+// handshake that starts later (the transport closes a socket whose peer
+// went first after the handler returns) is not waited for: the peer has
+// already gone.
+func (s *SocketState) WaitClosed() {
+	s.mu.Lock()
+	ch := s.closed
+	s.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
 
 // Revoke marks the socket's session as ended: its close frame carries 4403.
 func (s *SocketState) Revoke() { s.revoked.Store(true) }

@@ -162,14 +162,13 @@ func (c *frameConn) WriteClose(code int, msg string) error {
 	// socket accounting (and with it a graceful shutdown) waits until the
 	// close frame is written: a process that exits first leaves the client
 	// a dropped connection instead of 1001, going away.
+	done := func() {}
 	if c.state != nil {
-		c.state.closing.Add(1)
+		done = c.state.closeStarted()
 	}
 	go func() {
+		defer done()
 		_ = c.conn.Close(coderws.StatusCode(code), msg)
-		if c.state != nil {
-			c.state.closing.Done()
-		}
 	}()
 	return nil
 }
