@@ -1,0 +1,8 @@
+// @qchat/client: what an Apollo Client app needs to speak QChat.
+
+export * from './crypto/bytes.js';
+export * from './crypto/kem.js';
+export * from './crypto/identity.js';
+export * from './crypto/envelope.js';
+export * from './crypto/safety.js';
+export * from './crypto/backup.js';
