@@ -1,11 +1,7 @@
-// @qchat/client: what an Apollo Client app needs to speak QChat.
+// @qchat/client: what an Apollo Client app needs to speak QChat. The
+// envelope alone is also @qchat/client/crypto.
 
-export * from './crypto/bytes.js';
-export * from './crypto/kem.js';
-export * from './crypto/identity.js';
-export * from './crypto/envelope.js';
-export * from './crypto/safety.js';
-export * from './crypto/backup.js';
+export * from './crypto/index.js';
 export * from './api/errors.js';
 export * from './api/links.js';
 export * from './api/messages.js';
