@@ -5,5 +5,6 @@ export * from './crypto/index.js';
 export * from './api/errors.js';
 export * from './api/links.js';
 export * from './api/messages.js';
+export * from './api/pages.js';
 export * from './api/generated/graphql.js';
 export * from './storage/keystore.js';

@@ -9,6 +9,7 @@ import { type Random, defaultRandom, randomUUID, unb64 } from '../crypto/bytes.j
 import { CannotOpenError, type Header, type Recipient, openWireV1, sealV1, textOf, toWire } from '../crypto/envelope.js';
 import { type KeyPair, isAlgorithm } from '../crypto/kem.js';
 import { apiErrors, hasErrorCode, recipientMismatch } from './errors.js';
+import { PAGE_SIZE } from './pages.js';
 import {
   MessageByIdDocument, type MessageFieldsFragment, RoomMembersDocument, type RoomMembersQuery, type RoomMembersQueryVariables, SendMessageDocument, type SendMessageInput,
   type UserFieldsFragment, UsersDocument,
@@ -18,7 +19,7 @@ import {
 export type ConversationRef = { readonly roomId: string } | { readonly userId: string };
 
 /** Page size of Room.membersConnection (its maximum). */
-export const MEMBERS_PAGE_SIZE = 100;
+export const MEMBERS_PAGE_SIZE = PAGE_SIZE.members;
 
 /**
  * The envelope conversation id (PROTOCOL.md §3): the room id, or for a direct
