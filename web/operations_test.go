@@ -60,7 +60,7 @@ func TestOperationsWithinLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src.Write(b)
+		src.WriteString(withTypename(string(b)))
 		src.WriteString("\n")
 	}
 	cfg := graph.Config{}
@@ -96,6 +96,23 @@ func TestOperationsWithinLimits(t *testing.T) {
 			t.Errorf("%s is %d levels deep, over the server's default limit %d", op.Name, depth, graph.DefaultDepthLimit)
 		}
 	}
+}
+
+// withTypename adds __typename to every selection set but an operation's
+// root, as Apollo Client does to every document it sends (its cache keys
+// objects by type): the server prices the operation as sent. The operations'
+// files are formatted with one opening brace per line end.
+func withTypename(src string) string {
+	var out strings.Builder
+	for _, line := range strings.Split(src, "\n") {
+		out.WriteString(line)
+		out.WriteString("\n")
+		t := strings.TrimSpace(line)
+		if strings.HasSuffix(t, "{") && !strings.HasPrefix(t, "query ") && !strings.HasPrefix(t, "mutation ") && !strings.HasPrefix(t, "subscription ") {
+			out.WriteString("__typename\n")
+		}
+	}
+	return out.String()
 }
 
 // depthOf counts nested fields, fragments adding no level of their own, as

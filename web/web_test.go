@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/internal/qchattest/testenv"
 	"github.com/qchat/qchat/pqcrypto"
 )
@@ -27,8 +29,9 @@ const (
 // TestTypeScript installs the workspace from package-lock.json and runs, in
 // order: the check that the generated operations match graph/*.graphqls,
 // the type check (strict), and the library's tests (node:test), which include
-// pqcrypto's fixed vectors read from testdata/. It skips without Node.js and
-// fails under CI=true.
+// pqcrypto's fixed vectors read from testdata/. Then envelopes cross between
+// the library and pqcrypto both ways, and the library talks to the real
+// handler on each database. It skips without Node.js and fails under CI=true.
 func TestTypeScript(t *testing.T) {
 	npm, err := exec.LookPath("npm")
 	if _, errNode := exec.LookPath("node"); err != nil || errNode != nil {
@@ -58,6 +61,35 @@ func TestTypeScript(t *testing.T) {
 		t.Logf("npm run %s: %v, %s", script, time.Since(start).Round(time.Millisecond), summary(out))
 	}
 	t.Run("EnvelopeInterop", func(t *testing.T) { envelopeInterop(t, dir) })
+	t.Run("LiveServer", func(t *testing.T) {
+		qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
+			srv := qchattest.NewServer(t, store)
+			start := time.Now()
+			out := runNode(t, node(t), dir, filepath.Join(dir, "lib", "build", "test", "live.js"), srv.URL+"/graphql")
+			var res struct {
+				OK     bool `json:"ok"`
+				Checks int  `json:"checks"`
+			}
+			if err := json.Unmarshal([]byte(lastLine(out)), &res); err != nil || !res.OK || res.Checks == 0 {
+				t.Fatalf("live.js: %v\n%s", err, out)
+			}
+			t.Logf("live.js: %d checks in %v", res.Checks, time.Since(start).Round(time.Millisecond))
+		})
+	})
+}
+
+func node(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // interopCase is what lib/test/interop.ts prints or reads: a version 1
@@ -91,10 +123,7 @@ func (c *interopCase) header() pqcrypto.Header {
 // and one sealed by pqcrypto opens in TypeScript. It runs the test build that
 // npm test left in lib/build.
 func envelopeInterop(t *testing.T, dir string) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := node(t)
 	script := filepath.Join(dir, "lib", "build", "test", "interop.js")
 
 	// TypeScript seals, Go opens.

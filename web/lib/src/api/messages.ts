@@ -12,7 +12,7 @@ import { apiErrors, hasErrorCode, recipientMismatch } from './errors.js';
 import { PAGE_SIZE } from './pages.js';
 import {
   MessageByIdDocument, type MessageFieldsFragment, RoomMembersDocument, type RoomMembersQuery, type RoomMembersQueryVariables, SendMessageDocument, type SendMessageInput,
-  type UserFieldsFragment, UsersDocument,
+  type RecipientUserFieldsFragment, UsersDocument,
 } from './generated/graphql.js';
 
 /** A room, or the direct conversation with another user. */
@@ -29,10 +29,10 @@ export function conversationId(c: ConversationRef): string {
   return 'roomId' in c ? c.roomId : c.userId;
 }
 
-function recipientOf(u: UserFieldsFragment): Recipient {
+function recipientOf(u: RecipientUserFieldsFragment): Recipient {
   const k = u.publicKey;
-  if (!k) throw new Error(`user ${u.username} has no public key`);
-  if (!isAlgorithm(k.algorithm)) throw new Error(`user ${u.username}: unknown key algorithm ${k.algorithm}`);
+  if (!k) throw new Error(`user ${u.id} has no public key`);
+  if (!isAlgorithm(k.algorithm)) throw new Error(`user ${u.id}: unknown key algorithm ${k.algorithm}`);
   return { userId: u.id, keyId: k.id, algorithm: k.algorithm, publicKey: unb64(k.key) };
 }
 
