@@ -1,0 +1,214 @@
+// Sending and opening messages through the API. A message's id is made by the
+// client and sealed into its envelope, so sending the same sealed input again
+// is a safe retry (the server answers with the stored message); an envelope
+// the server refuses because a member joined, left or rotated a key is
+// resealed for the recipients fetched again, under the same id.
+
+import type { ApolloClient } from '@apollo/client';
+import { type Random, defaultRandom, randomUUID, unb64 } from '../crypto/bytes.js';
+import { CannotOpenError, type Header, type Recipient, openWireV1, sealV1, textOf, toWire } from '../crypto/envelope.js';
+import { type KeyPair, isAlgorithm } from '../crypto/kem.js';
+import { apiErrors, hasErrorCode, recipientMismatch } from './errors.js';
+import { PAGE_SIZE } from './pages.js';
+import {
+  MessageByIdDocument, type MessageFieldsFragment, RoomMembersDocument, type RoomMembersQuery, type RoomMembersQueryVariables, SendMessageDocument, type SendMessageInput,
+  type RecipientUserFieldsFragment, UsersDocument,
+} from './generated/graphql.js';
+
+/** A room, or the direct conversation with another user. */
+export type ConversationRef = { readonly roomId: string } | { readonly userId: string };
+
+/** Page size of Room.membersConnection (its maximum). */
+export const MEMBERS_PAGE_SIZE = PAGE_SIZE.members;
+
+/**
+ * The envelope conversation id (PROTOCOL.md §3): the room id, or for a direct
+ * message the user it is addressed to.
+ */
+export function conversationId(c: ConversationRef): string {
+  return 'roomId' in c ? c.roomId : c.userId;
+}
+
+function recipientOf(u: RecipientUserFieldsFragment): Recipient {
+  const k = u.publicKey;
+  if (!k) throw new Error(`user ${u.id} has no public key`);
+  if (!isAlgorithm(k.algorithm)) throw new Error(`user ${u.id}: unknown key algorithm ${k.algorithm}`);
+  return { userId: u.id, keyId: k.id, algorithm: k.algorithm, publicKey: unb64(k.key) };
+}
+
+/**
+ * The current keys of everyone an envelope for c must be sealed for: every
+ * member of a room (a page of Room.membersConnection at a time: Room.members
+ * is priced at the room cap), or both users of a direct conversation. Always
+ * from the network: a cached key may be the stale one.
+ */
+export async function fetchRecipients(client: ApolloClient, selfId: string, c: ConversationRef): Promise<Recipient[]> {
+  if (!('roomId' in c)) {
+    if (c.userId === selfId) throw new Error('a direct message to yourself is not allowed');
+    const { data } = await client.query({ query: UsersDocument, variables: { ids: [selfId, c.userId] }, fetchPolicy: 'network-only' });
+    const users = data?.users ?? [];
+    if (users.length !== 2) throw new Error(`user ${c.userId} not found`);
+    return users.map(recipientOf);
+  }
+  const out: Recipient[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const variables: RoomMembersQueryVariables = { id: c.roomId, first: MEMBERS_PAGE_SIZE, after };
+    const { data } = await client.query({ query: RoomMembersDocument, variables, fetchPolicy: 'network-only' });
+    const conn: NonNullable<RoomMembersQuery['room']>['membersConnection'] | undefined = data?.room?.membersConnection;
+    if (!conn) throw new Error(`room ${c.roomId} not found`);
+    for (const e of conn.edges) out.push(recipientOf(e.node.user));
+    if (!conn.pageInfo.hasNextPage || !conn.pageInfo.endCursor) return out;
+    after = conn.pageInfo.endCursor;
+  }
+}
+
+/**
+ * A message sealed and ready to send. Keep it until the send succeeds: sending
+ * the same one again is a safe retry. It holds the plaintext so that it can be
+ * sealed again for new recipients; keep it in memory only.
+ */
+export interface PreparedMessage {
+  readonly id: string;
+  readonly conversation: ConversationRef;
+  readonly plaintext: Uint8Array;
+  readonly attachmentId: string | null;
+  readonly input: SendMessageInput;
+}
+
+export interface PrepareOptions {
+  /** The id to use (a lower-case UUID); a fresh one by default. */
+  readonly id?: string;
+  readonly attachmentId?: string | null;
+  readonly random?: Random;
+}
+
+async function seal(selfId: string, conversation: ConversationRef, id: string, plaintext: Uint8Array, attachmentId: string | null, recipients: readonly Recipient[], random: Random): Promise<PreparedMessage> {
+  const h: Header = { kind: 'msg', objectId: id, senderId: selfId, conversationId: conversationId(conversation) };
+  const w = toWire(await sealV1(h, plaintext, recipients, { random }));
+  const input: SendMessageInput = {
+    id,
+    ...('roomId' in conversation ? { roomId: conversation.roomId } : { recipientId: conversation.userId }),
+    ciphertext: w.ciphertext,
+    nonce: w.nonce,
+    keys: w.keys,
+    ...(attachmentId ? { attachmentId } : {}),
+  };
+  return { id, conversation, plaintext, attachmentId, input };
+}
+
+/** Fetches the recipients' keys and seals plaintext (text as UTF-8) under a client-made id. */
+export async function prepareMessage(client: ApolloClient, selfId: string, conversation: ConversationRef, plaintext: Uint8Array | string, opts: PrepareOptions = {}): Promise<PreparedMessage> {
+  const random = opts.random ?? defaultRandom;
+  const pt = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : Uint8Array.from(plaintext);
+  const recipients = await fetchRecipients(client, selfId, conversation);
+  return seal(selfId, conversation, opts.id ?? randomUUID(random), pt, opts.attachmentId ?? null, recipients, random);
+}
+
+/** A send that did not succeed; prepared is the latest sealed form, to retry with. */
+export class SendFailedError extends Error {
+  readonly prepared: PreparedMessage;
+  override readonly cause: unknown;
+  constructor(prepared: PreparedMessage, cause: unknown) {
+    super(`send message ${prepared.id}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'SendFailedError';
+    this.prepared = prepared;
+    this.cause = cause;
+  }
+}
+
+export interface SendOptions {
+  /** How many times to fetch keys and seal again after a recipient mismatch (default 2). */
+  readonly reseals?: number;
+  /** How many times to resend the same input after a failure without an API error, i.e. a lost request or answer (default 2). */
+  readonly networkRetries?: number;
+  /** The pause before the nth network retry, in ms (default 500 × 2^(n-1)). */
+  readonly retryDelay?: (attempt: number) => number;
+  /** Told each time the message is sealed again, so that a caller keeping it for retries holds the latest. */
+  readonly onResealed?: (p: PreparedMessage) => void;
+  readonly random?: Random;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends a prepared message. A lost answer is retried with the same input (the
+ * server answers a retry with the stored message); a recipient mismatch
+ * (BAD_USER_INPUT with staleKeyIds, missingUserIds or unexpectedUserIds) makes
+ * it fetch the keys again and seal again under the same id. If a resealed send
+ * meets CONFLICT, an earlier attempt was stored after all: the stored message
+ * is fetched and returned. Anything else throws SendFailedError holding the
+ * latest prepared message, which the caller may send again later.
+ */
+export async function sendPrepared(client: ApolloClient, selfId: string, prepared: PreparedMessage, opts: SendOptions = {}): Promise<MessageFieldsFragment> {
+  const reseals = opts.reseals ?? 2;
+  const networkRetries = opts.networkRetries ?? 2;
+  const delay = opts.retryDelay ?? ((n: number) => 500 * 2 ** (n - 1));
+  let p = prepared;
+  let resealed = 0;
+  let retried = 0;
+  for (;;) {
+    try {
+      const { data } = await client.mutate({ mutation: SendMessageDocument, variables: { input: p.input } });
+      if (!data) throw new Error('sendMessage: no data');
+      return data.sendMessage;
+    } catch (err) {
+      try {
+        if (recipientMismatch(err) && resealed < reseals) {
+          resealed++;
+          const recipients = await fetchRecipients(client, selfId, p.conversation);
+          p = await seal(selfId, p.conversation, p.id, p.plaintext, p.attachmentId, recipients, opts.random ?? defaultRandom);
+          opts.onResealed?.(p);
+          continue;
+        }
+        if (resealed > 0 && hasErrorCode(err, 'CONFLICT')) {
+          const stored = await storedMessage(client, selfId, p.id);
+          if (stored) return stored;
+        }
+        if (apiErrors(err).length === 0 && retried < networkRetries) {
+          retried++;
+          await sleep(delay(retried));
+          continue;
+        }
+      } catch (inner) {
+        throw new SendFailedError(p, inner);
+      }
+      throw new SendFailedError(p, err);
+    }
+  }
+}
+
+async function storedMessage(client: ApolloClient, selfId: string, id: string): Promise<MessageFieldsFragment | null> {
+  const { data } = await client.query({ query: MessageByIdDocument, variables: { id }, fetchPolicy: 'network-only' });
+  const m = data?.message;
+  return m && m.sender.id === selfId ? m : null;
+}
+
+/** prepareMessage then sendPrepared. */
+export async function sendMessage(
+  client: ApolloClient,
+  selfId: string,
+  conversation: ConversationRef,
+  plaintext: Uint8Array | string,
+  opts: PrepareOptions & SendOptions = {},
+): Promise<MessageFieldsFragment> {
+  return sendPrepared(client, selfId, await prepareMessage(client, selfId, conversation, plaintext, opts), opts);
+}
+
+/** The header a message was sealed under, from the API's fields. */
+export function messageHeader(m: Pick<MessageFieldsFragment, 'id' | 'sender' | 'room' | 'recipient'>): Header {
+  const cid = m.room?.id ?? m.recipient?.id;
+  if (!cid) throw new Error(`message ${m.id}: neither room nor recipient`);
+  return { kind: 'msg', objectId: m.id, senderId: m.sender.id, conversationId: cid };
+}
+
+/**
+ * Opens a version 1 message as the API returns it, with the key pair its
+ * myKey names (keyPair looks it up by key id; null when this device lacks it).
+ * Every failure is CannotOpenError; a tombstone is not opened (check deleted first).
+ */
+export async function openMessage(m: MessageFieldsFragment, keyPair: (keyId: string) => KeyPair | null | undefined): Promise<string> {
+  const kp = m.myKey ? keyPair(m.myKey.keyId) : null;
+  if (!kp) throw new CannotOpenError();
+  return textOf(await openWireV1(messageHeader(m), m.ciphertext, m.nonce, m.myKey, kp));
+}

@@ -1,0 +1,163 @@
+// A stand-in for the QChat server behind an Apollo link: just enough of
+// members, keys and sendMessage (with the real server's recipient check, safe
+// retry and CONFLICT) to test the library's sending logic without a network.
+
+import { ApolloClient, ApolloLink, InMemoryCache } from '@apollo/client';
+import { Observable } from 'rxjs';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { type KeyPair, b64, generateKeyPair, hex, randomUUID, unb64, utf8 } from '../src/index.js';
+
+export interface FakeUser {
+  id: string;
+  username: string;
+  keyId: string;
+  kp: KeyPair;
+  /** Every key pair the user had, by key id (to open old messages). */
+  ring: Map<string, KeyPair>;
+}
+
+interface Stored {
+  input: Record<string, unknown>;
+  hash: string;
+}
+
+type Vars = Record<string, unknown>;
+type Faults = { sendMessage?: ('lose-answer' | 'network' | 'forbidden')[] };
+
+const gqlError = (message: string, extensions: Record<string, unknown>) => ({ errors: [{ message, extensions }] });
+
+export class FakeServer {
+  users = new Map<string, FakeUser>();
+  rooms = new Map<string, string[]>();
+  messages = new Map<string, Stored>();
+  calls: { op: string; vars: Vars }[] = [];
+  faults: Faults = {};
+  /** Runs once, just before the next sendMessage is handled (a member rotating a key in between, say). */
+  beforeNextSend: (() => void) | null = null;
+
+  addUser(username: string): FakeUser {
+    const kp = generateKeyPair();
+    const u: FakeUser = { id: randomUUID(), username, keyId: randomUUID(), kp, ring: new Map() };
+    u.ring.set(u.keyId, kp);
+    this.users.set(u.id, u);
+    return u;
+  }
+
+  rotate(u: FakeUser): void {
+    u.kp = generateKeyPair('X_WING');
+    u.keyId = randomUUID();
+    u.ring.set(u.keyId, u.kp);
+  }
+
+  room(...members: FakeUser[]): string {
+    const id = randomUUID();
+    this.rooms.set(id, members.map((m) => m.id));
+    return id;
+  }
+
+  private userJSON(u: FakeUser) {
+    return {
+      __typename: 'User', id: u.id, username: u.username, online: true, createdAt: '2026-11-30T00:00:00Z',
+      publicKey: { __typename: 'PublicKey', id: u.keyId, algorithm: u.kp.algorithm, key: b64(u.kp.publicKey), fingerprint: 'f', createdAt: '2026-11-30T00:00:00Z', current: true },
+    };
+  }
+
+  private messageJSON(senderId: string, input: Record<string, unknown>) {
+    const s = this.users.get(senderId)!;
+    const roomId = input['roomId'] as string | undefined;
+    const recipientId = input['recipientId'] as string | undefined;
+    const r = recipientId ? this.users.get(recipientId) : undefined;
+    const myKey = (input['keys'] as { userId: string }[]).find((k) => k.userId === senderId);
+    return {
+      __typename: 'Message', id: input['id'], ciphertext: input['ciphertext'], nonce: input['nonce'], createdAt: '2026-11-30T00:00:00Z', deleted: false,
+      sender: { __typename: 'User', id: s.id, username: s.username },
+      room: roomId ? { __typename: 'Room', id: roomId } : null,
+      recipient: r ? { __typename: 'User', id: r.id, username: r.username } : null,
+      myKey: myKey ? { __typename: 'RecipientKey', readAt: null, ...myKey } : null,
+      attachment: null,
+    };
+  }
+
+  handle(self: string, op: string, vars: Vars): unknown {
+    this.calls.push({ op, vars });
+    switch (op) {
+      case 'Users':
+        return { data: { users: (vars['ids'] as string[]).flatMap((id) => (this.users.has(id) ? [this.userJSON(this.users.get(id)!)] : [])) } };
+      case 'RoomMembers': {
+        const ms = this.rooms.get(vars['id'] as string);
+        if (!ms?.includes(self)) return { data: { room: null } };
+        const first = vars['first'] as number;
+        if (first < 1 || first > 100) return gqlError('first: 1 to 100', { code: 'BAD_USER_INPUT' });
+        const start = vars['after'] ? Number(vars['after']) : 0;
+        const page = ms.slice(start, start + first);
+        const end = start + page.length;
+        return {
+          data: {
+            room: {
+              __typename: 'Room', id: vars['id'],
+              membersConnection: {
+                __typename: 'RoomMemberConnection',
+                edges: page.map((id) => ({ __typename: 'RoomMemberEdge', node: { __typename: 'RoomMember', role: 'MEMBER', joinedAt: '2026-11-30T00:00:00Z', user: this.userJSON(this.users.get(id)!) } })),
+                pageInfo: { __typename: 'PageInfo', hasNextPage: end < ms.length, endCursor: page.length ? String(end) : null },
+              },
+            },
+          },
+        };
+      }
+      case 'MessageById': {
+        const m = this.messages.get(vars['id'] as string);
+        return { data: { message: m ? this.messageJSON(self, m.input) : null } };
+      }
+      case 'SendMessage':
+        return this.send(self, vars['input'] as Record<string, unknown>);
+      default:
+        return gqlError(`fake server: no ${op}`, { code: 'INTERNAL_SERVER_ERROR' });
+    }
+  }
+
+  private send(self: string, input: Record<string, unknown>): unknown {
+    const before = this.beforeNextSend;
+    this.beforeNextSend = null;
+    before?.();
+    const fault = this.faults.sendMessage?.shift();
+    if (fault === 'network') return 'network';
+    if (fault === 'forbidden') return gqlError('forbidden', { code: 'FORBIDDEN' });
+    const roomId = input['roomId'] as string | undefined;
+    const want = roomId ? this.rooms.get(roomId) ?? [] : [self, input['recipientId'] as string];
+    const keys = input['keys'] as { userId: string; keyId: string }[];
+    // The recipient check runs before the id lookup, as in resolvers/messages.go.
+    const missing = want.filter((id) => !keys.some((k) => k.userId === id)).sort();
+    const unexpected = keys.filter((k) => !want.includes(k.userId)).map((k) => k.userId).sort();
+    const stale = keys.filter((k) => want.includes(k.userId) && this.users.get(k.userId)!.keyId !== k.keyId).map((k) => k.keyId).sort();
+    if (missing.length + unexpected.length + stale.length > 0) {
+      return gqlError('keys: stale key ids; fetch the recipients\' current keys and seal again', { code: 'BAD_USER_INPUT', missingUserIds: missing, unexpectedUserIds: unexpected, staleKeyIds: stale });
+    }
+    const hash = hex(sha256(utf8(JSON.stringify(input))));
+    const id = input['id'] as string;
+    const old = this.messages.get(id);
+    if (old && old.hash !== hash) return gqlError(`message id ${id} is taken by other content`, { code: 'CONFLICT' });
+    if (!old) this.messages.set(id, { input, hash });
+    const answer = { data: { sendMessage: this.messageJSON(self, input) } };
+    return fault === 'lose-answer' ? 'network' : answer;
+  }
+
+  /** An Apollo Client that talks to this server as user self. */
+  client(self: FakeUser): ApolloClient {
+    const link = new ApolloLink((op) => new Observable<ApolloLink.Result>((sub) => {
+      const r = this.handle(self.id, op.operationName ?? '', op.variables);
+      if (r === 'network') sub.error(new TypeError('fetch failed'));
+      else {
+        sub.next(r as ApolloLink.Result);
+        sub.complete();
+      }
+    }));
+    return new ApolloClient({ link, cache: new InMemoryCache() });
+  }
+}
+
+/** Decodes a stored message's keys (to open it as a member). */
+export function storedKeys(input: Record<string, unknown>): { userId: string; keyId: string; kemCiphertext: string; wrappedKey: string }[] {
+  return input['keys'] as { userId: string; keyId: string; kemCiphertext: string; wrappedKey: string }[];
+}
+
+export { unb64 };

@@ -1,0 +1,133 @@
+// Sending through Apollo: recipients paged from membersConnection, a lost
+// answer retried with the same input, stale keys refetched and resealed under
+// the same id, CONFLICT after a reseal resolved to the stored message.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CannotOpenError, type ConversationRef, MEMBERS_PAGE_SIZE, SendFailedError, fetchRecipients, openMessage, openWireV1, prepareMessage, sendMessage, sendPrepared, textOf } from '../src/index.js';
+import { FakeServer, type FakeUser, storedKeys } from './fakeserver.js';
+
+const noDelay = { retryDelay: () => 0 };
+
+// Every member opens the stored message with its current key.
+async function assertOpensForAll(s: FakeServer, id: string, members: FakeUser[], sender: FakeUser, cid: string, text: string): Promise<void> {
+  const m = s.messages.get(id);
+  assert.ok(m, `message ${id} stored`);
+  for (const u of members) {
+    const k: ReturnType<typeof storedKeys>[number] | undefined = storedKeys(m.input).find((x) => x.userId === u.id);
+    assert.ok(k, `${u.username} is a recipient`);
+    assert.equal(k.keyId, u.keyId, `${u.username}'s current key`);
+    const h = { kind: 'msg' as const, objectId: id, senderId: sender.id, conversationId: cid };
+    assert.equal(textOf(await openWireV1(h, m.input['ciphertext'] as string, m.input['nonce'] as string, k, u.kp)), text);
+  }
+}
+
+test('room: recipients come from every page of membersConnection', async () => {
+  const s = new FakeServer();
+  const alice = s.addUser('alice');
+  const others = Array.from({ length: MEMBERS_PAGE_SIZE + 2 }, (_, i) => s.addUser(`u${i}`));
+  const roomId = s.room(alice, ...others);
+  const rs = await fetchRecipients(s.client(alice), alice.id, { roomId });
+  assert.equal(rs.length, MEMBERS_PAGE_SIZE + 3);
+  assert.deepEqual(s.calls.map((c) => [c.op, c.vars['first'], c.vars['after']]), [['RoomMembers', 100, null], ['RoomMembers', 100, '100']]);
+  assert.ok(!s.calls.some((c) => c.op === 'Room'), 'Room.members is not used');
+});
+
+test('room: a send reaches every member, the sender included', async () => {
+  const s = new FakeServer();
+  const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((n) => s.addUser(n)) as [FakeUser, FakeUser, FakeUser];
+  const roomId = s.room(alice, bob, carol);
+  const client = s.client(alice);
+  const m = await sendMessage(client, alice.id, { roomId }, 'hello ✓', noDelay);
+  assert.equal(m.sender.id, alice.id);
+  await assertOpensForAll(s, m.id, [alice, bob, carol], alice, roomId, 'hello ✓');
+  // The answer opens too, with the sender's own key ring.
+  assert.equal(await openMessage(m, (kid) => alice.ring.get(kid)), 'hello ✓');
+  await assert.rejects(openMessage(m, () => null), CannotOpenError);
+});
+
+test('a lost answer is retried with the same input: one stored message', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  s.faults.sendMessage = ['lose-answer', 'network'];
+  const m = await sendMessage(s.client(alice), alice.id, { roomId }, 'once', noDelay);
+  const sends = s.calls.filter((c) => c.op === 'SendMessage');
+  assert.equal(sends.length, 3);
+  assert.deepEqual(sends[1]!.vars, sends[0]!.vars, 'the retry sends the same input');
+  assert.deepEqual(sends[2]!.vars, sends[0]!.vars);
+  assert.equal(s.messages.size, 1);
+  assert.equal(m.id, (sends[0]!.vars['input'] as { id: string }).id);
+});
+
+test('stale keys: refetch, reseal under the same id, send again', async () => {
+  const s = new FakeServer();
+  const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((n) => s.addUser(n)) as [FakeUser, FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  const client = s.client(alice);
+  const p = await prepareMessage(client, alice.id, { roomId }, 'after the rotation');
+  // Between the key fetch and the send, bob rotates and carol joins.
+  s.beforeNextSend = () => {
+    s.rotate(bob);
+    s.rooms.get(roomId)!.push(carol.id);
+  };
+  const resealed: string[] = [];
+  const m = await sendPrepared(client, alice.id, p, { ...noDelay, onResealed: (q) => resealed.push(q.input.ciphertext) });
+  assert.equal(m.id, p.id, 'same id');
+  assert.equal(resealed.length, 1);
+  assert.notEqual(resealed[0], p.input.ciphertext, 'sealed again');
+  assert.deepEqual(s.calls.map((c) => c.op), ['RoomMembers', 'SendMessage', 'RoomMembers', 'SendMessage']);
+  await assertOpensForAll(s, m.id, [alice, bob, carol], alice, roomId, 'after the rotation');
+});
+
+test('a stored send whose answer was lost, then stale keys: CONFLICT resolves to the stored message', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  const client = s.client(alice);
+  const p = await prepareMessage(client, alice.id, { roomId }, 'stored first');
+  s.faults.sendMessage = ['lose-answer'];
+  await assert.rejects(sendPrepared(client, alice.id, p, { networkRetries: 0 }), SendFailedError);
+  assert.equal(s.messages.size, 1, 'the first attempt was stored');
+  s.rotate(bob);
+  const m = await sendPrepared(client, alice.id, p, noDelay);
+  assert.equal(m.id, p.id);
+  assert.equal(m.ciphertext, p.input.ciphertext, 'the stored message, not the reseal');
+  assert.deepEqual(s.calls.slice(-4).map((c) => c.op), ['SendMessage', 'RoomMembers', 'SendMessage', 'MessageById']);
+});
+
+test('other errors fail with the latest prepared message; a later retry sends it unchanged', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  const client = s.client(alice);
+  s.faults.sendMessage = ['forbidden'];
+  const err = await sendMessage(client, alice.id, { roomId }, 'x', noDelay).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof SendFailedError, String(err));
+  assert.equal(s.calls.filter((c) => c.op === 'SendMessage').length, 1, 'FORBIDDEN is not retried');
+  const m = await sendPrepared(client, alice.id, err.prepared, noDelay);
+  assert.equal(m.ciphertext, err.prepared.input.ciphertext);
+  // Reseals are bounded: a member who rotates before every send makes it give up.
+  const p = await prepareMessage(client, alice.id, { roomId }, 'y');
+  let n = 0;
+  const rotateEverySend = () => {
+    n++;
+    s.rotate(bob);
+    s.beforeNextSend = rotateEverySend;
+  };
+  s.beforeNextSend = rotateEverySend;
+  await assert.rejects(sendPrepared(client, alice.id, p, { ...noDelay, reseals: 2 }), SendFailedError);
+  assert.equal(n, 3);
+  s.beforeNextSend = null;
+});
+
+test('direct: sealed for both users, conversation id is the addressee', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const conv: ConversationRef = { userId: bob.id };
+  const m = await sendMessage(s.client(alice), alice.id, conv, 'hi bob', noDelay);
+  assert.equal(m.recipient?.id, bob.id);
+  await assertOpensForAll(s, m.id, [alice, bob], alice, bob.id, 'hi bob');
+  await assert.rejects(prepareMessage(s.client(alice), alice.id, { userId: alice.id }, 'me'), /yourself/);
+  await assert.rejects(prepareMessage(s.client(alice), alice.id, { userId: '00000000-0000-4000-8000-000000000000' }, 'nobody'), /not found/);
+});
