@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -102,9 +103,14 @@ func listCost(child, n int) int {
 // fragment spread anew: a document of nested fragments that each spread the
 // next twice costs 2^n steps to price. So the operation's size is first
 // measured with memoised fragments; a field count alone over limit rejects it
-// at once, since every field costs at least 1.
+// at once, since every field but __typename costs at least 1.
+//
+// __typename costs nothing: it is answered from the type without a
+// resolver, and Apollo Client adds it to every selection set, which would
+// otherwise make an Apollo app's query cost up to half again what the same
+// query costs from any other client.
 func ComplexityLimit(limit int) graphql.HandlerExtension {
-	return &complexityLimit{limit: limit, inner: extension.FixedComplexityLimit(limit)}
+	return &complexityLimit{limit: limit}
 }
 
 type complexityLimit struct {
@@ -117,9 +123,17 @@ var _ interface {
 	graphql.OperationContextMutator
 } = (*complexityLimit)(nil)
 
-func (c *complexityLimit) ExtensionName() string { return c.inner.ExtensionName() }
+func (c *complexityLimit) ExtensionName() string { return "ComplexityLimit" }
 
 func (c *complexityLimit) Validate(es graphql.ExecutableSchema) error {
+	free := map[string]struct{}{}
+	for name, def := range es.Schema().Types {
+		switch def.Kind {
+		case ast.Object, ast.Interface, ast.Union:
+			free[name+".__typename"] = struct{}{}
+		}
+	}
+	c.inner = extension.FixedComplexityLimit(c.limit, complexity.WithIgnoreFields(free))
 	if err := c.inner.Validate(es); err != nil {
 		return fmt.Errorf("complexity limit: %w", err)
 	}
@@ -292,7 +306,13 @@ func (m *measurer) selectionSet(set ast.SelectionSet) shape {
 			if sel.Alias != "" && sel.Alias != sel.Name {
 				s.aliases = satAdd(s.aliases, 1)
 			}
-			if sel.Name == "__schema" || sel.Name == "__type" {
+			switch sel.Name {
+			case "__schema", "__type":
+				s.depth = max(s.depth, 1)
+				continue
+			case "__typename":
+				// Free in the complexity limit (see ComplexityLimit), so not
+				// counted by its prefilter either.
 				s.depth = max(s.depth, 1)
 				continue
 			}

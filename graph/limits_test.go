@@ -125,7 +125,7 @@ func TestShape(t *testing.T) {
 			query: `{ ...Q ... on Query { me { id } } } fragment Q on Query { a: me { id } b: me { id } }`,
 			want:  shape{depth: 2, aliases: 2, fields: 6, rootFields: 3},
 		},
-		{name: "typename", query: `{ __typename me { __typename } }`, want: shape{depth: 2, fields: 3, rootFields: 2}},
+		{name: "typename is free", query: `{ __typename me { __typename } }`, want: shape{depth: 2, fields: 1, rootFields: 2}},
 		{name: "introspection not counted", query: introspectionQuery, want: shape{depth: 1, rootFields: 1}},
 		{name: "type lookup not counted", query: `{ t: __type(name: "User") { fields { type { ofType { ofType { name } } } } } }`, want: shape{depth: 1, aliases: 1, rootFields: 1}},
 	}
@@ -185,6 +185,8 @@ func TestSetComplexity(t *testing.T) {
 		{name: "messages first 0 still costs one", query: `{ room(id: "r") { messages(first: 0) { edges { node { id } } } } }`, want: 1 + (1 + 1*3)},
 		{name: "direct messages", query: `{ directMessages(withUserId: "u", first: 30) { edges { node { id ciphertext } } } }`, want: 1 + 30*4},
 		{name: "users by ids", query: `{ users(ids: ["a","b","c","d"]) { id username } }`, want: 1 + 4*2},
+		// __typename, which Apollo adds to every selection set, is free.
+		{name: "typename free", query: `{ __typename room(id: "r") { __typename id messages(first: 10) { __typename edges { __typename node { __typename id } } } } }`, want: 1 + 1 + (1 + 10*3)},
 		// Plain lists cost their cap, connections their page.
 		{name: "myRooms capped", query: `{ myRooms { id } }`, want: 1 + models.MaxListedRooms*1},
 		{name: "members capped", query: `{ room(id: "r") { members { role } } }`, want: 1 + (1 + models.MaxRoomMembers*1)},
