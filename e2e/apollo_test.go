@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -26,16 +25,15 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
+	"github.com/qchat/qchat/internal/qchattest/nodetest"
 	"github.com/qchat/qchat/internal/qchattest/syncbuf"
 	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 const (
 	scenarioTimeout = 120 * time.Second
-	npmTimeout      = 5 * time.Minute
 	startTimeout    = 30 * time.Second
 	stopTimeout     = 15 * time.Second
-	stampFile       = ".npm-ci.stamp" // in node/, next to package-lock.json
 )
 
 // result is the last stdout line of scenario.mjs.
@@ -69,7 +67,7 @@ func TestApolloClient(t *testing.T) {
 	}
 
 	start := time.Now()
-	if installed := npmCI(t, npm, nodeDir); installed {
+	if installed := nodetest.NPMCI(t, npm, nodeDir); installed {
 		t.Logf("npm ci: %v", time.Since(start).Round(time.Millisecond))
 	} else {
 		t.Logf("npm ci: skipped, node_modules matches package-lock.json")
@@ -108,35 +106,6 @@ func TestApolloClient(t *testing.T) {
 		scanPostgres(t, db, schema, res)
 		t.Logf("PostgreSQL: %v (%d plaintexts, %d misuse checks)", time.Since(start).Round(time.Millisecond), len(res.Plaintexts), res.Misuse)
 	})
-}
-
-// npmCI installs node/node_modules from package-lock.json unless the stamp
-// says it already did for this exact lock file. It reports whether it ran.
-func npmCI(t *testing.T, npm, dir string) bool {
-	t.Helper()
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("package-lock.json: %v", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:]) + "\n"
-	stamp := filepath.Join(dir, stampFile)
-	if got, err := os.ReadFile(stamp); err == nil && string(got) == want {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
-			return false
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, b)
-	}
-	if err := os.WriteFile(stamp, []byte(want), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return true
 }
 
 func runNode(t *testing.T, node, dir string, timeout time.Duration, args ...string) string {

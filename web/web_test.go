@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -16,15 +15,12 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/nodetest"
 	"github.com/qchat/qchat/internal/qchattest/testenv"
 	"github.com/qchat/qchat/pqcrypto"
 )
 
-const (
-	npmCITimeout = 5 * time.Minute
-	stepTimeout  = 5 * time.Minute
-	stampFile    = ".npm-ci.stamp" // next to package-lock.json
-)
+const stepTimeout = 5 * time.Minute
 
 // TestTypeScript installs the workspace from package-lock.json and runs, in
 // order: the check that the generated operations match graph/*.graphqls,
@@ -45,7 +41,7 @@ func TestTypeScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if npmCI(t, npm, dir) {
+	if nodetest.NPMCI(t, npm, dir) {
 		t.Logf("npm ci: %v", time.Since(start).Round(time.Millisecond))
 	}
 	for _, script := range []string{"codegen:check", "typecheck", "test"} {
@@ -222,35 +218,6 @@ func uuid(t *testing.T) string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// npmCI installs node_modules from package-lock.json unless the stamp says it
-// already did for this exact lock file. It reports whether it ran.
-func npmCI(t *testing.T, npm, dir string) bool {
-	t.Helper()
-	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
-	if err != nil {
-		t.Fatalf("package-lock.json: %v", err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:]) + "\n"
-	stamp := filepath.Join(dir, stampFile)
-	if got, err := os.ReadFile(stamp); err == nil && string(got) == want {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
-			return false
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), npmCITimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci in %s: %v\n%s", dir, err, b)
-	}
-	if err := os.WriteFile(stamp, []byte(want), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return true
 }
 
 func runNPM(npm, dir string, args ...string) (string, error) {
