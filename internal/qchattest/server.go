@@ -16,6 +16,7 @@ import (
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/internal/server"
@@ -68,6 +69,9 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 			buffer = o.BrokerBuffer
 		}
 	}
+	// As in production, records made with a request's context carry its
+	// request id, client IP and user id.
+	log = slog.New(logging.RequestContext(log.Handler()))
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	brk := broker.NewMemory(buffer)
 	res := resolvers.New(resolvers.Deps{

@@ -25,6 +25,7 @@ import (
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/reqctx"
 	"github.com/qchat/qchat/resolvers"
 )
 
@@ -97,7 +98,7 @@ func New(d Deps) (*Server, error) {
 	ws := newWebsockets(cfg.WSMaxConnsPerIP, func(r *http.Request) {
 		d.Metrics.RateLimited("ws_connections")
 		d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", "ws_connections",
-			"ip", clientip.From(r.Context()), "request_id", middleware.RequestIDFrom(r.Context()))
+			"ip", reqctx.ClientIP(r.Context()))
 	})
 
 	schemaCfg := graph.Config{Resolvers: d.Resolver}
@@ -168,7 +169,7 @@ func New(d Deps) (*Server, error) {
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)
 	handler = middleware.HTTPSRedirect(cfg.Production(), isProbe)(handler)
 	handler = d.Metrics.HTTPMiddleware(handler)
-	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return clientip.From(r.Context()) },
+	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return reqctx.ClientIP(r.Context()) },
 		logging.WithQuietPaths("/health", "/metrics"))(handler)
 	handler = clientip.Middleware(proxies)(handler)
 	handler = middleware.Recover(d.Log)(handler)
@@ -185,15 +186,11 @@ func limitRequests(d Deps) func(http.Handler) http.Handler {
 	rejected := func(limiter string) func(r *http.Request, res ratelimit.Result) {
 		return func(r *http.Request, res ratelimit.Result) {
 			d.Metrics.RateLimited(limiter)
-			attrs := []any{"event", "rate_limited", "limiter", limiter, "ip", clientip.From(r.Context()), "path", r.URL.Path,
-				"request_id", middleware.RequestIDFrom(r.Context())}
-			if u := auth.UserFrom(r.Context()); u != nil {
-				attrs = append(attrs, "user_id", u.ID)
-			}
-			d.Log.WarnContext(r.Context(), "security: rate_limited", attrs...)
+			d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", limiter,
+				"ip", reqctx.ClientIP(r.Context()), "path", r.URL.Path)
 		}
 	}
-	byIP := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) }, rejected("api"))
+	byIP := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return reqctx.ClientIP(r.Context()) }, rejected("api"))
 	byUser := ratelimit.HTTP(d.UserLimiter, func(r *http.Request) string { return auth.UserFrom(r.Context()).ID }, rejected("user"))
 	return func(next http.Handler) http.Handler {
 		anon, user := byIP(next), byUser(next)
@@ -219,7 +216,7 @@ func authenticate(a *auth.Authenticator, log *slog.Logger, next http.Handler) ht
 				logging.SetUser(r.Context(), u.ID)
 				r = r.WithContext(auth.WithUser(r.Context(), u, token))
 			case err != auth.ErrInvalidToken:
-				log.ErrorContext(r.Context(), "authenticate", "request_id", middleware.RequestIDFrom(r.Context()), "err", err)
+				log.ErrorContext(r.Context(), "authenticate", "err", err)
 			}
 		}
 		next.ServeHTTP(w, r)
