@@ -40,13 +40,20 @@ type Backends struct {
 type Option func(*options)
 
 type options struct {
-	presenceTTL time.Duration
+	presenceTTL  time.Duration
+	brokerBuffer int
 }
 
 // WithPresenceTTL sets how long a dead instance's users stay online
 // (presence.DefaultTTL); only Redis uses it.
 func WithPresenceTTL(d time.Duration) Option {
 	return func(o *options) { o.presenceTTL = d }
+}
+
+// WithBrokerBuffer sets each local subscriber's event buffer (0: the
+// broker's default); tests make it small to provoke slow consumers.
+func WithBrokerBuffer(n int) Option {
+	return func(o *options) { o.brokerBuffer = n }
 }
 
 // Timeouts of the Redis client: short, because a request waits on the rate
@@ -71,7 +78,7 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 		opt(&o)
 	}
 	if redisURL == "" {
-		brk := broker.NewMemory(0)
+		brk := broker.NewMemory(o.brokerBuffer)
 		return &Backends{
 			Broker:   brk,
 			Presence: presence.NewMemory(),
@@ -113,7 +120,7 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 	cancel()
 
 	id := broker.NewInstanceID()
-	brk := broker.NewRedis(client, broker.RedisOptions{Prefix: prefix, InstanceID: id, Log: log})
+	brk := broker.NewRedis(client, broker.RedisOptions{Prefix: prefix, InstanceID: id, Log: log, Buffer: o.brokerBuffer})
 	pres := presence.NewRedis(client, presence.RedisOptions{Prefix: prefix, InstanceID: id, TTL: o.presenceTTL, Log: log})
 	log.Info("shared state in redis", "addr", ropts.Addr, "prefix", prefix, "instance", id)
 	return &Backends{

@@ -1,5 +1,5 @@
 // Package server assembles QChat's HTTP handler: routes, middleware and the
-// GraphQL endpoint, from dependencies built by run().
+// GraphQL endpoint, from dependencies built by internal/app.
 package server
 
 import (
@@ -18,7 +18,6 @@ import (
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/explorer"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/observability/health"
@@ -29,22 +28,44 @@ import (
 	"github.com/qchat/qchat/resolvers"
 )
 
+// Options are the handler's own settings, taken from the configuration by
+// internal/app: the handler never sees the whole config.Config.
+type Options struct {
+	Environment string // reported by /health
+	Production  bool   // HSTS, HTTPS redirects
+	// TrustProxy are the proxies whose forwarding headers are believed.
+	TrustProxy clientip.Proxies
+	// CORSOrigins are the browser origins allowed to call the API and open websockets.
+	CORSOrigins []string
+	// Introspection turns on schema introspection and GraphiQL.
+	Introspection bool
+	// HealthToken opens /health/detailed and /metrics; HealthPublic opens them to anyone.
+	HealthToken  string
+	HealthPublic bool
+	// WSMaxConnsPerIP caps the open websockets of a client IP (0: no cap).
+	WSMaxConnsPerIP int
+	// WSWriteTimeout closes a websocket whose client takes no frame this long.
+	WSWriteTimeout time.Duration
+	// Limits of an operation (0: off each).
+	DepthLimit, AliasLimit, ComplexityLimit int
+	Version                                 string
+	Started                                 time.Time
+}
+
 // Deps are what the handler is built from.
 type Deps struct {
-	Config   config.Config
+	Options  Options
 	Store    *db.Store
 	Auth     *auth.Authenticator
 	Resolver *resolvers.Resolver
 	Log      *slog.Logger
-	Version  string
-	Started  time.Time
 	// Metrics; nil means a private registry.
 	Metrics *metrics.Metrics
 	// APILimiter counts requests without a valid session per client IP; nil
-	// builds one from Config.
+	// limits nothing.
 	APILimiter ratelimit.Limiter
 	// UserLimiter counts the requests of each signed-in user (a token bucket);
-	// nil builds one from Config.
+	// nil limits nothing.
 	UserLimiter ratelimit.Limiter
 	// BrokerHealth reports the broker; nil means nothing to check.
 	BrokerHealth func(ctx context.Context) error
@@ -74,7 +95,7 @@ func (s *Server) WaitWebsockets(ctx context.Context) error { return s.ws.wait(ct
 // client IP and proxies, HTTPS enforcement, CORS, security headers,
 // compression, body limits, rate limits, then the routes.
 func New(d Deps) (*Server, error) {
-	cfg := d.Config
+	cfg := d.Options
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -82,17 +103,13 @@ func New(d Deps) (*Server, error) {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
 	}
 	if d.APILimiter == nil {
-		d.APILimiter = ratelimit.NewMemory(cfg.RateLimitMax, cfg.RateLimitWindow, nil)
+		d.APILimiter = ratelimit.NewMemory(0, 0, nil)
 	}
 	if d.UserLimiter == nil {
-		d.UserLimiter = ratelimit.NewMemoryBucket(cfg.UserRateLimitRate, cfg.UserRateLimitBurst, nil)
-	}
-	proxies, err := clientip.ParseTrustProxy(cfg.TrustProxy)
-	if err != nil {
-		return nil, fmt.Errorf("TRUST_PROXY: %w", err)
+		d.UserLimiter = ratelimit.NewMemoryBucket(0, 0, nil)
 	}
 	h := health.New(health.Config{
-		Version: d.Version, Environment: cfg.Env, Started: d.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
+		Version: cfg.Version, Environment: cfg.Environment, Started: cfg.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
 		Broker: d.BrokerHealth, Websockets: d.Metrics.Active, Token: cfg.HealthToken, Public: cfg.HealthPublic, Log: d.Log,
 	})
 	ws := newWebsockets(cfg.WSMaxConnsPerIP, func(r *http.Request) {
@@ -165,13 +182,13 @@ func New(d Deps) (*Server, error) {
 	var handler http.Handler = mux
 	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, resolvers.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)
-	handler = middleware.SecurityHeaders(cfg.Production())(handler)
+	handler = middleware.SecurityHeaders(cfg.Production)(handler)
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)
-	handler = middleware.HTTPSRedirect(cfg.Production(), isProbe)(handler)
+	handler = middleware.HTTPSRedirect(cfg.Production, isProbe)(handler)
 	handler = d.Metrics.HTTPMiddleware(handler)
 	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return reqctx.ClientIP(r.Context()) },
 		logging.WithQuietPaths("/health", "/metrics"))(handler)
-	handler = clientip.Middleware(proxies)(handler)
+	handler = clientip.Middleware(cfg.TrustProxy)(handler)
 	handler = middleware.Recover(d.Log)(handler)
 	handler = middleware.RequestID(handler)
 	return &Server{handler: handler, health: h, ws: ws}, nil
