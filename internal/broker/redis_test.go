@@ -120,39 +120,22 @@ func TestRedisPrefixesAreSeparate(t *testing.T) {
 
 // Every kind of event survives the trip through Redis unchanged.
 func TestRedisEventRoundTrip(t *testing.T) {
-	room, recipient := "room-1", "user-2"
-	at := models.Time{Time: time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)}
-	events := map[string]*Event{
-		"message": {Kind: MessageAdded, Message: &models.Message{
-			ID: "m1", Conversation: room, RoomID: &room, SenderID: "user-1", CipherBytes: []byte{1, 2, 0, 255}, NonceBytes: []byte{9},
-			ContentHash: []byte{7}, CreatedAt: at,
-			Keys: []*models.RecipientKey{{MessageID: "m1", UserID: "user-1", KeyID: "k1", KEMBytes: []byte{3}, WrappedBytes: []byte{4}, ReadAt: &at}},
-		}},
-		"tombstone": {Kind: MessageDeleted, Message: &models.Message{ID: "m2", Conversation: "c", RecipientID: &recipient, SenderID: "user-1", CreatedAt: at, DeletedAt: &at}},
-		"typing":    {Kind: Typing, Typing: &models.TypingEvent{UserID: "u", RecipientID: &recipient, IsTyping: true}},
-		"receipt":   {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at}},
-		"presence":  {Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}},
-		"room":      {Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: &models.Room{ID: room, Name: "n", CreatedAt: at}, UserID: &recipient}},
-		"inval":     {Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}},
-		"receipts": {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
-			Receipts: []*models.ReadReceipt{
-				{MessageID: "m2", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
-				{MessageID: "m3", Conversation: "dm:u:v", UserID: "u", ReadAt: at},
-			}},
-		"invals": {Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}},
-	}
-	for name, ev := range events {
-		t.Run(name, func(t *testing.T) {
-			b, err := json.Marshal(redisMessage{Origin: "a", Topics: []string{"user:x"}, Event: ev})
+	for _, tc := range sampleEvents() {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := encodeWire("a", []string{"user:x"}, tc.ev)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got redisMessage
-			if err := json.Unmarshal(b, &got); err != nil {
+			h, err := decodeWireHeader(b)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got.Event, ev) {
-				t.Fatalf("round trip changed the event:\n got %+v\nwant %+v\njson %s", got.Event, ev, b)
+			got, err := decodeWireEvent(h.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.ev) {
+				t.Fatalf("round trip changed the event:\n got %+v\nwant %+v\njson %s", got, tc.ev, b)
 			}
 		})
 	}
@@ -264,7 +247,7 @@ func TestRedisBatchesReadableByEarlierVersion(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b, err := json.Marshal(redisMessage{Origin: "new", Topics: []string{"user:x"}, Event: tc.ev})
+			b, err := encodeWire("new", []string{"user:x"}, tc.ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,7 +258,7 @@ func TestRedisBatchesReadableByEarlierVersion(t *testing.T) {
 		})
 	}
 	// One receipt encodes as before batches: no new key on the wire.
-	b, _ := json.Marshal(&Event{Kind: Receipt, Receipt: first})
+	b, _ := encodeWire("new", []string{"user:x"}, &Event{Kind: Receipt, Receipt: first})
 	if strings.Contains(string(b), "receipts") {
 		t.Fatalf("a single receipt carries the batch field: %s", b)
 	}
