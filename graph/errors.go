@@ -24,6 +24,7 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
+	CodeSlowConsumer    = "SLOW_CONSUMER" // a subscription ended because its client fell too far behind
 )
 
 var kindCodes = []struct {

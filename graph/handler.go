@@ -150,6 +150,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// parses and validates: the document guard comes after the extensions, so
 	// after APQ has put a persisted query's text in place.
 	srv.Use(documentGuard{limits: limits, cache: queries})
+	srv.Use(slowConsumers{})
 	return srv
 }
 

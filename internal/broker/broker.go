@@ -86,8 +86,9 @@ func UserTopic(userID string) string { return "user:" + userID }
 // Broker publishes events to topics and delivers them to subscribers.
 //
 // Publish never blocks on a subscriber: one whose buffer is full loses the
-// subscription (its channel is closed) rather than slowing the sender or anyone
-// else; the client catches up through history.
+// subscription (its channel is closed, after the OnDrop hook of its context
+// is called) rather than slowing the sender or anyone else; the client
+// catches up through history.
 type Broker interface {
 	Publish(ctx context.Context, topics []string, ev *Event) error
 	// Subscribe delivers the events of topic until ctx ends or the subscriber

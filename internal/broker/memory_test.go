@@ -119,3 +119,30 @@ func TestBatchAccessors(t *testing.T) {
 		}
 	}
 }
+
+// The OnDrop hook of a subscription's context is called once when the
+// broker drops it for falling behind, before its channel closes, and never
+// for an end through the context.
+func TestMemoryOnDropHook(t *testing.T) {
+	b := NewMemory(1)
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var slowDrops, goneDrops int
+	slow, _ := b.Subscribe(OnDrop(ctx, func() { slowDrops++ }), "t")
+	goneCtx, leave := context.WithCancel(ctx)
+	gone, _ := b.Subscribe(OnDrop(goneCtx, func() { goneDrops++ }), "other")
+	for range 3 {
+		if err := b.Publish(ctx, []string{"t"}, &Event{Kind: Typing}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range slow {
+	}
+	leave()
+	for range gone {
+	}
+	if slowDrops != 1 || goneDrops != 0 {
+		t.Fatalf("hook calls: dropped subscriber %d (want 1), ended subscriber %d (want 0)", slowDrops, goneDrops)
+	}
+}
