@@ -202,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(hs, srv, a.Backends.Broker, log, cfg.ShutdownTimeout)
+	return shutdown(hs, srv, a.Shared.Broker, log, cfg.ShutdownTimeout)
 }
 
 // serveDebug starts the pprof listener on DEBUG_ADDR; stop closes it. It is

@@ -1,5 +1,5 @@
 // Package app builds a QChat instance from its configuration: the store, the
-// authenticator, the shared backends (in memory or in Redis), the metrics,
+// authenticator, the state shared with other instances (in memory or in Redis), the metrics,
 // the resolvers and the HTTP handler. The server command and the test server
 // (internal/qchattest) both start through New, so tests run the wiring that
 // production runs.
@@ -17,12 +17,12 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
-	"github.com/qchat/qchat/internal/backends"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/dbhook"
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/server"
+	"github.com/qchat/qchat/internal/sharedstate"
 	"github.com/qchat/qchat/resolvers"
 )
 
@@ -46,7 +46,7 @@ type Options struct {
 type App struct {
 	Store    *db.Store
 	Auth     *auth.Authenticator
-	Backends *backends.Backends
+	Shared   *sharedstate.State
 	Metrics  *metrics.Metrics
 	Resolver *resolvers.Resolver
 	Server   *server.Server
@@ -134,12 +134,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Auth = auth.New(a.Store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	closers = append(closers, func() error { a.Auth.Close(); return nil })
 	// Broker, presence and limits: in memory, or shared through REDIS_URL.
-	bk, err := backends.Open(ctx, cfg.RedisURL, cfg.RedisPrefix, log,
-		backends.WithPresenceTTL(cfg.PresenceTTL), backends.WithBrokerBuffer(opts.BrokerBuffer))
+	bk, err := sharedstate.Open(ctx, cfg.RedisURL, cfg.RedisPrefix, log,
+		sharedstate.WithPresenceTTL(cfg.PresenceTTL), sharedstate.WithBrokerBuffer(opts.BrokerBuffer))
 	if err != nil {
 		return nil, err
 	}
-	a.Backends = bk
+	a.Shared = bk
 	closers = append(closers, bk.Close)
 	if err := a.Metrics.RegisterBrokerStats(bk.BrokerStats); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

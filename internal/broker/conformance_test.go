@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/models"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
 
 // trackerFactory makes two trackers of one implementation that share their

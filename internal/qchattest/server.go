@@ -85,11 +85,11 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 		t.Fatal(err)
 	}
 	a.Start(ctx)
-	brk, ok := a.Backends.Broker.(Broker)
+	brk, ok := a.Shared.Broker.(Broker)
 	if !ok {
 		stop()
 		_ = a.Close()
-		t.Fatalf("broker %T has no counters", a.Backends.Broker)
+		t.Fatalf("broker %T has no counters", a.Shared.Broker)
 	}
 	hs := httptest.NewServer(a.Server)
 	t.Cleanup(func() {

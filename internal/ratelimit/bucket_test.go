@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
 
 // bucketFactory makes the limiter under test; every one of them must give

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
 
 // The window starts at the first request and ends whole: rejected requests do

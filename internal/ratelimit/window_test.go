@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
 
 // windowFactory makes two limiters of one implementation that share their
