@@ -65,25 +65,9 @@ func TestWindowConformance(t *testing.T) {
 					a, b := f.make(t, tt.limit, window)
 					ctx := context.Background()
 					for i, s := range tt.steps {
-						l := a
-						if s.onB {
-							l = b
-						}
-						var got Result
-						var err error
-						switch s.op {
-						case "take":
-							got, err = l.Take(ctx, s.key)
-						case "peek":
-							got, err = l.Peek(ctx, s.key)
-						case "reset":
-							if err := l.Reset(ctx, s.key); err != nil {
-								t.Fatalf("step %d: reset: %v", i, err)
-							}
+						got, ok := runStep(ctx, t, i, pick(s.onB, a, b), s.op, s.key)
+						if !ok {
 							continue
-						}
-						if err != nil {
-							t.Fatalf("step %d: %v", i, err)
 						}
 						if got.Allowed != s.allowed || got.Limit != tt.limit || got.Remaining != s.remaining {
 							t.Fatalf("step %d (%s %s): got %+v, want allowed %v, limit %d, remaining %d", i, s.op, s.key, got, s.allowed, tt.limit, s.remaining)
@@ -100,6 +84,39 @@ func TestWindowConformance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runStep runs step i of a conformance table, op ("take", "peek" or
+// "reset") on key, and returns the answer; ok is false for a reset, which
+// has none.
+func runStep(ctx context.Context, t *testing.T, i int, l Limiter, op, key string) (res Result, ok bool) {
+	t.Helper()
+	var err error
+	switch op {
+	case "take":
+		res, err = l.Take(ctx, key)
+	case "peek":
+		res, err = l.Peek(ctx, key)
+	case "reset":
+		if err := l.Reset(ctx, key); err != nil {
+			t.Fatalf("step %d: reset: %v", i, err)
+		}
+		return Result{}, false
+	default:
+		t.Fatalf("step %d: unknown op %q", i, op)
+	}
+	if err != nil {
+		t.Fatalf("step %d: %s: %v", i, op, err)
+	}
+	return res, true
+}
+
+// pick is b when onB, else a: the instance a step goes to.
+func pick(onB bool, a, b Limiter) Limiter {
+	if onB {
+		return b
+	}
+	return a
 }
 
 // A disabled window limiter allows everything, advertises no limit, and

@@ -31,18 +31,7 @@ func TestSlowConsumerIsTold(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(-1)
-	send := func(v any) {
-		b, _ := json.Marshal(v)
-		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn, send := rawSocket(t, ctx, srv, alice.Token)
 	type message struct {
 		ID      string          `json:"id"`
 		Type    string          `json:"type"`
@@ -69,10 +58,6 @@ func TestSlowConsumerIsTold(t *testing.T) {
 		}
 	}
 	const added = "subscription { messageAdded { id ciphertext } }"
-	send(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": alice.Token}})
-	if m := read(); m.Type != "connection_ack" {
-		t.Fatalf("want connection_ack, got %+v", m)
-	}
 	idle := srv.Broker.Subscribers() // the server's own (cache invalidations)
 	send(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": added}})
 	waitFor(t, ctx, "the subscription to start", func() bool { return srv.Broker.Subscribers() == idle+1 })

@@ -29,22 +29,7 @@ func TestWebsocketClientThatStopsReadingIsDropped(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(-1)
-	send := func(v any) {
-		b, _ := json.Marshal(v)
-		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": alice.Token}})
-	if _, b, err := conn.Read(ctx); err != nil || !bytes.Contains(b, []byte("connection_ack")) {
-		t.Fatalf("ack: %s %v", b, err)
-	}
+	conn, send := rawSocket(t, ctx, srv, alice.Token)
 	idle := srv.Broker.Subscribers() // the server's own (cache invalidations)
 	send(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": "subscription { messageAdded { id ciphertext } }"}})
 	waitFor(t, ctx, "the subscription to start", func() bool { return srv.Broker.Subscribers() == idle+1 })
@@ -73,6 +58,30 @@ func TestWebsocketClientThatStopsReadingIsDropped(t *testing.T) {
 			break
 		}
 	}
+}
+
+// rawSocket opens a graphql-transport-ws websocket signed in with token and
+// returns it with a function that sends one message. Unlike qchattest's
+// sockets, nothing reads it but the test, which can stop reading.
+func rawSocket(t *testing.T, ctx context.Context, srv *qchattest.Server, token string) (*websocket.Conn, func(v any)) {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "ws"+srv.URL[len("http"):]+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	conn.SetReadLimit(-1)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		if err := conn.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "connection_init", "payload": map[string]any{"authToken": token}})
+	if _, b, err := conn.Read(ctx); err != nil || !bytes.Contains(b, []byte("connection_ack")) {
+		t.Fatalf("ack: %s %v", b, err)
+	}
+	return conn, send
 }
 
 // waitFor polls cond until it holds or ctx ends: the time bound is only a
