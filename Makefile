@@ -32,9 +32,12 @@ generate:
 	$(GO) run github.com/99designs/gqlgen generate
 	$(GO) generate ./client
 
-# CI: generated code must be what `make generate` produces.
+# CI: generated code must be what `make generate` produces, and generating
+# must not touch anything else (gqlgen tidies go.sum). Run on a clean checkout:
+# it compares with the last commit, so uncommitted work fails it.
+GENERATED_PATHS := graph models resolvers client go.mod go.sum
 check-generated: generate
-	@git diff --exit-code -- graph models resolvers client || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED_PATHS))" || { git status --short -- $(GENERATED_PATHS); git diff -- $(GENERATED_PATHS); echo "generated code is stale: run make generate and commit"; exit 1; }
 
 # Refetches the explorer's GraphiQL and React files (exact versions in
 # internal/explorer/package-lock.json) from the npm registry into

@@ -21,19 +21,13 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/qchat/qchat/db"
-	"github.com/qchat/qchat/internal/auth"
-	"github.com/qchat/qchat/internal/backends"
+	"github.com/qchat/qchat/internal/app"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
-	"github.com/qchat/qchat/internal/observability/dbhook"
 	"github.com/qchat/qchat/internal/observability/debug"
 	"github.com/qchat/qchat/internal/observability/logging"
-	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/server"
-	"github.com/qchat/qchat/resolvers"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -99,19 +93,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-func openStore(ctx context.Context, cfg config.Config) (*db.Store, error) {
-	return db.Open(ctx, cfg.DatabaseURL, cfg.DataDir, db.Options{
-		MaxOpenConns: cfg.DBPoolMax, MaxIdleConns: cfg.DBPoolMin, MinConns: cfg.DBPoolMin,
-		SSLMode: cfg.DBSSLMode, SSLRootCert: cfg.DBSSLCA,
-		ConnMaxLifetime: cfg.DBConnMaxLifetime, ConnMaxIdleTime: cfg.DBConnMaxIdleTime,
-	})
-}
-
 func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	if len(args) != 1 {
 		return errors.New("usage: migrate up|down|status")
 	}
-	store, err := openStore(ctx, cfg)
+	store, err := app.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -188,57 +174,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 
-	store, err := openStore(ctx, cfg)
+	a, err := app.New(ctx, cfg, log, app.Options{Version: version, Started: started})
 	if err != nil {
 		return closeEarly(err)
 	}
-	defer store.Close()
-	store.AddQueryHook(dbhook.New(log, cfg.DBSlowQuery))
-	err = store.WaitReachable(ctx, cfg.DBStartupTimeout, func(err error, next time.Duration) {
-		log.Warn("database not reachable yet, retrying", "in", next.String(), "err", err)
-	})
-	if err != nil {
-		return closeEarly(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		return closeEarly(err)
-	}
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	if err := m.RegisterDBStats(store.Stats); err != nil {
-		return closeEarly(fmt.Errorf("metrics: %w", err))
-	}
-	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
-	defer authn.Close()
-	// Broker, presence and limits: in memory, or shared through REDIS_URL.
-	bk, err := backends.Open(ctx, cfg.RedisURL, cfg.RedisPrefix, log, backends.WithPresenceTTL(cfg.PresenceTTL))
-	if err != nil {
-		return closeEarly(err)
-	}
-	defer bk.Close()
-	if err := m.RegisterBrokerStats(bk.BrokerStats); err != nil {
-		return closeEarly(fmt.Errorf("metrics: %w", err))
-	}
-	res := resolvers.New(resolvers.Deps{
-		Store: store, Auth: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: m,
-		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
-		AuthIPLimiter:    bk.NewLimiter("authip", cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow),
-		RegisterLimiter:  bk.NewLimiter("register", cfg.RegisterFailMax, cfg.RegisterFailWindow),
-		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
-		MaxSubscriptions: cfg.WSMaxSubsPerConn,
-	})
-	defer res.Close()
-	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
-		APILimiter:  bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow),
-		UserLimiter: bk.NewBucket("user", cfg.UserRateLimitRate, cfg.UserRateLimitBurst), BrokerHealth: bk.BrokerHealth})
-	if err != nil {
-		return closeEarly(err)
-	}
-	go pruneSessions(ctx, store, log, time.Hour)
-	go res.RunInvalidations(ctx)
+	defer a.Close()
+	a.Start(ctx)
+	srv := a.Server
 	ready := http.Handler(srv)
 	root.Store(&ready)
-	log.Info("qchat ready", "database", string(store.Dialect()), "startup", time.Since(started).String())
+	log.Info("qchat ready", "database", string(a.Store.Dialect()), "startup", time.Since(started).String())
 	// The banner comes once requests can be served: a person (or a script
 	// reading the port from it) who acts on "listening on" never meets the
 	// starting handler's 503.
@@ -257,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(hs, srv, bk.Broker, log, cfg.ShutdownTimeout)
+	return shutdown(hs, srv, a.Shared.Broker, log, cfg.ShutdownTimeout)
 }
 
 // serveDebug starts the pprof listener on DEBUG_ADDR; stop closes it. It is
@@ -313,23 +258,4 @@ func shutdown(hs *http.Server, srv *server.Server, brk broker.Broker, log *slog.
 	}
 	log.Info("shutdown complete")
 	return nil
-}
-
-// pruneSessions deletes expired sessions periodically until ctx ends; expired
-// ones are already refused, this only keeps the table small.
-func pruneSessions(ctx context.Context, store *db.Store, log *slog.Logger, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := store.DeleteExpiredSessions(ctx); err != nil {
-				log.Warn("prune sessions", "err", err)
-			} else if n > 0 {
-				log.Info("pruned expired sessions", "count", n)
-			}
-		}
-	}
 }

@@ -48,8 +48,9 @@ var (
 	// shutting down or restarting.
 	ErrGoingAway = errors.New("the server is going away (shutting down or restarting)")
 	// ErrCompleted: the server completed a subscription the caller did not
-	// stop. Servers that do not say why send this to a subscriber that fell
-	// too far behind.
+	// stop. A QChat server ends a subscriber that fell too far behind with
+	// an *Error of CodeSlowConsumer instead; servers that do not say why
+	// complete it.
 	ErrCompleted = errors.New("the server ended the subscription")
 	// ErrSocketClosed: the server closed the socket with another code.
 	ErrSocketClosed = errors.New("the server closed the socket")

@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 

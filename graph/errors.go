@@ -10,8 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/reqctx"
 	"github.com/qchat/qchat/models"
 )
 
@@ -25,6 +24,7 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternal        = "INTERNAL_SERVER_ERROR"
+	CodeSlowConsumer    = "SLOW_CONSUMER" // a subscription ended because its client fell too far behind
 )
 
 var kindCodes = []struct {
@@ -56,7 +56,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			// logins are logged by the login resolver itself).
 			if p := gerr.Path.String(); p != "login" {
 				log.WarnContext(ctx, "security: unauthenticated", "event", "unauthenticated", "path", p,
-					"ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx))
+					"ip", reqctx.ClientIP(ctx))
 			}
 		}
 		var de *models.Error
@@ -105,9 +105,9 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			gerr.Extensions = map[string]any{"code": CodeInternal}
 			return gerr
 		}
-		rid := middleware.RequestIDFrom(ctx)
+		rid := reqctx.RequestID(ctx)
 		if !errors.Is(err, errPanic) { // panics were logged with their stack already
-			log.ErrorContext(ctx, "internal error", "request_id", rid, "path", gerr.Path.String(), "err", err)
+			log.ErrorContext(ctx, "internal error", "path", gerr.Path.String(), "err", err)
 		}
 		return &gqlerror.Error{
 			Message:    "internal server error",
@@ -122,7 +122,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 // its stack and the request id.
 func Recover(log *slog.Logger) graphql.RecoverFunc {
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "panic in resolver", "request_id", middleware.RequestIDFrom(ctx),
+		log.ErrorContext(ctx, "panic in resolver",
 			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return fmt.Errorf("%w: %v", errPanic, p)
 	}

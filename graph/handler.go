@@ -1,3 +1,7 @@
+// Package graph is the GraphQL edge of QChat: the schema files, the executor
+// gqlgen generates from them (never edited by hand), and the handler built
+// around it: transports, document and cost limits, the error presenter that
+// turns every error into its extensions.code, and the websocket's lifecycle.
 package graph
 
 import (
@@ -150,22 +154,8 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// parses and validates: the document guard comes after the extensions, so
 	// after APQ has put a persisted query's text in place.
 	srv.Use(documentGuard{limits: limits, cache: queries})
+	srv.Use(slowConsumers{})
 	return srv
-}
-
-// LimitBody caps request bodies: JSON at maxJSON, multipart uploads at
-// maxUpload. Reading past the cap fails, and the transport answers an error.
-func LimitBody(maxJSON, maxUpload int64, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit := maxJSON
-		if ct := r.Header.Get("Content-Type"); len(ct) >= 19 && ct[:19] == "multipart/form-data" {
-			limit = maxUpload
-		}
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // goingAway wraps the websocket implementation so that a close during a

@@ -15,6 +15,7 @@ import (
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/qchat/qchat/internal/reqctx"
 	"github.com/qchat/qchat/models"
 )
 
@@ -206,8 +207,10 @@ const (
 	tokenKey
 )
 
-// WithUser returns a context carrying the authenticated user and its token.
+// WithUser returns a context carrying the authenticated user and its token;
+// the user's id also goes to reqctx, where the logger finds it.
 func WithUser(ctx context.Context, u *models.User, token string) context.Context {
+	ctx = reqctx.WithUserID(ctx, u.ID)
 	ctx = context.WithValue(ctx, userKey, u)
 	return context.WithValue(ctx, tokenKey, token)
 }

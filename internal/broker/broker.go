@@ -32,36 +32,37 @@ const InvalidationTopic = "system:invalidate"
 
 // Invalidation names cached entries of one kind.
 type Invalidation struct {
-	What string `json:"what"` // "session" (Key: hex token hash), "user" (Key: user id), "member" (Key: room|user)
-	Key  string `json:"key"`
+	What string // "session" (Key: hex token hash), "user" (Key: user id), "member" (Key: room|user)
+	Key  string
 	// More are further keys of the same kind: one action that touches many
 	// entries (deleting a room of 1,000 members) sends one invalidation, not
 	// one per entry that would overflow the invalidation subscriber's buffer
 	// and lose the invalidations of others. An added field rather than a
 	// list replacing Key, so that an instance of an earlier version still
 	// applies Key (the TTLs bound the rest).
-	More []string `json:"more,omitempty"`
+	More []string
 }
 
 // Keys lists Key and More.
 func (i Invalidation) Keys() []string { return append([]string{i.Key}, i.More...) }
 
 // Event is one live event. Exactly the field that matches Kind is set. Events are
-// shared between subscribers and must not be modified after Publish.
+// shared between subscribers and must not be modified after Publish. Between
+// instances an event travels in the wire format of wire.go, not as this struct.
 type Event struct {
-	Kind     Kind                  `json:"kind"`
-	Message  *models.Message       `json:"message,omitempty"`  // MessageAdded, MessageDeleted (tombstone)
-	Typing   *models.TypingEvent   `json:"typing,omitempty"`   // Typing
-	Receipt  *models.ReadReceipt   `json:"receipt,omitempty"`  // Receipt: the first (or only) receipt of a batch
-	Presence *models.PresenceEvent `json:"presence,omitempty"` // Presence
-	Room     *models.RoomEvent     `json:"room,omitempty"`     // RoomChanged
-	Inval    *Invalidation         `json:"inval,omitempty"`    // Invalidate
+	Kind     Kind
+	Message  *models.Message       // MessageAdded, MessageDeleted (tombstone)
+	Typing   *models.TypingEvent   // Typing
+	Receipt  *models.ReadReceipt   // Receipt: the first (or only) receipt of a batch
+	Presence *models.PresenceEvent // Presence
+	Room     *models.RoomEvent     // RoomChanged
+	Inval    *Invalidation         // Invalidate
 	// Receipts are the rest of a batch of receipts (Kind Receipt): a markRead
 	// of 500 messages is one event for each reader, not 500 that would
 	// overflow every subscriber's buffer. Apart from Receipt so that an
 	// instance of an earlier version, which reads Receipt only, still
 	// delivers the first receipt of a batch (all of a one-message markRead).
-	Receipts []*models.ReadReceipt `json:"receipts,omitempty"`
+	Receipts []*models.ReadReceipt
 }
 
 // AllReceipts yields Receipt and then Receipts.
@@ -85,8 +86,9 @@ func UserTopic(userID string) string { return "user:" + userID }
 // Broker publishes events to topics and delivers them to subscribers.
 //
 // Publish never blocks on a subscriber: one whose buffer is full loses the
-// subscription (its channel is closed) rather than slowing the sender or anyone
-// else; the client catches up through history.
+// subscription (its channel is closed, after the OnDrop hook of its context
+// is called) rather than slowing the sender or anyone else; the client
+// catches up through history.
 type Broker interface {
 	Publish(ctx context.Context, topics []string, ev *Event) error
 	// Subscribe delivers the events of topic until ctx ends or the subscriber

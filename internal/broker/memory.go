@@ -28,6 +28,19 @@ type subscriber struct {
 	mu     sync.Mutex
 	ch     chan *Event
 	closed bool
+	// dropped is told when the subscriber falls behind (see OnDrop).
+	dropped func()
+}
+
+type dropHookKey struct{}
+
+// OnDrop returns a context whose subscriptions call fn when the broker drops
+// them for falling behind, just before their channel closes, so that the
+// layer serving the subscription can tell its client why it ended (an end
+// through ctx or Close does not call fn). fn runs inside Publish: it must be
+// quick and must not publish.
+func OnDrop(ctx context.Context, fn func()) context.Context {
+	return context.WithValue(ctx, dropHookKey{}, fn)
 }
 
 // close ends the subscriber's channel once.
@@ -52,6 +65,9 @@ func (s *subscriber) send(ev *Event) (delivered bool) {
 		return true
 	default:
 		s.closed = true
+		if s.dropped != nil {
+			s.dropped()
+		}
 		close(s.ch)
 		return false
 	}
@@ -88,6 +104,7 @@ func (m *Memory) Publish(_ context.Context, topics []string, ev *Event) error {
 // Subscribe implements Broker.
 func (m *Memory) Subscribe(ctx context.Context, topic string) (<-chan *Event, error) {
 	s := &subscriber{ch: make(chan *Event, m.buffer)}
+	s.dropped, _ = ctx.Value(dropHookKey{}).(func())
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()

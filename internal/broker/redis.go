@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +52,9 @@ type Redis struct {
 	failed    atomic.Uint64 // PUBLISHes that failed (the event reached local subscribers only)
 	received  atomic.Uint64 // foreign messages delivered locally
 	malformed atomic.Uint64 // messages that did not decode
+	newer     atomic.Uint64 // messages of a newer wire version, skipped
+
+	newerSeen sync.Map // wire versions above WireVersion already logged
 }
 
 // RedisOptions tune a Redis broker; the zero value is usable.
@@ -81,13 +83,6 @@ const (
 	minBackoff = 50 * time.Millisecond
 	maxBackoff = 2 * time.Second
 )
-
-// redisMessage is what travels on the channel.
-type redisMessage struct {
-	Origin string   `json:"o"`
-	Topics []string `json:"t"`
-	Event  *Event   `json:"e"`
-}
 
 // NewRedis returns a broker that shares events through client and starts its
 // receive loop; Close stops it. client is not closed by Close: it may be
@@ -140,9 +135,9 @@ func (r *Redis) Publish(ctx context.Context, topics []string, ev *Event) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	payload, err := json.Marshal(redisMessage{Origin: r.origin, Topics: topics, Event: ev})
+	payload, err := encodeWire(r.origin, topics, ev)
 	if err != nil {
-		return fmt.Errorf("broker: encode %s event: %w", ev.Kind, err)
+		return err
 	}
 	// The event must go out even if the request that caused it has ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.PublishTimeout)
@@ -247,18 +242,35 @@ func (r *Redis) setUp(up bool, err error) {
 
 // deliver decodes one message and hands it to the local subscribers, unless
 // this instance sent it (it was delivered locally when published).
+//
+// A message of a newer wire version comes from an instance already upgraded
+// in a rolling upgrade: it is skipped (its subscribers catch up through
+// history, as after any missed live event) and logged once per version, not
+// once per event of a busy cluster.
 func (r *Redis) deliver(payload string) {
-	var m redisMessage
-	if err := json.Unmarshal([]byte(payload), &m); err != nil || m.Event == nil {
+	h, err := decodeWireHeader([]byte(payload))
+	if err == nil && h.Origin == r.origin {
+		return
+	}
+	if err == nil && h.Version > WireVersion {
+		r.newer.Add(1)
+		if _, seen := r.newerSeen.LoadOrStore(h.Version, true); !seen {
+			r.log.Warn("redis: skipping events of a newer wire version until this instance is upgraded",
+				"version", h.Version, "understood", WireVersion)
+		}
+		return
+	}
+	var ev *Event
+	if err == nil && len(h.Event) > 0 && string(h.Event) != "null" {
+		ev, err = decodeWireEvent(h.Event)
+	}
+	if err != nil || ev == nil {
 		r.malformed.Add(1)
 		r.log.Warn("redis: undecodable broker message dropped", "err", err, "bytes", len(payload))
 		return
 	}
-	if m.Origin == r.origin {
-		return
-	}
 	r.received.Add(1)
-	_ = r.local.Publish(context.Background(), m.Topics, m.Event)
+	_ = r.local.Publish(context.Background(), h.Topics, ev)
 }
 
 func isTimeout(err error) bool {
@@ -289,11 +301,12 @@ type RedisStats struct {
 	Failed    uint64 // events that could not be sent (delivered locally only)
 	Received  uint64 // events received from the other instances
 	Malformed uint64 // messages that did not decode
+	Newer     uint64 // messages of a newer wire version, skipped
 }
 
 // RedisStats reports the traffic with Redis.
 func (r *Redis) RedisStats() RedisStats {
-	return RedisStats{Published: r.published.Load(), Failed: r.failed.Load(), Received: r.received.Load(), Malformed: r.malformed.Load()}
+	return RedisStats{Published: r.published.Load(), Failed: r.failed.Load(), Received: r.received.Load(), Malformed: r.malformed.Load(), Newer: r.newer.Load()}
 }
 
 // Subscribers counts this instance's live subscriptions.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/models"
 )
 
@@ -67,40 +67,6 @@ func expectNone(t *testing.T, ch <-chan *Event, within time.Duration) {
 	}
 }
 
-func TestRedisDeliversAcrossInstancesOnce(t *testing.T) {
-	client, prefix := redistest.Client(t)
-	a, b := newRedisPair(t, client, prefix)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	onA, _ := a.Subscribe(ctx, "user:x")
-	otherOnA, _ := a.Subscribe(ctx, "user:z")
-	onB, _ := b.Subscribe(ctx, "user:x")
-	ev := &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: "y", IsTyping: true}}
-	if err := b.Publish(ctx, []string{"user:x", "user:y"}, ev); err != nil {
-		t.Fatal(err)
-	}
-	if got := next(t, onB, time.Second); got != ev {
-		t.Fatalf("local subscriber got %+v, want the published event itself", got)
-	}
-	if got := next(t, onA, 2*time.Second); !reflect.DeepEqual(got, ev) {
-		t.Fatalf("remote subscriber got %+v, want %+v", got, ev)
-	}
-	// Once each: B skips its own message coming back from Redis.
-	expectNone(t, onB, 200*time.Millisecond)
-	expectNone(t, onA, 0)
-	expectNone(t, otherOnA, 0)
-	if s := b.RedisStats(); s.Published != 1 || s.Failed != 0 {
-		t.Fatalf("b stats %+v, want 1 published", s)
-	}
-	if s := a.RedisStats(); s.Received != 1 {
-		t.Fatalf("a stats %+v, want 1 received", s)
-	}
-	if d, _ := a.Stats(); d != 1 {
-		t.Fatalf("a delivered %d, want 1", d)
-	}
-}
-
 func TestRedisPrefixesAreSeparate(t *testing.T) {
 	client, prefix := redistest.Client(t)
 	a := NewRedis(client, RedisOptions{Prefix: prefix + "one:"})
@@ -120,39 +86,22 @@ func TestRedisPrefixesAreSeparate(t *testing.T) {
 
 // Every kind of event survives the trip through Redis unchanged.
 func TestRedisEventRoundTrip(t *testing.T) {
-	room, recipient := "room-1", "user-2"
-	at := models.Time{Time: time.Date(2025, 3, 4, 5, 6, 7, 123456000, time.UTC)}
-	events := map[string]*Event{
-		"message": {Kind: MessageAdded, Message: &models.Message{
-			ID: "m1", Conversation: room, RoomID: &room, SenderID: "user-1", CipherBytes: []byte{1, 2, 0, 255}, NonceBytes: []byte{9},
-			ContentHash: []byte{7}, CreatedAt: at,
-			Keys: []*models.RecipientKey{{MessageID: "m1", UserID: "user-1", KeyID: "k1", KEMBytes: []byte{3}, WrappedBytes: []byte{4}, ReadAt: &at}},
-		}},
-		"tombstone": {Kind: MessageDeleted, Message: &models.Message{ID: "m2", Conversation: "c", RecipientID: &recipient, SenderID: "user-1", CreatedAt: at, DeletedAt: &at}},
-		"typing":    {Kind: Typing, Typing: &models.TypingEvent{UserID: "u", RecipientID: &recipient, IsTyping: true}},
-		"receipt":   {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at}},
-		"presence":  {Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}},
-		"room":      {Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: &models.Room{ID: room, Name: "n", CreatedAt: at}, UserID: &recipient}},
-		"inval":     {Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}},
-		"receipts": {Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
-			Receipts: []*models.ReadReceipt{
-				{MessageID: "m2", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at},
-				{MessageID: "m3", Conversation: "dm:u:v", UserID: "u", ReadAt: at},
-			}},
-		"invals": {Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}},
-	}
-	for name, ev := range events {
-		t.Run(name, func(t *testing.T) {
-			b, err := json.Marshal(redisMessage{Origin: "a", Topics: []string{"user:x"}, Event: ev})
+	for _, tc := range sampleEvents() {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := encodeWire("a", []string{"user:x"}, tc.ev)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got redisMessage
-			if err := json.Unmarshal(b, &got); err != nil {
+			h, err := decodeWireHeader(b)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(got.Event, ev) {
-				t.Fatalf("round trip changed the event:\n got %+v\nwant %+v\njson %s", got.Event, ev, b)
+			got, err := decodeWireEvent(h.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.ev) {
+				t.Fatalf("round trip changed the event:\n got %+v\nwant %+v\njson %s", got, tc.ev, b)
 			}
 		})
 	}
@@ -206,32 +155,6 @@ func TestRedisSurvivesRedisRestart(t *testing.T) {
 	}
 }
 
-func TestRedisCloseEndsSubscriptions(t *testing.T) {
-	client, prefix := redistest.Client(t)
-	b := NewRedis(client, RedisOptions{Prefix: prefix})
-	ch, err := b.Subscribe(context.Background(), "user:x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Close took %v", d)
-	}
-	if _, ok := <-ch; ok {
-		t.Fatal("subscription not closed")
-	}
-	if err := b.Publish(context.Background(), []string{"user:x"}, &Event{Kind: Typing}); err == nil {
-		t.Fatal("publish after close succeeded")
-	}
-	if _, err := b.Subscribe(context.Background(), "user:x"); err == nil {
-		t.Fatal("subscribe after close succeeded")
-	}
-	_ = b.Close() // twice is fine
-}
-
 // A batch stays readable by an instance of the previous version, which knows
 // neither Event.Receipts nor Invalidation.More: it delivers the first receipt
 // and applies the first key (the TTLs bound the rest), and an event of one
@@ -264,7 +187,7 @@ func TestRedisBatchesReadableByEarlierVersion(t *testing.T) {
 		}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b, err := json.Marshal(redisMessage{Origin: "new", Topics: []string{"user:x"}, Event: tc.ev})
+			b, err := encodeWire("new", []string{"user:x"}, tc.ev)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,7 +198,7 @@ func TestRedisBatchesReadableByEarlierVersion(t *testing.T) {
 		})
 	}
 	// One receipt encodes as before batches: no new key on the wire.
-	b, _ := json.Marshal(&Event{Kind: Receipt, Receipt: first})
+	b, _ := encodeWire("new", []string{"user:x"}, &Event{Kind: Receipt, Receipt: first})
 	if strings.Contains(string(b), "receipts") {
 		t.Fatalf("a single receipt carries the batch field: %s", b)
 	}

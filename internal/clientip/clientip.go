@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // keywordRanges are the ranges TRUST_PROXY keywords stand for.
@@ -173,44 +175,27 @@ func parseHost(s string) (netip.Addr, bool) {
 	return addr, true
 }
 
-type ctxKey struct{}
-
-type info struct{ ip, scheme string }
-
 // Middleware resolves every request's client IP and scheme once and stores
-// them in the request context for the rate limiter, the HTTPS redirect and the
-// security log.
+// them in the request context (reqctx) for the rate limiter, the HTTPS
+// redirect and the logs.
 func Middleware(p Proxies) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ip, scheme := p.Resolve(r)
-			next.ServeHTTP(w, r.WithContext(With(r.Context(), ip, scheme)))
+			next.ServeHTTP(w, r.WithContext(reqctx.WithClient(r.Context(), ip, scheme)))
 		})
 	}
 }
 
-// With stores a client IP and scheme in ctx; tests and the websocket transport
-// use it to carry the values into contexts that did not pass the middleware.
-func With(ctx context.Context, ip, scheme string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, info{ip: ip, scheme: scheme})
-}
-
 // From returns the client IP, or "" when the middleware did not run.
-func From(ctx context.Context) string {
-	i, _ := ctx.Value(ctxKey{}).(info)
-	return i.ip
-}
-
-// Scheme returns "http" or "https", or "" when the middleware did not run.
-func Scheme(ctx context.Context) string {
-	i, _ := ctx.Value(ctxKey{}).(info)
-	return i.scheme
-}
+//
+// Deprecated: use reqctx.ClientIP; this wrapper stays until resolvers/ moves.
+func From(ctx context.Context) string { return reqctx.ClientIP(ctx) }
 
 // IsHTTPS reports whether the client used HTTPS, falling back to the
 // connection itself when the middleware did not run.
 func IsHTTPS(r *http.Request) bool {
-	if s := Scheme(r.Context()); s != "" {
+	if s := reqctx.Scheme(r.Context()); s != "" {
 		return s == "https"
 	}
 	return r.TLS != nil

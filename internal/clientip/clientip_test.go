@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 func TestParseTrustProxy(t *testing.T) {
@@ -130,7 +132,7 @@ func TestMiddleware(t *testing.T) {
 	var gotIP, gotScheme string
 	var gotHTTPS bool
 	h := Middleware(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotIP, gotScheme, gotHTTPS = From(r.Context()), Scheme(r.Context()), IsHTTPS(r)
+		gotIP, gotScheme, gotHTTPS = reqctx.ClientIP(r.Context()), reqctx.Scheme(r.Context()), IsHTTPS(r)
 	}))
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.RemoteAddr = "127.0.0.1:1234"
@@ -144,7 +146,7 @@ func TestMiddleware(t *testing.T) {
 
 func TestWithoutMiddleware(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	if From(r.Context()) != "" || Scheme(r.Context()) != "" {
+	if reqctx.ClientIP(r.Context()) != "" || reqctx.Scheme(r.Context()) != "" {
 		t.Error("values without middleware")
 	}
 	r.TLS = nil

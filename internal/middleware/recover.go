@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // Recover turns a panic in any handler or middleware below it into HTTP 500
@@ -36,9 +38,9 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				rid := RequestIDFrom(r.Context())
+				rid := reqctx.RequestID(r.Context())
 				log.ErrorContext(r.Context(), "panic in http handler",
-					"request_id", rid, "method", r.Method, "path", r.URL.Path,
+					"method", r.Method, "path", r.URL.Path,
 					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if rw.started {
 					panic(http.ErrAbortHandler)

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/qchat/qchat/internal/observability/logging"
 )
 
 func TestRecover(t *testing.T) {
@@ -69,7 +71,9 @@ func TestRecover(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			log := slog.New(slog.NewJSONHandler(&logs, nil))
+			// The request id reaches the line through the logger's
+			// request-context handler, as in production.
+			log := slog.New(logging.RequestContext(slog.NewJSONHandler(&logs, nil)))
 			h := RequestID(Recover(log)(tt.handler))
 			w := httptest.NewRecorder()
 			var repanic any

@@ -6,34 +6,28 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-)
 
-type requestIDKey struct{}
+	"github.com/qchat/qchat/internal/reqctx"
+)
 
 // RequestIDHeader carries the request id to the client, so a user can quote it.
 const RequestIDHeader = "X-Request-Id"
 
 // RequestID gives every request an id, echoed in the response header and
-// available to every log line of the request through RequestIDFrom. A client's
+// available to every log line of the request through reqctx.RequestID. A client's
 // own id is not trusted: it could forge or collide with another's.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(reqctx.WithRequestID(r.Context(), id)))
 	})
 }
 
-// WithRequestID stores a request id in ctx.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
 // RequestIDFrom returns the request id, or "".
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+//
+// Deprecated: use reqctx.RequestID; this wrapper stays until resolvers/ moves.
+func RequestIDFrom(ctx context.Context) string { return reqctx.RequestID(ctx) }
 
 func newRequestID() string {
 	var b [12]byte

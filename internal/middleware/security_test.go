@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/explorer"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 func TestSecurityHeaders(t *testing.T) {
@@ -91,7 +91,7 @@ func TestPlaygroundCSP(t *testing.T) {
 			if tt.https {
 				scheme = "https"
 			}
-			r = r.WithContext(clientip.With(r.Context(), "203.0.113.1", scheme))
+			r = r.WithContext(reqctx.WithClient(r.Context(), "203.0.113.1", scheme))
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			body := w.Body.String()

@@ -7,55 +7,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// The transitions are global: the first socket anywhere brings a user online,
-// the last one anywhere takes it offline, and every instance sees the same.
-func TestRedisTransitionsAcrossInstances(t *testing.T) {
-	client, prefix := redistest.Client(t)
-	a := NewRedis(client, RedisOptions{Prefix: prefix, InstanceID: "a"})
-	b := NewRedis(client, RedisOptions{Prefix: prefix, InstanceID: "b"})
-	defer a.Close()
-	defer b.Close()
-	ctx := context.Background()
-
-	type step struct {
-		name string
-		do   func() (bool, error)
-		want bool
-	}
-	steps := []step{
-		{"first socket on a", func() (bool, error) { return a.Connect(ctx, "u") }, true},
-		{"second socket on a", func() (bool, error) { return a.Connect(ctx, "u") }, false},
-		{"first socket on b", func() (bool, error) { return b.Connect(ctx, "u") }, false},
-		{"one of a's closes", func() (bool, error) { return a.Disconnect(ctx, "u") }, false},
-		{"last of a's closes", func() (bool, error) { return a.Disconnect(ctx, "u") }, false},
-		{"unknown disconnect", func() (bool, error) { return a.Disconnect(ctx, "u") }, false},
-		{"last of b's closes", func() (bool, error) { return b.Disconnect(ctx, "u") }, true},
-		{"back on b", func() (bool, error) { return b.Connect(ctx, "u") }, true},
-	}
-	for _, s := range steps {
-		got, err := s.do()
-		if err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if got != s.want {
-			t.Fatalf("%s: transition %v, want %v", s.name, got, s.want)
-		}
-	}
-	for _, tr := range []*Redis{a, b} {
-		on, err := tr.Online(ctx, []string{"u", "nobody"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !on["u"] || on["nobody"] || len(on) != 2 {
-			t.Fatalf("instance %s: online %v", tr.instance, on)
-		}
-	}
-}
 
 // An instance that dies without a word stops renewing its claims: its users
 // go offline within the TTL, while a live instance's users stay online past it.

@@ -13,21 +13,28 @@ import (
 	"time"
 
 	"github.com/qchat/qchat/db"
-	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/app"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/config"
-	"github.com/qchat/qchat/internal/presence"
-	"github.com/qchat/qchat/internal/ratelimit"
-	"github.com/qchat/qchat/internal/server"
-	"github.com/qchat/qchat/resolvers"
+	"github.com/qchat/qchat/internal/observability/logging"
 )
 
-// Server is a real QChat handler on a loopback port.
+// Server is a real QChat instance on a loopback port, built by app.New as
+// the server command builds it.
 type Server struct {
 	URL    string // http://127.0.0.1:port
 	Store  *db.Store
-	Broker *broker.Memory
+	Broker Broker
 	HTTP   *httptest.Server
+	App    *app.App
+}
+
+// Broker is the instance's broker (memory, or Redis when the configuration
+// sets REDIS_URL) with the counters tests read.
+type Broker interface {
+	broker.Broker
+	Subscribers() int
+	Stats() (delivered, dropped uint64)
 }
 
 // Options adjust a test server.
@@ -68,41 +75,42 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 			buffer = o.BrokerBuffer
 		}
 	}
-	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
-	brk := broker.NewMemory(buffer)
-	res := resolvers.New(resolvers.Deps{
-		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log,
-		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
-		AuthIPLimiter:    ratelimit.NewMemory(cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow, nil),
-		RegisterLimiter:  ratelimit.NewMemory(cfg.RegisterFailMax, cfg.RegisterFailWindow, nil),
-		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
-		MaxSubscriptions: cfg.WSMaxSubsPerConn,
-	})
-	h, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: "test", Started: time.Now()})
+	// As in production, records made with a request's context carry its
+	// request id, client IP and user id.
+	log = slog.New(logging.RequestContext(log.Handler()))
+	ctx, stop := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, log, app.Options{Version: "test", Store: store, BrokerBuffer: buffer})
 	if err != nil {
+		stop()
 		t.Fatal(err)
 	}
-	invCtx, stopInv := context.WithCancel(context.Background())
-	go res.RunInvalidations(invCtx)
-	hs := httptest.NewServer(h)
+	a.Start(ctx)
+	brk, ok := a.Shared.Broker.(Broker)
+	if !ok {
+		stop()
+		_ = a.Close()
+		t.Fatalf("broker %T has no counters", a.Shared.Broker)
+	}
+	hs := httptest.NewServer(a.Server)
 	t.Cleanup(func() {
-		stopInv()
+		stop()
 		_ = brk.Close()
 		hs.CloseClientConnections()
 		hs.Close()
 		// httptest does not track hijacked connections: websocket handlers
 		// (and the database work of their close, such as presence) would
 		// outlive the test and race the store's Close and its TempDir removal.
-		h.BeginShutdown()
+		a.Server.BeginShutdown()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := h.WaitWebsockets(ctx); err != nil {
+		if err := a.Server.WaitWebsockets(ctx); err != nil {
 			t.Errorf("websocket handlers still running after the test: %v", err)
 		}
-		res.Close()
-		authn.Close()
+		if err := a.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 	})
-	return &Server{URL: hs.URL, Store: store, Broker: brk, HTTP: hs}
+	return &Server{URL: hs.URL, Store: store, Broker: brk, HTTP: hs, App: a}
 }
 
 // GQLError is one error of a GraphQL response.

@@ -180,30 +180,6 @@ func TestMemoryPeekDoesNotConsume(t *testing.T) {
 	}
 }
 
-func TestMemoryDisabled(t *testing.T) {
-	for _, tt := range []struct {
-		limit  int
-		window time.Duration
-	}{{0, time.Minute}, {-1, time.Minute}, {5, 0}} {
-		t.Run(fmt.Sprintf("%d/%v", tt.limit, tt.window), func(t *testing.T) {
-			m := NewMemory(tt.limit, tt.window, nil)
-			ctx := context.Background()
-			for range 100 {
-				res, err := m.Take(ctx, "k")
-				if err != nil || !res.Allowed || res.Limit != 0 {
-					t.Fatalf("Take = %+v, %v", res, err)
-				}
-			}
-			if res, _ := m.Peek(ctx, "k"); !res.Allowed {
-				t.Fatal("Peek rejected")
-			}
-			if err := m.Reset(ctx, "k"); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-}
-
 func TestMemoryConcurrentExact(t *testing.T) {
 	clk := newFakeClock()
 	const limit = 100

@@ -8,73 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 )
-
-// Within one window, Redis answers exactly as Memory does, whichever
-// instance (limiter value) a request reaches.
-func TestRedisMatchesMemory(t *testing.T) {
-	client, prefix := redistest.Client(t)
-	const window = time.Minute
-	tests := []struct {
-		name  string
-		limit int
-		ops   string // t: Take, p: Peek, r: Reset; on keys a (upper: instance b) and c
-	}{
-		{"take up to the limit and beyond", 3, "ttttt"},
-		{"peek does not count", 2, "ptpptpt"},
-		{"reset forgets", 1, "ttrtt"},
-		{"instances share the budget", 3, "tTtTtT"},
-		{"keys are independent", 1, "tcTC"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clock := newFakeClock()
-			mem := NewMemory(tt.limit, window, clock.Now)
-			p := prefix + t.Name() + ":"
-			a, b := NewRedis(client, p, tt.limit, window), NewRedis(client, p, tt.limit, window)
-			ctx := context.Background()
-			for i, op := range tt.ops {
-				key, inst := "a", a
-				switch op {
-				case 'T', 'P', 'R':
-					inst = b
-				case 'c':
-					key, op = "c", 't'
-				case 'C':
-					key, op, inst = "c", 't', b
-				}
-				var want, got Result
-				var err error
-				switch op {
-				case 't', 'T':
-					want, _ = mem.Take(ctx, key)
-					got, err = inst.Take(ctx, key)
-				case 'p', 'P':
-					want, _ = mem.Peek(ctx, key)
-					got, err = inst.Peek(ctx, key)
-				case 'r', 'R':
-					_ = mem.Reset(ctx, key)
-					err = inst.Reset(ctx, key)
-					continue
-				}
-				if err != nil {
-					t.Fatalf("op %d %c: %v", i, op, err)
-				}
-				if got.Allowed != want.Allowed || got.Limit != want.Limit || got.Remaining != want.Remaining {
-					t.Fatalf("op %d %c: got %+v, want %+v", i, op, got, want)
-				}
-				// Memory's clock stands still; Redis's does not, by little.
-				if got.Reset <= 0 || got.Reset > window || window-got.Reset > 5*time.Second {
-					t.Fatalf("op %d %c: reset %v, want about %v", i, op, got.Reset, window)
-				}
-				if got.Allowed != (got.RetryAfter == 0) || (!got.Allowed && got.RetryAfter != got.Reset) {
-					t.Fatalf("op %d %c: retry after %v with %+v", i, op, got.RetryAfter, got)
-				}
-			}
-		})
-	}
-}
 
 // The window starts at the first request and ends whole: rejected requests do
 // not extend it.

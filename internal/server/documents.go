@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/qchat/qchat/internal/auth"
-	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/models"
 	"github.com/qchat/qchat/resolvers"
 )
@@ -30,8 +29,7 @@ func downloadDocument(res *resolvers.Resolver, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusNotFound, "NOT_FOUND", "document not found")
 			return
 		case err != nil:
-			rid := middleware.RequestIDFrom(r.Context())
-			log.ErrorContext(r.Context(), "download document", "request_id", rid, "err", err)
+			log.ErrorContext(r.Context(), "download document", "err", err)
 			writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "internal server error")
 			return
 		}

@@ -15,8 +15,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/qchat/qchat/internal/app"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/config"
+	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/internal/qchattest/syncbuf"
@@ -229,16 +231,20 @@ func TestGraphQLGuards(t *testing.T) {
 func TestSanitisedErrorsAndPanics(t *testing.T) {
 	store := qchattest.NewSQLite(t)
 	var logs syncbuf.Buffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	log := slog.New(logging.RequestContext(slog.NewJSONHandler(&logs, nil)))
 	cfg, _ := config.Load(func(string) string { return "" })
 	cfg.Env, cfg.BcryptCost, cfg.RateLimitMax, cfg.AuthRateLimitMax = "production", 4, 0, 0
 	cfg.TrustProxy = "loopback"
+	opts, err := app.ServerOptions(cfg, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	authn := auth.New(store, auth.Config{BcryptCost: 4})
 	defer authn.Close()
 	// No broker: the first publish panics, as a bug would.
 	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Presence: presence.NewMemory(), Log: log})
 	defer res.Close()
-	h, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Started: time.Now()})
+	h, err := server.New(server.Deps{Options: opts, Store: store, Auth: authn, Resolver: res, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

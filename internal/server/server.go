@@ -1,5 +1,5 @@
 // Package server assembles QChat's HTTP handler: routes, middleware and the
-// GraphQL endpoint, from dependencies built by run().
+// GraphQL endpoint, from dependencies built by internal/app.
 package server
 
 import (
@@ -18,32 +18,54 @@ import (
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/explorer"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/observability/health"
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/reqctx"
 	"github.com/qchat/qchat/resolvers"
 )
 
+// Options are the handler's own settings, taken from the configuration by
+// internal/app: the handler never sees the whole config.Config.
+type Options struct {
+	Environment string // reported by /health
+	Production  bool   // HSTS, HTTPS redirects
+	// TrustProxy are the proxies whose forwarding headers are believed.
+	TrustProxy clientip.Proxies
+	// CORSOrigins are the browser origins allowed to call the API and open websockets.
+	CORSOrigins []string
+	// Introspection turns on schema introspection and GraphiQL.
+	Introspection bool
+	// HealthToken opens /health/detailed and /metrics; HealthPublic opens them to anyone.
+	HealthToken  string
+	HealthPublic bool
+	// WSMaxConnsPerIP caps the open websockets of a client IP (0: no cap).
+	WSMaxConnsPerIP int
+	// WSWriteTimeout closes a websocket whose client takes no frame this long.
+	WSWriteTimeout time.Duration
+	// Limits of an operation (0: off each).
+	DepthLimit, AliasLimit, ComplexityLimit int
+	Version                                 string
+	Started                                 time.Time
+}
+
 // Deps are what the handler is built from.
 type Deps struct {
-	Config   config.Config
+	Options  Options
 	Store    *db.Store
 	Auth     *auth.Authenticator
 	Resolver *resolvers.Resolver
 	Log      *slog.Logger
-	Version  string
-	Started  time.Time
 	// Metrics; nil means a private registry.
 	Metrics *metrics.Metrics
 	// APILimiter counts requests without a valid session per client IP; nil
-	// builds one from Config.
+	// limits nothing.
 	APILimiter ratelimit.Limiter
 	// UserLimiter counts the requests of each signed-in user (a token bucket);
-	// nil builds one from Config.
+	// nil limits nothing.
 	UserLimiter ratelimit.Limiter
 	// BrokerHealth reports the broker; nil means nothing to check.
 	BrokerHealth func(ctx context.Context) error
@@ -73,7 +95,7 @@ func (s *Server) WaitWebsockets(ctx context.Context) error { return s.ws.wait(ct
 // client IP and proxies, HTTPS enforcement, CORS, security headers,
 // compression, body limits, rate limits, then the routes.
 func New(d Deps) (*Server, error) {
-	cfg := d.Config
+	cfg := d.Options
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -81,23 +103,19 @@ func New(d Deps) (*Server, error) {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
 	}
 	if d.APILimiter == nil {
-		d.APILimiter = ratelimit.NewMemory(cfg.RateLimitMax, cfg.RateLimitWindow, nil)
+		d.APILimiter = ratelimit.NewMemory(0, 0, nil)
 	}
 	if d.UserLimiter == nil {
-		d.UserLimiter = ratelimit.NewMemoryBucket(cfg.UserRateLimitRate, cfg.UserRateLimitBurst, nil)
-	}
-	proxies, err := clientip.ParseTrustProxy(cfg.TrustProxy)
-	if err != nil {
-		return nil, fmt.Errorf("TRUST_PROXY: %w", err)
+		d.UserLimiter = ratelimit.NewMemoryBucket(0, 0, nil)
 	}
 	h := health.New(health.Config{
-		Version: d.Version, Environment: cfg.Env, Started: d.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
+		Version: cfg.Version, Environment: cfg.Environment, Started: cfg.Started, DB: d.Store, Dialect: string(d.Store.Dialect()),
 		Broker: d.BrokerHealth, Websockets: d.Metrics.Active, Token: cfg.HealthToken, Public: cfg.HealthPublic, Log: d.Log,
 	})
 	ws := newWebsockets(cfg.WSMaxConnsPerIP, func(r *http.Request) {
 		d.Metrics.RateLimited("ws_connections")
 		d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", "ws_connections",
-			"ip", clientip.From(r.Context()), "request_id", middleware.RequestIDFrom(r.Context()))
+			"ip", reqctx.ClientIP(r.Context()))
 	})
 
 	schemaCfg := graph.Config{Resolvers: d.Resolver}
@@ -164,13 +182,13 @@ func New(d Deps) (*Server, error) {
 	var handler http.Handler = mux
 	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, resolvers.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)
-	handler = middleware.SecurityHeaders(cfg.Production())(handler)
+	handler = middleware.SecurityHeaders(cfg.Production)(handler)
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)
-	handler = middleware.HTTPSRedirect(cfg.Production(), isProbe)(handler)
+	handler = middleware.HTTPSRedirect(cfg.Production, isProbe)(handler)
 	handler = d.Metrics.HTTPMiddleware(handler)
-	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return clientip.From(r.Context()) },
+	handler = logging.RequestLog(d.Log, func(r *http.Request) string { return reqctx.ClientIP(r.Context()) },
 		logging.WithQuietPaths("/health", "/metrics"))(handler)
-	handler = clientip.Middleware(proxies)(handler)
+	handler = clientip.Middleware(cfg.TrustProxy)(handler)
 	handler = middleware.Recover(d.Log)(handler)
 	handler = middleware.RequestID(handler)
 	return &Server{handler: handler, health: h, ws: ws}, nil
@@ -185,15 +203,11 @@ func limitRequests(d Deps) func(http.Handler) http.Handler {
 	rejected := func(limiter string) func(r *http.Request, res ratelimit.Result) {
 		return func(r *http.Request, res ratelimit.Result) {
 			d.Metrics.RateLimited(limiter)
-			attrs := []any{"event", "rate_limited", "limiter", limiter, "ip", clientip.From(r.Context()), "path", r.URL.Path,
-				"request_id", middleware.RequestIDFrom(r.Context())}
-			if u := auth.UserFrom(r.Context()); u != nil {
-				attrs = append(attrs, "user_id", u.ID)
-			}
-			d.Log.WarnContext(r.Context(), "security: rate_limited", attrs...)
+			d.Log.WarnContext(r.Context(), "security: rate_limited", "event", "rate_limited", "limiter", limiter,
+				"ip", reqctx.ClientIP(r.Context()), "path", r.URL.Path)
 		}
 	}
-	byIP := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return clientip.From(r.Context()) }, rejected("api"))
+	byIP := ratelimit.HTTP(d.APILimiter, func(r *http.Request) string { return reqctx.ClientIP(r.Context()) }, rejected("api"))
 	byUser := ratelimit.HTTP(d.UserLimiter, func(r *http.Request) string { return auth.UserFrom(r.Context()).ID }, rejected("user"))
 	return func(next http.Handler) http.Handler {
 		anon, user := byIP(next), byUser(next)
@@ -219,7 +233,7 @@ func authenticate(a *auth.Authenticator, log *slog.Logger, next http.Handler) ht
 				logging.SetUser(r.Context(), u.ID)
 				r = r.WithContext(auth.WithUser(r.Context(), u, token))
 			case err != auth.ErrInvalidToken:
-				log.ErrorContext(r.Context(), "authenticate", "request_id", middleware.RequestIDFrom(r.Context()), "err", err)
+				log.ErrorContext(r.Context(), "authenticate", "err", err)
 			}
 		}
 		next.ServeHTTP(w, r)

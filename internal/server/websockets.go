@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/qchat/qchat/graph"
-	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // websockets tracks open sockets: a cap per client IP, and the shutdown that
@@ -63,7 +63,7 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "INTERNAL_SERVER_ERROR", "server shutting down")
 			return
 		}
-		ip := clientip.From(r.Context())
+		ip := reqctx.ClientIP(r.Context())
 		ws.mu.Lock()
 		if ws.maxPerIP > 0 && ws.perIP[ip] >= ws.maxPerIP {
 			ws.mu.Unlock()

@@ -9,9 +9,8 @@ import (
 
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
-	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // socketOperationLimit counts every operation sent over an open websocket as
@@ -37,7 +36,7 @@ func (l socketOperationLimit) InterceptOperation(ctx context.Context, next graph
 	if graph.SocketStateFrom(ctx) == nil {
 		return next(ctx)
 	}
-	limiter, key := l.anon, clientip.From(ctx)
+	limiter, key := l.anon, reqctx.ClientIP(ctx)
 	if u := auth.UserFrom(ctx); u != nil {
 		limiter, key = l.user, u.ID
 	}
@@ -60,6 +59,6 @@ func socketLimitRejected(d Deps) func(ctx context.Context) {
 	return func(ctx context.Context) {
 		d.Metrics.RateLimited("api")
 		d.Log.WarnContext(ctx, "security: rate_limited", "event", "rate_limited", "limiter", "api", "transport", "websocket",
-			"ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx))
+			"ip", reqctx.ClientIP(ctx))
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
 
-	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // Retention of the log files, in days (issue 5).
@@ -99,7 +99,7 @@ func New(cfg Config) (*slog.Logger, io.Closer, error) {
 		})
 	}
 	if cfg.Dir == "" {
-		return slog.New(withRequestID(console)), nopCloser{}, nil
+		return slog.New(RequestContext(console)), nopCloser{}, nil
 	}
 
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
@@ -120,7 +120,7 @@ func New(cfg Config) (*slog.Logger, io.Closer, error) {
 		slog.NewJSONHandler(app, &slog.HandlerOptions{Level: level, ReplaceAttr: Redact}),
 		slog.NewJSONHandler(errLog, &slog.HandlerOptions{Level: slog.LevelError, ReplaceAttr: Redact}),
 	)
-	return slog.New(withRequestID(h)), closers{app, errLog}, nil
+	return slog.New(RequestContext(h)), closers{app, errLog}, nil
 }
 
 func isTerminal(w io.Writer) bool {
@@ -215,30 +215,46 @@ func (f fanout) WithGroup(name string) slog.Handler {
 	return out
 }
 
-// requestIDHandler adds the request id of ctx to every record logged with a
-// *Context method, so that every line of one request shares it (issue 5)
-// without each call site having to remember.
-type requestIDHandler struct {
+// RequestContext wraps h so that every record logged with a *Context method
+// carries the request id, client IP and user id of ctx (from reqctx): every
+// line of one request shares them without each call site having to pass
+// them. A record already holding one of the keys keeps its own value, and a
+// record without a request context gets none.
+func RequestContext(h slog.Handler) slog.Handler { return requestContextHandler{Handler: h} }
+
+type requestContextHandler struct {
 	slog.Handler
-	grouped bool // after WithGroup the key would land inside the group
+	grouped bool // after WithGroup the keys would land inside the group
 }
 
-func withRequestID(h slog.Handler) slog.Handler { return requestIDHandler{Handler: h} }
-
-func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := middleware.RequestIDFrom(ctx); id != "" && !h.grouped && !hasAttr(r, "request_id") {
-		r = r.Clone()
-		r.AddAttrs(slog.String("request_id", id))
+func (h requestContextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.grouped {
+		return h.Handler.Handle(ctx, r)
+	}
+	cloned := false
+	for _, a := range [...]slog.Attr{
+		slog.String("request_id", reqctx.RequestID(ctx)),
+		slog.String("client_ip", reqctx.ClientIP(ctx)),
+		slog.String("user_id", reqctx.UserID(ctx)),
+	} {
+		if a.Value.String() == "" || hasAttr(r, a.Key) {
+			continue
+		}
+		if !cloned {
+			// The caller may still hold r: add to a copy.
+			r, cloned = r.Clone(), true
+		}
+		r.AddAttrs(a)
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
-func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return requestIDHandler{Handler: h.Handler.WithAttrs(as), grouped: h.grouped}
+func (h requestContextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestContextHandler{Handler: h.Handler.WithAttrs(as), grouped: h.grouped}
 }
 
-func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{Handler: h.Handler.WithGroup(name), grouped: true}
+func (h requestContextHandler) WithGroup(name string) slog.Handler {
+	return requestContextHandler{Handler: h.Handler.WithGroup(name), grouped: true}
 }
 
 func hasAttr(r slog.Record, key string) bool {

@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 func TestMain(m *testing.M) {
@@ -139,7 +139,7 @@ func TestNewConsole(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			ctx := middleware.WithRequestID(context.Background(), "req-1")
+			ctx := reqctx.WithRequestID(context.Background(), "req-1")
 			log.InfoContext(ctx, "hello", "password", "hunter2", "user_id", "u1")
 			log.Debug("hidden")
 			out := buf.String()

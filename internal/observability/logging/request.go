@@ -11,8 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/observability/internal/respwriter"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 type requestInfoKey struct{}
@@ -107,7 +107,7 @@ func RequestLog(log *slog.Logger, clientIP func(*http.Request) string, opts ...R
 				slog.Float64("duration_ms", float64(cfg.now().Sub(start).Microseconds())/1000),
 				slog.String("client_ip", clientIP(r)),
 				slog.String("user_agent", r.UserAgent()),
-				slog.String("request_id", middleware.RequestIDFrom(r.Context())),
+				slog.String("request_id", reqctx.RequestID(r.Context())),
 			}
 			if rec.Upgraded() {
 				attrs = append(attrs, slog.Bool("websocket", true), slog.Int("operations", ops))

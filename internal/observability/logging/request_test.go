@@ -12,7 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 func TestRequestLog(t *testing.T) {
@@ -84,7 +84,7 @@ func TestRequestLog(t *testing.T) {
 			mw := RequestLog(log, func(*http.Request) string { return "203.0.113.9" }, WithClock(clock), WithQuietPaths("/health"))
 			r := httptest.NewRequest(http.MethodPost, tt.path, nil)
 			r.Header.Set("User-Agent", "qchat-test")
-			r = r.WithContext(middleware.WithRequestID(r.Context(), "req-1"))
+			r = r.WithContext(reqctx.WithRequestID(r.Context(), "req-1"))
 			mw(tt.handler).ServeHTTP(httptest.NewRecorder(), r)
 
 			lines := decodeLines(t, buf.Bytes())

@@ -1,5 +1,5 @@
-// Package metrics defines QChat's Prometheus metrics on a registry that run()
-// owns, and the hooks that feed them: HTTP middleware, a gqlgen extension, and
+// Package metrics defines QChat's Prometheus metrics on a registry that
+// internal/app owns, and the hooks that feed them: HTTP middleware, a gqlgen extension, and
 // calls from the websocket transport, the resolvers and the rate limiter.
 package metrics
 

@@ -1,4 +1,4 @@
-package backends
+package sharedstate
 
 import (
 	"context"
@@ -8,15 +8,15 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/qchat/qchat/internal/backends/redistest"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestBackendsMemoryWithoutRedisURL(t *testing.T) {
+func TestSharedStateMemoryWithoutRedisURL(t *testing.T) {
 	b, err := Open(context.Background(), "", "qchat:", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestBackendsMemoryWithoutRedisURL(t *testing.T) {
 	}
 }
 
-func TestBackendsBadRedisURL(t *testing.T) {
+func TestSharedStateBadRedisURL(t *testing.T) {
 	_, err := Open(context.Background(), "http://user:s3cret@host:6379", "qchat:", nil)
 	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("err %v, want one naming REDIS_URL without the password", err)
@@ -49,7 +49,7 @@ func TestBackendsBadRedisURL(t *testing.T) {
 }
 
 // Redis down at start is not fatal: the instance serves and says it is degraded.
-func TestBackendsUnreachableRedisIsNotFatal(t *testing.T) {
+func TestSharedStateUnreachableRedisIsNotFatal(t *testing.T) {
 	start := time.Now()
 	b, err := Open(context.Background(), "redis://127.0.0.1:1/0", "qchat:", nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestBackendsUnreachableRedisIsNotFatal(t *testing.T) {
 	}
 }
 
-func TestBackendsRedis(t *testing.T) {
+func TestSharedStateRedis(t *testing.T) {
 	client, prefix := redistest.Client(t)
 	ctx := context.Background()
 	b, err := Open(ctx, redistest.URL(t), prefix, nil, WithPresenceTTL(3*time.Second))

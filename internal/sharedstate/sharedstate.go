@@ -1,7 +1,8 @@
-// Package backends builds the shared state of a QChat instance (the event
-// broker, presence and rate limits) from the configuration: in process memory
-// for a single instance, or in Redis when several share the load.
-package backends
+// Package sharedstate builds the state a QChat instance shares with its
+// peers (the event broker, presence and rate limits) from the configuration:
+// in process memory for a single instance, or in Redis when several share the
+// load.
+package sharedstate
 
 import (
 	"context"
@@ -17,8 +18,8 @@ import (
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
-// Backends are an instance's broker, presence tracker and limiters.
-type Backends struct {
+// State is an instance's broker, presence tracker and limiters.
+type State struct {
 	Broker   broker.Broker
 	Presence presence.Tracker
 	// NewLimiter returns the limiter called name (its keys are kept apart
@@ -40,13 +41,20 @@ type Backends struct {
 type Option func(*options)
 
 type options struct {
-	presenceTTL time.Duration
+	presenceTTL  time.Duration
+	brokerBuffer int
 }
 
 // WithPresenceTTL sets how long a dead instance's users stay online
 // (presence.DefaultTTL); only Redis uses it.
 func WithPresenceTTL(d time.Duration) Option {
 	return func(o *options) { o.presenceTTL = d }
+}
+
+// WithBrokerBuffer sets each local subscriber's event buffer (0: the
+// broker's default); tests make it small to provoke slow consumers.
+func WithBrokerBuffer(n int) Option {
+	return func(o *options) { o.brokerBuffer = n }
 }
 
 // Timeouts of the Redis client: short, because a request waits on the rate
@@ -57,12 +65,12 @@ const (
 	ioTimeout   = time.Second
 )
 
-// Open returns in-memory backends when redisURL is empty, and Redis ones
+// Open returns in-memory state when redisURL is empty, and Redis-backed state
 // (sharing one client, every key and channel under prefix) otherwise. An
 // unreachable Redis is not an error: storage does not need it, so the
 // instance starts, reports the broker degraded and reconnects by itself. A
 // malformed URL is an error.
-func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts ...Option) (*Backends, error) {
+func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts ...Option) (*State, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -71,8 +79,8 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 		opt(&o)
 	}
 	if redisURL == "" {
-		brk := broker.NewMemory(0)
-		return &Backends{
+		brk := broker.NewMemory(o.brokerBuffer)
+		return &State{
 			Broker:   brk,
 			Presence: presence.NewMemory(),
 			NewLimiter: func(_ string, limit int, window time.Duration) ratelimit.Limiter {
@@ -113,10 +121,10 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 	cancel()
 
 	id := broker.NewInstanceID()
-	brk := broker.NewRedis(client, broker.RedisOptions{Prefix: prefix, InstanceID: id, Log: log})
+	brk := broker.NewRedis(client, broker.RedisOptions{Prefix: prefix, InstanceID: id, Log: log, Buffer: o.brokerBuffer})
 	pres := presence.NewRedis(client, presence.RedisOptions{Prefix: prefix, InstanceID: id, TTL: o.presenceTTL, Log: log})
 	log.Info("shared state in redis", "addr", ropts.Addr, "prefix", prefix, "instance", id)
-	return &Backends{
+	return &State{
 		Broker:   brk,
 		Presence: pres,
 		NewLimiter: func(name string, limit int, window time.Duration) ratelimit.Limiter {
@@ -134,7 +142,7 @@ func Open(ctx context.Context, redisURL, prefix string, log *slog.Logger, opts .
 }
 
 // Close releases everything Open built, in order.
-func (b *Backends) Close() error {
+func (b *State) Close() error {
 	var errs []error
 	for _, c := range b.closers {
 		if err := c(); err != nil {
@@ -143,7 +151,7 @@ func (b *Backends) Close() error {
 	}
 	b.closers = nil
 	if len(errs) > 0 {
-		return fmt.Errorf("close backends: %w", errors.Join(errs...))
+		return fmt.Errorf("close shared state: %w", errors.Join(errs...))
 	}
 	return nil
 }
