@@ -186,7 +186,7 @@ func (r *Resolver) attachmentFor(ctx context.Context, conv string, id *string) e
 func envelopeError(err error) error {
 	var ve *pqcrypto.ValidationError
 	if errors.As(err, &ve) {
-		return &models.Error{Kind: models.ErrInvalid, Message: ve.Error(), Extensions: map[string]any{"field": ve.Field}}
+		return models.InvalidField(ve.Field, ve.Error())
 	}
 	return models.Invalid("envelope: %v", err)
 }

@@ -41,7 +41,7 @@ func me(ctx context.Context) (*models.User, error) {
 	if u := auth.UserFrom(ctx); u != nil {
 		return u, nil
 	}
-	return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "authentication required: send Authorization: Bearer <token>"}
+	return nil, models.Unauthenticated("authentication required: send Authorization: Bearer <token>")
 }
 
 // checkID rejects ids that are not lower-case canonical UUIDs: nothing else can
@@ -93,11 +93,7 @@ var hidden = []*unicode.RangeTable{unicode.Cc, unicode.Cf, unicode.Zl, unicode.Z
 func checkVisible(field, s string) error {
 	for _, c := range s {
 		if unicode.IsOneOf(hidden, c) {
-			return &models.Error{
-				Kind:       models.ErrInvalid,
-				Message:    fmt.Sprintf("%s: must not contain control or invisible formatting characters (found U+%04X)", field, c),
-				Extensions: map[string]any{"field": field},
-			}
+			return models.InvalidField(field, fmt.Sprintf("%s: must not contain control or invisible formatting characters (found U+%04X)", field, c))
 		}
 	}
 	return nil

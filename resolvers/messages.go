@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
 	"github.com/qchat/qchat/pqcrypto"
@@ -95,7 +96,7 @@ func checkRecipients(keys []pqcrypto.RecipientKey, want []db.RoomRecipient) erro
 	case len(unexpected) > 0:
 		msg = "keys: unexpected recipients who are not members of the conversation"
 	}
-	return &models.Error{Kind: models.ErrInvalid, Message: msg, Extensions: map[string]any{
+	return &models.Error{Code: apierr.CodeBadUserInput, Message: msg, Extensions: map[string]any{
 		"missingUserIds":    nonNil(missing),
 		"unexpectedUserIds": nonNil(unexpected),
 		"staleKeyIds":       nonNil(stale),

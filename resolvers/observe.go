@@ -5,11 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync/atomic"
 
-	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/ratelimit"
@@ -108,9 +107,9 @@ func (r *Resolver) checkLimit(ctx context.Context, l ratelimit.Limiter, key, nam
 	}
 	r.obs.RateLimited(name)
 	r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", name)
-	// Answer with the same HTTP shape as the other limits: 429 and its headers.
-	middleware.SetStatus(ctx, http.StatusTooManyRequests, ratelimit.HeaderFor(res))
-	return graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()})
+	// The edge answers it with the HTTP shape of the other limits: 429 and
+	// the headers the error carries.
+	return ratelimit.Rejection(res)
 }
 
 // spend counts one failure against key in l.
@@ -138,7 +137,7 @@ func (r *Resolver) acquireSubscription(ctx context.Context) (release func(), err
 	if n.Add(1) > int32(r.maxSubs) {
 		n.Add(-1)
 		r.obs.RateLimited("subscriptions")
-		return nil, graph.NewCodedError(graph.CodeRateLimited, "too many subscriptions on this connection", map[string]any{"limit": r.maxSubs})
+		return nil, apierr.New(apierr.CodeRateLimited, "too many subscriptions on this connection", map[string]any{"limit": r.maxSubs})
 	}
 	r.obs.SubscriptionStarted()
 	return func() { n.Add(-1); r.obs.SubscriptionEnded() }, nil

@@ -49,7 +49,7 @@ func (r *mutationResolver) Login(ctx context.Context, username string, password 
 		r.loginFailed(ctx, username)
 		r.security(ctx, slog.LevelWarn, "login_failed")
 		// One answer for an unknown user and a wrong password.
-		return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "invalid username or password"}
+		return nil, models.Unauthenticated("invalid username or password")
 	}
 	r.loginSucceeded(ctx, username)
 	r.security(ctx, slog.LevelInfo, "login", "user_id", u.ID)

@@ -48,7 +48,7 @@ func (r *Resolver) register(ctx context.Context, input models.RegisterInput) (*m
 	}
 	username, ok := canonicalUsername(input.Username)
 	if !ok {
-		return nil, &models.Error{Kind: models.ErrInvalid, Message: "username: 3 to 32 characters of A-Z a-z 0-9 _ . -", Extensions: map[string]any{"field": "username"}}
+		return nil, models.InvalidField("username", "username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
 	}
 	if n := len(input.Password); n < 8 || n > 72 {
 		return nil, models.Invalid("password: must be 8 to 72 bytes")

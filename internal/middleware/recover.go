@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+
+	"github.com/qchat/qchat/internal/apierr"
 )
 
 // Recover turns a panic in any handler or middleware below it into HTTP 500
@@ -44,7 +46,7 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 					panic(http.ErrAbortHandler)
 				}
 				writeError(w, http.StatusInternalServerError, "internal server error",
-					map[string]any{"code": codeInternal, "requestId": rid})
+					map[string]any{"code": apierr.CodeInternal, "requestId": rid})
 			}()
 			next.ServeHTTP(rw, r)
 		})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
@@ -151,7 +152,7 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /health/detailed", h.Protect(h.Detailed()))
 	mux.Handle("GET /metrics", h.Protect(d.Metrics.Handler()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, apierr.CodeNotFound, "no such endpoint: "+r.URL.Path)
 	})
 
 	compress, err := middleware.Compress()
