@@ -27,6 +27,7 @@ import (
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/backends"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/dbhook"
 	"github.com/qchat/qchat/internal/observability/debug"
@@ -219,23 +220,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := m.RegisterBrokerStats(bk.BrokerStats); err != nil {
 		return closeEarly(fmt.Errorf("metrics: %w", err))
 	}
+	svc := chat.New(chat.Deps{Store: store, Sessions: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Metrics: m})
+	defer svc.Close()
 	res := resolvers.New(resolvers.Deps{
-		Store: store, Auth: authn, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: m,
+		Chat: svc, Auth: authn, Log: log, Observer: m,
 		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
 		AuthIPLimiter:    bk.NewLimiter("authip", cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow),
 		RegisterLimiter:  bk.NewLimiter("register", cfg.RegisterFailMax, cfg.RegisterFailWindow),
 		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
-	defer res.Close()
-	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
+	srv, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Chat: svc, Resolver: res, Log: log, Version: version, Started: started, Metrics: m,
 		APILimiter:  bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow),
 		UserLimiter: bk.NewBucket("user", cfg.UserRateLimitRate, cfg.UserRateLimitBurst), BrokerHealth: bk.BrokerHealth})
 	if err != nil {
 		return closeEarly(err)
 	}
 	go pruneSessions(ctx, store, log, time.Hour)
-	go res.RunInvalidations(ctx)
+	go svc.RunInvalidations(ctx)
 	ready := http.Handler(srv)
 	root.Store(&ready)
 	log.Info("qchat ready", "database", string(store.Dialect()), "startup", time.Since(started).String())

@@ -10,7 +10,6 @@ import (
 
 	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
@@ -33,14 +32,9 @@ func (noObserver) WebsocketOpened()     {}
 func (noObserver) WebsocketClosed()     {}
 func (noObserver) RateLimited(string)   {}
 
-// security writes one security-event line: what happened, to whom, from where.
-// It never carries a password, token or key.
+// security writes one security-event line through the domain's logger.
 func (r *Resolver) security(ctx context.Context, level slog.Level, event string, attrs ...any) {
-	base := []any{"event", event, "ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx)}
-	if u := userID(ctx); u != "" {
-		base = append(base, "user_id", u)
-	}
-	r.log.Log(ctx, level, "security: "+event, append(base, attrs...)...)
+	r.chat.Security(ctx, level, event, attrs...)
 }
 
 // Failed logins are counted twice: per client IP and username, so that

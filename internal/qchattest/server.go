@@ -15,6 +15,7 @@ import (
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/internal/ratelimit"
@@ -70,20 +71,21 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 	}
 	authn := auth.New(store, auth.Config{BcryptCost: cfg.BcryptCost, SessionTTL: cfg.SessionTTL})
 	brk := broker.NewMemory(buffer)
+	svc := chat.New(chat.Deps{Store: store, Sessions: authn, Broker: brk, Presence: presence.NewMemory(), Log: log})
 	res := resolvers.New(resolvers.Deps{
-		Store: store, Auth: authn, Broker: brk, Presence: presence.NewMemory(), Log: log,
+		Chat: svc, Auth: authn, Log: log,
 		AuthLimiter:      ratelimit.NewMemory(cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow, nil),
 		AuthIPLimiter:    ratelimit.NewMemory(cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow, nil),
 		RegisterLimiter:  ratelimit.NewMemory(cfg.RegisterFailMax, cfg.RegisterFailWindow, nil),
 		WSInitLimiter:    ratelimit.NewMemory(cfg.WSInitPerMinute, time.Minute, nil),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
-	h, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Resolver: res, Log: log, Version: "test", Started: time.Now()})
+	h, err := server.New(server.Deps{Config: cfg, Store: store, Auth: authn, Chat: svc, Resolver: res, Log: log, Version: "test", Started: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	invCtx, stopInv := context.WithCancel(context.Background())
-	go res.RunInvalidations(invCtx)
+	go svc.RunInvalidations(invCtx)
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
 		stopInv()
@@ -99,7 +101,7 @@ func NewServer(t testing.TB, store *db.Store, opts ...Options) *Server {
 		if err := h.WaitWebsockets(ctx); err != nil {
 			t.Errorf("websocket handlers still running after the test: %v", err)
 		}
-		res.Close()
+		svc.Close()
 		authn.Close()
 	})
 	return &Server{URL: hs.URL, Store: store, Broker: brk, HTTP: hs}

@@ -9,15 +9,15 @@ import (
 
 	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/models"
-	"github.com/qchat/qchat/resolvers"
 )
 
 // downloadDocument streams a document's ciphertext to a member of its
 // conversation: GET /documents/{id} with the bearer token. Anyone else gets 404,
 // so a document's existence is not revealed.
-func downloadDocument(res *resolvers.Resolver, log *slog.Logger) http.Handler {
+func downloadDocument(svc *chat.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := auth.UserFrom(r.Context())
 		if u == nil {
@@ -25,7 +25,7 @@ func downloadDocument(res *resolvers.Resolver, log *slog.Logger) http.Handler {
 			writeError(w, http.StatusUnauthorized, apierr.CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>")
 			return
 		}
-		d, body, size, err := res.OpenDocument(r.Context(), u, r.PathValue("id"))
+		d, body, size, err := svc.OpenDocument(r.Context(), u, r.PathValue("id"))
 		switch {
 		case errors.Is(err, models.ErrNotFound), errors.Is(err, models.ErrInvalid):
 			writeError(w, http.StatusNotFound, apierr.CodeNotFound, "document not found")

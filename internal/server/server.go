@@ -18,6 +18,7 @@ import (
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/explorer"
@@ -31,9 +32,11 @@ import (
 
 // Deps are what the handler is built from.
 type Deps struct {
-	Config   config.Config
-	Store    *db.Store
-	Auth     *auth.Authenticator
+	Config config.Config
+	Store  *db.Store
+	Auth   *auth.Authenticator
+	// Chat is the domain; the REST routes call it directly.
+	Chat     *chat.Service
 	Resolver *resolvers.Resolver
 	Log      *slog.Logger
 	Version  string
@@ -121,7 +124,7 @@ func New(d Deps) (*Server, error) {
 		WSInit:         d.Resolver.WebsocketInit,
 		WSClose:        d.Resolver.WebsocketClose,
 		OriginPatterns: originHosts(cfg.CORSOrigins),
-		MaxUploadSize:  resolvers.MaxDocumentSize + 1<<20,
+		MaxUploadSize:  chat.MaxDocumentSize + 1<<20,
 		ShuttingDown:   ws.shuttingDown,
 		WSWriteTimeout: cfg.WSWriteTimeout,
 	})
@@ -129,7 +132,7 @@ func New(d Deps) (*Server, error) {
 	limited := limitRequests(d)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", authenticate(d.Auth, d.Log, limited(ws.track(middleware.WithStatusControl(gql)))))
-	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Resolver, d.Log))))
+	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Chat, d.Log))))
 	if cfg.Introspection {
 		// GraphiQL, from files in the binary. It is at / for now and at
 		// /playground already, where it stays when a web app takes /.
@@ -163,7 +166,7 @@ func New(d Deps) (*Server, error) {
 	// they stay reachable there (the detailed ones are token- or loopback-only).
 	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") || p == "/metrics" }
 	var handler http.Handler = mux
-	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, resolvers.MaxDocumentSize+1<<20)(handler)
+	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, chat.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)
 	handler = middleware.SecurityHeaders(cfg.Production())(handler)
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)

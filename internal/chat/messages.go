@@ -1,4 +1,4 @@
-package resolvers
+package chat
 
 import (
 	"context"
@@ -20,17 +20,17 @@ import (
 // conversationOf resolves the target of a message or a typing notice: exactly
 // one of roomID and recipientID. It returns the conversation key and the users
 // an envelope must be sealed for (sender included).
-func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, recipientID *string) (conv string, recipients []db.RoomRecipient, err error) {
+func (s *Service) conversationOf(ctx context.Context, u *models.User, roomID, recipientID *string) (conv string, recipients []db.RoomRecipient, err error) {
 	switch {
 	case (roomID == nil) == (recipientID == nil):
 		return "", nil, models.Invalid("give exactly one of roomId and recipientId")
 	case roomID != nil:
-		if err := checkID("roomId", *roomID); err != nil {
+		if err := CheckID("roomId", *roomID); err != nil {
 			return "", nil, err
 		}
 		// One query answers both: the members with their keys, and whether
 		// the caller is one of them.
-		rs, err := r.roomRecipients(ctx, *roomID)
+		rs, err := s.roomRecipients(ctx, *roomID)
 		if err != nil {
 			return "", nil, err
 		}
@@ -39,13 +39,13 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 		}
 		return *roomID, rs, nil
 	default:
-		if err := checkID("recipientId", *recipientID); err != nil {
+		if err := CheckID("recipientId", *recipientID); err != nil {
 			return "", nil, err
 		}
 		if *recipientID == u.ID {
 			return "", nil, models.Invalid("recipientId: a direct message to yourself is not allowed")
 		}
-		rs, err := r.userRecipients(ctx, []string{u.ID, *recipientID})
+		rs, err := s.userRecipients(ctx, []string{u.ID, *recipientID})
 		if err != nil {
 			return "", nil, err
 		}
@@ -172,11 +172,11 @@ func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte
 	return h.Sum(nil)
 }
 
-func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
-	if err := checkID("id", in.ID); err != nil {
+func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
+	if err := CheckID("id", in.ID); err != nil {
 		return nil, err
 	}
-	conv, want, err := r.conversationOf(ctx, u, in.RoomID, in.RecipientID)
+	conv, want, err := s.conversationOf(ctx, u, in.RoomID, in.RecipientID)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	if err != nil {
 		return nil, err
 	}
-	if err := r.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
+	if err := s.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
 		return nil, err
 	}
 	m := &models.Message{
@@ -203,78 +203,78 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	for i, k := range env.Keys {
 		keys[i] = &models.RecipientKey{MessageID: m.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}
 	}
-	stored, existed, err := r.store.InsertMessage(ctx, m, keys)
+	stored, existed, err := s.store.InsertMessage(ctx, m, keys)
 	if err != nil {
 		return nil, err
 	}
 	if existed { // a retry: the earlier send's message, as stored
-		return stored, r.present(ctx, u.ID, stored)
+		return stored, s.Present(ctx, u.ID, stored)
 	}
-	r.obs.MessageSent()
+	s.metrics.MessageSent()
 	// The event carries sender and room or recipient, so that no subscriber
 	// looks them up; without them it is not sent (the message is stored, and
 	// a client's retry with the same id answers it).
-	if err := r.fillRefs(ctx, stored); err != nil {
+	if err := s.fillRefs(ctx, stored); err != nil {
 		return nil, err
 	}
 	users := make([]string, len(want))
 	for i, w := range want {
 		users[i] = w.UserID
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
-	return forReader(stored, u.ID), nil
+	s.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
+	return ForReader(stored, u.ID), nil
 }
 
-// readable loads a message the caller may read; anything else is NOT_FOUND.
-func (r *Resolver) readable(ctx context.Context, u *models.User, id string) (*models.Message, error) {
-	if err := checkID("id", id); err != nil {
+// Message loads a message the caller may read; anything else is NOT_FOUND.
+func (s *Service) Message(ctx context.Context, u *models.User, id string) (*models.Message, error) {
+	if err := CheckID("id", id); err != nil {
 		return nil, err
 	}
-	m, err := r.store.MessageByID(ctx, id)
+	m, err := s.store.MessageByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !r.canRead(ctx, m, u.ID) {
+	if !s.CanRead(ctx, m, u.ID) {
 		return nil, models.NotFound("message")
 	}
 	return m, nil
 }
 
-func (r *Resolver) deleteMessage(ctx context.Context, u *models.User, id string) error {
-	m, err := r.readable(ctx, u, id)
+func (s *Service) DeleteMessage(ctx context.Context, u *models.User, id string) error {
+	m, err := s.Message(ctx, u, id)
 	if err != nil {
 		return err
 	}
 	if m.SenderID != u.ID {
-		r.security(ctx, slog.LevelWarn, "forbidden", "message_id", id, "action", "deleteMessage")
+		s.Security(ctx, slog.LevelWarn, "forbidden", "message_id", id, "action", "deleteMessage")
 		return models.Forbidden("only the sender can delete a message")
 	}
 	if m.Deleted() {
 		return nil
 	}
-	tomb, err := r.store.DeleteMessage(ctx, id)
+	tomb, err := s.store.DeleteMessage(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil // deleted concurrently
 	}
 	if err != nil {
 		return err
 	}
-	users, err := r.audience(ctx, tomb)
+	users, err := s.audience(ctx, tomb)
 	if err != nil {
 		return err
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.MessageDeleted, Message: tomb})
+	s.publish(ctx, users, &broker.Event{Kind: broker.MessageDeleted, Message: tomb})
 	return nil
 }
 
-func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (int, error) {
-	if err := checkIDs("messageIds", ids, maxMarkRead); err != nil {
+func (s *Service) MarkRead(ctx context.Context, u *models.User, ids []string) (int, error) {
+	if err := CheckIDs("messageIds", ids, maxMarkRead); err != nil {
 		return 0, err
 	}
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	marked, err := r.store.MarkRead(ctx, u.ID, ids)
+	marked, err := s.store.MarkRead(ctx, u.ID, ids)
 	if err != nil || len(marked) == 0 {
 		return 0, err
 	}
@@ -282,7 +282,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 	for i, k := range marked {
 		mids[i] = k.MessageID
 	}
-	msgs, err := r.store.MessagesByIDs(ctx, mids)
+	msgs, err := s.store.MessagesByIDs(ctx, mids)
 	if err != nil {
 		return len(marked), err
 	}
@@ -297,9 +297,9 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 			continue
 		}
 		if _, seen := audiences[m.Conversation]; !seen {
-			users, err := r.audience(ctx, m)
+			users, err := s.audience(ctx, m)
 			if err != nil {
-				r.log.WarnContext(ctx, "receipt audience", "err", err)
+				s.log.WarnContext(ctx, "receipt audience", "err", err)
 			}
 			audiences[m.Conversation] = users // nil after an error: nobody
 			convs = append(convs, m.Conversation)
@@ -308,7 +308,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 			MessageID: m.ID, Conversation: m.Conversation, RoomID: m.RoomID, UserID: u.ID, ReadAt: *k.ReadAt,
 		})
 	}
-	r.publishReceipts(ctx, convs, receipts, audiences)
+	s.publishReceipts(ctx, convs, receipts, audiences)
 	return len(marked), nil
 }
 
@@ -318,7 +318,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 // subscription of every member. Users who see the same conversations share
 // one event (in the usual markRead of one conversation: everyone), carrying
 // all of those conversations' receipts; each subscriber expands it.
-func (r *Resolver) publishReceipts(ctx context.Context, convs []string, receipts map[string][]*models.ReadReceipt, audiences map[string][]string) {
+func (s *Service) publishReceipts(ctx context.Context, convs []string, receipts map[string][]*models.ReadReceipt, audiences map[string][]string) {
 	type group struct {
 		convs []int // indexes into convs
 		users []string
@@ -354,32 +354,32 @@ func (r *Resolver) publishReceipts(ctx context.Context, convs []string, receipts
 		if len(batch) > 1 { // a single receipt travels as it always has
 			ev.Receipts = batch[1:]
 		}
-		r.publish(ctx, g.users, ev)
+		s.publish(ctx, g.users, ev)
 	}
 }
 
-func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
+func (s *Service) SetTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
 	var users []string
 	switch {
 	case (roomID == nil) == (recipientID == nil):
 		return models.Invalid("give exactly one of roomId and recipientId")
 	case roomID != nil:
-		if _, err := r.membership(ctx, *roomID, u.ID); err != nil {
+		if _, err := s.Membership(ctx, *roomID, u.ID); err != nil {
 			return err
 		}
-		all, err := r.roomAudience(ctx, *roomID)
+		all, err := s.roomAudience(ctx, *roomID)
 		if err != nil {
 			return err
 		}
 		users = slices.DeleteFunc(all, func(id string) bool { return id == u.ID })
 	default:
-		if err := checkID("recipientId", *recipientID); err != nil {
+		if err := CheckID("recipientId", *recipientID); err != nil {
 			return err
 		}
 		if *recipientID == u.ID {
 			return models.Invalid("recipientId: cannot type to yourself")
 		}
-		shared, err := r.store.SharesConversation(ctx, u.ID, *recipientID)
+		shared, err := s.store.SharesConversation(ctx, u.ID, *recipientID)
 		if err != nil {
 			return err
 		}
@@ -389,19 +389,19 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 			// the notice is not sent, and the answer is the same true: a
 			// client that reports typing before the first message of a new
 			// conversation is not broken, and a stranger learns nothing.
-			_, err := r.store.UserByID(ctx, *recipientID)
+			_, err := s.store.UserByID(ctx, *recipientID)
 			return err
 		}
 		users = []string{*recipientID}
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.Typing, Typing: &models.TypingEvent{
+	s.publish(ctx, users, &broker.Event{Kind: broker.Typing, Typing: &models.TypingEvent{
 		UserID: u.ID, RoomID: roomID, RecipientID: recipientID, IsTyping: typing,
 	}})
 	return nil
 }
 
-// inRoom says whether a subscription filtered by roomID wants an event of the
+// InRoom says whether a subscription filtered by roomID wants an event of the
 // given room (nil roomID: every conversation).
-func inRoom(filter, room *string) bool {
+func InRoom(filter, room *string) bool {
 	return filter == nil || (room != nil && *room == *filter)
 }
