@@ -9,6 +9,7 @@ import (
 	"github.com/qchat/qchat/models"
 )
 
+// IsMissing says whether err means that a looked-up object does not exist.
 func IsMissing(err error) bool {
 	return errors.Is(err, dataloadgen.ErrNotFound) || errors.Is(err, models.ErrNotFound)
 }
@@ -16,7 +17,7 @@ func IsMissing(err error) bool {
 // Membership returns the caller's membership of a room; a room the caller is
 // not in is NOT_FOUND, whether it exists or not.
 func (s *Service) Membership(ctx context.Context, roomID, userID string) (*models.RoomMember, error) {
-	if err := CheckID("roomId", roomID); err != nil {
+	if err := checkID("roomId", roomID); err != nil {
 		return nil, err
 	}
 	m, err := s.store.Membership(ctx, roomID, userID)
@@ -53,8 +54,8 @@ func (s *Service) forgetMembers(ctx context.Context, roomID string, users ...str
 	s.invalidate(ctx, "member", keys...)
 }
 
-// CanRead says whether userID may read message m.
-func (s *Service) CanRead(ctx context.Context, m *models.Message, userID string) bool {
+// canRead says whether userID may read message m.
+func (s *Service) canRead(ctx context.Context, m *models.Message, userID string) bool {
 	if m.RoomID != nil {
 		return s.IsMember(ctx, *m.RoomID, userID)
 	}

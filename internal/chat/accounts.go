@@ -43,11 +43,12 @@ func (s *Service) issue(ctx context.Context, u *models.User) (*models.AuthPayloa
 
 func newID() string { return uuid.NewString() }
 
+// Register creates an account with its first public key and signs it in.
 func (s *Service) Register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error) {
 	if err := checkVisible("username", input.Username); err != nil {
 		return nil, err
 	}
-	username, ok := CanonicalUsername(input.Username)
+	username, ok := canonicalUsername(input.Username)
 	if !ok {
 		return nil, models.InvalidField("username", "username: 3 to 32 characters of A-Z a-z 0-9 _ . -")
 	}
@@ -79,7 +80,7 @@ func (s *Service) Register(ctx context.Context, input models.RegisterInput) (*mo
 // UNAUTHENTICATED "invalid username or password", as does a wrong password.
 func (s *Service) Login(ctx context.Context, username, password string) (*models.AuthPayload, error) {
 	var u *models.User
-	if name, ok := CanonicalUsername(username); ok {
+	if name, ok := canonicalUsername(username); ok {
 		var err error
 		u, err = s.store.UserByUsername(ctx, name)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
@@ -120,7 +121,7 @@ func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey strin
 // User loads a user by id (nil if there is none): users are public to every
 // signed-in caller.
 func (s *Service) User(ctx context.Context, id string) (*models.User, error) {
-	if err := CheckID("id", id); err != nil {
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	return Lookup(ctx, s.Loaders(ctx).Users(), id)
@@ -128,7 +129,7 @@ func (s *Service) User(ctx context.Context, id string) (*models.User, error) {
 
 // UserByUsername finds a user as registered (nil if there is none).
 func (s *Service) UserByUsername(ctx context.Context, username string) (*models.User, error) {
-	name, ok := CanonicalUsername(username)
+	name, ok := canonicalUsername(username)
 	if !ok {
 		return nil, nil
 	}
@@ -142,7 +143,7 @@ func (s *Service) UserByUsername(ctx context.Context, username string) (*models.
 // Users loads users by id, in the order asked, without duplicates or the
 // missing.
 func (s *Service) Users(ctx context.Context, ids []string) ([]*models.User, error) {
-	if err := CheckIDs("ids", ids, maxIDsPerQuery); err != nil {
+	if err := checkIDs("ids", ids, maxIDsPerQuery); err != nil {
 		return nil, err
 	}
 	found, err := s.store.UsersByIDs(ctx, ids)
@@ -162,7 +163,7 @@ func (s *Service) Users(ctx context.Context, ids []string) ([]*models.User, erro
 
 // PublicKey loads a public key by id (nil if there is none).
 func (s *Service) PublicKey(ctx context.Context, id string) (*models.PublicKey, error) {
-	if err := CheckID("id", id); err != nil {
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	return Lookup(ctx, s.Loaders(ctx).Keys(), id)

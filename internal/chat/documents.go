@@ -52,8 +52,10 @@ func checkDocumentName(name string) (string, error) {
 	return name, nil
 }
 
+// UploadDocument stores a document sealed for exactly the members of its
+// conversation.
 func (s *Service) UploadDocument(ctx context.Context, u *models.User, in models.UploadDocumentInput) (*models.Document, error) {
-	if err := CheckID("id", in.ID); err != nil {
+	if err := checkID("id", in.ID); err != nil {
 		return nil, err
 	}
 	name, err := checkDocumentName(in.Name)
@@ -119,7 +121,7 @@ func (s *Service) canSeeDocument(ctx context.Context, d *models.Document, userID
 // Document loads a document the caller may read; anything else is
 // NOT_FOUND.
 func (s *Service) Document(ctx context.Context, u *models.User, id string) (*models.Document, error) {
-	if err := CheckID("id", id); err != nil {
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	d, err := s.store.DocumentByID(ctx, id)
@@ -132,6 +134,7 @@ func (s *Service) Document(ctx context.Context, u *models.User, id string) (*mod
 	return d, nil
 }
 
+// DeleteDocument deletes a document; only its uploader may.
 func (s *Service) DeleteDocument(ctx context.Context, u *models.User, id string) error {
 	d, err := s.Document(ctx, u, id)
 	if err != nil {
@@ -170,7 +173,7 @@ func (s *Service) attachmentFor(ctx context.Context, conv string, id *string) er
 	if id == nil {
 		return nil
 	}
-	if err := CheckID("attachmentId", *id); err != nil {
+	if err := checkID("attachmentId", *id); err != nil {
 		return err
 	}
 	d, err := s.store.DocumentByID(ctx, *id)

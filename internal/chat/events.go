@@ -22,24 +22,24 @@ func (s *Service) Events(ctx context.Context, userID string) (<-chan *broker.Eve
 // with its own key, or ok=false. roomFilter (nil: every conversation) is the
 // subscription's roomId.
 func (s *Service) AddedMessage(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (*models.Message, bool) {
-	if ev.Kind != broker.MessageAdded || !InRoom(roomFilter, ev.Message.RoomID) || !s.CanRead(ctx, ev.Message, userID) {
+	if ev.Kind != broker.MessageAdded || !inRoom(roomFilter, ev.Message.RoomID) || !s.canRead(ctx, ev.Message, userID) {
 		return nil, false
 	}
-	return ForReader(ev.Message, userID), true
+	return forReader(ev.Message, userID), true
 }
 
 // DeletedMessage is the id of a MessageDeleted event userID may see, or
 // ok=false.
 func (s *Service) DeletedMessage(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (string, bool) {
-	if ev.Kind != broker.MessageDeleted || !InRoom(roomFilter, ev.Message.RoomID) {
+	if ev.Kind != broker.MessageDeleted || !inRoom(roomFilter, ev.Message.RoomID) {
 		return "", false
 	}
-	return ev.Message.ID, s.CanRead(ctx, ev.Message, userID)
+	return ev.Message.ID, s.canRead(ctx, ev.Message, userID)
 }
 
 // TypingNotice is the notice of a Typing event userID may see, or ok=false.
 func (s *Service) TypingNotice(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (*models.TypingEvent, bool) {
-	if ev.Kind != broker.Typing || !InRoom(roomFilter, ev.Typing.RoomID) {
+	if ev.Kind != broker.Typing || !inRoom(roomFilter, ev.Typing.RoomID) {
 		return nil, false
 	}
 	if ev.Typing.RoomID != nil && !s.IsMember(ctx, *ev.Typing.RoomID, userID) {
@@ -56,7 +56,7 @@ func (s *Service) Receipts(ctx context.Context, ev *broker.Event, userID string,
 		return true
 	}
 	for rc := range ev.AllReceipts() {
-		if !InRoom(roomFilter, rc.RoomID) || (rc.RoomID != nil && !s.IsMember(ctx, *rc.RoomID, userID)) {
+		if !inRoom(roomFilter, rc.RoomID) || (rc.RoomID != nil && !s.IsMember(ctx, *rc.RoomID, userID)) {
 			continue
 		}
 		if !yield(rc) {

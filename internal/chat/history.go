@@ -101,9 +101,9 @@ func (s *Service) fillRefs(ctx context.Context, m *models.Message) error {
 	return nil
 }
 
-// ForReader is a subscriber's shallow copy of an event's message, with its
+// forReader is a subscriber's shallow copy of an event's message, with its
 // own key; the message itself is shared by every subscriber.
-func ForReader(m *models.Message, userID string) *models.Message {
+func forReader(m *models.Message, userID string) *models.Message {
 	c := *m
 	c.Mine = nil
 	if !m.Deleted() {
@@ -124,7 +124,7 @@ func (s *Service) RoomMessages(ctx context.Context, u *models.User, roomID strin
 // DirectMessages is a page of the direct conversation between u and another
 // user.
 func (s *Service) DirectMessages(ctx context.Context, u *models.User, withUserID string, first *int, after *string) (*models.MessageConnection, error) {
-	if err := CheckID("withUserId", withUserID); err != nil {
+	if err := checkID("withUserId", withUserID); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.UserByID(ctx, withUserID); err != nil {

@@ -47,6 +47,7 @@ func edges[T, E any](items []T, more bool, cursor func(T) db.Cursor, mk func(cur
 	return es, pageInfo(more, end)
 }
 
+// MyRooms is a page of u's rooms.
 func (s *Service) MyRooms(ctx context.Context, u *models.User, first *int, after *string) (*models.RoomConnection, error) {
 	n, cur, err := pageArgs(first, defaultPage, after)
 	if err != nil {
@@ -62,6 +63,7 @@ func (s *Service) MyRooms(ctx context.Context, u *models.User, first *int, after
 	return &models.RoomConnection{Edges: es, PageInfo: pi}, nil
 }
 
+// RoomMembers is a page of a room's members.
 func (s *Service) RoomMembers(ctx context.Context, roomID string, first *int, after *string) (*models.RoomMemberConnection, error) {
 	n, cur, err := pageArgs(first, maxPageSize, after)
 	if err != nil {
@@ -77,6 +79,8 @@ func (s *Service) RoomMembers(ctx context.Context, roomID string, first *int, af
 	return &models.RoomMemberConnection{Edges: es, PageInfo: pi}, nil
 }
 
+// RoomDocuments is a page of a room's documents for a member; NOT_FOUND for
+// anyone else.
 func (s *Service) RoomDocuments(ctx context.Context, u *models.User, roomID string, first *int, after *string) (*models.DocumentConnection, error) {
 	n, cur, err := pageArgs(first, defaultPage, after)
 	if err != nil {
@@ -98,6 +102,7 @@ func (s *Service) RoomDocuments(ctx context.Context, u *models.User, roomID stri
 // defaultKeysPage is keysConnection's default first.
 const defaultKeysPage = 20
 
+// UserKeys is a page of a user's public keys.
 func (s *Service) UserKeys(ctx context.Context, userID string, first *int, after *string) (*models.PublicKeyConnection, error) {
 	n, cur, err := pageArgs(first, defaultKeysPage, after)
 	if err != nil {

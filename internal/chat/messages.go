@@ -25,7 +25,7 @@ func (s *Service) conversationOf(ctx context.Context, u *models.User, roomID, re
 	case (roomID == nil) == (recipientID == nil):
 		return "", nil, models.Invalid("give exactly one of roomId and recipientId")
 	case roomID != nil:
-		if err := CheckID("roomId", *roomID); err != nil {
+		if err := checkID("roomId", *roomID); err != nil {
 			return "", nil, err
 		}
 		// One query answers both: the members with their keys, and whether
@@ -39,7 +39,7 @@ func (s *Service) conversationOf(ctx context.Context, u *models.User, roomID, re
 		}
 		return *roomID, rs, nil
 	default:
-		if err := CheckID("recipientId", *recipientID); err != nil {
+		if err := checkID("recipientId", *recipientID); err != nil {
 			return "", nil, err
 		}
 		if *recipientID == u.ID {
@@ -172,8 +172,10 @@ func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte
 	return h.Sum(nil)
 }
 
+// SendMessage stores a message sealed for exactly the members of its
+// conversation and publishes it to each of them.
 func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
-	if err := CheckID("id", in.ID); err != nil {
+	if err := checkID("id", in.ID); err != nil {
 		return nil, err
 	}
 	conv, want, err := s.conversationOf(ctx, u, in.RoomID, in.RecipientID)
@@ -222,24 +224,25 @@ func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.Sen
 		users[i] = w.UserID
 	}
 	s.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
-	return ForReader(stored, u.ID), nil
+	return forReader(stored, u.ID), nil
 }
 
 // Message loads a message the caller may read; anything else is NOT_FOUND.
 func (s *Service) Message(ctx context.Context, u *models.User, id string) (*models.Message, error) {
-	if err := CheckID("id", id); err != nil {
+	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
 	m, err := s.store.MessageByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !s.CanRead(ctx, m, u.ID) {
+	if !s.canRead(ctx, m, u.ID) {
 		return nil, models.NotFound("message")
 	}
 	return m, nil
 }
 
+// DeleteMessage turns a message into a tombstone; only its sender may.
 func (s *Service) DeleteMessage(ctx context.Context, u *models.User, id string) error {
 	m, err := s.Message(ctx, u, id)
 	if err != nil {
@@ -267,8 +270,10 @@ func (s *Service) DeleteMessage(ctx context.Context, u *models.User, id string) 
 	return nil
 }
 
+// MarkRead marks messages read by u (only those sealed for u's keys) and
+// publishes the receipts; it returns how many it marked.
 func (s *Service) MarkRead(ctx context.Context, u *models.User, ids []string) (int, error) {
-	if err := CheckIDs("messageIds", ids, maxMarkRead); err != nil {
+	if err := checkIDs("messageIds", ids, maxMarkRead); err != nil {
 		return 0, err
 	}
 	if len(ids) == 0 {
@@ -358,6 +363,8 @@ func (s *Service) publishReceipts(ctx context.Context, convs []string, receipts 
 	}
 }
 
+// SetTyping tells a room, or the other person of a direct conversation,
+// that u is typing.
 func (s *Service) SetTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
 	var users []string
 	switch {
@@ -373,7 +380,7 @@ func (s *Service) SetTyping(ctx context.Context, u *models.User, roomID, recipie
 		}
 		users = slices.DeleteFunc(all, func(id string) bool { return id == u.ID })
 	default:
-		if err := CheckID("recipientId", *recipientID); err != nil {
+		if err := checkID("recipientId", *recipientID); err != nil {
 			return err
 		}
 		if *recipientID == u.ID {
@@ -400,8 +407,8 @@ func (s *Service) SetTyping(ctx context.Context, u *models.User, roomID, recipie
 	return nil
 }
 
-// InRoom says whether a subscription filtered by roomID wants an event of the
+// inRoom says whether a subscription filtered by roomID wants an event of the
 // given room (nil roomID: every conversation).
-func InRoom(filter, room *string) bool {
+func inRoom(filter, room *string) bool {
 	return filter == nil || (room != nil && *room == *filter)
 }

@@ -10,13 +10,14 @@ import (
 	"github.com/qchat/qchat/models"
 )
 
+// CreateRoom makes a room owned by u with the given members.
 func (s *Service) CreateRoom(ctx context.Context, u *models.User, in models.CreateRoomInput) (*models.Room, error) {
 	name, err := checkRoomName(in.Name)
 	if err != nil {
 		return nil, err
 	}
 	isGroup := in.IsGroup == nil || *in.IsGroup
-	if err := CheckIDs("memberIds", in.MemberIds, maxRoomMembers); err != nil {
+	if err := checkIDs("memberIds", in.MemberIds, maxRoomMembers); err != nil {
 		return nil, err
 	}
 	others := map[string]bool{}
@@ -80,12 +81,9 @@ func (s *Service) CreateRoom(ctx context.Context, u *models.User, in models.Crea
 	return room, nil
 }
 
+// JoinRoom adds u to the room of an invite code.
 func (s *Service) JoinRoom(ctx context.Context, u *models.User, code string) (*models.Room, error) {
-	code, err := NormalizeCode(code)
-	if err != nil {
-		return nil, err
-	}
-	room, err := s.store.RoomByCode(ctx, code)
+	room, err := s.roomByCode(ctx, code)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +120,7 @@ func (s *Service) roomAs(ctx context.Context, u *models.User, roomID string) (*m
 	return room, m, nil
 }
 
+// AddMember adds a user to a room; the owner or an admin may.
 func (s *Service) AddMember(ctx context.Context, u *models.User, roomID, userID string) (*models.Room, error) {
 	room, m, err := s.roomAs(ctx, u, roomID)
 	if err != nil {
@@ -131,7 +130,7 @@ func (s *Service) AddMember(ctx context.Context, u *models.User, roomID, userID 
 		s.Security(ctx, slog.LevelWarn, "forbidden", "room_id", roomID, "action", "addRoomMember")
 		return nil, models.Forbidden("only the owner or an admin can add members")
 	}
-	if err := CheckID("userId", userID); err != nil {
+	if err := checkID("userId", userID); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.UserByID(ctx, userID); err != nil {
@@ -148,12 +147,14 @@ func (s *Service) AddMember(ctx context.Context, u *models.User, roomID, userID 
 	return room, nil
 }
 
+// RemoveMember removes a user from a room: oneself always, others by the
+// owner, plain members by an admin too.
 func (s *Service) RemoveMember(ctx context.Context, u *models.User, roomID, userID string) (*models.Room, error) {
 	room, m, err := s.roomAs(ctx, u, roomID)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckID("userId", userID); err != nil {
+	if err := checkID("userId", userID); err != nil {
 		return nil, err
 	}
 	if userID != u.ID {
@@ -200,6 +201,7 @@ func (s *Service) ownedRoom(ctx context.Context, u *models.User, roomID, action 
 	return room, nil
 }
 
+// RenameRoom renames a room; only its owner may.
 func (s *Service) RenameRoom(ctx context.Context, u *models.User, roomID, name string) (*models.Room, error) {
 	room, err := s.ownedRoom(ctx, u, roomID, "rename it")
 	if err != nil {
@@ -217,6 +219,7 @@ func (s *Service) RenameRoom(ctx context.Context, u *models.User, roomID, name s
 	return room, nil
 }
 
+// DeleteRoom deletes a room; only its owner may.
 func (s *Service) DeleteRoom(ctx context.Context, u *models.User, roomID string) error {
 	room, err := s.ownedRoom(ctx, u, roomID, "delete it")
 	if err != nil {
@@ -236,6 +239,7 @@ func (s *Service) DeleteRoom(ctx context.Context, u *models.User, roomID string)
 	return nil
 }
 
+// RotateCode gives a room a new invite code; only its owner may.
 func (s *Service) RotateCode(ctx context.Context, u *models.User, roomID string) (*models.Room, error) {
 	room, err := s.ownedRoom(ctx, u, roomID, "rotate its code")
 	if err != nil {
@@ -260,12 +264,13 @@ func (s *Service) RotateCode(ctx context.Context, u *models.User, roomID string)
 	return room, nil
 }
 
+// SetRole makes a member an admin or a plain member; only the owner may.
 func (s *Service) SetRole(ctx context.Context, u *models.User, roomID, userID string, role models.RoomRole) (*models.Room, error) {
 	room, err := s.ownedRoom(ctx, u, roomID, "change roles")
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckID("userId", userID); err != nil {
+	if err := checkID("userId", userID); err != nil {
 		return nil, err
 	}
 	if role != models.RoomRoleAdmin && role != models.RoomRoleMember {
@@ -303,13 +308,18 @@ func (s *Service) RoomList(ctx context.Context, u *models.User) ([]*models.Room,
 	return out, nil
 }
 
-// RoomPreview describes the room of an invite code to someone who may join.
-func (s *Service) RoomPreview(ctx context.Context, code string) (*models.RoomPreview, error) {
-	code, err := NormalizeCode(code)
+// roomByCode finds the room of an invite code as a person typed it.
+func (s *Service) roomByCode(ctx context.Context, code string) (*models.Room, error) {
+	code, err := normalizeCode(code)
 	if err != nil {
 		return nil, err
 	}
-	room, err := s.store.RoomByCode(ctx, code)
+	return s.store.RoomByCode(ctx, code)
+}
+
+// RoomPreview describes the room of an invite code to someone who may join.
+func (s *Service) RoomPreview(ctx context.Context, code string) (*models.RoomPreview, error) {
+	room, err := s.roomByCode(ctx, code)
 	if err != nil {
 		return nil, err
 	}

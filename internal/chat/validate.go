@@ -26,21 +26,22 @@ const (
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,32}$`)
 
-// CheckID rejects ids that are not lower-case canonical UUIDs: nothing else can
+// checkID rejects ids that are not lower-case canonical UUIDs: nothing else can
 // name an object, and client-generated ids enter the envelope's aad as sent.
-func CheckID(field, id string) error {
+func checkID(field, id string) error {
 	if !pqcrypto.IsCanonicalUUID(id) {
 		return models.Invalid("%s: must be a lower-case UUID", field)
 	}
 	return nil
 }
 
-func CheckIDs(field string, ids []string, limit int) error {
+// checkIDs checks a list of ids and its length.
+func checkIDs(field string, ids []string, limit int) error {
 	if len(ids) > limit {
 		return models.Invalid("%s: at most %d ids", field, limit)
 	}
 	for _, id := range ids {
-		if err := CheckID(field, id); err != nil {
+		if err := checkID(field, id); err != nil {
 			return err
 		}
 	}
@@ -85,14 +86,14 @@ func checkVisible(field, s string) error {
 // folds to ASCII (fullwidth letters) take 3 bytes each.
 const maxUsernameInput = 4 * 32
 
-// CanonicalUsername is the form a username is stored, unique (case-folded:
+// canonicalUsername is the form a username is stored, unique (case-folded:
 // db.UsernameKey) and looked up in, or ok=false if there is none. NFKC folds
 // the compatibility forms of ASCII letters and digits (fullwidth "ａｌｉｃｅ",
 // the ligature "ﬁ", the Kelvin sign, superscript digits) into the ASCII they
 // stand for, so that they name the account they look like; every other
 // non-ASCII character fails usernameRE, so Cyrillic or Greek look-alikes of
 // a name cannot be registered at all.
-func CanonicalUsername(s string) (name string, ok bool) {
+func canonicalUsername(s string) (name string, ok bool) {
 	if len(s) > maxUsernameInput {
 		return "", false
 	}
@@ -126,7 +127,8 @@ func newRoomCode() (string, error) {
 	return string(b), nil
 }
 
-func NormalizeCode(code string) (string, error) {
+// normalizeCode reads an invite code as a person typed it.
+func normalizeCode(code string) (string, error) {
 	code = strings.ToUpper(strings.TrimSpace(code))
 	if len(code) != codeLength {
 		return "", models.Invalid("code: must be %d characters", codeLength)
