@@ -15,7 +15,7 @@ import (
 // one query for senders, one for keys, and so on, never one per row. Each
 // loader is made on first use: most responses (me, a send) need one or none.
 type Loaders struct {
-	store    *db.Store
+	store    Store
 	presence Presence
 
 	mu          sync.Mutex
@@ -38,7 +38,7 @@ const batchWait = 200 * time.Microsecond
 
 var loaderWait = dataloadgen.WithWait(batchWait)
 
-func newLoaders(s *db.Store, p Presence) *Loaders { return &Loaders{store: s, presence: p} }
+func newLoaders(s Store, p Presence) *Loaders { return &Loaders{store: s, presence: p} }
 
 // lazy returns *slot, making it with mk under the loaders' lock first.
 func lazy[T any](l *Loaders, slot **T, mk func() *T) *T {

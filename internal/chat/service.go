@@ -12,7 +12,6 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
-	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
 )
@@ -52,7 +51,7 @@ type Metrics interface {
 // Service holds the domain's dependencies and caches. It is built once at
 // start-up and shared by every request.
 type Service struct {
-	store    *db.Store
+	store    Store
 	auth     Sessions
 	broker   Broker
 	presence Presence
@@ -70,7 +69,7 @@ type Service struct {
 
 // Deps are the Service's dependencies.
 type Deps struct {
-	Store    *db.Store
+	Store    Store
 	Sessions Sessions
 	Broker   Broker
 	Presence Presence
