@@ -13,9 +13,9 @@ import (
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
-// Observer receives the events operators count (metrics.Metrics implements it).
+// Observer receives the events operators count at the GraphQL edge
+// (metrics.Metrics implements it; the domain counts sent messages itself).
 type Observer interface {
-	MessageSent()
 	SubscriptionStarted()
 	SubscriptionEnded()
 	WebsocketOpened()
@@ -25,7 +25,6 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) MessageSent()         {}
 func (noObserver) SubscriptionStarted() {}
 func (noObserver) SubscriptionEnded()   {}
 func (noObserver) WebsocketOpened()     {}
