@@ -17,7 +17,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// The error codes the server puts in extensions.code (api-contract.md).
+// The error codes the server puts in extensions.code (api-contract.md). They
+// repeat the server's internal/apierr, which a public SDK must not import;
+// codes_test.go proves the two lists equal.
 const (
 	CodeUnauthenticated     = "UNAUTHENTICATED"
 	CodeForbidden           = "FORBIDDEN"

@@ -340,7 +340,7 @@ func translate(err error, what string) error {
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505":
-			return &models.Error{Kind: models.ErrConflict, Message: what + " already exists"}
+			return models.Conflict("%s already exists", what)
 		case "23503":
 			return models.NotFound(what)
 		}
@@ -349,7 +349,7 @@ func translate(err error, what string) error {
 	if errors.As(err, &sqErr) {
 		switch sqErr.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return &models.Error{Kind: models.ErrConflict, Message: what + " already exists"}
+			return models.Conflict("%s already exists", what)
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return models.NotFound(what)
 		}

@@ -10,6 +10,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/qchat/qchat/internal/apierr"
 )
 
 // DocumentLimits bound the size of a query document before gqlparser
@@ -258,7 +260,7 @@ func docLimitError(what string, limit int) *gqlerror.Error {
 	if what == expandedFields {
 		// Every field costs at least 1, so no operation this large could
 		// meet the complexity limit.
-		code = CodeComplexity
+		code = apierr.CodeComplexityLimit
 	}
 	errcode.Set(err, code)
 	return err

@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/qchattest/gqlbomb"
 )
 
@@ -96,7 +97,7 @@ func TestDocumentLimits(t *testing.T) {
 		{name: "tokens", limits: DocumentLimits{Tokens: 8}, query: "{ me { id username online createdAt } }", wantErr: "limit of 8 tokens"},
 		{name: "tokens exact", limits: DocumentLimits{Tokens: 9}, query: "{ me { id username online } }"},
 		{name: "syntax error left to gqlgen", query: "{ me { id "},
-		{name: "fields expanded", limits: DocumentLimits{Fields: 4, SameName: -1}, query: "{ me { ...U ...U } } fragment U on User { id username }", wantErr: "limit of 4 fields", code: CodeComplexity},
+		{name: "fields expanded", limits: DocumentLimits{Fields: 4, SameName: -1}, query: "{ me { ...U ...U } } fragment U on User { id username }", wantErr: "limit of 4 fields", code: apierr.CodeComplexityLimit},
 		{name: "fields at limit", limits: DocumentLimits{Fields: 5, SameName: -1}, query: "{ me { ...U ...U } } fragment U on User { a: id }"},
 		{name: "expansions", limits: DocumentLimits{Expansions: 6, SameName: -1}, query: "{ me { ...A } } fragment A on User { ...B ...B } fragment B on User { ...C ...C } fragment C on User { ... on User { id } }", wantErr: "limit of 6 inline fragments and fragment spreads"},
 		{name: "fields in one set", limits: DocumentLimits{SelectionFields: 3}, query: "{ me { a: id ... on User { b: id ...U } } } fragment U on User { c: id d: id }", wantErr: "limit of 3 fields in one selection set"},

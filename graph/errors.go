@@ -5,38 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/apierr"
+	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/reqctx"
-	"github.com/qchat/qchat/models"
 )
-
-// Error codes of the contract (extensions.code).
-const (
-	CodeUnauthenticated = "UNAUTHENTICATED"
-	CodeForbidden       = "FORBIDDEN"
-	CodeNotFound        = "NOT_FOUND"
-	CodeBadUserInput    = "BAD_USER_INPUT"
-	CodeConflict        = "CONFLICT"
-	CodeRateLimited     = "RATE_LIMITED"
-	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
-	CodeInternal        = "INTERNAL_SERVER_ERROR"
-	CodeSlowConsumer    = "SLOW_CONSUMER" // a subscription ended because its client fell too far behind
-)
-
-var kindCodes = []struct {
-	kind error
-	code string
-}{
-	{models.ErrUnauthenticated, CodeUnauthenticated},
-	{models.ErrForbidden, CodeForbidden},
-	{models.ErrNotFound, CodeNotFound},
-	{models.ErrInvalid, CodeBadUserInput},
-	{models.ErrConflict, CodeConflict},
-}
 
 // errPanic marks a recovered panic for the presenter.
 var errPanic = errors.New("panic")
@@ -51,7 +29,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
-		if errors.Is(err, models.ErrUnauthenticated) {
+		if errors.Is(err, apierr.ErrUnauthenticated) {
 			// Unauthorized access attempts are security events (failed
 			// logins are logged by the login resolver itself).
 			if p := gerr.Path.String(); p != "login" {
@@ -59,32 +37,18 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 					"ip", reqctx.ClientIP(ctx))
 			}
 		}
-		var de *models.Error
-		if errors.As(err, &de) {
-			for _, kc := range kindCodes {
-				if errors.Is(de.Kind, kc.kind) {
-					gerr.Message = de.Message
-					gerr.Extensions = map[string]any{"code": kc.code}
-					for k, v := range de.Extensions {
-						gerr.Extensions[k] = v
-					}
-					return gerr
-				}
-			}
-		}
-		for _, kc := range kindCodes {
-			if errors.Is(err, kc.kind) {
-				gerr.Message = kc.kind.Error()
-				gerr.Extensions = map[string]any{"code": kc.code}
-				return gerr
-			}
-		}
-		var coded *CodedError
-		if errors.As(err, &coded) {
-			gerr.Message = coded.msg
-			gerr.Extensions = map[string]any{"code": coded.code}
-			for k, v := range coded.ext {
+		if ae, ok := apierr.From(err); ok {
+			gerr.Message = ae.Message
+			gerr.Extensions = map[string]any{"code": ae.Code}
+			for k, v := range ae.Extensions {
 				gerr.Extensions[k] = v
+			}
+			// The HTTP status is the edge's choice: GraphQL answers 200
+			// whatever its errors, except a rate limit, which answers
+			// like every other limit: 429 with its headers. (Websockets
+			// have no status; SetStatus does nothing there.)
+			if ae.Code == apierr.CodeRateLimited {
+				middleware.SetStatus(ctx, http.StatusTooManyRequests, ae.Header)
 			}
 			return gerr
 		}
@@ -97,12 +61,12 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		// map) are gqlerrors that wrap nothing: the client's fault.
 		var ge *gqlerror.Error
 		if errors.As(err, &ge) && ge.Err == nil && !errors.Is(err, errPanic) {
-			gerr.Extensions = map[string]any{"code": CodeBadUserInput}
+			gerr.Extensions = map[string]any{"code": apierr.CodeBadUserInput}
 			return gerr
 		}
 		if errors.Is(err, context.Canceled) {
 			gerr.Message = "request cancelled"
-			gerr.Extensions = map[string]any{"code": CodeInternal}
+			gerr.Extensions = map[string]any{"code": apierr.CodeInternal}
 			return gerr
 		}
 		rid := reqctx.RequestID(ctx)
@@ -113,7 +77,7 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			Message:    "internal server error",
 			Path:       gerr.Path,
 			Locations:  gerr.Locations,
-			Extensions: map[string]any{"code": CodeInternal, "requestId": rid},
+			Extensions: map[string]any{"code": apierr.CodeInternal, "requestId": rid},
 		}
 	}
 }
@@ -128,28 +92,12 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 	}
 }
 
-// CodedError is an error with a contract code, for layers outside the domain
-// (rate limits, cost limits).
-type CodedError struct {
-	code, msg string
-	ext       map[string]any
-}
-
-// NewCodedError builds a CodedError.
-func NewCodedError(code, msg string, ext map[string]any) *CodedError {
-	return &CodedError{code: code, msg: msg, ext: ext}
-}
-
-func (e *CodedError) Error() string { return e.msg }
-
-// Code is the contract code.
-func (e *CodedError) Code() string { return e.code }
-
-// AsGQL renders the error for a response.
-func (e *CodedError) AsGQL() *gqlerror.Error {
-	ext := map[string]any{"code": e.code}
-	for k, v := range e.ext {
+// AsGQL renders an error of the contract for a response written outside the
+// presenter (cost limits, refusals on a websocket).
+func AsGQL(e *apierr.Error) *gqlerror.Error {
+	ext := map[string]any{"code": e.Code}
+	for k, v := range e.Extensions {
 		ext[k] = v
 	}
-	return &gqlerror.Error{Message: e.msg, Extensions: ext}
+	return &gqlerror.Error{Message: e.Message, Extensions: ext}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/models"
 )
 
@@ -205,7 +206,7 @@ func (g guard) MutateOperationContext(_ context.Context, opCtx *graphql.Operatio
 }
 
 func limitError(msg string) *gqlerror.Error {
-	return NewCodedError(CodeComplexity, msg, nil).AsGQL()
+	return AsGQL(apierr.New(apierr.CodeComplexityLimit, msg, nil))
 }
 
 // APQ enables automatic persisted queries (Apollo's hash-instead-of-query
@@ -232,7 +233,7 @@ func (a apq) MutateOperationParameters(ctx context.Context, params *graphql.RawP
 	err := a.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
 	if err != nil {
 		if _, ok := err.Extensions["code"]; !ok {
-			errcode.Set(err, CodeBadUserInput)
+			errcode.Set(err, apierr.CodeBadUserInput)
 		}
 	}
 	return err

@@ -22,6 +22,7 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/models"
 )
 
@@ -305,7 +306,7 @@ func TestGuards(t *testing.T) {
 			if !strings.Contains(gerr.Message, tt.wantErr) {
 				t.Errorf("message %q, want %q", gerr.Message, tt.wantErr)
 			}
-			if gerr.Extensions["code"] != CodeComplexity {
+			if gerr.Extensions["code"] != apierr.CodeComplexityLimit {
 				t.Errorf("code %v", gerr.Extensions["code"])
 			}
 		})
@@ -373,11 +374,11 @@ func TestLimitsRejectBeforeExecution(t *testing.T) {
 		wantExec bool
 	}{
 		{name: "allowed query executes", query: `{ me { id } }`, wantExec: true},
-		{name: "complexity", query: `{ room(id: "r") { messages(first: 5000) { edges { node { id } } } } }`, wantCode: CodeComplexity},
-		{name: "depth", query: deepQuery(3), wantCode: CodeComplexity},
-		{name: "aliases", query: loginAmplification(31), wantCode: CodeComplexity},
-		{name: "root fields", query: manyAliases(21), wantCode: CodeComplexity},
-		{name: "fragment bomb", query: fragmentBomb(60), wantCode: CodeComplexity},
+		{name: "complexity", query: `{ room(id: "r") { messages(first: 5000) { edges { node { id } } } } }`, wantCode: apierr.CodeComplexityLimit},
+		{name: "depth", query: deepQuery(3), wantCode: apierr.CodeComplexityLimit},
+		{name: "aliases", query: loginAmplification(31), wantCode: apierr.CodeComplexityLimit},
+		{name: "root fields", query: manyAliases(21), wantCode: apierr.CodeComplexityLimit},
+		{name: "fragment bomb", query: fragmentBomb(60), wantCode: apierr.CodeComplexityLimit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -416,11 +417,11 @@ func TestAPQ(t *testing.T) {
 
 	_, resp = post(t, h, map[string]any{"query": `{ me { username } }`, "extensions": ext})
 	if len(resp.Errors) != 1 || !strings.Contains(resp.Errors[0].Message, "hash does not match") ||
-		resp.Errors[0].Extensions["code"] != CodeBadUserInput {
+		resp.Errors[0].Extensions["code"] != apierr.CodeBadUserInput {
 		t.Fatalf("mismatched hash: %v", resp.Errors)
 	}
 	_, resp = post(t, h, map[string]any{"query": query, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": hash}}})
-	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != CodeBadUserInput {
+	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodeBadUserInput {
 		t.Fatalf("unsupported version: %v", resp.Errors)
 	}
 
@@ -438,11 +439,11 @@ func TestAPQ(t *testing.T) {
 	bigSum := sha256.Sum256([]byte(big))
 	bigExt := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(bigSum[:])}}
 	_, resp = post(t, h, map[string]any{"query": big, "extensions": bigExt})
-	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != CodeComplexity {
+	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodeComplexityLimit {
 		t.Fatalf("errors %v", resp.Errors)
 	}
 	_, resp = post(t, h, map[string]any{"extensions": bigExt})
-	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != CodeComplexity {
+	if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != apierr.CodeComplexityLimit {
 		t.Fatalf("persisted: errors %v", resp.Errors)
 	}
 }

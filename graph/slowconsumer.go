@@ -8,6 +8,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/broker"
 )
 
@@ -17,7 +18,7 @@ import (
 // normal end. Only that subscription ends; the socket and its other
 // subscriptions stay. graphql-ws and Apollo Client hand the error to the
 // subscription's error callback, and the Go SDK reports it as an *Error with
-// CodeSlowConsumer, so a client knows to resubscribe and catch up through
+// apierr.CodeSlowConsumer, so a client knows to resubscribe and catch up through
 // history.
 type slowConsumers struct{}
 
@@ -43,7 +44,7 @@ func (slowConsumers) InterceptOperation(ctx context.Context, next graphql.Operat
 		// closed, which happens after this call.
 		transport.AddSubscriptionError(errCtx, &gqlerror.Error{
 			Message:    "subscription ended: the client fell too far behind; resubscribe and catch up through history",
-			Extensions: map[string]any{"code": CodeSlowConsumer},
+			Extensions: map[string]any{"code": apierr.CodeSlowConsumer},
 		})
 	})
 	return next(ctx)

@@ -39,7 +39,7 @@ func (r *queryResolver) Conversations(ctx context.Context, first *int, after *st
 	if err != nil {
 		return nil, err
 	}
-	return r.conversations(ctx, u, first, after)
+	return r.chat.Conversations(ctx, u, first, after)
 }
 
 // Conversation returns graph.ConversationResolver implementation.

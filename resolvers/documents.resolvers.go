@@ -8,7 +8,6 @@ package resolvers
 import (
 	"context"
 
-	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/models"
 )
@@ -44,19 +43,7 @@ func (r *documentResolver) MyKey(ctx context.Context, obj *models.Document) (*mo
 	if err != nil {
 		return nil, err
 	}
-	if obj.Keys != nil {
-		for _, k := range obj.Keys {
-			if k.UserID == u.ID {
-				return k.AsRecipientKey(), nil
-			}
-		}
-		return nil, nil
-	}
-	k, err := lookup(ctx, r.loaders(ctx).DocumentKey(), db.MessageUser{MessageID: obj.ID, UserID: u.ID})
-	if k == nil || err != nil {
-		return nil, err
-	}
-	return k.AsRecipientKey(), nil
+	return r.chat.DocumentKey(ctx, u, obj)
 }
 
 // DownloadURL is the resolver for the downloadUrl field.
@@ -78,7 +65,7 @@ func (r *mutationResolver) UploadDocument(ctx context.Context, input models.Uplo
 	if err != nil {
 		return nil, err
 	}
-	return r.uploadDocument(ctx, u, input)
+	return r.chat.UploadDocument(ctx, u, input)
 }
 
 // DeleteDocument is the resolver for the deleteDocument field.
@@ -87,7 +74,7 @@ func (r *mutationResolver) DeleteDocument(ctx context.Context, id string) (bool,
 	if err != nil {
 		return false, err
 	}
-	if err := r.deleteDocument(ctx, u, id); err != nil {
+	if err := r.chat.DeleteDocument(ctx, u, id); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -99,7 +86,7 @@ func (r *queryResolver) Document(ctx context.Context, id string) (*models.Docume
 	if err != nil {
 		return nil, err
 	}
-	return r.visibleDocument(ctx, u, id)
+	return r.chat.Document(ctx, u, id)
 }
 
 // Documents is the resolver for the documents field.
@@ -108,11 +95,7 @@ func (r *roomResolver) Documents(ctx context.Context, obj *models.Room) ([]*mode
 	if err != nil {
 		return nil, err
 	}
-	if !r.isMember(ctx, obj.ID, u.ID) {
-		return nil, models.NotFound("room")
-	}
-	ds, _, err := r.store.DocumentsPage(ctx, obj.ID, nil, models.MaxListedDocuments)
-	return ds, err
+	return r.chat.RoomDocumentList(ctx, u, obj.ID)
 }
 
 // DocumentsConnection is the resolver for the documentsConnection field.
@@ -121,7 +104,7 @@ func (r *roomResolver) DocumentsConnection(ctx context.Context, obj *models.Room
 	if err != nil {
 		return nil, err
 	}
-	return r.roomDocuments(ctx, u, obj.ID, first, after)
+	return r.chat.RoomDocuments(ctx, u, obj.ID, first, after)
 }
 
 // Document returns graph.DocumentResolver implementation.

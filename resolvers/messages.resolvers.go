@@ -8,9 +8,9 @@ package resolvers
 import (
 	"context"
 
-	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/models"
 )
 
@@ -20,7 +20,7 @@ func (r *mutationResolver) SendMessage(ctx context.Context, input models.SendMes
 	if err != nil {
 		return nil, err
 	}
-	return r.sendMessage(ctx, u, input)
+	return r.chat.SendMessage(ctx, u, input)
 }
 
 // DeleteMessage is the resolver for the deleteMessage field.
@@ -29,7 +29,7 @@ func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	if err := r.deleteMessage(ctx, u, id); err != nil {
+	if err := r.chat.DeleteMessage(ctx, u, id); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -41,7 +41,7 @@ func (r *mutationResolver) MarkRead(ctx context.Context, messageIds []string) (i
 	if err != nil {
 		return 0, err
 	}
-	return r.markRead(ctx, u, messageIds)
+	return r.chat.MarkRead(ctx, u, messageIds)
 }
 
 // SetTyping is the resolver for the setTyping field.
@@ -50,7 +50,7 @@ func (r *mutationResolver) SetTyping(ctx context.Context, roomID *string, recipi
 	if err != nil {
 		return false, err
 	}
-	if err := r.setTyping(ctx, u, roomID, recipientID, isTyping); err != nil {
+	if err := r.chat.SetTyping(ctx, u, roomID, recipientID, isTyping); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -62,13 +62,7 @@ func (r *queryResolver) DirectMessages(ctx context.Context, withUserID string, f
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID("withUserId", withUserID); err != nil {
-		return nil, err
-	}
-	if _, err := r.store.UserByID(ctx, withUserID); err != nil {
-		return nil, err
-	}
-	return r.history(ctx, db.DirectConversation(u.ID, withUserID), first, after)
+	return r.chat.DirectMessages(ctx, u, withUserID, first, after)
 }
 
 // Message is the resolver for the message field.
@@ -77,19 +71,19 @@ func (r *queryResolver) Message(ctx context.Context, id string) (*models.Message
 	if err != nil {
 		return nil, err
 	}
-	m, err := r.readable(ctx, u, id)
+	m, err := r.chat.Message(ctx, u, id)
 	if err != nil {
 		return nil, err
 	}
-	return m, r.present(ctx, u.ID, m)
+	return m, r.chat.Present(ctx, u.ID, m)
 }
 
 // User is the resolver for the user field.
 func (r *readReceiptResolver) User(ctx context.Context, obj *models.ReadReceipt) (*models.User, error) {
 	// From the shared cache, not the response's loader: a batch of 500
 	// receipts is 500 responses to each subscriber, all naming one reader.
-	u, err := r.userRef(ctx, obj.UserID)
-	if isMissing(err) {
+	u, err := r.chat.UserRef(ctx, obj.UserID)
+	if chat.IsMissing(err) {
 		return nil, nil
 	}
 	return u, err
@@ -97,73 +91,45 @@ func (r *readReceiptResolver) User(ctx context.Context, obj *models.ReadReceipt)
 
 // MessageAdded is the resolver for the messageAdded field.
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, roomID *string) (<-chan *models.Message, error) {
-	if err := r.checkRoomFilter(ctx, roomID); err != nil {
+	u, err := r.roomFilter(ctx, roomID)
+	if err != nil {
 		return nil, err
 	}
-	uid := userID(ctx)
 	return subscribe(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event) (*models.Message, bool) {
-		if ev.Kind != broker.MessageAdded || !inRoom(roomID, ev.Message.RoomID) {
-			return nil, false
-		}
-		if !r.canRead(ctx, ev.Message, uid) {
-			return nil, false
-		}
-		return forReader(ev.Message, uid), true
+		return r.chat.AddedMessage(ctx, ev, u.ID, roomID)
 	})
 }
 
 // MessageDeleted is the resolver for the messageDeleted field.
 func (r *subscriptionResolver) MessageDeleted(ctx context.Context, roomID *string) (<-chan string, error) {
-	if err := r.checkRoomFilter(ctx, roomID); err != nil {
+	u, err := r.roomFilter(ctx, roomID)
+	if err != nil {
 		return nil, err
 	}
-	uid := userID(ctx)
 	return subscribe(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event) (string, bool) {
-		if ev.Kind != broker.MessageDeleted || !inRoom(roomID, ev.Message.RoomID) {
-			return "", false
-		}
-		return ev.Message.ID, r.canRead(ctx, ev.Message, uid)
+		return r.chat.DeletedMessage(ctx, ev, u.ID, roomID)
 	})
 }
 
 // Typing is the resolver for the typing field.
 func (r *subscriptionResolver) Typing(ctx context.Context, roomID *string) (<-chan *models.TypingEvent, error) {
-	if err := r.checkRoomFilter(ctx, roomID); err != nil {
+	u, err := r.roomFilter(ctx, roomID)
+	if err != nil {
 		return nil, err
 	}
-	uid := userID(ctx)
 	return subscribe(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event) (*models.TypingEvent, bool) {
-		if ev.Kind != broker.Typing || !inRoom(roomID, ev.Typing.RoomID) {
-			return nil, false
-		}
-		if ev.Typing.RoomID != nil && !r.isMember(ctx, *ev.Typing.RoomID, uid) {
-			return nil, false
-		}
-		return ev.Typing, true
+		return r.chat.TypingNotice(ctx, ev, u.ID, roomID)
 	})
 }
 
 // ReadReceipts is the resolver for the readReceipts field.
 func (r *subscriptionResolver) ReadReceipts(ctx context.Context, roomID *string) (<-chan *models.ReadReceipt, error) {
-	if err := r.checkRoomFilter(ctx, roomID); err != nil {
+	u, err := r.roomFilter(ctx, roomID)
+	if err != nil {
 		return nil, err
 	}
-	uid := userID(ctx)
 	return subscribeEach(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event, emit func(*models.ReadReceipt) bool) bool {
-		if ev.Kind != broker.Receipt {
-			return true
-		}
-		// One markRead is one event for each reader, however many messages
-		// it marked; the contract delivers each receipt on its own.
-		for rc := range ev.AllReceipts() {
-			if !inRoom(roomID, rc.RoomID) || (rc.RoomID != nil && !r.isMember(ctx, *rc.RoomID, uid)) {
-				continue
-			}
-			if !emit(rc) {
-				return false
-			}
-		}
-		return true
+		return r.chat.Receipts(ctx, ev, u.ID, roomID, emit)
 	})
 }
 

@@ -5,19 +5,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync/atomic"
 
-	"github.com/qchat/qchat/graph"
-	"github.com/qchat/qchat/internal/clientip"
-	"github.com/qchat/qchat/internal/middleware"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
-// Observer receives the events operators count (metrics.Metrics implements it).
+// Observer receives the events operators count at the GraphQL edge
+// (metrics.Metrics implements it; the domain counts sent messages itself).
 type Observer interface {
-	MessageSent()
 	SubscriptionStarted()
 	SubscriptionEnded()
 	WebsocketOpened()
@@ -27,21 +25,15 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) MessageSent()         {}
 func (noObserver) SubscriptionStarted() {}
 func (noObserver) SubscriptionEnded()   {}
 func (noObserver) WebsocketOpened()     {}
 func (noObserver) WebsocketClosed()     {}
 func (noObserver) RateLimited(string)   {}
 
-// security writes one security-event line: what happened, to whom, from where.
-// It never carries a password, token or key.
+// security writes one security-event line through the domain's logger.
 func (r *Resolver) security(ctx context.Context, level slog.Level, event string, attrs ...any) {
-	base := []any{"event", event, "ip", clientip.From(ctx), "request_id", middleware.RequestIDFrom(ctx)}
-	if u := userID(ctx); u != "" {
-		base = append(base, "user_id", u)
-	}
-	r.log.Log(ctx, level, "security: "+event, append(base, attrs...)...)
+	r.chat.Security(ctx, level, event, attrs...)
 }
 
 // Failed logins are counted twice: per client IP and username, so that
@@ -61,7 +53,7 @@ func loginKey(ip, username string) string {
 // checkLoginLimit refuses a login for username from a client IP that has used
 // up either budget of failed logins.
 func (r *Resolver) checkLoginLimit(ctx context.Context, username string) error {
-	ip := clientip.From(ctx)
+	ip := reqctx.ClientIP(ctx)
 	if err := r.checkLimit(ctx, r.loginLimit, loginKey(ip, username), "auth"); err != nil {
 		return err
 	}
@@ -70,7 +62,7 @@ func (r *Resolver) checkLoginLimit(ctx context.Context, username string) error {
 
 // loginFailed counts a failed login against both budgets.
 func (r *Resolver) loginFailed(ctx context.Context, username string) {
-	ip := clientip.From(ctx)
+	ip := reqctx.ClientIP(ctx)
 	r.spend(ctx, r.loginLimit, loginKey(ip, username))
 	r.spend(ctx, r.loginIPLimit, ip)
 }
@@ -79,7 +71,7 @@ func (r *Resolver) loginFailed(ctx context.Context, username string) {
 // person got in. The per-IP count stays, or a stuffer holding one valid
 // account could reset it at will.
 func (r *Resolver) loginSucceeded(ctx context.Context, username string) {
-	if err := r.loginLimit.Reset(ctx, loginKey(clientip.From(ctx), username)); err != nil {
+	if err := r.loginLimit.Reset(ctx, loginKey(reqctx.ClientIP(ctx), username)); err != nil {
 		r.log.WarnContext(ctx, "auth rate limiter unavailable", "err", err)
 	}
 }
@@ -87,12 +79,12 @@ func (r *Resolver) loginSucceeded(ctx context.Context, username string) {
 // checkRegisterLimit refuses a registration from a client IP with too many
 // failed registrations.
 func (r *Resolver) checkRegisterLimit(ctx context.Context) error {
-	return r.checkLimit(ctx, r.registerLimit, clientip.From(ctx), "register")
+	return r.checkLimit(ctx, r.registerLimit, reqctx.ClientIP(ctx), "register")
 }
 
 // registerFailed counts a failed registration against the client IP.
 func (r *Resolver) registerFailed(ctx context.Context) {
-	r.spend(ctx, r.registerLimit, clientip.From(ctx))
+	r.spend(ctx, r.registerLimit, reqctx.ClientIP(ctx))
 }
 
 // checkLimit answers RATE_LIMITED when key has no budget left in l. An
@@ -108,9 +100,9 @@ func (r *Resolver) checkLimit(ctx context.Context, l ratelimit.Limiter, key, nam
 	}
 	r.obs.RateLimited(name)
 	r.security(ctx, slog.LevelWarn, "rate_limited", "limiter", name)
-	// Answer with the same HTTP shape as the other limits: 429 and its headers.
-	middleware.SetStatus(ctx, http.StatusTooManyRequests, ratelimit.HeaderFor(res))
-	return graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()})
+	// The edge answers it with the HTTP shape of the other limits: 429 and
+	// the headers the error carries.
+	return ratelimit.Rejection(res)
 }
 
 // spend counts one failure against key in l.
@@ -138,7 +130,7 @@ func (r *Resolver) acquireSubscription(ctx context.Context) (release func(), err
 	if n.Add(1) > int32(r.maxSubs) {
 		n.Add(-1)
 		r.obs.RateLimited("subscriptions")
-		return nil, graph.NewCodedError(graph.CodeRateLimited, "too many subscriptions on this connection", map[string]any{"limit": r.maxSubs})
+		return nil, apierr.New(apierr.CodeRateLimited, "too many subscriptions on this connection", map[string]any{"limit": r.maxSubs})
 	}
 	r.obs.SubscriptionStarted()
 	return func() { n.Add(-1); r.obs.SubscriptionEnded() }, nil

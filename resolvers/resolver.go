@@ -1,30 +1,24 @@
-// Package resolvers implements the GraphQL schema: each resolver authorizes the
-// caller, calls the store or the broker, and converts the result. The generated
-// *.resolvers.go files hold thin bodies; the rules they share live beside them.
+// Package resolvers is the GraphQL adapter: each resolver checks that there is
+// a caller, calls the domain (internal/chat) and converts the result. The
+// rules of who may see and do what live in the domain; what stays here is
+// GraphQL's own: per-response loaders, websocket set-up, subscription
+// channels, and the limits on sign-in attempts and subscriptions.
 package resolvers
 
 import (
 	"log/slog"
-	"time"
 
-	"github.com/maypok86/otter/v2"
-
-	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
-	"github.com/qchat/qchat/internal/broker"
-	"github.com/qchat/qchat/internal/presence"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/ratelimit"
 )
 
 // Resolver holds the dependencies of every resolver. It is built once in run().
 type Resolver struct {
-	store    *db.Store
-	auth     *auth.Authenticator
-	broker   broker.Broker
-	presence presence.Tracker
-	blobs    BlobStore
-	log      *slog.Logger
-	obs      Observer
+	chat *chat.Service
+	auth *auth.Authenticator
+	log  *slog.Logger
+	obs  Observer
 	// loginLimit counts failed logins per client IP and username,
 	// loginIPLimit per client IP whatever the username (against credential
 	// stuffing), registerLimit failed registrations per client IP.
@@ -32,23 +26,14 @@ type Resolver struct {
 	// wsInitLimit counts connection_init attempts per client IP.
 	wsInitLimit ratelimit.Limiter
 	maxSubs     int
-	sockets     sockets
-	recipients  recipientCache
-	// members caches "is user U in room R" for the re-check done on every live
-	// event; this process's membership changes evict entries at once, the TTL
-	// bounds staleness otherwise.
-	members *otter.Cache[string, bool]
 }
 
 // Deps are the Resolver's dependencies.
 type Deps struct {
-	Store    *db.Store
-	Auth     *auth.Authenticator
-	Broker   broker.Broker
-	Presence presence.Tracker
-	// Blobs keeps document ciphertexts; nil means the database.
-	Blobs BlobStore
-	Log   *slog.Logger
+	Chat *chat.Service
+	// Auth authenticates websockets in their connection_init.
+	Auth *auth.Authenticator
+	Log  *slog.Logger
 	// Observer counts events for metrics; nil counts nothing.
 	Observer Observer
 	// AuthLimiter counts failed logins per client IP and username;
@@ -65,30 +50,21 @@ type Deps struct {
 
 // New builds the Resolver.
 func New(d Deps) *Resolver {
-	if d.Blobs == nil {
-		d.Blobs = d.Store.Blobs()
-	}
 	if d.Observer == nil {
 		d.Observer = noObserver{}
 	}
 	off := ratelimit.NewMemory(0, 0, nil)
-	for _, l := range []*ratelimit.Limiter{&d.AuthLimiter, &d.AuthIPLimiter, &d.RegisterLimiter} {
+	for _, l := range []*ratelimit.Limiter{&d.AuthLimiter, &d.AuthIPLimiter, &d.RegisterLimiter, &d.WSInitLimiter} {
 		if *l == nil {
 			*l = off
 		}
-	}
-	if d.WSInitLimiter == nil {
-		d.WSInitLimiter = ratelimit.NewMemory(0, 0, nil)
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{
-		store:         d.Store,
+		chat:          d.Chat,
 		auth:          d.Auth,
-		broker:        d.Broker,
-		presence:      d.Presence,
-		blobs:         d.Blobs,
 		log:           d.Log,
 		obs:           d.Observer,
 		loginLimit:    d.AuthLimiter,
@@ -96,16 +72,5 @@ func New(d Deps) *Resolver {
 		registerLimit: d.RegisterLimiter,
 		wsInitLimit:   d.WSInitLimiter,
 		maxSubs:       d.MaxSubscriptions,
-		recipients:    newRecipientCache(),
-		members: otter.Must(&otter.Options[string, bool]{
-			MaximumSize:      100_000,
-			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),
-		}),
 	}
-}
-
-// Close stops the background work of the resolver's caches.
-func (r *Resolver) Close() {
-	r.members.StopAllGoroutines()
-	r.recipients.close()
 }

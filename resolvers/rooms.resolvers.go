@@ -10,6 +10,7 @@ import (
 
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/models"
 )
 
@@ -19,7 +20,7 @@ func (r *mutationResolver) CreateRoom(ctx context.Context, input models.CreateRo
 	if err != nil {
 		return nil, err
 	}
-	return r.createRoom(ctx, u, input)
+	return r.chat.CreateRoom(ctx, u, input)
 }
 
 // JoinRoom is the resolver for the joinRoom field.
@@ -28,7 +29,7 @@ func (r *mutationResolver) JoinRoom(ctx context.Context, code string) (*models.R
 	if err != nil {
 		return nil, err
 	}
-	return r.joinRoom(ctx, u, code)
+	return r.chat.JoinRoom(ctx, u, code)
 }
 
 // AddRoomMember is the resolver for the addRoomMember field.
@@ -37,7 +38,7 @@ func (r *mutationResolver) AddRoomMember(ctx context.Context, roomID string, use
 	if err != nil {
 		return nil, err
 	}
-	return r.addMember(ctx, u, roomID, userID)
+	return r.chat.AddMember(ctx, u, roomID, userID)
 }
 
 // RemoveRoomMember is the resolver for the removeRoomMember field.
@@ -46,7 +47,7 @@ func (r *mutationResolver) RemoveRoomMember(ctx context.Context, roomID string, 
 	if err != nil {
 		return nil, err
 	}
-	return r.removeMember(ctx, u, roomID, userID)
+	return r.chat.RemoveMember(ctx, u, roomID, userID)
 }
 
 // LeaveRoom is the resolver for the leaveRoom field.
@@ -55,7 +56,7 @@ func (r *mutationResolver) LeaveRoom(ctx context.Context, roomID string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	if _, err := r.removeMember(ctx, u, roomID, u.ID); err != nil {
+	if _, err := r.chat.RemoveMember(ctx, u, roomID, u.ID); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -67,7 +68,7 @@ func (r *mutationResolver) UpdateRoom(ctx context.Context, roomID string, name s
 	if err != nil {
 		return nil, err
 	}
-	return r.renameRoom(ctx, u, roomID, name)
+	return r.chat.RenameRoom(ctx, u, roomID, name)
 }
 
 // DeleteRoom is the resolver for the deleteRoom field.
@@ -76,7 +77,7 @@ func (r *mutationResolver) DeleteRoom(ctx context.Context, roomID string) (bool,
 	if err != nil {
 		return false, err
 	}
-	if err := r.deleteRoom(ctx, u, roomID); err != nil {
+	if err := r.chat.DeleteRoom(ctx, u, roomID); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -88,7 +89,7 @@ func (r *mutationResolver) RotateRoomCode(ctx context.Context, roomID string) (*
 	if err != nil {
 		return nil, err
 	}
-	return r.rotateCode(ctx, u, roomID)
+	return r.chat.RotateCode(ctx, u, roomID)
 }
 
 // SetMemberRole is the resolver for the setMemberRole field.
@@ -97,7 +98,7 @@ func (r *mutationResolver) SetMemberRole(ctx context.Context, roomID string, use
 	if err != nil {
 		return nil, err
 	}
-	return r.setRole(ctx, u, roomID, userID, role)
+	return r.chat.SetRole(ctx, u, roomID, userID, role)
 }
 
 // Room is the resolver for the room field.
@@ -106,10 +107,7 @@ func (r *queryResolver) Room(ctx context.Context, id string) (*models.Room, erro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.membership(ctx, id, u.ID); err != nil {
-		return nil, err
-	}
-	return r.store.RoomByID(ctx, id)
+	return r.chat.Room(ctx, u, id)
 }
 
 // MyRooms is the resolver for the myRooms field.
@@ -118,15 +116,7 @@ func (r *queryResolver) MyRooms(ctx context.Context) ([]*models.Room, error) {
 	if err != nil {
 		return nil, err
 	}
-	rooms, _, err := r.store.RoomsPage(ctx, u.ID, nil, models.MaxListedRooms)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*models.Room, len(rooms))
-	for i, jr := range rooms {
-		out[i] = jr.Room
-	}
-	return out, nil
+	return r.chat.RoomList(ctx, u)
 }
 
 // MyRoomsConnection is the resolver for the myRoomsConnection field.
@@ -135,7 +125,7 @@ func (r *queryResolver) MyRoomsConnection(ctx context.Context, first *int, after
 	if err != nil {
 		return nil, err
 	}
-	return r.myRooms(ctx, u, first, after)
+	return r.chat.MyRooms(ctx, u, first, after)
 }
 
 // RoomPreview is the resolver for the roomPreview field.
@@ -143,19 +133,7 @@ func (r *queryResolver) RoomPreview(ctx context.Context, code string) (*models.R
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	code, err := normalizeCode(code)
-	if err != nil {
-		return nil, err
-	}
-	room, err := r.store.RoomByCode(ctx, code)
-	if err != nil {
-		return nil, err
-	}
-	n, err := r.store.MemberCounts(ctx, []string{room.ID})
-	if err != nil {
-		return nil, err
-	}
-	return &models.RoomPreview{ID: room.ID, Name: room.Name, IsGroup: room.IsGroup, MemberCount: n[room.ID]}, nil
+	return r.chat.RoomPreview(ctx, code)
 }
 
 // Owner is the resolver for the owner field.
@@ -168,16 +146,12 @@ func (r *roomResolver) Owner(ctx context.Context, obj *models.Room) (*models.Use
 
 // Members is the resolver for the members field.
 func (r *roomResolver) Members(ctx context.Context, obj *models.Room) ([]*models.RoomMember, error) {
-	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
-	// A room made before the cap was lowered may hold more; the list is
-	// priced by the cap, so it answers that many (membersConnection has all).
-	return ms[:min(len(ms), maxRoomMembers)], err
+	return r.chat.Members(ctx, obj.ID)
 }
 
 // MemberCount is the resolver for the memberCount field.
 func (r *roomResolver) MemberCount(ctx context.Context, obj *models.Room) (int, error) {
-	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
-	return len(ms), err
+	return r.chat.MemberCount(ctx, obj.ID)
 }
 
 // Messages is the resolver for the messages field.
@@ -186,10 +160,7 @@ func (r *roomResolver) Messages(ctx context.Context, obj *models.Room, first *in
 	if err != nil {
 		return nil, err
 	}
-	if !r.isMember(ctx, obj.ID, u.ID) {
-		return nil, models.NotFound("room")
-	}
-	return r.history(ctx, obj.ID, first, after)
+	return r.chat.RoomMessages(ctx, u, obj.ID, first, after)
 }
 
 // MyRole is the resolver for the myRole field.
@@ -198,22 +169,12 @@ func (r *roomResolver) MyRole(ctx context.Context, obj *models.Room) (models.Roo
 	if err != nil {
 		return "", err
 	}
-	ms, err := r.loaders(ctx).Members().Load(ctx, obj.ID)
-	if err != nil {
-		return "", err
-	}
-	for _, m := range ms {
-		if m.UserID == u.ID {
-			return m.Role, nil
-		}
-	}
-	// Not a member any more (a DELETED or MEMBER_LEFT event about the caller).
-	return models.RoomRoleMember, nil
+	return r.chat.Role(ctx, u, obj.ID)
 }
 
 // MembersConnection is the resolver for the membersConnection field.
 func (r *roomResolver) MembersConnection(ctx context.Context, obj *models.Room, first *int, after *string) (*models.RoomMemberConnection, error) {
-	return r.roomMembers(ctx, obj.ID, first, after)
+	return r.chat.RoomMembers(ctx, obj.ID, first, after)
 }
 
 // User is the resolver for the user field.
@@ -236,7 +197,7 @@ func (r *roomMemberResolver) User(ctx context.Context, obj *models.RoomMember) (
 // RoomEvents is the resolver for the roomEvents field.
 func (r *subscriptionResolver) RoomEvents(ctx context.Context) (<-chan *models.RoomEvent, error) {
 	return subscribe(ctx, r.Resolver, func(_ context.Context, ev *broker.Event) (*models.RoomEvent, bool) {
-		return ev.Room, ev.Kind == broker.RoomChanged
+		return chat.RoomEvent(ev)
 	})
 }
 

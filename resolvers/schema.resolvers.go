@@ -13,6 +13,7 @@ import (
 	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/models"
 )
 
@@ -21,7 +22,7 @@ func (r *mutationResolver) Register(ctx context.Context, input models.RegisterIn
 	if err := r.checkRegisterLimit(ctx); err != nil {
 		return nil, err
 	}
-	p, err := r.register(ctx, input)
+	p, err := r.chat.Register(ctx, input)
 	if err != nil {
 		r.registerFailed(ctx)
 		r.security(ctx, slog.LevelWarn, "register_failed", "reason", models.Reason(err))
@@ -35,25 +36,15 @@ func (r *mutationResolver) Login(ctx context.Context, username string, password 
 	if err := r.checkLoginLimit(ctx, username); err != nil {
 		return nil, err
 	}
-	var u *models.User
-	// As registered: an input that is no username finds nobody, and gets
-	// the one answer an unknown user gets.
-	if name, ok := canonicalUsername(username); ok {
-		var err error
-		u, err = r.store.UserByUsername(ctx, name)
-		if err != nil && !errors.Is(err, models.ErrNotFound) {
-			return nil, err
-		}
-	}
-	if !r.auth.CheckPassword(u, password) {
+	p, err := r.chat.Login(ctx, username, password)
+	if errors.Is(err, models.ErrUnauthenticated) {
 		r.loginFailed(ctx, username)
-		r.security(ctx, slog.LevelWarn, "login_failed")
-		// One answer for an unknown user and a wrong password.
-		return nil, &models.Error{Kind: models.ErrUnauthenticated, Message: "invalid username or password"}
+	}
+	if err != nil {
+		return nil, err
 	}
 	r.loginSucceeded(ctx, username)
-	r.security(ctx, slog.LevelInfo, "login", "user_id", u.ID)
-	return r.issue(ctx, u)
+	return p, nil
 }
 
 // Logout is the resolver for the logout field.
@@ -61,11 +52,9 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 	if _, err := me(ctx); err != nil {
 		return false, err
 	}
-	token := auth.TokenFrom(ctx)
-	if err := r.auth.Revoke(ctx, token); err != nil {
+	if err := r.chat.Logout(ctx, auth.TokenFrom(ctx)); err != nil {
 		return false, err
 	}
-	r.invalidate(ctx, "session", sessionKey(token))
 	r.security(ctx, slog.LevelInfo, "logout")
 	return true, nil
 }
@@ -76,26 +65,7 @@ func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algo
 	if err != nil {
 		return nil, err
 	}
-	alg := models.KeyAlgorithmMlKem768
-	if algorithm != nil {
-		alg = *algorithm
-	}
-	key, err := newPublicKey(publicKey, alg)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.store.RotateKey(ctx, u.ID, key); err != nil {
-		return nil, err
-	}
-	fresh, err := r.store.UserByID(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	// Drops the cached sessions of the user here and everywhere, so the next
-	// request reads the new current key.
-	r.invalidate(ctx, "user", u.ID)
-	r.security(ctx, slog.LevelInfo, "key_rotated", "key_id", key.ID)
-	return fresh, nil
+	return r.chat.RotateKey(ctx, u, publicKey, algorithm)
 }
 
 // Me is the resolver for the me field.
@@ -108,10 +78,7 @@ func (r *queryResolver) User(ctx context.Context, id string) (*models.User, erro
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	return lookup(ctx, r.loaders(ctx).Users(), id)
+	return r.chat.User(ctx, id)
 }
 
 // UserByUsername is the resolver for the userByUsername field.
@@ -119,15 +86,7 @@ func (r *queryResolver) UserByUsername(ctx context.Context, username string) (*m
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	name, ok := canonicalUsername(username)
-	if !ok {
-		return nil, nil
-	}
-	u, err := r.store.UserByUsername(ctx, name)
-	if errors.Is(err, models.ErrNotFound) {
-		return nil, nil
-	}
-	return u, err
+	return r.chat.UserByUsername(ctx, username)
 }
 
 // Users is the resolver for the users field.
@@ -135,22 +94,7 @@ func (r *queryResolver) Users(ctx context.Context, ids []string) ([]*models.User
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkIDs("ids", ids, maxIDsPerQuery); err != nil {
-		return nil, err
-	}
-	found, err := r.store.UsersByIDs(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	byID := index(found, func(u *models.User) string { return u.ID })
-	out := make([]*models.User, 0, len(found))
-	for _, id := range ids { // in the order asked, without duplicates
-		if u, ok := byID[id]; ok {
-			out = append(out, u)
-			delete(byID, id)
-		}
-	}
-	return out, nil
+	return r.chat.Users(ctx, ids)
 }
 
 // PublicKey is the resolver for the publicKey field.
@@ -158,16 +102,13 @@ func (r *queryResolver) PublicKey(ctx context.Context, id string) (*models.Publi
 	if _, err := me(ctx); err != nil {
 		return nil, err
 	}
-	if err := checkID("id", id); err != nil {
-		return nil, err
-	}
-	return lookup(ctx, r.loaders(ctx).Keys(), id)
+	return r.chat.PublicKey(ctx, id)
 }
 
 // Presence is the resolver for the presence field.
 func (r *subscriptionResolver) Presence(ctx context.Context) (<-chan *models.PresenceEvent, error) {
 	return subscribe(ctx, r.Resolver, func(_ context.Context, ev *broker.Event) (*models.PresenceEvent, bool) {
-		return ev.Presence, ev.Kind == broker.Presence
+		return chat.PresenceEvent(ev)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/models"
 )
 
@@ -27,18 +28,17 @@ func (r *userResolver) PublicKey(ctx context.Context, obj *models.User) (*models
 
 // Keys is the resolver for the keys field.
 func (r *userResolver) Keys(ctx context.Context, obj *models.User) ([]*models.PublicKey, error) {
-	ks, _, err := r.store.KeysPage(ctx, obj.ID, nil, models.MaxListedKeys)
-	return ks, err
+	return r.chat.KeyList(ctx, obj.ID)
 }
 
 // KeysConnection is the resolver for the keysConnection field.
 func (r *userResolver) KeysConnection(ctx context.Context, obj *models.User, first *int, after *string) (*models.PublicKeyConnection, error) {
-	return r.userKeys(ctx, obj.ID, first, after)
+	return r.chat.UserKeys(ctx, obj.ID, first, after)
 }
 
 // Online is the resolver for the online field.
 func (r *userResolver) Online(ctx context.Context, obj *models.User) (bool, error) {
-	return r.online(ctx, obj.ID)
+	return r.chat.Online(ctx, auth.UserFrom(ctx), obj.ID)
 }
 
 // PresenceEvent returns graph.PresenceEventResolver implementation.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/dbhook"
@@ -48,6 +49,7 @@ type App struct {
 	Auth     *auth.Authenticator
 	Shared   *sharedstate.State
 	Metrics  *metrics.Metrics
+	Chat     *chat.Service
 	Resolver *resolvers.Resolver
 	Server   *server.Server
 
@@ -144,21 +146,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if err := a.Metrics.RegisterBrokerStats(bk.BrokerStats); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	a.Chat = chat.New(chat.Deps{Store: a.Store, Sessions: a.Auth, Broker: bk.Broker, Presence: bk.Presence, Log: log, Metrics: a.Metrics})
+	closers = append(closers, func() error { a.Chat.Close(); return nil })
 	a.Resolver = resolvers.New(resolvers.Deps{
-		Store: a.Store, Auth: a.Auth, Broker: bk.Broker, Presence: bk.Presence, Log: log, Observer: a.Metrics,
+		Chat: a.Chat, Auth: a.Auth, Log: log, Observer: a.Metrics,
 		AuthLimiter:      bk.NewLimiter("auth", cfg.AuthRateLimitMax, cfg.AuthRateLimitWindow),
 		AuthIPLimiter:    bk.NewLimiter("authip", cfg.AuthIPRateLimitMax, cfg.AuthIPRateLimitWindow),
 		RegisterLimiter:  bk.NewLimiter("register", cfg.RegisterFailMax, cfg.RegisterFailWindow),
 		WSInitLimiter:    bk.NewLimiter("wsinit", cfg.WSInitPerMinute, time.Minute),
 		MaxSubscriptions: cfg.WSMaxSubsPerConn,
 	})
-	closers = append(closers, func() error { a.Resolver.Close(); return nil })
 	sopts, err := ServerOptions(cfg, opts.Version, opts.Started)
 	if err != nil {
 		return nil, err
 	}
 	a.Server, err = server.New(server.Deps{
-		Options: sopts, Store: a.Store, Auth: a.Auth, Resolver: a.Resolver, Log: log, Metrics: a.Metrics,
+		Options: sopts, Store: a.Store, Auth: a.Auth, Chat: a.Chat, Resolver: a.Resolver, Log: log, Metrics: a.Metrics,
 		APILimiter:   bk.NewLimiter("api", cfg.RateLimitMax, cfg.RateLimitWindow),
 		UserLimiter:  bk.NewBucket("user", cfg.UserRateLimitRate, cfg.UserRateLimitBurst),
 		BrokerHealth: bk.BrokerHealth,
@@ -175,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 func (a *App) Start(ctx context.Context) {
 	ctx, a.stop = context.WithCancel(ctx)
 	a.running.Add(2)
-	go func() { defer a.running.Done(); a.Resolver.RunInvalidations(ctx) }()
+	go func() { defer a.running.Done(); a.Chat.RunInvalidations(ctx) }()
 	go func() { defer a.running.Done(); pruneSessions(ctx, a.Store, a.log, a.prune) }()
 }
 

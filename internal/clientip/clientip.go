@@ -5,7 +5,6 @@
 package clientip
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -186,11 +185,6 @@ func Middleware(p Proxies) func(http.Handler) http.Handler {
 		})
 	}
 }
-
-// From returns the client IP, or "" when the middleware did not run.
-//
-// Deprecated: use reqctx.ClientIP; this wrapper stays until resolvers/ moves.
-func From(ctx context.Context) string { return reqctx.ClientIP(ctx) }
 
 // IsHTTPS reports whether the client used HTTPS, falling back to the
 // connection itself when the middleware did not run.

@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/qchat/qchat/internal/apierr"
 )
 
 // BodyLimit caps request bodies: multipart/form-data (uploads) at
@@ -57,7 +59,7 @@ func BodyLimit(maxJSON, maxMultipart int64) func(http.Handler) http.Handler {
 						tooLarge(w, limit)
 						return
 					}
-					writeError(w, http.StatusBadRequest, "could not read request body", map[string]any{"code": codeBadUserInput})
+					writeError(w, http.StatusBadRequest, "could not read request body", map[string]any{"code": apierr.CodeBadUserInput})
 					return
 				}
 				r.Body = io.NopCloser(bytes.NewReader(body))
@@ -80,7 +82,7 @@ func isMultipart(r *http.Request) bool {
 func tooLarge(w http.ResponseWriter, limit int64) {
 	writeError(w, http.StatusRequestEntityTooLarge,
 		fmt.Sprintf("request body too large (limit %d bytes)", limit),
-		map[string]any{"code": codeBadUserInput})
+		map[string]any{"code": apierr.CodeBadUserInput})
 }
 
 // limitedBody remembers that the limit was hit, whatever the handler does

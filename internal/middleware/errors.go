@@ -3,13 +3,8 @@ package middleware
 import (
 	"encoding/json"
 	"net/http"
-)
 
-// Codes of the API contract used by HTTP-level answers. They repeat graph's
-// constants because graph imports this package, not the other way round.
-const (
-	codeBadUserInput = "BAD_USER_INPUT"
-	codeInternal     = "INTERNAL_SERVER_ERROR"
+	"github.com/qchat/qchat/internal/apierr"
 )
 
 // writeError answers in the GraphQL error shape, so that a client handles an
@@ -22,7 +17,5 @@ func writeError(w http.ResponseWriter, status int, message string, ext map[strin
 	// body it never wrote.
 	h.Del("Content-Length")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"errors": []any{map[string]any{"message": message, "extensions": ext}},
-	})
+	_ = json.NewEncoder(w).Encode(apierr.Body(message, ext))
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/clientip"
 )
 
@@ -27,7 +28,7 @@ func HTTPSRedirect(enabled bool, exempt func(path string) bool) func(http.Handle
 				return
 			}
 			if r.Host == "" {
-				writeError(w, http.StatusBadRequest, "HTTPS required", map[string]any{"code": codeBadUserInput})
+				writeError(w, http.StatusBadRequest, "HTTPS required", map[string]any{"code": apierr.CodeBadUserInput})
 				return
 			}
 			status := http.StatusPermanentRedirect

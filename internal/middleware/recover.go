@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"runtime/debug"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/reqctx"
 )
 
@@ -46,7 +47,7 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 					panic(http.ErrAbortHandler)
 				}
 				writeError(w, http.StatusInternalServerError, "internal server error",
-					map[string]any{"code": codeInternal, "requestId": rid})
+					map[string]any{"code": apierr.CodeInternal, "requestId": rid})
 			}()
 			next.ServeHTTP(rw, r)
 		})

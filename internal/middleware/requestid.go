@@ -2,7 +2,6 @@
 package middleware
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -23,11 +22,6 @@ func RequestID(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(reqctx.WithRequestID(r.Context(), id)))
 	})
 }
-
-// RequestIDFrom returns the request id, or "".
-//
-// Deprecated: use reqctx.RequestID; this wrapper stays until resolvers/ moves.
-func RequestIDFrom(ctx context.Context) string { return reqctx.RequestID(ctx) }
 
 func newRequestID() string {
 	var b [12]byte

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-)
 
-// CodeRateLimited is the contract's extensions.code for a rejected request.
-// It is repeated here rather than imported from graph, which sits above this
-// package.
-const CodeRateLimited = "RATE_LIMITED"
+	"github.com/qchat/qchat/internal/apierr"
+)
 
 // Headers sets the RateLimit-* headers (IETF draft, as express-rate-limit's
 // standard headers) and, for a rejection, Retry-After. A disabled limiter
@@ -40,6 +37,17 @@ func HeaderFor(res Result) http.Header {
 // Message is the client-facing text of a rejection.
 func Message(res Result) string {
 	return fmt.Sprintf("too many requests, retry in %d seconds", res.RetryAfterSeconds())
+}
+
+// Rejection is the contract's error for a rejected result: RATE_LIMITED with
+// retryAfter, and the headers an HTTP answer carries with it.
+func Rejection(res Result) *apierr.Error {
+	return &apierr.Error{
+		Code:       apierr.CodeRateLimited,
+		Message:    Message(res),
+		Extensions: map[string]any{"retryAfter": res.RetryAfterSeconds()},
+		Header:     HeaderFor(res),
+	}
 }
 
 // HTTP limits requests by keyFn(r) (the client IP, usually): each request takes
@@ -79,16 +87,16 @@ func HTTP(l Limiter, keyFn func(*http.Request) string, onReject func(r *http.Req
 
 // WriteRejection answers 429 with the GraphQL error body for res.
 func WriteRejection(w http.ResponseWriter, res Result) {
-	Headers(w, res)
-	body := map[string]any{"errors": []any{map[string]any{
-		"message": Message(res),
-		"extensions": map[string]any{
-			"code":       CodeRateLimited,
-			"retryAfter": res.RetryAfterSeconds(),
-		},
-	}}}
+	e := Rejection(res)
+	for k, vs := range e.Header {
+		w.Header()[k] = vs
+	}
+	ext := map[string]any{"code": e.Code}
+	for k, v := range e.Extensions {
+		ext[k] = v
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusTooManyRequests)
-	_ = json.NewEncoder(w).Encode(body)
+	_ = json.NewEncoder(w).Encode(apierr.Body(e.Message, ext))
 }

@@ -7,30 +7,31 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/models"
-	"github.com/qchat/qchat/resolvers"
 )
 
 // downloadDocument streams a document's ciphertext to a member of its
 // conversation: GET /documents/{id} with the bearer token. Anyone else gets 404,
 // so a document's existence is not revealed.
-func downloadDocument(res *resolvers.Resolver, log *slog.Logger) http.Handler {
+func downloadDocument(svc *chat.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := auth.UserFrom(r.Context())
 		if u == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="qchat"`)
-			writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "authentication required: send Authorization: Bearer <token>")
+			writeError(w, http.StatusUnauthorized, apierr.CodeUnauthenticated, "authentication required: send Authorization: Bearer <token>")
 			return
 		}
-		d, body, size, err := res.OpenDocument(r.Context(), u, r.PathValue("id"))
+		d, body, size, err := svc.OpenDocument(r.Context(), u, r.PathValue("id"))
 		switch {
 		case errors.Is(err, models.ErrNotFound), errors.Is(err, models.ErrInvalid):
-			writeError(w, http.StatusNotFound, "NOT_FOUND", "document not found")
+			writeError(w, http.StatusNotFound, apierr.CodeNotFound, "document not found")
 			return
 		case err != nil:
 			log.ErrorContext(r.Context(), "download document", "err", err)
-			writeError(w, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "internal server error")
+			writeError(w, http.StatusInternalServerError, apierr.CodeInternal, "internal server error")
 			return
 		}
 		defer body.Close()
@@ -52,5 +53,5 @@ func downloadDocument(res *resolvers.Resolver, log *slog.Logger) http.Handler {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]any{"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"code": code}}}})
+	writeJSON(w, status, apierr.Body(msg, map[string]any{"code": code}))
 }

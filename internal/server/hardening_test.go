@@ -17,6 +17,7 @@ import (
 
 	"github.com/qchat/qchat/internal/app"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/presence"
@@ -242,9 +243,10 @@ func TestSanitisedErrorsAndPanics(t *testing.T) {
 	authn := auth.New(store, auth.Config{BcryptCost: 4})
 	defer authn.Close()
 	// No broker: the first publish panics, as a bug would.
-	res := resolvers.New(resolvers.Deps{Store: store, Auth: authn, Presence: presence.NewMemory(), Log: log})
-	defer res.Close()
-	h, err := server.New(server.Deps{Options: opts, Store: store, Auth: authn, Resolver: res, Log: log})
+	svc := chat.New(chat.Deps{Store: store, Sessions: authn, Presence: presence.NewMemory(), Log: log})
+	defer svc.Close()
+	res := resolvers.New(resolvers.Deps{Chat: svc, Auth: authn, Log: log})
+	h, err := server.New(server.Deps{Options: opts, Store: store, Auth: authn, Chat: svc, Resolver: res, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

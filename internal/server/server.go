@@ -16,7 +16,9 @@ import (
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/graph"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/chat"
 	"github.com/qchat/qchat/internal/clientip"
 	"github.com/qchat/qchat/internal/explorer"
 	"github.com/qchat/qchat/internal/middleware"
@@ -54,9 +56,11 @@ type Options struct {
 
 // Deps are what the handler is built from.
 type Deps struct {
-	Options  Options
-	Store    *db.Store
-	Auth     *auth.Authenticator
+	Options Options
+	Store   *db.Store
+	Auth    *auth.Authenticator
+	// Chat is the domain; the REST routes call it directly.
+	Chat     *chat.Service
 	Resolver *resolvers.Resolver
 	Log      *slog.Logger
 	// Metrics; nil means a private registry.
@@ -138,7 +142,7 @@ func New(d Deps) (*Server, error) {
 		WSInit:         d.Resolver.WebsocketInit,
 		WSClose:        d.Resolver.WebsocketClose,
 		OriginPatterns: originHosts(cfg.CORSOrigins),
-		MaxUploadSize:  resolvers.MaxDocumentSize + 1<<20,
+		MaxUploadSize:  chat.MaxDocumentSize + 1<<20,
 		ShuttingDown:   ws.shuttingDown,
 		WSWriteTimeout: cfg.WSWriteTimeout,
 	})
@@ -146,7 +150,7 @@ func New(d Deps) (*Server, error) {
 	limited := limitRequests(d)
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", authenticate(d.Auth, d.Log, limited(ws.track(middleware.WithStatusControl(gql)))))
-	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Resolver, d.Log))))
+	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Chat, d.Log))))
 	if cfg.Introspection {
 		// GraphiQL, from files in the binary. It is at / for now and at
 		// /playground already, where it stays when a web app takes /.
@@ -169,7 +173,7 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /health/detailed", h.Protect(h.Detailed()))
 	mux.Handle("GET /metrics", h.Protect(d.Metrics.Handler()))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, apierr.CodeNotFound, "no such endpoint: "+r.URL.Path)
 	})
 
 	compress, err := middleware.Compress()
@@ -180,7 +184,7 @@ func New(d Deps) (*Server, error) {
 	// they stay reachable there (the detailed ones are token- or loopback-only).
 	isProbe := func(p string) bool { return p == "/health" || strings.HasPrefix(p, "/health/") || p == "/metrics" }
 	var handler http.Handler = mux
-	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, resolvers.MaxDocumentSize+1<<20)(handler)
+	handler = middleware.BodyLimit(graph.DefaultMaxBodySize, chat.MaxDocumentSize+1<<20)(handler)
 	handler = compress(handler)
 	handler = middleware.SecurityHeaders(cfg.Production)(handler)
 	handler = middleware.CORS(cfg.CORSOrigins)(handler)

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/qchat/qchat/graph"
-	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/reqctx"
 )
 
@@ -60,7 +60,7 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 			return
 		}
 		if ws.stopping.Load() {
-			writeError(w, http.StatusServiceUnavailable, "INTERNAL_SERVER_ERROR", "server shutting down")
+			writeError(w, http.StatusServiceUnavailable, apierr.CodeInternal, "server shutting down")
 			return
 		}
 		ip := reqctx.ClientIP(r.Context())
@@ -69,7 +69,7 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 			ws.mu.Unlock()
 			ws.rejected(r)
 			w.Header().Set("Retry-After", "60")
-			writeError(w, http.StatusTooManyRequests, ratelimit.CodeRateLimited, "too many open websockets from this address")
+			writeError(w, http.StatusTooManyRequests, apierr.CodeRateLimited, "too many open websockets from this address")
 			return
 		}
 		ws.perIP[ip]++

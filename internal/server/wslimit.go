@@ -51,7 +51,7 @@ func (l socketOperationLimit) InterceptOperation(ctx context.Context, next graph
 	l.rejected(ctx)
 	// A one-shot answer: the transport must not loop on a rejected operation.
 	return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{
-		graph.NewCodedError(graph.CodeRateLimited, ratelimit.Message(res), map[string]any{"retryAfter": res.RetryAfterSeconds()}).AsGQL(),
+		graph.AsGQL(ratelimit.Rejection(res)),
 	}})
 }
 

@@ -1,4 +1,4 @@
-package resolvers
+package chat
 
 import (
 	"context"
@@ -47,12 +47,13 @@ func edges[T, E any](items []T, more bool, cursor func(T) db.Cursor, mk func(cur
 	return es, pageInfo(more, end)
 }
 
-func (r *Resolver) myRooms(ctx context.Context, u *models.User, first *int, after *string) (*models.RoomConnection, error) {
+// MyRooms is a page of u's rooms.
+func (s *Service) MyRooms(ctx context.Context, u *models.User, first *int, after *string) (*models.RoomConnection, error) {
 	n, cur, err := pageArgs(first, defaultPage, after)
 	if err != nil {
 		return nil, err
 	}
-	rooms, more, err := r.store.RoomsPage(ctx, u.ID, cur, n)
+	rooms, more, err := s.store.RoomsPage(ctx, u.ID, cur, n)
 	if err != nil {
 		return nil, err
 	}
@@ -62,12 +63,13 @@ func (r *Resolver) myRooms(ctx context.Context, u *models.User, first *int, afte
 	return &models.RoomConnection{Edges: es, PageInfo: pi}, nil
 }
 
-func (r *Resolver) roomMembers(ctx context.Context, roomID string, first *int, after *string) (*models.RoomMemberConnection, error) {
+// RoomMembers is a page of a room's members.
+func (s *Service) RoomMembers(ctx context.Context, roomID string, first *int, after *string) (*models.RoomMemberConnection, error) {
 	n, cur, err := pageArgs(first, maxPageSize, after)
 	if err != nil {
 		return nil, err
 	}
-	ms, more, err := r.store.MembersPage(ctx, roomID, cur, n)
+	ms, more, err := s.store.MembersPage(ctx, roomID, cur, n)
 	if err != nil {
 		return nil, err
 	}
@@ -77,15 +79,17 @@ func (r *Resolver) roomMembers(ctx context.Context, roomID string, first *int, a
 	return &models.RoomMemberConnection{Edges: es, PageInfo: pi}, nil
 }
 
-func (r *Resolver) roomDocuments(ctx context.Context, u *models.User, roomID string, first *int, after *string) (*models.DocumentConnection, error) {
+// RoomDocuments is a page of a room's documents for a member; NOT_FOUND for
+// anyone else.
+func (s *Service) RoomDocuments(ctx context.Context, u *models.User, roomID string, first *int, after *string) (*models.DocumentConnection, error) {
 	n, cur, err := pageArgs(first, defaultPage, after)
 	if err != nil {
 		return nil, err
 	}
-	if !r.isMember(ctx, roomID, u.ID) {
+	if !s.IsMember(ctx, roomID, u.ID) {
 		return nil, models.NotFound("room")
 	}
-	ds, more, err := r.store.DocumentsPage(ctx, roomID, cur, n)
+	ds, more, err := s.store.DocumentsPage(ctx, roomID, cur, n)
 	if err != nil {
 		return nil, err
 	}
@@ -98,12 +102,13 @@ func (r *Resolver) roomDocuments(ctx context.Context, u *models.User, roomID str
 // defaultKeysPage is keysConnection's default first.
 const defaultKeysPage = 20
 
-func (r *Resolver) userKeys(ctx context.Context, userID string, first *int, after *string) (*models.PublicKeyConnection, error) {
+// UserKeys is a page of a user's public keys.
+func (s *Service) UserKeys(ctx context.Context, userID string, first *int, after *string) (*models.PublicKeyConnection, error) {
 	n, cur, err := pageArgs(first, defaultKeysPage, after)
 	if err != nil {
 		return nil, err
 	}
-	ks, more, err := r.store.KeysPage(ctx, userID, cur, n)
+	ks, more, err := s.store.KeysPage(ctx, userID, cur, n)
 	if err != nil {
 		return nil, err
 	}
@@ -113,15 +118,15 @@ func (r *Resolver) userKeys(ctx context.Context, userID string, first *int, afte
 	return &models.PublicKeyConnection{Edges: es, PageInfo: pi}, nil
 }
 
-// conversations lists the caller's conversations with their unread counts
+// Conversations lists the caller's conversations with their unread counts
 // and newest messages: three queries a page (the list, the counts, the
 // messages) whatever its length.
-func (r *Resolver) conversations(ctx context.Context, u *models.User, first *int, after *string) (*models.ConversationConnection, error) {
+func (s *Service) Conversations(ctx context.Context, u *models.User, first *int, after *string) (*models.ConversationConnection, error) {
 	n, cur, err := pageArgs(first, defaultPage, after)
 	if err != nil {
 		return nil, err
 	}
-	cs, more, err := r.store.ConversationsPage(ctx, u.ID, cur, n)
+	cs, more, err := s.store.ConversationsPage(ctx, u.ID, cur, n)
 	if err != nil {
 		return nil, err
 	}
@@ -133,15 +138,15 @@ func (r *Resolver) conversations(ctx context.Context, u *models.User, first *int
 			lastIDs = append(lastIDs, *c.LastMessageID)
 		}
 	}
-	unread, err := r.store.UnreadCounts(ctx, u.ID, keys)
+	unread, err := s.store.UnreadCounts(ctx, u.ID, keys)
 	if err != nil {
 		return nil, err
 	}
-	last, err := r.store.MessagesByIDs(ctx, lastIDs)
+	last, err := s.store.MessagesByIDs(ctx, lastIDs)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.present(ctx, u.ID, last...); err != nil {
+	if err := s.Present(ctx, u.ID, last...); err != nil {
 		return nil, err
 	}
 	byID := index(last, func(m *models.Message) string { return m.ID })

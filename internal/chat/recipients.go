@@ -1,4 +1,4 @@
-package resolvers
+package chat
 
 import (
 	"context"
@@ -70,16 +70,16 @@ func cachedOr[V any](ctx context.Context, c *otter.Cache[string, V], key string,
 
 // roomRef returns a room as a message event names it. The room is shared:
 // callers must not modify it.
-func (r *Resolver) roomRef(ctx context.Context, id string) (*models.Room, error) {
-	return cachedOr(ctx, r.recipients.roomRefs, id, r.store.RoomByID)
+func (s *Service) roomRef(ctx context.Context, id string) (*models.Room, error) {
+	return cachedOr(ctx, s.recipients.roomRefs, id, s.store.RoomByID)
 }
 
-// userRef returns a user as a message event names it, without the password
+// UserRef returns a user as a message event names it, without the password
 // hash, which has no business in events or other instances. The user is
 // shared: callers must not modify it.
-func (r *Resolver) userRef(ctx context.Context, id string) (*models.User, error) {
-	return cachedOr(ctx, r.recipients.userRefs, id, func(ctx context.Context, id string) (*models.User, error) {
-		u, err := r.store.UserByID(ctx, id)
+func (s *Service) UserRef(ctx context.Context, id string) (*models.User, error) {
+	return cachedOr(ctx, s.recipients.userRefs, id, func(ctx context.Context, id string) (*models.User, error) {
+		u, err := s.store.UserByID(ctx, id)
 		if err == nil {
 			u.PasswordHash = nil
 		}
@@ -89,17 +89,17 @@ func (r *Resolver) userRef(ctx context.Context, id string) (*models.User, error)
 
 // roomRecipients returns a room's members with their current keys. The slice
 // is shared: callers must not modify it.
-func (r *Resolver) roomRecipients(ctx context.Context, roomID string) ([]db.RoomRecipient, error) {
-	return cachedOr(ctx, r.recipients.rooms, roomID, r.store.Recipients)
+func (s *Service) roomRecipients(ctx context.Context, roomID string) ([]db.RoomRecipient, error) {
+	return cachedOr(ctx, s.recipients.rooms, roomID, s.store.Recipients)
 }
 
 // userRecipients returns users with their current keys (missing users are
 // left out).
-func (r *Resolver) userRecipients(ctx context.Context, ids []string) ([]db.RoomRecipient, error) {
+func (s *Service) userRecipients(ctx context.Context, ids []string) ([]db.RoomRecipient, error) {
 	out := make([]db.RoomRecipient, 0, len(ids))
 	var missing []string
 	for _, id := range ids {
-		if rr, ok := r.recipients.users.GetIfPresent(id); ok {
+		if rr, ok := s.recipients.users.GetIfPresent(id); ok {
 			out = append(out, rr)
 		} else {
 			missing = append(missing, id)
@@ -108,12 +108,12 @@ func (r *Resolver) userRecipients(ctx context.Context, ids []string) ([]db.RoomR
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rs, err := r.store.UserRecipients(ctx, missing)
+	rs, err := s.store.UserRecipients(ctx, missing)
 	if err != nil {
 		return nil, err
 	}
 	for _, rr := range rs {
-		r.recipients.users.Set(rr.UserID, rr)
+		s.recipients.users.Set(rr.UserID, rr)
 	}
 	return append(out, rs...), nil
 }

@@ -1,4 +1,4 @@
-package resolvers
+package chat
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/apierr"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
 	"github.com/qchat/qchat/pqcrypto"
@@ -19,7 +20,7 @@ import (
 // conversationOf resolves the target of a message or a typing notice: exactly
 // one of roomID and recipientID. It returns the conversation key and the users
 // an envelope must be sealed for (sender included).
-func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, recipientID *string) (conv string, recipients []db.RoomRecipient, err error) {
+func (s *Service) conversationOf(ctx context.Context, u *models.User, roomID, recipientID *string) (conv string, recipients []db.RoomRecipient, err error) {
 	switch {
 	case (roomID == nil) == (recipientID == nil):
 		return "", nil, models.Invalid("give exactly one of roomId and recipientId")
@@ -29,7 +30,7 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 		}
 		// One query answers both: the members with their keys, and whether
 		// the caller is one of them.
-		rs, err := r.roomRecipients(ctx, *roomID)
+		rs, err := s.roomRecipients(ctx, *roomID)
 		if err != nil {
 			return "", nil, err
 		}
@@ -44,7 +45,7 @@ func (r *Resolver) conversationOf(ctx context.Context, u *models.User, roomID, r
 		if *recipientID == u.ID {
 			return "", nil, models.Invalid("recipientId: a direct message to yourself is not allowed")
 		}
-		rs, err := r.userRecipients(ctx, []string{u.ID, *recipientID})
+		rs, err := s.userRecipients(ctx, []string{u.ID, *recipientID})
 		if err != nil {
 			return "", nil, err
 		}
@@ -95,7 +96,7 @@ func checkRecipients(keys []pqcrypto.RecipientKey, want []db.RoomRecipient) erro
 	case len(unexpected) > 0:
 		msg = "keys: unexpected recipients who are not members of the conversation"
 	}
-	return &models.Error{Kind: models.ErrInvalid, Message: msg, Extensions: map[string]any{
+	return &models.Error{Code: apierr.CodeBadUserInput, Message: msg, Extensions: map[string]any{
 		"missingUserIds":    nonNil(missing),
 		"unexpectedUserIds": nonNil(unexpected),
 		"staleKeyIds":       nonNil(stale),
@@ -171,11 +172,13 @@ func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte
 	return h.Sum(nil)
 }
 
-func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
+// SendMessage stores a message sealed for exactly the members of its
+// conversation and publishes it to each of them.
+func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.SendMessageInput) (*models.Message, error) {
 	if err := checkID("id", in.ID); err != nil {
 		return nil, err
 	}
-	conv, want, err := r.conversationOf(ctx, u, in.RoomID, in.RecipientID)
+	conv, want, err := s.conversationOf(ctx, u, in.RoomID, in.RecipientID)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +193,7 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	if err != nil {
 		return nil, err
 	}
-	if err := r.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
+	if err := s.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
 		return nil, err
 	}
 	m := &models.Message{
@@ -202,78 +205,81 @@ func (r *Resolver) sendMessage(ctx context.Context, u *models.User, in models.Se
 	for i, k := range env.Keys {
 		keys[i] = &models.RecipientKey{MessageID: m.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}
 	}
-	stored, existed, err := r.store.InsertMessage(ctx, m, keys)
+	stored, existed, err := s.store.InsertMessage(ctx, m, keys)
 	if err != nil {
 		return nil, err
 	}
 	if existed { // a retry: the earlier send's message, as stored
-		return stored, r.present(ctx, u.ID, stored)
+		return stored, s.Present(ctx, u.ID, stored)
 	}
-	r.obs.MessageSent()
+	s.metrics.MessageSent()
 	// The event carries sender and room or recipient, so that no subscriber
 	// looks them up; without them it is not sent (the message is stored, and
 	// a client's retry with the same id answers it).
-	if err := r.fillRefs(ctx, stored); err != nil {
+	if err := s.fillRefs(ctx, stored); err != nil {
 		return nil, err
 	}
 	users := make([]string, len(want))
 	for i, w := range want {
 		users[i] = w.UserID
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
+	s.publish(ctx, users, &broker.Event{Kind: broker.MessageAdded, Message: stored})
 	return forReader(stored, u.ID), nil
 }
 
-// readable loads a message the caller may read; anything else is NOT_FOUND.
-func (r *Resolver) readable(ctx context.Context, u *models.User, id string) (*models.Message, error) {
+// Message loads a message the caller may read; anything else is NOT_FOUND.
+func (s *Service) Message(ctx context.Context, u *models.User, id string) (*models.Message, error) {
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	m, err := r.store.MessageByID(ctx, id)
+	m, err := s.store.MessageByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !r.canRead(ctx, m, u.ID) {
+	if !s.canRead(ctx, m, u.ID) {
 		return nil, models.NotFound("message")
 	}
 	return m, nil
 }
 
-func (r *Resolver) deleteMessage(ctx context.Context, u *models.User, id string) error {
-	m, err := r.readable(ctx, u, id)
+// DeleteMessage turns a message into a tombstone; only its sender may.
+func (s *Service) DeleteMessage(ctx context.Context, u *models.User, id string) error {
+	m, err := s.Message(ctx, u, id)
 	if err != nil {
 		return err
 	}
 	if m.SenderID != u.ID {
-		r.security(ctx, slog.LevelWarn, "forbidden", "message_id", id, "action", "deleteMessage")
+		s.Security(ctx, slog.LevelWarn, "forbidden", "message_id", id, "action", "deleteMessage")
 		return models.Forbidden("only the sender can delete a message")
 	}
 	if m.Deleted() {
 		return nil
 	}
-	tomb, err := r.store.DeleteMessage(ctx, id)
+	tomb, err := s.store.DeleteMessage(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil // deleted concurrently
 	}
 	if err != nil {
 		return err
 	}
-	users, err := r.audience(ctx, tomb)
+	users, err := s.audience(ctx, tomb)
 	if err != nil {
 		return err
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.MessageDeleted, Message: tomb})
+	s.publish(ctx, users, &broker.Event{Kind: broker.MessageDeleted, Message: tomb})
 	return nil
 }
 
-func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (int, error) {
+// MarkRead marks messages read by u (only those sealed for u's keys) and
+// publishes the receipts; it returns how many it marked.
+func (s *Service) MarkRead(ctx context.Context, u *models.User, ids []string) (int, error) {
 	if err := checkIDs("messageIds", ids, maxMarkRead); err != nil {
 		return 0, err
 	}
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	marked, err := r.store.MarkRead(ctx, u.ID, ids)
+	marked, err := s.store.MarkRead(ctx, u.ID, ids)
 	if err != nil || len(marked) == 0 {
 		return 0, err
 	}
@@ -281,7 +287,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 	for i, k := range marked {
 		mids[i] = k.MessageID
 	}
-	msgs, err := r.store.MessagesByIDs(ctx, mids)
+	msgs, err := s.store.MessagesByIDs(ctx, mids)
 	if err != nil {
 		return len(marked), err
 	}
@@ -296,9 +302,9 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 			continue
 		}
 		if _, seen := audiences[m.Conversation]; !seen {
-			users, err := r.audience(ctx, m)
+			users, err := s.audience(ctx, m)
 			if err != nil {
-				r.log.WarnContext(ctx, "receipt audience", "err", err)
+				s.log.WarnContext(ctx, "receipt audience", "err", err)
 			}
 			audiences[m.Conversation] = users // nil after an error: nobody
 			convs = append(convs, m.Conversation)
@@ -307,7 +313,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 			MessageID: m.ID, Conversation: m.Conversation, RoomID: m.RoomID, UserID: u.ID, ReadAt: *k.ReadAt,
 		})
 	}
-	r.publishReceipts(ctx, convs, receipts, audiences)
+	s.publishReceipts(ctx, convs, receipts, audiences)
 	return len(marked), nil
 }
 
@@ -317,7 +323,7 @@ func (r *Resolver) markRead(ctx context.Context, u *models.User, ids []string) (
 // subscription of every member. Users who see the same conversations share
 // one event (in the usual markRead of one conversation: everyone), carrying
 // all of those conversations' receipts; each subscriber expands it.
-func (r *Resolver) publishReceipts(ctx context.Context, convs []string, receipts map[string][]*models.ReadReceipt, audiences map[string][]string) {
+func (s *Service) publishReceipts(ctx context.Context, convs []string, receipts map[string][]*models.ReadReceipt, audiences map[string][]string) {
 	type group struct {
 		convs []int // indexes into convs
 		users []string
@@ -353,20 +359,22 @@ func (r *Resolver) publishReceipts(ctx context.Context, convs []string, receipts
 		if len(batch) > 1 { // a single receipt travels as it always has
 			ev.Receipts = batch[1:]
 		}
-		r.publish(ctx, g.users, ev)
+		s.publish(ctx, g.users, ev)
 	}
 }
 
-func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
+// SetTyping tells a room, or the other person of a direct conversation,
+// that u is typing.
+func (s *Service) SetTyping(ctx context.Context, u *models.User, roomID, recipientID *string, typing bool) error {
 	var users []string
 	switch {
 	case (roomID == nil) == (recipientID == nil):
 		return models.Invalid("give exactly one of roomId and recipientId")
 	case roomID != nil:
-		if _, err := r.membership(ctx, *roomID, u.ID); err != nil {
+		if _, err := s.Membership(ctx, *roomID, u.ID); err != nil {
 			return err
 		}
-		all, err := r.roomAudience(ctx, *roomID)
+		all, err := s.roomAudience(ctx, *roomID)
 		if err != nil {
 			return err
 		}
@@ -378,7 +386,7 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 		if *recipientID == u.ID {
 			return models.Invalid("recipientId: cannot type to yourself")
 		}
-		shared, err := r.store.SharesConversation(ctx, u.ID, *recipientID)
+		shared, err := s.store.SharesConversation(ctx, u.ID, *recipientID)
 		if err != nil {
 			return err
 		}
@@ -388,12 +396,12 @@ func (r *Resolver) setTyping(ctx context.Context, u *models.User, roomID, recipi
 			// the notice is not sent, and the answer is the same true: a
 			// client that reports typing before the first message of a new
 			// conversation is not broken, and a stranger learns nothing.
-			_, err := r.store.UserByID(ctx, *recipientID)
+			_, err := s.store.UserByID(ctx, *recipientID)
 			return err
 		}
 		users = []string{*recipientID}
 	}
-	r.publish(ctx, users, &broker.Event{Kind: broker.Typing, Typing: &models.TypingEvent{
+	s.publish(ctx, users, &broker.Event{Kind: broker.Typing, Typing: &models.TypingEvent{
 		UserID: u.ID, RoomID: roomID, RecipientID: recipientID, IsTyping: typing,
 	}})
 	return nil

@@ -1,4 +1,4 @@
-package resolvers
+package chat
 
 import (
 	"context"
@@ -52,7 +52,9 @@ func checkDocumentName(name string) (string, error) {
 	return name, nil
 }
 
-func (r *Resolver) uploadDocument(ctx context.Context, u *models.User, in models.UploadDocumentInput) (*models.Document, error) {
+// UploadDocument stores a document sealed for exactly the members of its
+// conversation.
+func (s *Service) UploadDocument(ctx context.Context, u *models.User, in models.UploadDocumentInput) (*models.Document, error) {
 	if err := checkID("id", in.ID); err != nil {
 		return nil, err
 	}
@@ -67,7 +69,7 @@ func (r *Resolver) uploadDocument(ctx context.Context, u *models.User, in models
 	if in.File.Size > MaxDocumentSize {
 		return nil, models.Invalid("file: %d bytes is over the %d-byte limit", in.File.Size, MaxDocumentSize)
 	}
-	conv, want, err := r.conversationOf(ctx, u, in.RoomID, in.RecipientID)
+	conv, want, err := s.conversationOf(ctx, u, in.RoomID, in.RecipientID)
 	if err != nil {
 		return nil, err
 	}
@@ -90,74 +92,75 @@ func (r *Resolver) uploadDocument(ctx context.Context, u *models.User, in models
 	for i, k := range env.Keys {
 		keys[i] = &models.DocumentKey{DocumentID: d.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}
 	}
-	if err := r.store.InsertDocument(ctx, d, keys); err != nil {
+	if err := s.store.InsertDocument(ctx, d, keys); err != nil {
 		if errors.Is(err, models.ErrConflict) {
 			return nil, models.Conflict("document id %s is taken", d.ID)
 		}
 		return nil, err
 	}
-	if err := r.blobs.Put(ctx, d.ID, data); err != nil {
+	if err := s.blobs.Put(ctx, d.ID, data); err != nil {
 		// Undo the metadata so nothing half-written remains.
-		if derr := r.store.DeleteDocument(context.WithoutCancel(ctx), d.ID); derr != nil {
-			r.log.ErrorContext(ctx, "undo document after blob failure", "document_id", d.ID, "err", derr)
+		if derr := s.store.DeleteDocument(context.WithoutCancel(ctx), d.ID); derr != nil {
+			s.log.ErrorContext(ctx, "undo document after blob failure", "document_id", d.ID, "err", derr)
 		}
 		return nil, fmt.Errorf("store document blob: %w", err)
 	}
 	d.Keys = keys
-	r.log.InfoContext(ctx, "document uploaded", "user_id", u.ID, "document_id", d.ID, "size", d.Size)
+	s.log.InfoContext(ctx, "document uploaded", "user_id", u.ID, "document_id", d.ID, "size", d.Size)
 	return d, nil
 }
 
 // canSeeDocument says whether userID may read document d.
-func (r *Resolver) canSeeDocument(ctx context.Context, d *models.Document, userID string) bool {
+func (s *Service) canSeeDocument(ctx context.Context, d *models.Document, userID string) bool {
 	if d.RoomID != nil {
-		return r.isMember(ctx, *d.RoomID, userID)
+		return s.IsMember(ctx, *d.RoomID, userID)
 	}
 	return d.UploaderID == userID || (d.RecipientID != nil && *d.RecipientID == userID)
 }
 
-// visibleDocument loads a document the caller may read; anything else is
+// Document loads a document the caller may read; anything else is
 // NOT_FOUND.
-func (r *Resolver) visibleDocument(ctx context.Context, u *models.User, id string) (*models.Document, error) {
+func (s *Service) Document(ctx context.Context, u *models.User, id string) (*models.Document, error) {
 	if err := checkID("id", id); err != nil {
 		return nil, err
 	}
-	d, err := r.store.DocumentByID(ctx, id)
+	d, err := s.store.DocumentByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !r.canSeeDocument(ctx, d, u.ID) {
+	if !s.canSeeDocument(ctx, d, u.ID) {
 		return nil, models.NotFound("document")
 	}
 	return d, nil
 }
 
-func (r *Resolver) deleteDocument(ctx context.Context, u *models.User, id string) error {
-	d, err := r.visibleDocument(ctx, u, id)
+// DeleteDocument deletes a document; only its uploader may.
+func (s *Service) DeleteDocument(ctx context.Context, u *models.User, id string) error {
+	d, err := s.Document(ctx, u, id)
 	if err != nil {
 		return err
 	}
 	if d.UploaderID != u.ID {
-		r.security(ctx, slog.LevelWarn, "forbidden", "document_id", id, "action", "deleteDocument")
+		s.Security(ctx, slog.LevelWarn, "forbidden", "document_id", id, "action", "deleteDocument")
 		return models.Forbidden("only the uploader can delete a document")
 	}
-	if err := r.store.DeleteDocument(ctx, id); err != nil {
+	if err := s.store.DeleteDocument(ctx, id); err != nil {
 		return err
 	}
-	if err := r.blobs.Delete(ctx, id); err != nil {
-		r.log.WarnContext(ctx, "delete document blob", "document_id", id, "err", err)
+	if err := s.blobs.Delete(ctx, id); err != nil {
+		s.log.WarnContext(ctx, "delete document blob", "document_id", id, "err", err)
 	}
 	return nil
 }
 
 // OpenDocument streams a document's ciphertext to a user allowed to read it;
 // the HTTP download route calls it.
-func (r *Resolver) OpenDocument(ctx context.Context, u *models.User, id string) (*models.Document, io.ReadCloser, int64, error) {
-	d, err := r.visibleDocument(ctx, u, id)
+func (s *Service) OpenDocument(ctx context.Context, u *models.User, id string) (*models.Document, io.ReadCloser, int64, error) {
+	d, err := s.Document(ctx, u, id)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rc, n, err := r.blobs.Get(ctx, id)
+	rc, n, err := s.blobs.Get(ctx, id)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -166,14 +169,14 @@ func (r *Resolver) OpenDocument(ctx context.Context, u *models.User, id string) 
 
 // attachmentFor checks that a message's attachment is a document of the same
 // conversation.
-func (r *Resolver) attachmentFor(ctx context.Context, conv string, id *string) error {
+func (s *Service) attachmentFor(ctx context.Context, conv string, id *string) error {
 	if id == nil {
 		return nil
 	}
 	if err := checkID("attachmentId", *id); err != nil {
 		return err
 	}
-	d, err := r.store.DocumentByID(ctx, *id)
+	d, err := s.store.DocumentByID(ctx, *id)
 	if err != nil || d.Conversation != conv {
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
 			return err
@@ -186,9 +189,37 @@ func (r *Resolver) attachmentFor(ctx context.Context, conv string, id *string) e
 func envelopeError(err error) error {
 	var ve *pqcrypto.ValidationError
 	if errors.As(err, &ve) {
-		return &models.Error{Kind: models.ErrInvalid, Message: ve.Error(), Extensions: map[string]any{"field": ve.Field}}
+		return models.InvalidField(ve.Field, ve.Error())
 	}
 	return models.Invalid("envelope: %v", err)
 }
 
 var _ BlobStore = (*db.Blobs)(nil)
+
+// RoomDocumentList is a room's newest documents for a member, as many as a
+// plain list holds; NOT_FOUND for anyone else.
+func (s *Service) RoomDocumentList(ctx context.Context, u *models.User, roomID string) ([]*models.Document, error) {
+	if !s.IsMember(ctx, roomID, u.ID) {
+		return nil, models.NotFound("room")
+	}
+	ds, _, err := s.store.DocumentsPage(ctx, roomID, nil, models.MaxListedDocuments)
+	return ds, err
+}
+
+// DocumentKey is u's recipient key of a document, or nil: only one's own key
+// is ever returned.
+func (s *Service) DocumentKey(ctx context.Context, u *models.User, d *models.Document) (*models.RecipientKey, error) {
+	if d.Keys != nil {
+		for _, k := range d.Keys {
+			if k.UserID == u.ID {
+				return k.AsRecipientKey(), nil
+			}
+		}
+		return nil, nil
+	}
+	k, err := Lookup(ctx, s.Loaders(ctx).DocumentKey(), db.MessageUser{MessageID: d.ID, UserID: u.ID})
+	if k == nil || err != nil {
+		return nil, err
+	}
+	return k.AsRecipientKey(), nil
+}

@@ -1,0 +1,79 @@
+package chat
+
+import (
+	"context"
+
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/models"
+)
+
+// Events subscribes to the topic of userID: every event published to the
+// user, until ctx ends or the broker drops a subscriber that fell behind.
+// What each subscription may deliver of them is decided by the filters
+// below, in the subscriber's own goroutine.
+func (s *Service) Events(ctx context.Context, userID string) (<-chan *broker.Event, error) {
+	return s.broker.Subscribe(ctx, broker.UserTopic(userID))
+}
+
+// The filters re-check membership on every event: the event was addressed
+// when it was published, and the reader may have left the room since.
+
+// AddedMessage is the message of a MessageAdded event as userID may see it,
+// with its own key, or ok=false. roomFilter (nil: every conversation) is the
+// subscription's roomId.
+func (s *Service) AddedMessage(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (*models.Message, bool) {
+	if ev.Kind != broker.MessageAdded || !inRoom(roomFilter, ev.Message.RoomID) || !s.canRead(ctx, ev.Message, userID) {
+		return nil, false
+	}
+	return forReader(ev.Message, userID), true
+}
+
+// DeletedMessage is the id of a MessageDeleted event userID may see, or
+// ok=false.
+func (s *Service) DeletedMessage(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (string, bool) {
+	if ev.Kind != broker.MessageDeleted || !inRoom(roomFilter, ev.Message.RoomID) {
+		return "", false
+	}
+	return ev.Message.ID, s.canRead(ctx, ev.Message, userID)
+}
+
+// TypingNotice is the notice of a Typing event userID may see, or ok=false.
+func (s *Service) TypingNotice(ctx context.Context, ev *broker.Event, userID string, roomFilter *string) (*models.TypingEvent, bool) {
+	if ev.Kind != broker.Typing || !inRoom(roomFilter, ev.Typing.RoomID) {
+		return nil, false
+	}
+	if ev.Typing.RoomID != nil && !s.IsMember(ctx, *ev.Typing.RoomID, userID) {
+		return nil, false
+	}
+	return ev.Typing, true
+}
+
+// Receipts yields the receipts of a Receipt event userID may see, one by
+// one: one markRead is one event for each reader, however many messages it
+// marked. yield returns false to stop; Receipts then returns false.
+func (s *Service) Receipts(ctx context.Context, ev *broker.Event, userID string, roomFilter *string, yield func(*models.ReadReceipt) bool) bool {
+	if ev.Kind != broker.Receipt {
+		return true
+	}
+	for rc := range ev.AllReceipts() {
+		if !inRoom(roomFilter, rc.RoomID) || (rc.RoomID != nil && !s.IsMember(ctx, *rc.RoomID, userID)) {
+			continue
+		}
+		if !yield(rc) {
+			return false
+		}
+	}
+	return true
+}
+
+// RoomEvent is the room event of an event, if it is one: room events are
+// addressed to exactly the users who may see them.
+func RoomEvent(ev *broker.Event) (*models.RoomEvent, bool) {
+	return ev.Room, ev.Kind == broker.RoomChanged
+}
+
+// PresenceEvent is the presence change of an event, if it is one: presence
+// is addressed to the user's contacts only.
+func PresenceEvent(ev *broker.Event) (*models.PresenceEvent, bool) {
+	return ev.Presence, ev.Kind == broker.Presence
+}
