@@ -181,21 +181,8 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) (<-chan Ev
 	if len(subs) == 0 {
 		return nil, errors.New("subscribe: no subscriptions")
 	}
-	u := *c.base
-	switch u.Scheme {
-	case "https":
-		u.Scheme = "wss"
-	default:
-		u.Scheme = "ws"
-	}
-	u.Path += "/graphql"
-	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: c.http, Subprotocols: []string{wsProtocol}})
+	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe: dial %s: %w", u.Redacted(), err)
-	}
-	conn.SetReadLimit(16 << 20)
-	if err := c.wsInit(ctx, conn); err != nil {
-		_ = conn.CloseNow()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
 	active := make(map[string]Subscription, len(subs))
@@ -214,6 +201,29 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) (<-chan Ev
 	out := make(chan Event, 64)
 	go readEvents(ctx, conn, active, out)
 	return out, nil
+}
+
+// dial opens a websocket to the server and authenticates it with the
+// client's token.
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
+	u := *c.base
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	default:
+		u.Scheme = "ws"
+	}
+	u.Path += "/graphql"
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: c.http, Subprotocols: []string{wsProtocol}})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
+	}
+	conn.SetReadLimit(16 << 20)
+	if err := c.wsInit(ctx, conn); err != nil {
+		_ = conn.CloseNow()
+		return nil, err
+	}
+	return conn, nil
 }
 
 func (c *Client) wsInit(ctx context.Context, conn *websocket.Conn) error {

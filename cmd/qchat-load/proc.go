@@ -208,8 +208,19 @@ func machineCPU() (busy, total time.Duration) {
 type processStats struct {
 	PID        int     `json:"pid"`
 	CPUPercent float64 `json:"cpuPercent"` // of one core: 200 = two cores busy
+	CPUSeconds float64 `json:"cpuSeconds"` // user+system over the measured time (10 ms steps)
 	RSSMiB     float64 `json:"rssMiB"`     // at the end of the measured time
 	PeakRSSMiB float64 `json:"peakRssMiB"` // highest sample during the scenario
+}
+
+// serverCPU is the servers' CPU over the measured time, summed over the
+// sampled processes; 0 when none was sampled.
+func (u usage) serverCPU() time.Duration {
+	var d time.Duration
+	for _, s := range u.Servers {
+		d += time.Duration(s.CPUSeconds * float64(time.Second))
+	}
+	return d
 }
 
 // usage is the CPU share of the tool, the servers and the machine over the
@@ -305,7 +316,7 @@ func (s *sampler) finish() usage {
 	}
 	for i, pid := range s.pids {
 		u.Servers = append(u.Servers, processStats{
-			PID: pid, CPUPercent: pct(s.cpu1[i] - s.cpu0[i]),
+			PID: pid, CPUPercent: pct(s.cpu1[i] - s.cpu0[i]), CPUSeconds: round3((s.cpu1[i] - s.cpu0[i]).Seconds()),
 			RSSMiB: mib(s.rssEnd[i]), PeakRSSMiB: mib(s.peak[i]),
 		})
 	}

@@ -38,6 +38,7 @@ type result struct {
 	// PerServerCPUSecond is PerSecond divided by the servers' CPU share: on
 	// a machine shared with other work it moves less than PerSecond does.
 	PerServerCPUSecond float64          `json:"perServerCpuSecond,omitempty"`
+	ServerCPU          *serverCPU       `json:"serverCpu,omitempty"`
 	Latency            latency          `json:"latency"` // of the request, the send or the page
 	Delivery           *delivery        `json:"delivery,omitempty"`
 	Seal               *sealInfo        `json:"seal,omitempty"`
@@ -47,6 +48,39 @@ type result struct {
 	Usage              usage            `json:"usage"`
 	Notes              []string         `json:"notes,omitempty"`
 }
+
+// serverCPU is the servers' CPU (user+system from /proc, summed over the
+// sampled processes) over the measured time, per unit of work. Throughput
+// on a machine shared with other work measures the machine; CPU per unit
+// measures the server, so before/after pairs compare on it.
+type serverCPU struct {
+	Seconds float64 `json:"seconds"`
+	// MicrosPerUnit is per request (me), message (dm, room, fanout: per
+	// message sent) or page (history).
+	MicrosPerUnit float64 `json:"microsPerUnit"`
+	// MicrosPerDelivery (dm, room, fanout) is per websocket delivery the
+	// accepted messages caused: the sender's own socket included, so 2 per
+	// direct message and one per member in a room.
+	MicrosPerDelivery float64 `json:"microsPerDelivery,omitempty"`
+}
+
+// perUnit computes r.ServerCPU from r.Usage; nil when no server was sampled,
+// nothing succeeded, or the run was too short for /proc's 10 ms steps.
+func perUnit(r *result) *serverCPU {
+	cpu := r.Usage.serverCPU()
+	if cpu <= 0 || r.OK <= 0 {
+		return nil
+	}
+	us := float64(cpu.Microseconds())
+	sc := &serverCPU{Seconds: round3(cpu.Seconds()), MicrosPerUnit: round1(us / float64(r.OK))}
+	if d := r.Delivery; d != nil && d.Expected > 0 {
+		sc.MicrosPerDelivery = round1(us / float64(d.Expected))
+	}
+	return sc
+}
+
+// singular names one unit of work in the table.
+var singular = map[string]string{"requests": "request", "messages": "message", "pages": "page"}
 
 type setupInfo struct {
 	Users       int     `json:"users"`
@@ -125,6 +159,13 @@ func printResult(out io.Writer, rep *report, r *result) {
 	p("throughput", "%.1f %s/s%s: %d ok in %.1fs, %d errors", r.PerSecond, r.Unit, target, r.OK, r.Seconds, r.ErrorCount)
 	if r.PerServerCPUSecond > 0 {
 		p("per server CPU", "%.0f %s per CPU-second of the server(s)", r.PerServerCPUSecond, r.Unit)
+	}
+	if sc := r.ServerCPU; sc != nil {
+		line := fmt.Sprintf("%.0f µs per %s", sc.MicrosPerUnit, singular[r.Unit])
+		if sc.MicrosPerDelivery > 0 {
+			line += fmt.Sprintf(", %.1f µs per delivery", sc.MicrosPerDelivery)
+		}
+		p("server CPU", "%s (%.2f CPU-seconds in all)", line, sc.Seconds)
 	}
 	what := map[string]string{"messages": "send latency", "pages": "page latency"}[r.Unit]
 	if what == "" {

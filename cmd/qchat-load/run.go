@@ -52,6 +52,7 @@ type options struct {
 	Preseal         int          `json:"preseal"`
 	PresealBudget   jsonDuration `json:"presealBudget"`
 	OpenSample      float64      `json:"openSample"`
+	SendOver        string       `json:"sendOver"`
 	PIDs            []int        `json:"pids,omitempty"`
 	JSON            bool         `json:"-"`
 }
@@ -125,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Preseal, "preseal", -1, "envelopes sealed before the clock starts (-1: enough for --rate, or as many as --preseal-budget allows); the rest are sealed while sending")
 	fs.DurationVar(&budget, "preseal-budget", 20*time.Second, "longest time spent pre-sealing per scenario")
 	fs.Float64Var(&o.OpenSample, "open-sample", 0.01, "fraction of received messages decrypted to prove the envelopes are correct")
+	fs.StringVar(&o.SendOver, "send-over", "http", "how dm, room and fanout senders send: http (a POST per message) or ws (mutations over one open websocket per sender)")
 	fs.StringVar(&pids, "pid", "", "server process id(s) to sample, comma-separated (default: found by the URL's port on this machine)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of the table")
 	if err := fs.Parse(args); err != nil {
@@ -174,6 +176,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--history-messages must be at least 1, --history-filler not negative")
 	case o.HistoryState != "" && o.Scenario != "history" && o.Scenario != "all":
 		return nil, errors.New("--history-state is for the history scenario (or all)")
+	case o.SendOver != "http" && o.SendOver != "ws":
+		return nil, fmt.Errorf("--send-over %q: http or ws", o.SendOver)
 	case o.OpenSample < 0 || o.OpenSample > 1:
 		return nil, errors.New("--open-sample is a fraction from 0 to 1")
 	}
@@ -247,6 +251,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cpu > 0 {
 			res.PerServerCPUSecond = round1(res.PerSecond / (cpu / 100))
 		}
+		res.ServerCPU = perUnit(res)
 		rep.Scenarios = append(rep.Scenarios, res)
 		if !o.JSON && res != nil {
 			printResult(stdout, rep, res)

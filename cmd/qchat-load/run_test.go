@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,20 +42,25 @@ func runJSON(t *testing.T, args ...string) (*report, string) {
 func TestScenarios(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
 	short := []string{"--warmup", "0s", "--drain", "10m", "--concurrency", "4", "--preseal-budget", "10m"}
+	// The tool samples its own process here (server and tool in one): the
+	// figures are not the server's, but the arithmetic is the same.
+	short = append(short, "--pid", strconv.Itoa(os.Getpid()))
 	tests := []struct {
-		scenario string
-		requests int64
-		args     []string
-		delivery bool
+		name, scenario string
+		requests       int64
+		args           []string
+		delivery       bool
 	}{
-		{"me", 40, nil, false},
-		{"dm", 20, []string{"--senders", "2", "--rate", "20"}, true},
-		{"room", 20, []string{"--rooms", "2", "--room-size", "3", "--senders", "2", "--rate", "20"}, true},
-		{"history", 12, []string{"--history-messages", "120", "--history-filler", "60", "--room-size", "2"}, false},
-		{"fanout", 15, []string{"--subscribers", "12", "--rooms", "3", "--senders", "3", "--rate", "15"}, true},
+		{"me", "me", 40, nil, false},
+		{"dm", "dm", 20, []string{"--senders", "2", "--rate", "20"}, true},
+		{"dm over ws", "dm", 20, []string{"--senders", "2", "--rate", "20", "--send-over", "ws"}, true},
+		{"room", "room", 20, []string{"--rooms", "2", "--room-size", "3", "--senders", "2", "--rate", "20"}, true},
+		{"history", "history", 12, []string{"--history-messages", "120", "--history-filler", "60", "--room-size", "2"}, false},
+		{"fanout", "fanout", 15, []string{"--subscribers", "12", "--rooms", "3", "--senders", "3", "--rate", "15"}, true},
+		{"fanout over ws", "fanout", 15, []string{"--subscribers", "12", "--rooms", "3", "--senders", "3", "--rate", "15", "--send-over", "ws"}, true},
 	}
 	for _, tc := range tests {
-		t.Run(tc.scenario, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"--server", srv.URL, "--scenario", tc.scenario, "--requests", strconv.FormatInt(tc.requests, 10)}, short...)
 			rep, stderr := runJSON(t, append(args, tc.args...)...)
 			if len(rep.Scenarios) != 1 {
@@ -69,6 +75,19 @@ func TestScenarios(t *testing.T) {
 			}
 			if rep.Servers[0].Version != "test" || rep.Machine.NumCPU < 1 || rep.Params.Scenario != tc.scenario {
 				t.Errorf("report header: servers %+v machine %+v", rep.Servers, rep.Machine)
+			}
+			if len(r.Usage.Servers) != 1 || r.Usage.Servers[0].PID != os.Getpid() {
+				t.Fatalf("usage: %+v, want the --pid process", r.Usage)
+			}
+			// CPU is counted in 10 ms steps, so a short run may show none;
+			// what shows must be the sampled CPU over the work done.
+			if cpu := r.Usage.Servers[0].CPUSeconds; cpu > 0 {
+				sc := r.ServerCPU
+				if sc == nil || sc.Seconds != cpu || !near(sc.MicrosPerUnit, cpu*1e6/float64(r.OK)) {
+					t.Errorf("server CPU %+v, want %.3f s over %d %s", sc, cpu, r.OK, r.Unit)
+				} else if tc.delivery && !near(sc.MicrosPerDelivery, cpu*1e6/float64(r.Delivery.Expected)) {
+					t.Errorf("server CPU %+v, want %.3f s over %d deliveries", sc, cpu, r.Delivery.Expected)
+				}
 			}
 			if !tc.delivery {
 				return
@@ -89,6 +108,57 @@ func TestScenarios(t *testing.T) {
 	var n int
 	if err := srv.Store.DB().NewRaw("SELECT count(*) FROM messages").Scan(context.Background(), &n); err == nil && n < 180 {
 		t.Errorf("%d messages stored, want at least the 180 seeded", n)
+	}
+}
+
+// near says whether a figure rounded to 0.1 is v.
+func near(got, v float64) bool { return math.Abs(got-v) <= 0.051 }
+
+// Server CPU per unit of work: per request, message or page, and per
+// delivery for the messaging scenarios, summed over the servers; in the
+// JSON report and in the table.
+func TestServerCPUPerUnit(t *testing.T) {
+	servers := []processStats{{PID: 1, CPUSeconds: 1.5}, {PID: 2, CPUSeconds: 0.5}}
+	tests := []struct {
+		name     string
+		res      result
+		want     *serverCPU
+		wantLine string
+	}{
+		{"requests", result{Unit: "requests", OK: 10000, Usage: usage{Servers: servers}},
+			&serverCPU{Seconds: 2, MicrosPerUnit: 200}, "200 µs per request (2.00 CPU-seconds in all)"},
+		{"pages", result{Unit: "pages", OK: 400, Usage: usage{Servers: servers[:1]}},
+			&serverCPU{Seconds: 1.5, MicrosPerUnit: 3750}, "3750 µs per page"},
+		{"fanout", result{Unit: "messages", OK: 800, Delivery: &delivery{Expected: 80000}, Usage: usage{Servers: servers}},
+			&serverCPU{Seconds: 2, MicrosPerUnit: 2500, MicrosPerDelivery: 25}, "2500 µs per message, 25.0 µs per delivery"},
+		{"dm", result{Unit: "messages", OK: 3000, Delivery: &delivery{Expected: 6000}, Usage: usage{Servers: servers[1:]}},
+			&serverCPU{Seconds: 0.5, MicrosPerUnit: 166.7, MicrosPerDelivery: 83.3}, "167 µs per message, 83.3 µs per delivery"},
+		{"not sampled", result{Unit: "messages", OK: 10}, nil, ""},
+		{"nothing done", result{Unit: "messages", Usage: usage{Servers: servers}}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.res
+			r.ServerCPU = perUnit(&r)
+			if (r.ServerCPU == nil) != (tc.want == nil) || r.ServerCPU != nil && *r.ServerCPU != *tc.want {
+				t.Fatalf("perUnit = %+v, want %+v", r.ServerCPU, tc.want)
+			}
+			var out bytes.Buffer
+			printResult(&out, &report{}, &r)
+			line := ""
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.Contains(l, "server CPU") {
+					line = l
+				}
+			}
+			if tc.wantLine == "" && line != "" || !strings.Contains(line, tc.wantLine) {
+				t.Errorf("table line %q, want %q", line, tc.wantLine)
+			}
+			b, _ := json.Marshal(&r)
+			if tc.want != nil && !strings.Contains(string(b), `"serverCpu":{"seconds":`) {
+				t.Errorf("JSON without serverCpu: %s", b)
+			}
+		})
 	}
 }
 
@@ -217,6 +287,7 @@ func TestFlags(t *testing.T) {
 		{"--server", "http://127.0.0.1:1", "--pid", "x"},
 		{"--server", "http://127.0.0.1:1", "extra"},
 		{"--server", "http://127.0.0.1:1", "--scenario", "me", "--history-state", "x.json"},
+		{"--server", "http://127.0.0.1:1", "--send-over", "grpc"},
 	} {
 		if _, err := parseFlags(args, new(bytes.Buffer)); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)

@@ -245,6 +245,9 @@ func runTraffic(ctx context.Context, c *cluster, res *result, setup time.Time, u
 	if err := t.subscribeAll(ctx, users, roomOf, convs); err != nil {
 		return res, err
 	}
+	if err := t.connectSenders(ctx, senders); err != nil {
+		return res, err
+	}
 	res.Setup.Users, res.Setup.Sockets, res.Setup.Senders = len(users), len(users), len(senders)
 	res.Setup.Seconds = round3(time.Since(setup).Seconds())
 	seal, err := t.preseal(ctx, senders)

@@ -32,6 +32,7 @@ type sender struct {
 	u    *user
 	conv *conversation
 	pool chan prepared
+	api  *client.Client // u.api, or its websocket with --send-over ws
 }
 
 // prepared is a sealed message waiting to be sent.
@@ -252,6 +253,29 @@ func (t *traffic) subscribeAll(ctx context.Context, users []*user, roomOf func(*
 	}
 }
 
+// connectSenders gives every sender its way to send: the user's HTTP
+// client, or with --send-over ws a websocket of its own that carries its
+// mutations. The sockets close when ctx ends.
+func (t *traffic) connectSenders(ctx context.Context, senders []*sender) error {
+	if t.c.o.SendOver != "ws" {
+		for _, s := range senders {
+			s.api = s.u.api
+		}
+		return nil
+	}
+	// The sockets live on ctx, not on parallel's context, which ends when
+	// the last one is open.
+	return parallel(ctx, len(senders), 16, func(_ context.Context, i int) error {
+		api, err := senders[i].u.api.OverWebsocket(ctx)
+		if err != nil {
+			return fmt.Errorf("sender %s: %w", senders[i].u.name, err)
+		}
+		senders[i].api = api
+		context.AfterFunc(ctx, func() { _ = api.Close() })
+		return nil
+	})
+}
+
 // preseal seals envelopes for the senders before the clock starts, so that
 // the run measures the server rather than the tool's KEM encapsulations
 // (one per recipient and message). It stops at the target or the budget.
@@ -413,7 +437,7 @@ func (t *traffic) sendOne(ctx context.Context, s *sender) bool {
 	rec := &sendRec{at: time.Now(), expect: int32(s.conv.receivers)}
 	rec.measured = measured
 	t.sent.Store(p.id, rec)
-	_, err := s.u.api.SendMessageRaw(ctx, in)
+	_, err := s.api.SendMessageRaw(ctx, in)
 	d := time.Since(rec.at)
 	if err != nil {
 		t.sent.Delete(p.id)

@@ -68,12 +68,24 @@ func BenchmarkMe(b *testing.B) {
 	})
 }
 
-// BenchmarkSendMessage posts sealed messages into a room of 2 and of 50
-// members. Envelopes are sealed before the timer: the benchmark measures the
+// BenchmarkSendMessage posts sealed messages into a room of 2, 10 and 50
+// members (10: issue 15's room row), and as direct messages (dm: its first
+// row). Envelopes are sealed before the timer: the benchmark measures the
 // server, not the client's encryption.
 func BenchmarkSendMessage(b *testing.B) {
 	forEachBenchDB(b, func(b *testing.B, store *db.Store) {
-		for _, size := range []int{2, 50} {
+		b.Run("dm", func(b *testing.B) {
+			srv := qchattest.NewServer(b, store)
+			alice := srv.Register(b, "dm_a_"+uuid.NewString()[:8])
+			bob := srv.Register(b, "dm_b_"+uuid.NewString()[:8])
+			bodies := sealedBodies(b, []*qchattest.User{alice, bob}, "", 32)
+			p := newPoster(srv, alice.Token)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p.post(b, withFreshID(bodies[i%len(bodies)]))
+			}
+		})
+		for _, size := range []int{2, 10, 50} {
 			b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
 				srv, users, roomID := benchRoom(b, store, size)
 				bodies := sealedBodies(b, users, roomID, 32)
@@ -120,15 +132,20 @@ func benchRoom(b *testing.B, store *db.Store, size int) (*qchattest.Server, []*q
 	return srv, users, room.CreateRoom.ID
 }
 
-// sealedBodies seals n envelopes for the room, each a sendMessage body whose
-// id is a placeholder. The server cannot tell an envelope sealed for one id
+// sealedBodies seals n envelopes for the room (or, with roomID "", direct
+// messages from users[0] to users[1]), each a sendMessage body whose id is a
+// placeholder. The server cannot tell an envelope sealed for one id
 // from another, so a fresh id per send makes a new message without paying for
 // a seal on the clock.
 func sealedBodies(b *testing.B, users []*qchattest.User, roomID string, n int) [][]byte {
 	b.Helper()
 	out := make([][]byte, n)
 	for i := range out {
-		in := qchattest.Seal(b, uuid.NewString(), users[0], roomID, "", "benchmark message", users...)
+		recipientID := ""
+		if roomID == "" {
+			recipientID = users[1].ID
+		}
+		in := qchattest.Seal(b, uuid.NewString(), users[0], roomID, recipientID, "benchmark message", users...)
 		in["id"] = idPlaceholder
 		out[i] = qchattest.GraphQLBody(`mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": in})
 	}
