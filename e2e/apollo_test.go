@@ -52,15 +52,7 @@ type result struct {
 // server binary, on SQLite and on PostgreSQL, and the SQLite files hold no
 // plaintext, password or secret key afterwards.
 func TestApolloClient(t *testing.T) {
-	ci := os.Getenv("CI") == "true"
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		if ci {
-			t.Fatalf("CI=true but node/npm are missing (node: %v, npm: %v)", errNode, errNpm)
-		}
-		testenv.Skip(t, "Node.js", "node and npm are not on PATH")
-	}
+	node, npm := nodetest.Tools(t)
 	nodeDir, err := filepath.Abs("node")
 	if err != nil {
 		t.Fatal(err)

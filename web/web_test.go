@@ -16,7 +16,6 @@ import (
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/internal/qchattest/nodetest"
-	"github.com/qchat/qchat/internal/qchattest/testenv"
 	"github.com/qchat/qchat/pqcrypto"
 )
 
@@ -29,13 +28,7 @@ const stepTimeout = 5 * time.Minute
 // the library and pqcrypto both ways, and the library talks to the real
 // handler on each database. It skips without Node.js and fails under CI=true.
 func TestTypeScript(t *testing.T) {
-	npm, err := exec.LookPath("npm")
-	if _, errNode := exec.LookPath("node"); err != nil || errNode != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but node/npm are missing (npm: %v, node: %v)", err, errNode)
-		}
-		testenv.Skip(t, "Node.js", "node and npm are not on PATH")
-	}
+	_, npm := nodetest.Tools(t)
 	dir, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/qchat/qchat/internal/qchattest/testenv"
 )
 
 // StampFile, next to package-lock.json, holds the hash of the lock file that
@@ -49,4 +51,19 @@ func NPMCI(t *testing.T, npm, dir string) bool {
 		t.Fatal(err)
 	}
 	return true
+}
+
+// Tools returns the paths of node and npm. Without them the test is skipped
+// (with the one-line summary testenv prints), and fails under CI=true.
+func Tools(t *testing.T) (node, npm string) {
+	t.Helper()
+	node, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode != nil || errNpm != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but node/npm are missing (node: %v, npm: %v)", errNode, errNpm)
+		}
+		testenv.Skip(t, "Node.js", "node and npm are not on PATH")
+	}
+	return node, npm
 }
