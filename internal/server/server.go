@@ -25,7 +25,9 @@ import (
 	"github.com/qchat/qchat/internal/observability/logging"
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/ratelimit"
+	"github.com/qchat/qchat/internal/webapp"
 	"github.com/qchat/qchat/resolvers"
+	webdist "github.com/qchat/qchat/web/app"
 )
 
 // Deps are what the handler is built from.
@@ -130,8 +132,7 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("/graphql", authenticate(d.Auth, d.Log, limited(ws.track(middleware.WithStatusControl(gql)))))
 	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Resolver, d.Log))))
 	if cfg.Introspection {
-		// GraphiQL, from files in the binary. It is at / for now and at
-		// /playground already, where it stays when a web app takes /.
+		// GraphiQL, from files in the binary, at /playground: / is the web app's.
 		ex, err := explorer.New()
 		if err != nil {
 			return nil, err
@@ -140,7 +141,6 @@ func New(d Deps) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("explorer: %w", err)
 		}
-		mux.Handle("GET /{$}", page)
 		mux.Handle("GET /playground", page)
 		mux.Handle("GET /playground/{$}", page)
 		mux.Handle("GET "+explorer.AssetPrefix, ex.Assets())
@@ -150,7 +150,20 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /health/ready", h.Ready())
 	mux.Handle("GET /health/detailed", h.Protect(h.Detailed()))
 	mux.Handle("GET /metrics", h.Protect(d.Metrics.Handler()))
+	var app http.Handler
+	if cfg.WebApp {
+		if app, err = webapp.New(webdist.Dist()); err != nil {
+			return nil, err
+		}
+	}
+	// Every other GET is the web app's (its client routes fall back to its
+	// page); one catch-all, as "GET /" would conflict with "/graphql". The
+	// explorer's paths stay 404 where it is off, rather than show the app.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if app != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/playground") {
+			app.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint: "+r.URL.Path)
 	})
 

@@ -1,0 +1,174 @@
+// The web app in a real Chromium (Debian's, driven by playwright-core), against
+// a real server: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]. Run by
+// web/browser_test.go, which starts the server. Elements are found the way a
+// person (or a screen reader) finds them: by role and label.
+// The last line printed is {"ok":true,"checks":N} or the process fails.
+
+import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const [base, out, cli] = process.argv.slice(2);
+if (!base || !out) throw new Error('usage: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]');
+mkdirSync(out, { recursive: true });
+
+const TIMEOUT = 15_000;
+let checks = 0;
+const problems = [];
+function check(ok, what) {
+  checks++;
+  if (!ok) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function person(name, viewport) {
+  const context = await browser.newContext({ viewport, baseURL: base });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  // Any console error (a CSP violation is one), uncaught exception or dialog fails the run.
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${name} console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
+  page.on('dialog', (d) => {
+    problems.push(`${name} dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  const sockets = [];
+  page.on('websocket', (ws) => {
+    const s = { url: ws.url(), closed: false };
+    ws.on('close', () => (s.closed = true));
+    sockets.push(s);
+  });
+  return { name, context, page, sockets };
+}
+
+const shot = (p, file) => p.page.screenshot({ path: join(out, file) });
+const log = (p) => p.page.getByRole('log', { name: 'Messages' });
+
+async function register(p, username, password, algorithm) {
+  const resp = await p.page.goto('/');
+  const csp = resp.headers()['content-security-policy'] ?? '';
+  check(/script-src 'self';/.test(csp) && /style-src 'self';/.test(csp) && /frame-ancestors 'none'/.test(csp) && !/unsafe/.test(csp), `CSP header: ${csp}`);
+  await p.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await p.page.getByRole('link', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Password').fill(password);
+  if (algorithm) await p.page.getByLabel('Encryption key').selectOption(algorithm);
+  await p.page.getByRole('button', { name: 'Create account' }).click();
+  // (On a phone the home screen is the conversation list, without the welcome.)
+  await p.page.getByRole('button', { name: 'Sign out' }).waitFor();
+  check(p.page.viewportSize().width < 700 || (await p.page.getByText(`Signed in as ${username}`).isVisible()), `${username} signed in`);
+}
+
+async function send(p, text) {
+  const box = p.page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+  // Sent: the pending bubble is gone and the message is in the log.
+  await log(p).getByText(text, { exact: true }).waitFor();
+  await p.page.getByText('Sending…').waitFor({ state: 'detached' });
+}
+
+async function sees(p, text) {
+  await log(p).getByText(text, { exact: true }).waitFor();
+  checks++;
+}
+
+const alice = await person('alice', { width: 1200, height: 800 });
+const bob = await person('bob', { width: 360, height: 740 });
+try {
+  await register(alice, 'alice', 'correct horse battery', null);
+  await register(bob, 'bob', 'another good password', 'X_WING');
+  await shot(bob, 'home-phone.png');
+
+  // Alice makes a room and reads its invite code.
+  await alice.page.getByRole('link', { name: 'New room' }).click();
+  await alice.page.getByLabel('Room name').fill('General');
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  const code = (await alice.page.getByLabel('Invite code').innerText()).trim();
+  check(code.length >= 6, `invite code ${code}`);
+
+  // Bob, on a phone-sized screen, previews the room by its code and joins.
+  await bob.page.getByRole('link', { name: 'Join a room' }).click();
+  await bob.page.getByLabel('Invite code').fill(code);
+  await bob.page.getByRole('button', { name: 'Find room' }).click();
+  await bob.page.getByText('1 member').waitFor();
+  await bob.page.getByRole('button', { name: 'Join General' }).click();
+  await bob.page.getByRole('heading', { name: 'General' }).waitFor();
+
+  // Both ways, live.
+  await send(alice, 'Hello Bob, this is sealed with ML-KEM-768.');
+  await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');
+  // Bob types: Alice sees it, then his message.
+  await bob.page.getByLabel('Message', { exact: true }).fill('Hi Alice');
+  await alice.page.getByText('bob is typing…').waitFor();
+  checks++;
+  await bob.page.getByLabel('Message', { exact: true }).press('Enter');
+  await sees(alice, 'Hi Alice');
+  await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
+
+  // HTML in a message is text: nothing is parsed, nothing runs.
+  const html = '<img src=x onerror=alert(1)>';
+  await send(alice, html);
+  await sees(bob, html);
+  check((await log(bob).getByRole('img').count()) === 0, 'no image element in the log');
+
+  if (cli) {
+    // A qchat CLI user joins by the code and talks with the browsers.
+    const run = promisify(execFile);
+    const env = { ...process.env, QCHAT_URL: `${base}/graphql`, HOME: join(out, 'cli-home') };
+    mkdirSync(env.HOME, { recursive: true });
+    await run(cli, ['register', 'carol', '--password', 'carol password 1'], { env });
+    await run(cli, ['join', code], { env });
+    await run(cli, ['send', 'General', 'Hello from the terminal'], { env });
+    await sees(alice, 'Hello from the terminal');
+    await sees(bob, 'Hello from the terminal');
+  }
+
+  await shot(alice, 'chat.png');
+  await shot(bob, 'chat-phone.png');
+
+  // A direct conversation, started by username.
+  await alice.page.getByRole('link', { name: 'Message someone' }).click();
+  await alice.page.getByLabel('Their username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Start conversation' }).click();
+  await alice.page.getByRole('heading', { name: '@bob' }).waitFor();
+  await send(alice, 'Just between us.');
+  // Bob's list shows it unread; he opens it.
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  const dm = bob.page.getByRole('link', { name: /@alice/ });
+  await dm.getByText('1 unread').waitFor();
+  checks++;
+  await dm.click();
+  await sees(bob, 'Just between us.');
+  await send(bob, 'Agreed.');
+  await sees(alice, 'Agreed.');
+  await shot(alice, 'direct.png');
+
+  // Signing out closes the websocket.
+  check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
+  await alice.page.getByRole('button', { name: 'Sign out' }).click();
+  await alice.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await alice.page.waitForFunction(() => true);
+  const deadline = Date.now() + TIMEOUT;
+  while (alice.sockets.some((s) => !s.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  check(alice.sockets.every((s) => s.closed), 'alice websocket closed on sign-out');
+
+  check(problems.length === 0, `no console errors, CSP violations or dialogs:\n${problems.join('\n')}`);
+} catch (err) {
+  await shot(alice, 'failure-alice.png').catch(() => {});
+  await shot(bob, 'failure-bob.png').catch(() => {});
+  console.error(problems.join('\n'));
+  throw err;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ ok: true, checks }));
