@@ -124,13 +124,18 @@ try {
   if (cli) {
     // A qchat CLI user joins by the code and talks with the browsers.
     const run = promisify(execFile);
-    const env = { ...process.env, QCHAT_URL: `${base}/graphql`, HOME: join(out, 'cli-home') };
-    mkdirSync(env.HOME, { recursive: true });
-    await run(cli, ['register', 'carol', '--password', 'carol password 1'], { env });
-    await run(cli, ['join', code], { env });
-    await run(cli, ['send', 'General', 'Hello from the terminal'], { env });
+    const env = { ...process.env, QCHAT_CONFIG_DIR: join(out, 'cli-carol'), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
+    const qchat = async (...args) => (await run(cli, args, { env, timeout: TIMEOUT })).stdout;
+    await qchat('keygen');
+    await qchat('register', 'carol');
+    await qchat('room', 'join', code);
+    await qchat('send', 'General', 'Hello from the terminal');
     await sees(alice, 'Hello from the terminal');
     await sees(bob, 'Hello from the terminal');
+    // And the browsers' envelopes open in the CLI (bob's key is X-Wing).
+    await send(bob, 'Welcome, carol!');
+    const history = await qchat('history', 'General');
+    check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
   }
 
   await shot(alice, 'chat.png');
