@@ -6,7 +6,8 @@
 
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -17,6 +18,8 @@ mkdirSync(out, { recursive: true });
 const TIMEOUT = 15_000;
 let checks = 0;
 const problems = [];
+// Set while the test itself cuts requests: the browser logs each as an error.
+let cutting = false;
 function check(ok, what) {
   checks++;
   if (!ok) throw new Error(`check failed: ${what}`);
@@ -33,6 +36,7 @@ async function person(name, viewport) {
   const page = await context.newPage();
   // Any console error (a CSP violation is one), uncaught exception or dialog fails the run.
   page.on('console', (m) => {
+    if (cutting && /net::ERR_/.test(m.text())) return;
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`${name} console ${m.type()}: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
@@ -45,6 +49,11 @@ async function person(name, viewport) {
     const s = { url: ws.url(), closed: false };
     ws.on('close', () => (s.closed = true));
     sockets.push(s);
+  });
+  // A reload drops the page's sockets without a close event: count only the current page's.
+  // (The document's request comes before any socket of the new document.)
+  page.on('request', (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) sockets.length = 0;
   });
   return { name, context, page, sockets };
 }
@@ -71,9 +80,9 @@ async function send(p, text) {
   const box = p.page.getByLabel('Message', { exact: true });
   await box.fill(text);
   await box.press('Enter');
-  // Sent: the pending bubble is gone and the message is in the log.
-  await log(p).getByText(text, { exact: true }).waitFor();
+  // Sent: the pending bubble is gone and the message is in the log, once.
   await p.page.getByText('Sending…').waitFor({ state: 'detached' });
+  await log(p).getByText(text, { exact: true }).waitFor();
 }
 
 async function sees(p, text) {
@@ -121,10 +130,34 @@ try {
   await sees(bob, html);
   check((await log(bob).getByRole('img').count()) === 0, 'no image element in the log');
 
+  // A reload keeps the session (sessionStorage), the screen (the server's
+  // fallback to the app's page) and the key (IndexedDB) that opens history.
+  await bob.page.reload();
+  await sees(bob, 'Hi Alice');
+  await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');
+
+  // A send that cannot reach the server says so in words; Retry sends it.
+  await alice.page.route('**/graphql', (route) =>
+    cutting && (route.request().postData() ?? '').includes('mutation SendMessage') ? route.abort('connectionrefused') : route.continue(),
+  );
+  cutting = true;
+  const box = alice.page.getByLabel('Message', { exact: true });
+  await box.fill('Sent on the second try');
+  await box.press('Enter');
+  await alice.page.getByText('Not sent: Cannot reach the server').waitFor();
+  await shot(alice, 'send-failed.png');
+  cutting = false;
+  await alice.page.getByRole('button', { name: 'Retry sending' }).click();
+  await sees(bob, 'Sent on the second try');
+  await alice.page.getByRole('button', { name: 'Retry sending' }).waitFor({ state: 'detached' });
+  await alice.page.unroute('**/graphql');
+  checks++;
+
   if (cli) {
     // A qchat CLI user joins by the code and talks with the browsers.
     const run = promisify(execFile);
-    const env = { ...process.env, QCHAT_CONFIG_DIR: join(out, 'cli-carol'), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
+    const env = { ...process.env, QCHAT_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'qchat-cli-')), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
+    process.on('exit', () => rmSync(env.QCHAT_CONFIG_DIR, { recursive: true, force: true }));
     const qchat = async (...args) => (await run(cli, args, { env, timeout: TIMEOUT })).stdout;
     await qchat('keygen');
     await qchat('register', 'carol');
@@ -136,6 +169,17 @@ try {
     await send(bob, 'Welcome, carol!');
     const history = await qchat('history', 'General');
     check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
+
+    // More than a page (40) of history: a fresh view shows the newest page,
+    // and scrolling to the top (Home, from the keyboard) loads the older one.
+    for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
+    await sees(alice, 'Filler 40');
+    await alice.page.reload();
+    await sees(alice, 'Filler 40');
+    check((await log(alice).getByText('Hi Alice', { exact: true }).count()) === 0, 'only the newest page at first');
+    await log(alice).focus();
+    await log(alice).press('Home');
+    await sees(alice, 'Hi Alice');
   }
 
   await shot(alice, 'chat.png');

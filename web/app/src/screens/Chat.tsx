@@ -131,6 +131,7 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
   // Oldest first on screen; the API pages newest first.
   const shown = [...messages].reverse();
   const newestId = shown[shown.length - 1]?.id;
+  const shownIds = new Set(shown.map((m) => m.id));
 
   // Keep the view at the bottom when new messages come, unless the person scrolled up.
   useLayoutEffect(() => {
@@ -220,19 +221,22 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
         {shown.map((m) => (
           <MessageItem key={m.id} m={m} session={session} />
         ))}
-        {pending.map((p) => (
-          <li key={p.localId} className="message mine pending">
-            <p className="text">{p.text}</p>
-            {p.status === 'sending' ? (
-              <p className="state">Sending…</p>
-            ) : (
-              <p className="state error">
-                Not sent: {p.error}{' '}
-                <button type="button" onClick={() => retry(p)}>Retry sending</button>
-              </p>
-            )}
-          </li>
-        ))}
+        {pending
+          // The live copy can arrive before the send's answer: show it once.
+          .filter((p) => !(p.prepared && shownIds.has(p.prepared.id)))
+          .map((p) => (
+            <li key={p.localId} className="message mine pending">
+              <p className="text">{p.text}</p>
+              {p.status === 'sending' ? (
+                <p className="state">Sending…</p>
+              ) : (
+                <p className="state error">
+                  Not sent: {p.error}{' '}
+                  <button type="button" onClick={() => retry(p)}>Retry sending</button>
+                </p>
+              )}
+            </li>
+          ))}
       </ol>
       <p className="typing" role="status">
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
