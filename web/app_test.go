@@ -122,7 +122,9 @@ var bannerRe = regexp.MustCompile(`listening on (http://\S+)`)
 // TestBrowserChat runs app/e2e/chat.mjs: alice and bob (a phone-sized
 // screen) in two contexts of a real Chromium register, create and join a room
 // by its code, chat both ways live, see typing, exchange HTML that must stay
-// text, talk with a qchat CLI user, open a direct conversation and sign out,
+// text, lose the websocket and get it back, fail a send and retry it, reload,
+// talk with a qchat CLI user, page back through history, open a direct
+// conversation and sign out,
 // with the CSP header checked and no console error or CSP violation. It runs
 // against the real server binary on SQLite, on a free port. Screenshots go to
 // QCHAT_SCREENSHOTS if set (kept), else to the test's temporary directory.
@@ -153,11 +155,13 @@ func TestBrowserChat(t *testing.T) {
 	var r struct {
 		OK     bool `json:"ok"`
 		Checks int  `json:"checks"`
+		// From navigation to the sign-in form, per browser context.
+		FirstScreenMs []int `json:"firstScreenMs"`
 	}
 	if err := json.Unmarshal([]byte(lastLine(res)), &r); err != nil || !r.OK || r.Checks == 0 {
 		t.Fatalf("chat.mjs: %v\n%s", err, res)
 	}
-	t.Logf("chat.mjs: %d checks in %v; screenshots in %s", r.Checks, time.Since(start).Round(time.Millisecond), out)
+	t.Logf("chat.mjs: %d checks in %v; first screen in %v ms; screenshots in %s", r.Checks, time.Since(start).Round(time.Millisecond), r.FirstScreenMs, out)
 }
 
 // startServer runs the server binary on SQLite in dir on a free port and
