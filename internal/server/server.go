@@ -157,10 +157,9 @@ func New(d Deps) (*Server, error) {
 		}
 	}
 	// Every other GET is the web app's (its client routes fall back to its
-	// page); one catch-all, as "GET /" would conflict with "/graphql". The
-	// explorer's paths stay 404 where it is off, rather than show the app.
+	// page); one catch-all, as "GET /" would conflict with "/graphql".
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if app != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(r.URL.Path, "/playground") {
+		if app != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !serverPath(r.URL.Path) {
 			app.ServeHTTP(w, r)
 			return
 		}
@@ -187,6 +186,18 @@ func New(d Deps) (*Server, error) {
 	handler = middleware.Recover(d.Log)(handler)
 	handler = middleware.RequestID(handler)
 	return &Server{handler: handler, health: h, ws: ws}, nil
+}
+
+// serverPath says whether p is in the server's own namespace, where a path
+// without a route is a 404 rather than the web app's page: the explorer where
+// it is off, the pprof paths of DEBUG_ADDR (never on this port), the API's.
+func serverPath(p string) bool {
+	for _, prefix := range []string{"/playground", "/debug/", "/graphql", "/documents/", "/health", "/metrics"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // limitRequests spends a signed-in request from its user's token bucket, and

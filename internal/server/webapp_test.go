@@ -64,6 +64,10 @@ func TestWebAppRoutes(t *testing.T) {
 		{"POST", "/", http.StatusNotFound},
 		{"GET", "/playground", http.StatusOK},
 		{"GET", "/health/live", http.StatusOK},
+		{"GET", "/debug/pprof/", http.StatusNotFound},
+		{"GET", "/graphql/x", http.StatusNotFound},
+		{"GET", "/health/nope", http.StatusNotFound},
+		{"GET", "/metricsx", http.StatusNotFound},
 	} {
 		if resp, _ := srv.Raw(t, c.method, c.path, nil, nil); resp.StatusCode != c.want {
 			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
