@@ -30,8 +30,8 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 
-async function person(name, viewport) {
-  const context = await browser.newContext({ viewport, baseURL: base });
+async function person(name, viewport, colorScheme) {
+  const context = await browser.newContext({ viewport, baseURL: base, colorScheme });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
   // Any console error (a CSP violation is one), uncaught exception or dialog fails the run.
@@ -101,8 +101,9 @@ async function sees(p, text) {
   checks++;
 }
 
-const alice = await person('alice', { width: 1200, height: 800 });
-const bob = await person('bob', { width: 360, height: 740 });
+const alice = await person('alice', { width: 1200, height: 800 }, 'light');
+// Bob: a phone-sized screen, with the system in dark mode.
+const bob = await person('bob', { width: 360, height: 740 }, 'dark');
 try {
   await register(alice, 'alice', 'correct horse battery', null);
   await register(bob, 'bob', 'another good password', 'X_WING');
@@ -172,6 +173,10 @@ try {
   await alice.page.unroute('**/graphql');
   checks++;
 
+  // The chat view (docs/screenshot.png is alice's), before the CLI's filler.
+  await shot(alice, 'chat.png');
+  await shot(bob, 'chat-phone.png');
+
   if (cli) {
     // A qchat CLI user joins by the code and talks with the browsers.
     const run = promisify(execFile);
@@ -201,8 +206,6 @@ try {
     await sees(alice, 'Hi Alice');
   }
 
-  await shot(alice, 'chat.png');
-  await shot(bob, 'chat-phone.png');
 
   // A direct conversation, started by username.
   await alice.page.getByRole('link', { name: 'Message someone' }).click();
