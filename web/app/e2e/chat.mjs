@@ -224,6 +224,15 @@ try {
   await sees(alice, 'Agreed.');
   await shot(alice, 'direct.png');
 
+  // Bob leaves the room (after confirming); it leaves his list.
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  await bob.page.getByRole('link', { name: /^General/ }).click();
+  await bob.page.getByRole('button', { name: 'Leave room' }).click();
+  await bob.page.getByRole('button', { name: 'Yes, leave General' }).click();
+  await bob.page.getByRole('link', { name: /@alice/ }).waitFor();
+  await bob.page.getByRole('link', { name: /^General/ }).waitFor({ state: 'detached' });
+  checks++;
+
   // Signing out closes the websocket.
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
   await alice.page.getByRole('button', { name: 'Sign out' }).click();

@@ -7,6 +7,7 @@ import {
   type ConversationRef,
   ConversationsDocument,
   DirectMessagesDocument,
+  LeaveRoomDocument,
   MarkReadDocument,
   type MessageFieldsFragment,
   PAGE_SIZE,
@@ -25,6 +26,7 @@ import { addMessage } from '../api';
 import { describeError } from '../errors';
 import { conversationKey, useTyping } from '../live';
 import type { Session } from '../session';
+import { useRouter } from '../router';
 import { formatWhen } from './Conversations';
 
 export function RoomChat({ roomId, session }: { roomId: string; session: Session }) {
@@ -38,6 +40,7 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
         <h2 id="chat-title">{room?.name ?? 'Loading…'}</h2>
         {room && <span className="hint">{room.memberCount} member{room.memberCount === 1 ? '' : 's'}</span>}
         {room?.code && <InviteCode code={room.code} />}
+        {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
       <Conversation conversation={{ roomId }} session={session} />
     </section>
@@ -57,6 +60,43 @@ export function DirectChat({ username, session }: { username: string; session: S
       </header>
       {user && <Conversation conversation={{ userId: user.id }} session={session} />}
     </section>
+  );
+}
+
+function LeaveRoom({ roomId, name }: { roomId: string; name: string }) {
+  const client = useApolloClient();
+  const { navigate } = useRouter();
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const leave = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await client.mutate({ mutation: LeaveRoomDocument, variables: { roomId }, refetchQueries: [ConversationsDocument] });
+      navigate('/');
+      // Its messages are no longer this user's to see.
+      client.cache.evict({ id: client.cache.identify({ __typename: 'Room', id: roomId }) });
+      client.cache.gc();
+    } catch (err) {
+      setError(describeError(err));
+      setBusy(false);
+    }
+  };
+  if (!confirming) {
+    return (
+      <button type="button" className="secondary" onClick={() => setConfirming(true)}>
+        Leave room
+      </button>
+    );
+  }
+  return (
+    <div className="confirm" role="group" aria-label={`Leave ${name}?`}>
+      <span>Leave {name}? Coming back needs its invite code.</span>
+      <button type="button" onClick={() => void leave()} disabled={busy}>Yes, leave {name}</button>
+      <button type="button" className="secondary" onClick={() => setConfirming(false)}>Stay</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
   );
 }
 
