@@ -148,6 +148,15 @@ try {
   await sees(bob, 'Hi Alice');
   await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');
 
+  // Alice deletes a message of hers: a tombstone for both.
+  await send(alice, 'A slip of the keyboard');
+  await sees(bob, 'A slip of the keyboard');
+  await alice.page.getByRole('button', { name: 'Delete “A slip of the keyboard”' }).click();
+  await alice.page.getByRole('button', { name: 'Delete for everyone' }).click();
+  await log(bob).getByText('A slip of the keyboard', { exact: true }).waitFor({ state: 'detached' });
+  await log(bob).getByText('Message deleted').waitFor();
+  check((await log(alice).getByText('A slip of the keyboard', { exact: true }).count()) === 0, 'tombstone for alice');
+
   // A lost connection is shown, the app reconnects by itself and live
   // messages flow again.
   for (const ws of alice.routed.splice(0)) await ws.close({ code: 1012, reason: 'test: connection lost' });

@@ -131,3 +131,9 @@ export function addMessage(cache: ApolloCache, selfId: string, m: MessageFieldsF
     },
   });
 }
+
+/** Marks a message deleted in the cache (a tombstone: its text is gone for everyone). */
+export function markDeleted(cache: ApolloCache, id: string): void {
+  const ref = cache.identify({ __typename: 'Message', id });
+  if (ref) cache.modify({ id: ref, fields: { deleted: () => true } });
+}

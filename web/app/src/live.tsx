@@ -3,9 +3,9 @@
 // app, whichever conversation is open.
 
 import { useApolloClient, useSubscription } from '@apollo/client/react';
-import { ConversationsDocument, MessageAddedDocument, RoomEventsDocument, TypingDocument } from '@qchat/client';
+import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, RoomEventsDocument, TypingDocument } from '@qchat/client';
 import { type ReactNode, createContext, useContext, useEffect, useMemo, useState } from 'react';
-import { addMessage } from './api';
+import { addMessage, markDeleted } from './api';
 
 /** Who is typing, per conversation key (see conversationKey). */
 type Typing = ReadonlyMap<string, ReadonlyMap<string, { username: string; until: number }>>;
@@ -37,6 +37,13 @@ export function Live({ selfId, children }: { selfId: string; children: ReactNode
       const key = m.room ? conversationKey({ roomId: m.room.id }) : conversationKey({ userId: m.sender.id });
       setTyping((t) => without(t, key, m.sender.id));
       refreshConversations();
+    },
+  });
+  useSubscription(MessageDeletedDocument, {
+    variables: {},
+    onData: ({ data }) => {
+      const id = data.data?.messageDeleted;
+      if (id) markDeleted(client.cache, id);
     },
   });
   useSubscription(RoomEventsDocument, { onData: refreshConversations });

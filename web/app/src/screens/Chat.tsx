@@ -6,6 +6,7 @@ import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
   type ConversationRef,
   ConversationsDocument,
+  DeleteMessageDocument,
   DirectMessagesDocument,
   LeaveRoomDocument,
   MarkReadDocument,
@@ -22,7 +23,7 @@ import {
   sendPrepared,
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { addMessage } from '../api';
+import { addMessage, markDeleted } from '../api';
 import { describeError } from '../errors';
 import { conversationKey, useTyping } from '../live';
 import type { Session } from '../session';
@@ -303,6 +304,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
     <li className={mine ? 'message mine' : 'message'}>
       <p className="from">
         <span className="sender">{mine ? 'You' : m.sender.username}</span> <time dateTime={m.createdAt}>{formatWhen(m.createdAt)}</time>
+        {mine && !m.deleted && <DeleteMessage id={m.id} text={text} />}
       </p>
       {m.deleted ? (
         <p className="text deleted">Message deleted</p>
@@ -315,6 +317,37 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
         <p className="text">{text}</p>
       )}
     </li>
+  );
+}
+
+// Deleting one's own message leaves a tombstone for everyone (after a confirmation).
+function DeleteMessage({ id, text }: { id: string; text: string | null | undefined }) {
+  const client = useApolloClient();
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const what = text ? `“${text.length > 30 ? `${text.slice(0, 30)}…` : text}”` : 'this message';
+  const remove = async () => {
+    setError(null);
+    try {
+      await client.mutate({ mutation: DeleteMessageDocument, variables: { id } });
+      markDeleted(client.cache, id);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+  if (!confirming) {
+    return (
+      <button type="button" className="link" aria-label={`Delete ${what}`} onClick={() => setConfirming(true)}>
+        Delete
+      </button>
+    );
+  }
+  return (
+    <span className="confirm">
+      <button type="button" className="link" onClick={() => void remove()}>Delete for everyone</button>
+      <button type="button" className="link" onClick={() => setConfirming(false)}>Keep</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </span>
   );
 }
 
