@@ -125,6 +125,14 @@ try {
   await bob.page.getByRole('button', { name: 'Join General' }).click();
   await bob.page.getByRole('heading', { name: 'General' }).waitFor();
 
+  // Alice sees who is in the room, with roles and presence.
+  await alice.page.getByRole('button', { name: 'Members (2)' }).click();
+  const members = alice.page.getByRole('list', { name: 'Members' });
+  await members.getByText('alice, owner, online').waitFor();
+  await members.getByText('bob, member, online').waitFor();
+  await alice.page.getByRole('button', { name: 'Members (2)' }).click();
+  checks++;
+
   // Both ways, live.
   await send(alice, 'Hello Bob, this is sealed with ML-KEM-768.');
   await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');

@@ -3,7 +3,7 @@
 // app, whichever conversation is open.
 
 import { useApolloClient, useSubscription } from '@apollo/client/react';
-import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, RoomEventsDocument, TypingDocument } from '@qchat/client';
+import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, PresenceDocument, RoomEventsDocument, RoomMemberListDocument, TypingDocument } from '@qchat/client';
 import { type ReactNode, createContext, useContext, useEffect, useMemo, useState } from 'react';
 import { addMessage, markDeleted } from './api';
 
@@ -46,7 +46,19 @@ export function Live({ selfId, children }: { selfId: string; children: ReactNode
       if (id) markDeleted(client.cache, id);
     },
   });
-  useSubscription(RoomEventsDocument, { onData: refreshConversations });
+  useSubscription(RoomEventsDocument, {
+    onData: () => {
+      refreshConversations();
+      void client.refetchQueries({ include: [RoomMemberListDocument] }).catch(() => {});
+    },
+  });
+  useSubscription(PresenceDocument, {
+    onData: ({ data }) => {
+      const ev = data.data?.presence;
+      const id = ev && client.cache.identify({ __typename: 'User', id: ev.user.id });
+      if (ev && id) client.cache.modify({ id, fields: { online: () => ev.online } });
+    },
+  });
   useSubscription(TypingDocument, {
     variables: {},
     onData: ({ data }) => {

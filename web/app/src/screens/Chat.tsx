@@ -14,6 +14,7 @@ import {
   PAGE_SIZE,
   type PreparedMessage,
   RoomDocument,
+  RoomMemberListDocument,
   RoomMessagesDocument,
   SendFailedError,
   SetTypingDocument,
@@ -41,6 +42,7 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
         <h2 id="chat-title">{room?.name ?? 'Loading…'}</h2>
         {room && <span className="hint">{room.memberCount} member{room.memberCount === 1 ? '' : 's'}</span>}
         {room?.code && <InviteCode code={room.code} />}
+        {room && <Members roomId={room.id} count={room.memberCount} />}
         {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
       <Conversation conversation={{ roomId }} session={session} />
@@ -61,6 +63,34 @@ export function DirectChat({ username, session }: { username: string; session: S
       </header>
       {user && <Conversation conversation={{ userId: user.id }} session={session} />}
     </section>
+  );
+}
+
+const ROLE_NAMES: Record<string, string> = { OWNER: 'owner', ADMIN: 'admin', MEMBER: 'member' };
+
+// The room's members with their roles and presence (kept live by the
+// presence subscription, which updates each User in the cache).
+function Members({ roomId, count }: { roomId: string; count: number }) {
+  const [open, setOpen] = useState(false);
+  const { data, error } = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members }, skip: !open });
+  const members = data?.room?.membersConnection.edges.map((e) => e.node) ?? [];
+  return (
+    <div className="members">
+      <button type="button" className="secondary" aria-expanded={open} aria-controls="member-list" onClick={() => setOpen(!open)}>
+        Members ({count})
+      </button>
+      {open && (
+        <ul id="member-list" aria-label="Members">
+          {error && <li className="error">{describeError(error)}</li>}
+          {members.map((m) => (
+            <li key={m.user.id}>
+              <span className="sender">{m.user.username}</span>, {ROLE_NAMES[m.role] ?? m.role.toLowerCase()},{' '}
+              <span className={m.user.online ? 'online' : 'hint'}>{m.user.online ? 'online' : 'offline'}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
   );
 }
 
