@@ -237,8 +237,12 @@ try {
   checks++;
   await dm.click();
   await sees(bob, 'Just between us.');
-  await send(bob, 'Agreed.');
+  // Typing shows in a direct conversation too.
+  await bob.page.getByLabel('Message', { exact: true }).fill('Agreed.');
+  await alice.page.getByText('bob is typing…').waitFor();
+  await bob.page.getByLabel('Message', { exact: true }).press('Enter');
   await sees(alice, 'Agreed.');
+  checks++;
   await shot(alice, 'direct.png');
 
   // Bob leaves the room (after confirming); it leaves his list.
