@@ -171,7 +171,9 @@ func startServer(t *testing.T, bin, dir string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "APP_ENV=development", "HOST=127.0.0.1", "PORT=0", "DATABASE_URL=", "DATA_DIR="+dir,
-		"BCRYPT_COST=4", "LOG_LEVEL=warn", "LOG_DIR=", "REDIS_URL=")
+		"BCRYPT_COST=4", "LOG_LEVEL=warn", "LOG_DIR=", "REDIS_URL=",
+		// chat.mjs guesses a password until it is told to wait.
+		"AUTH_RATE_LIMIT_MAX=3", "AUTH_RATE_LIMIT_WINDOW=15m")
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	var logs bytes.Buffer

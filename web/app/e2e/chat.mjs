@@ -18,8 +18,10 @@ mkdirSync(out, { recursive: true });
 const TIMEOUT = 15_000;
 let checks = 0;
 const problems = [];
-// Set while the test itself cuts requests: the browser logs each as an error.
+// Set while the test itself cuts requests, or expects a 429: the browser logs
+// each failed request as an error, which is not the app's.
 let cutting = false;
+let limiting = false;
 function check(ok, what) {
   checks++;
   if (!ok) throw new Error(`check failed: ${what}`);
@@ -37,6 +39,7 @@ async function person(name, viewport, colorScheme) {
   // Any console error (a CSP violation is one), uncaught exception or dialog fails the run.
   page.on('console', (m) => {
     if (cutting && /net::ERR_/.test(m.text())) return;
+    if (limiting && /status of 429/.test(m.text())) return;
     if (m.type() === 'error' || m.type() === 'warning') problems.push(`${name} console ${m.type()}: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
@@ -262,6 +265,26 @@ try {
   const deadline = Date.now() + TIMEOUT;
   while (alice.sockets.some((s) => !s.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   check(alice.sockets.every((s) => s.closed), 'alice websocket closed on sign-out');
+
+  // Guessing alice's password: wrong, then limited, said with the wait.
+  limiting = true;
+  for (let i = 1; ; i++) {
+    await alice.page.getByLabel('Username').fill('alice');
+    await alice.page.getByLabel('Password').fill(`guess ${i}`);
+    await alice.page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = alice.page.getByRole('alert');
+    await alert.waitFor();
+    const said = await alert.innerText();
+    if (/Too many requests/.test(said)) {
+      check(/Try again in \d+ (seconds?|minutes)\./.test(said), `rate limit message: ${said}`);
+      break;
+    }
+    check(said === 'Wrong username or password.' && i <= 10, `wrong password ${i}: ${said}`);
+    await alice.page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await alice.page.getByLabel('Password').fill('');
+  }
+  await shot(alice, 'rate-limited.png');
+  limiting = false;
 
   check(problems.length === 0, `no console errors, CSP violations or dialogs:\n${problems.join('\n')}`);
 } catch (err) {

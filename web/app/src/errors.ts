@@ -15,7 +15,10 @@ export function describeError(err: unknown, opts: DescribeOptions = {}): string 
   switch (errorCode(e)) {
     case 'RATE_LIMITED': {
       const s = retryAfterSeconds(e);
-      return s ? `Too many requests. Try again in ${s} second${s === 1 ? '' : 's'}.` : 'Too many requests. Wait a moment and try again.';
+      if (!s) return 'Too many requests. Wait a moment and try again.';
+      if (s < 90) return `Too many requests. Try again in ${s} second${s === 1 ? '' : 's'}.`;
+      const m = Math.ceil(s / 60);
+      return `Too many requests. Try again in ${m} minutes.`;
     }
     case 'UNAUTHENTICATED':
       return opts.signIn ? 'Wrong username or password.' : 'Your session has ended. Please sign in again.';
