@@ -4,7 +4,7 @@ BIN     ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test vet generate check-generated tidy bench clean graphiql
+.PHONY: run build test vet generate check-generated tidy bench clean graphiql web
 
 run: build
 	./$(BIN)/qchat-server
@@ -44,6 +44,11 @@ check-generated: generate
 # internal/explorer/static/vendor, which is committed and embedded in the binary.
 graphiql:
 	internal/explorer/update.sh
+
+# Rebuilds the web app's bundle (web/app/dist), which is committed and embedded
+# in the server; go test ./web/ fails when it differs from a fresh build.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build -w app
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

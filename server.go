@@ -189,7 +189,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// starting handler's 503.
 	paths := "API at /graphql"
 	if cfg.Introspection {
-		paths = "GraphiQL at /playground, API at /graphql"
+		paths = "GraphiQL at /playground, " + paths
+	}
+	if cfg.WebApp {
+		paths = "the web app at /, " + paths
 	}
 	banner := fmt.Sprintf("QChat %s listening on http://%s (%s)\nrate limits:\n", version, ln.Addr(), paths)
 	for _, l := range cfg.Limits() {

@@ -20,6 +20,7 @@ import (
 // PAGE_SIZE (lib/src/api/pages.ts), the page size it is priced at.
 var pageSizeOf = map[string]string{
 	"RoomMembers":    "members",
+	"RoomMemberList": "members",
 	"MyRooms":        "rooms",
 	"RoomMessages":   "messages",
 	"DirectMessages": "messages",

@@ -79,7 +79,7 @@ func ServerOptions(cfg config.Config, version string, started time.Time) (server
 	}
 	return server.Options{
 		Environment: cfg.Env, Production: cfg.Production(), TrustProxy: proxies, CORSOrigins: cfg.CORSOrigins,
-		Introspection: cfg.Introspection, HealthToken: cfg.HealthToken, HealthPublic: cfg.HealthPublic,
+		Introspection: cfg.Introspection, WebApp: cfg.WebApp, HealthToken: cfg.HealthToken, HealthPublic: cfg.HealthPublic,
 		WSMaxConnsPerIP: cfg.WSMaxConnsPerIP, WSWriteTimeout: cfg.WSWriteTimeout,
 		DepthLimit: cfg.DepthLimit, AliasLimit: cfg.AliasLimit, ComplexityLimit: cfg.ComplexityLimit,
 		Version: version, Started: started,

@@ -39,6 +39,7 @@ type Config struct {
 	DBSSLCA           string        // DB_SSL_CA: CA certificate file for verify-full
 
 	Introspection   bool          // GRAPHQL_INTROSPECTION (default: on outside production)
+	WebApp          bool          // WEB_APP: serve the web app at / (default on; off for an API-only deployment)
 	CORSOrigins     []string      // CORS_ORIGINS: comma-separated origins
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	TrustProxy      string        // TRUST_PROXY: IPs, CIDRs, loopback, private
@@ -184,6 +185,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.HealthPublic = l.boolean("HEALTH_PUBLIC", c.Env != "production")
 	c.Introspection = l.boolean("GRAPHQL_INTROSPECTION", c.Env != "production")
+	c.WebApp = l.boolean("WEB_APP", true)
 	if _, err := clientip.ParseTrustProxy(c.TrustProxy); err != nil {
 		l.fail("TRUST_PROXY", c.TrustProxy, "comma-separated IPs, CIDRs or loopback, private, linklocal ("+err.Error()+")")
 	}

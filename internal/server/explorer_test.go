@@ -30,13 +30,13 @@ var (
 func TestExplorerWorksOffline(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
 	var page []byte
-	for _, path := range []string{"/", "/playground", "/playground/"} {
+	for _, path := range []string{"/playground", "/playground/"} {
 		resp, body := srv.Raw(t, "GET", path, nil, nil)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		if page != nil && !bytes.Equal(body, page) {
-			t.Errorf("GET %s serves another page than GET /", path)
+			t.Errorf("GET %s serves another page than GET /playground", path)
 		}
 		page = body
 		csp := resp.Header.Get("Content-Security-Policy")
@@ -55,7 +55,7 @@ func TestExplorerWorksOffline(t *testing.T) {
 	}
 
 	seen := map[string]bool{}
-	queue := references(t, "/", page, pageRefRe)
+	queue := references(t, "/playground", page, pageRefRe)
 	scripts := 0
 	for len(queue) > 0 {
 		ref := queue[0]
@@ -143,7 +143,7 @@ func TestExplorerAssets(t *testing.T) {
 	prod := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
 		c.Env, c.TrustProxy, c.Introspection = "production", "loopback", false
 	}})
-	for _, path := range []string{"/", "/playground", js} {
+	for _, path := range []string{"/playground", "/playground/", js} {
 		if resp, _ := prod.Raw(t, "GET", path, http.Header{"X-Forwarded-Proto": {"https"}}, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("production GET %s: %d, want 404", path, resp.StatusCode)
 		}

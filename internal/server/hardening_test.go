@@ -70,11 +70,11 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Errorf("production HSTS = %q", hsts)
 	}
 	// The Playground page gets its own policy, and only where introspection is on.
-	resp, _ = dev.Raw(t, "GET", "/", nil, nil)
+	resp, _ = dev.Raw(t, "GET", "/playground", nil, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src") {
 		t.Errorf("playground status %d CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
-	if resp, _ = prod.Raw(t, "GET", "/", withHeaders(nil, "X-Forwarded-Proto", "https"), nil); resp.StatusCode != http.StatusNotFound {
+	if resp, _ = prod.Raw(t, "GET", "/playground", withHeaders(nil, "X-Forwarded-Proto", "https"), nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("production playground status %d", resp.StatusCode)
 	}
 }

@@ -27,7 +27,9 @@ import (
 	"github.com/qchat/qchat/internal/observability/metrics"
 	"github.com/qchat/qchat/internal/ratelimit"
 	"github.com/qchat/qchat/internal/reqctx"
+	"github.com/qchat/qchat/internal/webapp"
 	"github.com/qchat/qchat/resolvers"
+	webdist "github.com/qchat/qchat/web/app"
 )
 
 // Options are the handler's own settings, taken from the configuration by
@@ -41,6 +43,8 @@ type Options struct {
 	CORSOrigins []string
 	// Introspection turns on schema introspection and GraphiQL.
 	Introspection bool
+	// WebApp serves the web app at / (off for an API-only deployment).
+	WebApp bool
 	// HealthToken opens /health/detailed and /metrics; HealthPublic opens them to anyone.
 	HealthToken  string
 	HealthPublic bool
@@ -152,8 +156,7 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("/graphql", authenticate(d.Auth, d.Log, limited(ws.track(middleware.WithStatusControl(gql)))))
 	mux.Handle("GET /documents/{id}", authenticate(d.Auth, d.Log, limited(downloadDocument(d.Chat, d.Log))))
 	if cfg.Introspection {
-		// GraphiQL, from files in the binary. It is at / for now and at
-		// /playground already, where it stays when a web app takes /.
+		// GraphiQL, from files in the binary, at /playground: / is the web app's.
 		ex, err := explorer.New()
 		if err != nil {
 			return nil, err
@@ -162,7 +165,6 @@ func New(d Deps) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("explorer: %w", err)
 		}
-		mux.Handle("GET /{$}", page)
 		mux.Handle("GET /playground", page)
 		mux.Handle("GET /playground/{$}", page)
 		mux.Handle("GET "+explorer.AssetPrefix, ex.Assets())
@@ -172,7 +174,20 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /health/ready", h.Ready())
 	mux.Handle("GET /health/detailed", h.Protect(h.Detailed()))
 	mux.Handle("GET /metrics", h.Protect(d.Metrics.Handler()))
+	var app http.Handler
+	if cfg.WebApp {
+		var err error
+		if app, err = webapp.New(webdist.Dist()); err != nil {
+			return nil, err
+		}
+	}
+	// Every other GET is the web app's (its client routes fall back to its
+	// page); one catch-all, as "GET /" would conflict with "/graphql".
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if app != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && !serverPath(r.URL.Path) {
+			app.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, http.StatusNotFound, apierr.CodeNotFound, "no such endpoint: "+r.URL.Path)
 	})
 
@@ -196,6 +211,18 @@ func New(d Deps) (*Server, error) {
 	handler = middleware.Recover(d.Log)(handler)
 	handler = middleware.RequestID(handler)
 	return &Server{handler: handler, health: h, ws: ws}, nil
+}
+
+// serverPath says whether p is in the server's own namespace, where a path
+// without a route is a 404 rather than the web app's page: the explorer where
+// it is off, the pprof paths of DEBUG_ADDR (never on this port), the API's.
+func serverPath(p string) bool {
+	for _, prefix := range []string{"/playground", "/debug/", "/graphql", "/documents/", "/health", "/metrics"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // limitRequests spends a signed-in request from its user's token bucket, and

@@ -1,0 +1,298 @@
+// The web app in a real Chromium (Debian's, driven by playwright-core), against
+// a real server: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]. Run by
+// web/browser_test.go, which starts the server. Elements are found the way a
+// person (or a screen reader) finds them: by role and label.
+// The last line printed is {"ok":true,"checks":N} or the process fails.
+
+import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const [base, out, cli] = process.argv.slice(2);
+if (!base || !out) throw new Error('usage: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]');
+mkdirSync(out, { recursive: true });
+
+const TIMEOUT = 15_000;
+let checks = 0;
+const problems = [];
+// Set while the test itself cuts requests, or expects a 429: the browser logs
+// each failed request as an error, which is not the app's.
+let cutting = false;
+let limiting = false;
+function check(ok, what) {
+  checks++;
+  if (!ok) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function person(name, viewport, colorScheme) {
+  const context = await browser.newContext({ viewport, baseURL: base, colorScheme });
+  context.setDefaultTimeout(TIMEOUT);
+  const page = await context.newPage();
+  // Any console error (a CSP violation is one), uncaught exception or dialog fails the run.
+  page.on('console', (m) => {
+    if (cutting && /net::ERR_/.test(m.text())) return;
+    if (limiting && /status of 429/.test(m.text())) return;
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`${name} console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${name} page error: ${e.message}`));
+  page.on('dialog', (d) => {
+    problems.push(`${name} dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  const sockets = [];
+  // The page's websockets pass through the test, which can cut them (see "lost connection").
+  const routed = [];
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    ws.connectToServer();
+    routed.push(ws);
+  });
+  page.on('websocket', (ws) => {
+    const s = { url: ws.url(), closed: false };
+    ws.on('close', () => (s.closed = true));
+    sockets.push(s);
+  });
+  // A reload drops the page's sockets without a close event: count only the current page's.
+  // (The document's request comes before any socket of the new document.)
+  page.on('request', (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) sockets.length = 0;
+  });
+  return { name, context, page, sockets, routed };
+}
+
+const shot = (p, file) => p.page.screenshot({ path: join(out, file) });
+const log = (p) => p.page.getByRole('log', { name: 'Messages' });
+
+const firstScreenMs = [];
+
+async function register(p, username, password, algorithm) {
+  const started = Date.now();
+  const resp = await p.page.goto('/');
+  const csp = resp.headers()['content-security-policy'] ?? '';
+  check(/script-src 'self';/.test(csp) && /style-src 'self';/.test(csp) && /frame-ancestors 'none'/.test(csp) && !/unsafe/.test(csp), `CSP header: ${csp}`);
+  await p.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  // Reported, not asserted: a timing on a shared machine proves nothing.
+  firstScreenMs.push(Date.now() - started);
+  await p.page.getByRole('link', { name: 'Create an account' }).click();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Password').fill(password);
+  if (algorithm) await p.page.getByLabel('Encryption key').selectOption(algorithm);
+  await p.page.getByRole('button', { name: 'Create account' }).click();
+  // (On a phone the home screen is the conversation list, without the welcome.)
+  await p.page.getByRole('button', { name: 'Sign out' }).waitFor();
+  check(p.page.viewportSize().width < 700 || (await p.page.getByText(`Signed in as ${username}`).isVisible()), `${username} signed in`);
+}
+
+async function send(p, text) {
+  const box = p.page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+  // Sent: the pending bubble is gone and the message is in the log, once.
+  await p.page.getByText('Sending…').waitFor({ state: 'detached' });
+  await log(p).getByText(text, { exact: true }).waitFor();
+}
+
+async function sees(p, text) {
+  await log(p).getByText(text, { exact: true }).waitFor();
+  checks++;
+}
+
+const alice = await person('alice', { width: 1200, height: 800 }, 'light');
+// Bob: a phone-sized screen, with the system in dark mode.
+const bob = await person('bob', { width: 360, height: 740 }, 'dark');
+try {
+  await register(alice, 'alice', 'correct horse battery', null);
+  await register(bob, 'bob', 'another good password', 'X_WING');
+  await shot(bob, 'home-phone.png');
+
+  // Alice makes a room and reads its invite code.
+  await alice.page.getByRole('link', { name: 'New room' }).click();
+  await alice.page.getByLabel('Room name').fill('General');
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  const code = (await alice.page.getByLabel('Invite code').innerText()).trim();
+  check(code.length >= 6, `invite code ${code}`);
+
+  // Bob, on a phone-sized screen, previews the room by its code and joins.
+  await bob.page.getByRole('link', { name: 'Join a room' }).click();
+  await bob.page.getByLabel('Invite code').fill(code);
+  await bob.page.getByRole('button', { name: 'Find room' }).click();
+  await bob.page.getByText('1 member').waitFor();
+  await bob.page.getByRole('button', { name: 'Join General' }).click();
+  await bob.page.getByRole('heading', { name: 'General' }).waitFor();
+
+  // Alice sees who is in the room, with roles and presence.
+  await alice.page.getByRole('button', { name: 'Members (2)' }).click();
+  const members = alice.page.getByRole('list', { name: 'Members' });
+  await members.getByText('alice, owner, online').waitFor();
+  await members.getByText('bob, member, online').waitFor();
+  await alice.page.getByRole('button', { name: 'Members (2)' }).click();
+  checks++;
+
+  // Both ways, live.
+  await send(alice, 'Hello Bob, this is sealed with ML-KEM-768.');
+  await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');
+  // Bob types: Alice sees it, then his message.
+  await bob.page.getByLabel('Message', { exact: true }).fill('Hi Alice');
+  await alice.page.getByText('bob is typing…').waitFor();
+  checks++;
+  await bob.page.getByLabel('Message', { exact: true }).press('Enter');
+  await sees(alice, 'Hi Alice');
+  await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
+
+  // HTML in a message is text: nothing is parsed, nothing runs.
+  const html = '<img src=x onerror=alert(1)>';
+  await send(alice, html);
+  await sees(bob, html);
+  check((await log(bob).getByRole('img').count()) === 0, 'no image element in the log');
+
+  // A reload keeps the session (sessionStorage), the screen (the server's
+  // fallback to the app's page) and the key (IndexedDB) that opens history.
+  await bob.page.reload();
+  await sees(bob, 'Hi Alice');
+  await sees(bob, 'Hello Bob, this is sealed with ML-KEM-768.');
+
+  // Alice deletes a message of hers: a tombstone for both.
+  await send(alice, 'A slip of the keyboard');
+  await sees(bob, 'A slip of the keyboard');
+  await alice.page.getByRole('button', { name: 'Delete “A slip of the keyboard”' }).click();
+  await alice.page.getByRole('button', { name: 'Delete for everyone' }).click();
+  await log(bob).getByText('A slip of the keyboard', { exact: true }).waitFor({ state: 'detached' });
+  await log(bob).getByText('Message deleted').waitFor();
+  check((await log(alice).getByText('A slip of the keyboard', { exact: true }).count()) === 0, 'tombstone for alice');
+
+  // A lost connection is shown, the app reconnects by itself and live
+  // messages flow again.
+  for (const ws of alice.routed.splice(0)) await ws.close({ code: 1012, reason: 'test: connection lost' });
+  await alice.page.getByText('Connection lost. Reconnecting…').waitFor();
+  await alice.page.getByText('Connection lost. Reconnecting…').waitFor({ state: 'detached' });
+  await send(bob, 'Still there?');
+  await sees(alice, 'Still there?');
+
+  // A send that cannot reach the server says so in words; Retry sends it.
+  await alice.page.route('**/graphql', (route) =>
+    cutting && (route.request().postData() ?? '').includes('mutation SendMessage') ? route.abort('connectionrefused') : route.continue(),
+  );
+  cutting = true;
+  const box = alice.page.getByLabel('Message', { exact: true });
+  await box.fill('Sent on the second try');
+  await box.press('Enter');
+  await alice.page.getByText('Not sent: Cannot reach the server').waitFor();
+  await shot(alice, 'send-failed.png');
+  cutting = false;
+  await alice.page.getByRole('button', { name: 'Retry sending' }).click();
+  await sees(bob, 'Sent on the second try');
+  await alice.page.getByRole('button', { name: 'Retry sending' }).waitFor({ state: 'detached' });
+  await alice.page.unroute('**/graphql');
+  checks++;
+
+  // The chat view (docs/screenshot.png is alice's), before the CLI's filler.
+  await shot(alice, 'chat.png');
+  await shot(bob, 'chat-phone.png');
+
+  if (cli) {
+    // A qchat CLI user joins by the code and talks with the browsers.
+    const run = promisify(execFile);
+    const env = { ...process.env, QCHAT_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'qchat-cli-')), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
+    process.on('exit', () => rmSync(env.QCHAT_CONFIG_DIR, { recursive: true, force: true }));
+    const qchat = async (...args) => (await run(cli, args, { env, timeout: TIMEOUT })).stdout;
+    await qchat('keygen');
+    await qchat('register', 'carol');
+    await qchat('room', 'join', code);
+    await qchat('send', 'General', 'Hello from the terminal');
+    await sees(alice, 'Hello from the terminal');
+    await sees(bob, 'Hello from the terminal');
+    // And the browsers' envelopes open in the CLI (bob's key is X-Wing).
+    await send(bob, 'Welcome, carol!');
+    const history = await qchat('history', 'General');
+    check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
+
+    // More than a page (40) of history: a fresh view shows the newest page,
+    // and scrolling to the top (Home, from the keyboard) loads the older one.
+    for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
+    await sees(alice, 'Filler 40');
+    await alice.page.reload();
+    await sees(alice, 'Filler 40');
+    check((await log(alice).getByText('Hi Alice', { exact: true }).count()) === 0, 'only the newest page at first');
+    await log(alice).focus();
+    await log(alice).press('Home');
+    await sees(alice, 'Hi Alice');
+  }
+
+
+  // A direct conversation, started by username.
+  await alice.page.getByRole('link', { name: 'Message someone' }).click();
+  await alice.page.getByLabel('Their username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Start conversation' }).click();
+  await alice.page.getByRole('heading', { name: '@bob' }).waitFor();
+  await send(alice, 'Just between us.');
+  // Bob's list shows it unread; he opens it.
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  const dm = bob.page.getByRole('link', { name: /@alice/ });
+  await dm.getByText('1 unread').waitFor();
+  checks++;
+  await dm.click();
+  await sees(bob, 'Just between us.');
+  // Typing shows in a direct conversation too.
+  await bob.page.getByLabel('Message', { exact: true }).fill('Agreed.');
+  await alice.page.getByText('bob is typing…').waitFor();
+  await bob.page.getByLabel('Message', { exact: true }).press('Enter');
+  await sees(alice, 'Agreed.');
+  checks++;
+  await shot(alice, 'direct.png');
+
+  // Bob leaves the room (after confirming); it leaves his list.
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  await bob.page.getByRole('link', { name: /^General/ }).click();
+  await bob.page.getByRole('button', { name: 'Leave room' }).click();
+  await bob.page.getByRole('button', { name: 'Yes, leave General' }).click();
+  await bob.page.getByRole('link', { name: /@alice/ }).waitFor();
+  await bob.page.getByRole('link', { name: /^General/ }).waitFor({ state: 'detached' });
+  checks++;
+
+  // Signing out closes the websocket.
+  check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
+  await alice.page.getByRole('button', { name: 'Sign out' }).click();
+  await alice.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await alice.page.waitForFunction(() => true);
+  const deadline = Date.now() + TIMEOUT;
+  while (alice.sockets.some((s) => !s.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  check(alice.sockets.every((s) => s.closed), 'alice websocket closed on sign-out');
+
+  // Guessing alice's password: wrong, then limited, said with the wait.
+  limiting = true;
+  for (let i = 1; ; i++) {
+    await alice.page.getByLabel('Username').fill('alice');
+    await alice.page.getByLabel('Password').fill(`guess ${i}`);
+    await alice.page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = alice.page.getByRole('alert');
+    await alert.waitFor();
+    const said = await alert.innerText();
+    if (/Too many requests/.test(said)) {
+      check(/Try again in \d+ (seconds?|minutes)\./.test(said), `rate limit message: ${said}`);
+      break;
+    }
+    check(said === 'Wrong username or password.' && i <= 10, `wrong password ${i}: ${said}`);
+    await alice.page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await alice.page.getByLabel('Password').fill('');
+  }
+  await shot(alice, 'rate-limited.png');
+  limiting = false;
+
+  check(problems.length === 0, `no console errors, CSP violations or dialogs:\n${problems.join('\n')}`);
+} catch (err) {
+  await shot(alice, 'failure-alice.png').catch(() => {});
+  await shot(bob, 'failure-bob.png').catch(() => {});
+  console.error(problems.join('\n'));
+  throw err;
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ ok: true, checks, firstScreenMs }));

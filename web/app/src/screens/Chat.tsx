@@ -1,0 +1,436 @@
+// A conversation: its history (newest page first, older pages on scroll),
+// live messages through the cache, typing, and a composer whose sends show
+// their state and can be retried.
+
+import { useApolloClient, useQuery } from '@apollo/client/react';
+import {
+  type ConversationRef,
+  ConversationsDocument,
+  DeleteMessageDocument,
+  DirectMessagesDocument,
+  LeaveRoomDocument,
+  MarkReadDocument,
+  type MessageFieldsFragment,
+  PAGE_SIZE,
+  type PreparedMessage,
+  RoomDocument,
+  RoomMemberListDocument,
+  RoomMessagesDocument,
+  SendFailedError,
+  SetTypingDocument,
+  UserByUsernameDocument,
+  openMessage,
+  prepareMessage,
+  sendPrepared,
+} from '@qchat/client';
+import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { addMessage, markDeleted } from '../api';
+import { describeError } from '../errors';
+import { conversationKey, useTyping } from '../live';
+import type { Session } from '../session';
+import { useRouter } from '../router';
+import { formatWhen } from './Conversations';
+
+export function RoomChat({ roomId, session }: { roomId: string; session: Session }) {
+  const { data, error } = useQuery(RoomDocument, { variables: { id: roomId } });
+  const room = data?.room;
+  if (error) return <p className="error" role="alert">{describeError(error)}</p>;
+  if (data && !room) return <p className="error" role="alert">This room does not exist or you are not a member.</p>;
+  return (
+    <section className="chat" aria-labelledby="chat-title">
+      <header className="chat-header">
+        <h2 id="chat-title">{room?.name ?? 'Loading…'}</h2>
+        {room && <span className="hint">{room.memberCount} member{room.memberCount === 1 ? '' : 's'}</span>}
+        {room?.code && <InviteCode code={room.code} />}
+        {room && <Members roomId={room.id} count={room.memberCount} />}
+        {room && <LeaveRoom roomId={room.id} name={room.name} />}
+      </header>
+      <Conversation conversation={{ roomId }} session={session} />
+    </section>
+  );
+}
+
+export function DirectChat({ username, session }: { username: string; session: Session }) {
+  const { data, error } = useQuery(UserByUsernameDocument, { variables: { username } });
+  const user = data?.userByUsername;
+  if (error) return <p className="error" role="alert">{describeError(error)}</p>;
+  if (data && !user) return <p className="error" role="alert">There is no user named {username}.</p>;
+  return (
+    <section className="chat" aria-labelledby="chat-title">
+      <header className="chat-header">
+        <h2 id="chat-title">@{username}</h2>
+        {user && <span className="hint">{user.online ? 'online' : 'offline'}</span>}
+      </header>
+      {user && <Conversation conversation={{ userId: user.id }} session={session} />}
+    </section>
+  );
+}
+
+const ROLE_NAMES: Record<string, string> = { OWNER: 'owner', ADMIN: 'admin', MEMBER: 'member' };
+
+// The room's members with their roles and presence (kept live by the
+// presence subscription, which updates each User in the cache).
+function Members({ roomId, count }: { roomId: string; count: number }) {
+  const [open, setOpen] = useState(false);
+  const { data, error } = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members }, skip: !open });
+  const members = data?.room?.membersConnection.edges.map((e) => e.node) ?? [];
+  return (
+    <div className="members">
+      <button type="button" className="secondary" aria-expanded={open} aria-controls="member-list" onClick={() => setOpen(!open)}>
+        Members ({count})
+      </button>
+      {open && (
+        <ul id="member-list" aria-label="Members">
+          {error && <li className="error">{describeError(error)}</li>}
+          {members.map((m) => (
+            <li key={m.user.id}>
+              <span className="sender">{m.user.username}</span>, {ROLE_NAMES[m.role] ?? m.role.toLowerCase()},{' '}
+              <span className={m.user.online ? 'online' : 'hint'}>{m.user.online ? 'online' : 'offline'}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+function LeaveRoom({ roomId, name }: { roomId: string; name: string }) {
+  const client = useApolloClient();
+  const { navigate } = useRouter();
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const leave = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await client.mutate({ mutation: LeaveRoomDocument, variables: { roomId }, refetchQueries: [ConversationsDocument] });
+      navigate('/');
+      // Its messages are no longer this user's to see.
+      client.cache.evict({ id: client.cache.identify({ __typename: 'Room', id: roomId }) });
+      client.cache.gc();
+    } catch (err) {
+      setError(describeError(err));
+      setBusy(false);
+    }
+  };
+  if (!confirming) {
+    return (
+      <button type="button" className="secondary" onClick={() => setConfirming(true)}>
+        Leave room
+      </button>
+    );
+  }
+  return (
+    <div className="confirm" role="group" aria-label={`Leave ${name}?`}>
+      <span>Leave {name}? Coming back needs its invite code.</span>
+      <button type="button" onClick={() => void leave()} disabled={busy}>Yes, leave {name}</button>
+      <button type="button" className="secondary" onClick={() => setConfirming(false)}>Stay</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
+  );
+}
+
+function InviteCode({ code }: { code: string }) {
+  const [copied, setCopied] = useState<string | null>(null);
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(code);
+      setCopied('Copied.');
+    } catch {
+      setCopied('Copying is not allowed here: select the code and copy it.');
+    }
+  };
+  return (
+    <div className="invite">
+      <span>
+        Invite code: <code aria-label="Invite code">{code}</code>
+      </span>
+      <button type="button" onClick={() => void copy()}>Copy invite code</button>
+      <span role="status" className="hint">{copied}</span>
+    </div>
+  );
+}
+
+interface Pending {
+  readonly localId: string;
+  readonly text: string;
+  readonly status: 'sending' | 'failed';
+  readonly error?: string;
+  readonly prepared?: PreparedMessage;
+}
+
+function useMessages(c: ConversationRef) {
+  const isRoom = 'roomId' in c;
+  const room = useQuery(RoomMessagesDocument, {
+    variables: { roomId: isRoom ? c.roomId : '', first: PAGE_SIZE.messages },
+    skip: !isRoom,
+    fetchPolicy: 'cache-and-network',
+  });
+  const direct = useQuery(DirectMessagesDocument, {
+    variables: { withUserId: isRoom ? '' : c.userId, first: PAGE_SIZE.messages },
+    skip: isRoom,
+    fetchPolicy: 'cache-and-network',
+  });
+  const conn = isRoom ? room.data?.room?.messages : direct.data?.directMessages;
+  const loadOlder = async () => {
+    const after = conn?.pageInfo.endCursor;
+    if (!after || !conn?.pageInfo.hasNextPage) return;
+    if (isRoom) await room.fetchMore({ variables: { after } });
+    else await direct.fetchMore({ variables: { after } });
+  };
+  return {
+    messages: conn?.edges.map((e) => e.node) ?? [],
+    hasOlder: conn?.pageInfo.hasNextPage ?? false,
+    loading: isRoom ? room.loading : direct.loading,
+    error: isRoom ? room.error : direct.error,
+    loadOlder,
+  };
+}
+
+function Conversation({ conversation, session }: { conversation: ConversationRef; session: Session }) {
+  const client = useApolloClient();
+  const { messages, hasOlder, loading, error, loadOlder } = useMessages(conversation);
+  const [pending, setPending] = useState<readonly Pending[]>([]);
+  const [loadingOlder, setLoadingOlder] = useState(false);
+  const [olderError, setOlderError] = useState<string | null>(null);
+  const listRef = useRef<HTMLOListElement>(null);
+  const stick = useRef(true);
+  const marked = useRef(new Set<string>());
+  const typing = useTyping(conversationKey(conversation));
+
+  // Oldest first on screen; the API pages newest first.
+  const shown = [...messages].reverse();
+  const newestId = shown[shown.length - 1]?.id;
+  const shownIds = new Set(shown.map((m) => m.id));
+
+  // Keep the view at the bottom when new messages come, unless the person scrolled up.
+  useLayoutEffect(() => {
+    const el = listRef.current;
+    if (el && stick.current) el.scrollTop = el.scrollHeight;
+  }, [newestId, pending.length]);
+
+  // Mark what this user received as read; the list's unread counts follow.
+  useEffect(() => {
+    const ids = messages.filter((m) => m.sender.id !== session.userId && !m.deleted && m.myKey && !m.myKey.readAt && !marked.current.has(m.id)).map((m) => m.id);
+    if (ids.length === 0) return;
+    for (const id of ids) marked.current.add(id);
+    client
+      .mutate({ mutation: MarkReadDocument, variables: { messageIds: ids }, refetchQueries: [ConversationsDocument] })
+      .catch(() => {
+        for (const id of ids) marked.current.delete(id);
+      });
+  }, [messages, client, session.userId]);
+
+  const older = async () => {
+    const el = listRef.current;
+    const before = el ? el.scrollHeight - el.scrollTop : 0;
+    setLoadingOlder(true);
+    setOlderError(null);
+    try {
+      await loadOlder();
+      // Keep the messages the person was reading where they were.
+      requestAnimationFrame(() => {
+        if (el) el.scrollTop = el.scrollHeight - before;
+      });
+    } catch (err) {
+      setOlderError(describeError(err));
+    } finally {
+      setLoadingOlder(false);
+    }
+  };
+
+  const onScroll = () => {
+    const el = listRef.current;
+    if (!el) return;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (el.scrollTop < 40 && hasOlder && !loadingOlder) void older();
+  };
+
+  const update = (localId: string, p: Partial<Pending> | null) =>
+    setPending((list) => (p === null ? list.filter((x) => x.localId !== localId) : list.map((x) => (x.localId === localId ? { ...x, ...p } : x))));
+
+  const deliver = async (localId: string, text: string, prepared?: PreparedMessage) => {
+    let latest = prepared;
+    try {
+      latest ??= await prepareMessage(client, session.userId, conversation, text);
+      update(localId, { prepared: latest });
+      const m = await sendPrepared(client, session.userId, latest, { onResealed: (p) => (latest = p) });
+      addMessage(client.cache, session.userId, m);
+      update(localId, null);
+      void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
+    } catch (err) {
+      if (err instanceof SendFailedError) latest = err.prepared;
+      update(localId, { status: 'failed', error: describeError(err), ...(latest ? { prepared: latest } : {}) });
+    }
+  };
+
+  const send = (text: string) => {
+    const localId = crypto.randomUUID();
+    stick.current = true;
+    setPending((list) => [...list, { localId, text, status: 'sending' }]);
+    void deliver(localId, text);
+  };
+
+  const retry = (p: Pending) => {
+    update(p.localId, { status: 'sending' });
+    void deliver(p.localId, p.text, p.prepared);
+  };
+
+  return (
+    <>
+      {error && messages.length === 0 && <p className="error" role="alert">{describeError(error)}</p>}
+      <ol className="messages" ref={listRef} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages" tabIndex={0}>
+        {hasOlder && (
+          <li className="older">
+            <button type="button" onClick={() => void older()} disabled={loadingOlder}>{loadingOlder ? 'Loading older messages…' : 'Load older messages'}</button>
+            {olderError && <span className="error">{olderError}</span>}
+          </li>
+        )}
+        {loading && messages.length === 0 && <li className="hint">Loading messages…</li>}
+        {!loading && shown.length === 0 && pending.length === 0 && <li className="hint">No messages yet. Say hello!</li>}
+        {shown.map((m) => (
+          <MessageItem key={m.id} m={m} session={session} />
+        ))}
+        {pending
+          // The live copy can arrive before the send's answer: show it once.
+          .filter((p) => !(p.prepared && shownIds.has(p.prepared.id)))
+          .map((p) => (
+            <li key={p.localId} className="message mine pending">
+              <p className="text">{p.text}</p>
+              {p.status === 'sending' ? (
+                <p className="state">Sending…</p>
+              ) : (
+                <p className="state error">
+                  Not sent: {p.error}{' '}
+                  <button type="button" onClick={() => retry(p)}>Retry sending</button>
+                </p>
+              )}
+            </li>
+          ))}
+      </ol>
+      <p className="typing" role="status">
+        {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
+      </p>
+      <Composer conversation={conversation} onSend={send} />
+    </>
+  );
+}
+
+function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Session }) {
+  const [text, setText] = useState<string | null | undefined>(undefined);
+  useEffect(() => {
+    if (m.deleted) return;
+    let live = true;
+    openMessage(m, (id) => session.keyRing.get(id))
+      .then((t) => live && setText(t))
+      .catch(() => live && setText(null));
+    return () => {
+      live = false;
+    };
+  }, [m, session.keyRing]);
+  const mine = m.sender.id === session.userId;
+  return (
+    <li className={mine ? 'message mine' : 'message'}>
+      <p className="from">
+        <span className="sender">{mine ? 'You' : m.sender.username}</span> <time dateTime={m.createdAt}>{formatWhen(m.createdAt)}</time>
+        {mine && !m.deleted && <DeleteMessage id={m.id} text={text} />}
+      </p>
+      {m.deleted ? (
+        <p className="text deleted">Message deleted</p>
+      ) : text === undefined ? (
+        <p className="text hint">Decrypting…</p>
+      ) : text === null ? (
+        <p className="text deleted">This message cannot be opened on this browser: it was sealed to a key this browser does not have.</p>
+      ) : (
+        // Text only: React escapes it; nothing in a message is ever parsed as HTML.
+        <p className="text">{text}</p>
+      )}
+    </li>
+  );
+}
+
+// Deleting one's own message leaves a tombstone for everyone (after a confirmation).
+function DeleteMessage({ id, text }: { id: string; text: string | null | undefined }) {
+  const client = useApolloClient();
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const what = text ? `“${text.length > 30 ? `${text.slice(0, 30)}…` : text}”` : 'this message';
+  const remove = async () => {
+    setError(null);
+    try {
+      await client.mutate({ mutation: DeleteMessageDocument, variables: { id } });
+      markDeleted(client.cache, id);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+  if (!confirming) {
+    return (
+      <button type="button" className="link" aria-label={`Delete ${what}`} onClick={() => setConfirming(true)}>
+        Delete
+      </button>
+    );
+  }
+  return (
+    <span className="confirm">
+      <button type="button" className="link" onClick={() => void remove()}>Delete for everyone</button>
+      <button type="button" className="link" onClick={() => setConfirming(false)}>Keep</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </span>
+  );
+}
+
+// How often "typing" is repeated while a person keeps typing.
+const TYPING_REPEAT_MS = 3000;
+
+function Composer({ conversation, onSend }: { conversation: ConversationRef; onSend: (text: string) => void }) {
+  const client = useApolloClient();
+  const [text, setText] = useState('');
+  const lastTyping = useRef(0);
+  const target = 'roomId' in conversation ? { roomId: conversation.roomId } : { recipientId: conversation.userId };
+  const typing = (isTyping: boolean) => {
+    void client.mutate({ mutation: SetTypingDocument, variables: { ...target, isTyping } }).catch(() => {});
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const t = text.trim();
+    if (!t) return;
+    setText('');
+    if (lastTyping.current) {
+      lastTyping.current = 0;
+      typing(false);
+    }
+    onSend(t);
+  };
+  return (
+    <form className="composer" onSubmit={submit}>
+      <label className="visually-hidden" htmlFor="composer-input">Message</label>
+      <textarea
+        id="composer-input"
+        rows={1}
+        value={text}
+        placeholder="Write a message"
+        onChange={(e) => {
+          setText(e.target.value);
+          const now = Date.now();
+          if (e.target.value && now - lastTyping.current > TYPING_REPEAT_MS) {
+            lastTyping.current = now;
+            typing(true);
+          }
+        }}
+        onKeyDown={(e) => {
+          // Enter sends, Shift+Enter makes a new line.
+          if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) submit(e);
+        }}
+        onBlur={() => {
+          if (lastTyping.current) {
+            lastTyping.current = 0;
+            typing(false);
+          }
+        }}
+      />
+      <button type="submit">Send</button>
+    </form>
+  );
+}
