@@ -147,6 +147,14 @@ try {
   await sees(alice, 'Hi Alice');
   await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
 
+  // Read receipts, live: each browser marks what it shows read, and the
+  // other sees who read its message.
+  const item = (p, text) => log(p).getByRole('listitem').filter({ has: p.page.getByText(text, { exact: true }) });
+  await item(alice, 'Hello Bob, this is sealed with ML-KEM-768.').getByText('Seen by bob').waitFor();
+  checks++;
+  await item(bob, 'Hi Alice').getByText('Seen by alice').waitFor();
+  checks++;
+
   // HTML in a message is text: nothing is parsed, nothing runs.
   const html = '<img src=x onerror=alert(1)>';
   await send(alice, html);

@@ -26,7 +26,7 @@ import {
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { addMessage, markDeleted } from '../api';
 import { describeError } from '../errors';
-import { conversationKey, useTyping } from '../live';
+import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
 import { useRouter } from '../router';
 import { formatWhen } from './Conversations';
@@ -330,6 +330,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
     };
   }, [m, session.keyRing]);
   const mine = m.sender.id === session.userId;
+  const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
   return (
     <li className={mine ? 'message mine' : 'message'}>
       <p className="from">
@@ -346,6 +347,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
         // Text only: React escapes it; nothing in a message is ever parsed as HTML.
         <p className="text">{text}</p>
       )}
+      {seenBy.length > 0 && !m.deleted && <p className="seen hint">Seen by {seenBy.join(', ')}</p>}
     </li>
   );
 }
