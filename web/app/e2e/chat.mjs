@@ -265,6 +265,37 @@ try {
   await bob.page.getByRole('link', { name: /^General/ }).waitFor({ state: 'detached' });
   checks++;
 
+  // Alice, the owner, manages the room: a new invite code, bob added back
+  // by username and removed again, a new name.
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  await alice.page.getByText('you are owner').waitFor();
+  const manage = alice.page.getByRole('button', { name: 'Manage room' });
+  await manage.click();
+  await alice.page.getByRole('button', { name: 'Rotate invite code' }).click();
+  await alice.page.getByText('New invite code made').waitFor();
+  const rotated = (await alice.page.getByLabel('Invite code').innerText()).trim();
+  check(rotated.length >= 6 && rotated !== code, `rotated invite code ${rotated} (was ${code})`);
+  await alice.page.getByLabel('Add member by username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Add member' }).click();
+  await alice.page.getByText('bob added.').waitFor();
+  await manage.click();
+  await alice.page.getByRole('button', { name: /^Members/ }).click();
+  const list = alice.page.getByRole('list', { name: 'Members' });
+  await list.getByText(/^bob, member/).waitFor();
+  checks++;
+  await list.getByRole('button', { name: 'Remove bob' }).click();
+  await list.getByText(/^bob, member/).waitFor({ state: 'detached' });
+  checks++;
+  await alice.page.getByRole('button', { name: /^Members/ }).click();
+  await manage.click();
+  await alice.page.getByLabel('New room name').fill('Team');
+  await alice.page.getByRole('button', { name: 'Rename room' }).click();
+  await alice.page.getByRole('heading', { name: 'Team' }).waitFor();
+  await alice.page.getByRole('link', { name: /^Team/ }).waitFor();
+  checks++;
+  await shot(alice, 'manage-room.png');
+
   // Signing out closes the websocket.
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
   await alice.page.getByRole('button', { name: 'Sign out' }).click();

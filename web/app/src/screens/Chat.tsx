@@ -4,20 +4,25 @@
 
 import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
+  AddRoomMemberDocument,
   type ConversationRef,
   ConversationsDocument,
   DeleteMessageDocument,
+  DeleteRoomDocument,
   DirectMessagesDocument,
   LeaveRoomDocument,
   MarkReadDocument,
   type MessageFieldsFragment,
   PAGE_SIZE,
   type PreparedMessage,
+  RemoveRoomMemberDocument,
   RoomDocument,
   RoomMemberListDocument,
   RoomMessagesDocument,
+  RotateRoomCodeDocument,
   SendFailedError,
   SetTypingDocument,
+  UpdateRoomDocument,
   UserByUsernameDocument,
   openMessage,
   prepareMessage,
@@ -40,9 +45,14 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
     <section className="chat" aria-labelledby="chat-title">
       <header className="chat-header">
         <h2 id="chat-title">{room?.name ?? 'Loading…'}</h2>
-        {room && <span className="hint">{room.memberCount} member{room.memberCount === 1 ? '' : 's'}</span>}
+        {room && (
+          <span className="hint">
+            {room.memberCount} member{room.memberCount === 1 ? '' : 's'}, you are {ROLE_NAMES[room.myRole] ?? room.myRole.toLowerCase()}
+          </span>
+        )}
         {room?.code && <InviteCode code={room.code} />}
-        {room && <Members roomId={room.id} count={room.memberCount} />}
+        {room && <Members roomId={room.id} count={room.memberCount} myRole={room.myRole} selfId={session.userId} />}
+        {room && (room.myRole === 'OWNER' || room.myRole === 'ADMIN') && <ManageRoom roomId={room.id} name={room.name} owner={room.myRole === 'OWNER'} />}
         {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
       <Conversation conversation={{ roomId }} session={session} />
@@ -70,8 +80,20 @@ const ROLE_NAMES: Record<string, string> = { OWNER: 'owner', ADMIN: 'admin', MEM
 
 // The room's members with their roles and presence (kept live by the
 // presence subscription, which updates each User in the cache).
-function Members({ roomId, count }: { roomId: string; count: number }) {
+function Members({ roomId, count, myRole, selfId }: { roomId: string; count: number; myRole: string; selfId: string }) {
+  const client = useApolloClient();
   const [open, setOpen] = useState(false);
+  const [removeError, setRemoveError] = useState<string | null>(null);
+  // The owner removes anyone else; an admin removes plain members.
+  const mayRemove = (role: string, id: string) => id !== selfId && role !== 'OWNER' && (myRole === 'OWNER' || (myRole === 'ADMIN' && role === 'MEMBER'));
+  const remove = async (userId: string) => {
+    setRemoveError(null);
+    try {
+      await client.mutate({ mutation: RemoveRoomMemberDocument, variables: { roomId, userId }, refetchQueries: [RoomMemberListDocument] });
+    } catch (err) {
+      setRemoveError(describeError(err));
+    }
+  };
   const { data, error } = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members }, skip: !open });
   const members = data?.room?.membersConnection.edges.map((e) => e.node) ?? [];
   return (
@@ -82,13 +104,122 @@ function Members({ roomId, count }: { roomId: string; count: number }) {
       {open && (
         <ul id="member-list" aria-label="Members">
           {error && <li className="error">{describeError(error)}</li>}
+          {removeError && <li className="error" role="alert">{removeError}</li>}
           {members.map((m) => (
             <li key={m.user.id}>
               <span className="sender">{m.user.username}</span>, {ROLE_NAMES[m.role] ?? m.role.toLowerCase()},{' '}
               <span className={m.user.online ? 'online' : 'hint'}>{m.user.online ? 'online' : 'offline'}</span>
+              {mayRemove(m.role, m.user.id) && (
+                <>
+                  {' '}
+                  <button type="button" className="link" onClick={() => void remove(m.user.id)}>Remove {m.user.username}</button>
+                </>
+              )}
             </li>
           ))}
         </ul>
+      )}
+    </div>
+  );
+}
+
+// What an owner (everything) or an admin (adding members) manages of a room.
+function ManageRoom({ roomId, name, owner }: { roomId: string; name: string; owner: boolean }) {
+  const client = useApolloClient();
+  const { navigate } = useRouter();
+  const [open, setOpen] = useState(false);
+  const [newName, setNewName] = useState(name);
+  const [username, setUsername] = useState('');
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (what: () => Promise<string | null>) => {
+    setBusy(true);
+    setError(null);
+    setStatus(null);
+    try {
+      setStatus(await what());
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const rename = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      await client.mutate({ mutation: UpdateRoomDocument, variables: { roomId, name: newName.trim() }, refetchQueries: [ConversationsDocument] });
+      return 'Renamed.';
+    });
+  };
+  const rotate = () =>
+    void run(async () => {
+      await client.mutate({ mutation: RotateRoomCodeDocument, variables: { roomId } });
+      return 'New invite code made: the old one no longer works.';
+    });
+  const add = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      const who = username.trim();
+      const { data } = await client.query({ query: UserByUsernameDocument, variables: { username: who }, fetchPolicy: 'network-only' });
+      const user = data?.userByUsername;
+      if (!user) {
+        setError(`There is no user named ${who}.`);
+        return null;
+      }
+      await client.mutate({ mutation: AddRoomMemberDocument, variables: { roomId, userId: user.id }, refetchQueries: [RoomMemberListDocument] });
+      setUsername('');
+      return `${who} added.`;
+    });
+  };
+  const remove = () =>
+    void run(async () => {
+      await client.mutate({ mutation: DeleteRoomDocument, variables: { roomId }, refetchQueries: [ConversationsDocument] });
+      navigate('/');
+      client.cache.evict({ id: client.cache.identify({ __typename: 'Room', id: roomId }) });
+      client.cache.gc();
+      return null;
+    });
+  return (
+    <div className="manage">
+      <button type="button" className="secondary" aria-expanded={open} aria-controls="manage-room" onClick={() => setOpen(!open)}>
+        Manage room
+      </button>
+      {open && (
+        <div id="manage-room" role="group" aria-label="Manage room">
+          {owner && (
+            <form onSubmit={rename}>
+              <label htmlFor="room-new-name">New room name</label>
+              <input id="room-new-name" value={newName} required maxLength={100} onChange={(e) => setNewName(e.target.value)} />
+              <button type="submit" disabled={busy}>Rename room</button>
+            </form>
+          )}
+          <form onSubmit={add}>
+            <label htmlFor="room-add-member">Add member by username</label>
+            <input id="room-add-member" value={username} required autoComplete="off" onChange={(e) => setUsername(e.target.value)} />
+            <button type="submit" disabled={busy}>Add member</button>
+          </form>
+          {owner && (
+            <p>
+              <button type="button" onClick={rotate} disabled={busy}>Rotate invite code</button>
+            </p>
+          )}
+          {owner &&
+            (confirmDelete ? (
+              <div className="confirm" role="group" aria-label={`Delete ${name}?`}>
+                <span>Delete {name} and all its messages for everyone? This cannot be undone.</span>
+                <button type="button" onClick={remove} disabled={busy}>Yes, delete {name}</button>
+                <button type="button" className="secondary" onClick={() => setConfirmDelete(false)}>Keep it</button>
+              </div>
+            ) : (
+              <p>
+                <button type="button" className="secondary" onClick={() => setConfirmDelete(true)}>Delete room</button>
+              </p>
+            ))}
+          <p role="status" className="hint">{status}</p>
+          {error && <p className="error" role="alert">{error}</p>}
+        </div>
       )}
     </div>
   );
