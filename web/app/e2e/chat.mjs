@@ -6,10 +6,11 @@
 
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32, deflateSync } from 'node:zlib';
 
 const [base, out, cli] = process.argv.slice(2);
 if (!base || !out) throw new Error('usage: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]');
@@ -65,6 +66,29 @@ async function person(name, viewport, colorScheme) {
     if (r.isNavigationRequest() && r.frame() === page.mainFrame()) sockets.length = 0;
   });
   return { name, context, page, sockets, routed };
+}
+
+// An RGB PNG of w×h pixels (a gradient), made here so the test has no binary fixture.
+function pngOf(w, h) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    rows.push(0);
+    for (let x = 0; x < w; x++) rows.push((x * 32) & 255, (y * 32) & 255, 128);
+  }
+  const sig = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.from(rows))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 const shot = (p, file) => p.page.screenshot({ path: join(out, file) });
@@ -255,6 +279,24 @@ try {
   await sees(alice, 'Agreed.');
   checks++;
   await shot(alice, 'direct.png');
+
+  // Attachments: alice sends an image and a PDF; bob sees the image inline
+  // and downloads both, decrypted, byte for byte what she attached.
+  const png = pngOf(8, 8);
+  const pdf = Buffer.from('%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n' + 'x'.repeat(3000), 'latin1');
+  for (const [name, mimeType, buffer] of [['dot.png', 'image/png', png], ['notes.pdf', 'application/pdf', pdf]]) {
+    await alice.page.getByLabel('Attach a file').setInputFiles({ name, mimeType, buffer });
+    await sees(alice, name);
+    await sees(bob, name);
+  }
+  const img = log(bob).getByRole('img', { name: 'dot.png' });
+  await img.waitFor();
+  check(await img.evaluate((e) => e.complete && e.naturalWidth === 8 && e.src.startsWith('blob:')), 'the image previews from a blob: URL');
+  for (const [name, buffer] of [['dot.png', png], ['notes.pdf', pdf]]) {
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), log(bob).getByRole('button', { name: `Download ${name}` }).click()]);
+    check(download.suggestedFilename() === name && readFileSync(await download.path()).equals(buffer), `${name} downloads with identical bytes`);
+  }
+  await shot(bob, 'attachments-phone.png');
 
   // Bob leaves the room (after confirming); it leaves his list.
   await bob.page.getByRole('link', { name: 'QChat' }).click();

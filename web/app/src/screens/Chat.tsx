@@ -30,6 +30,7 @@ import {
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { addMessage, markDeleted } from '../api';
+import { ALLOWED_TYPES, MAX_FILE_BYTES, downloadFile, uploadFile } from '../attachments';
 import { describeError } from '../errors';
 import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
@@ -444,6 +445,7 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
       </p>
       <Composer conversation={conversation} onSend={send} />
+      <AttachFile conversation={conversation} session={session} />
     </>
   );
 }
@@ -478,6 +480,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
         // Text only: React escapes it; nothing in a message is ever parsed as HTML.
         <p className="text">{text}</p>
       )}
+      {m.attachment && !m.deleted && <Attachment doc={m.attachment} session={session} />}
       {seenBy.length > 0 && !m.deleted && <p className="seen hint">Seen by {seenBy.join(', ')}</p>}
     </li>
   );
@@ -565,5 +568,117 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
       />
       <button type="submit">Send</button>
     </form>
+  );
+}
+
+function formatSize(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// Attaching a file: sealed, uploaded with its progress shown, then shared by
+// a message whose text is the file's name.
+function AttachFile({ conversation, session }: { conversation: ConversationRef; session: Session }) {
+  const client = useApolloClient();
+  const [progress, setProgress] = useState<{ name: string; fraction: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const attach = async (file: File) => {
+    setError(null);
+    if (!ALLOWED_TYPES.includes(file.type)) {
+      setError(`${file.name} cannot be sent: only images (JPEG, PNG, GIF, WebP), PDF, Word and plain text files can.`);
+      return;
+    }
+    if (file.size > MAX_FILE_BYTES) {
+      setError(`${file.name} is too large: at most 10 MiB.`);
+      return;
+    }
+    setProgress({ name: file.name, fraction: 0 });
+    try {
+      const attachmentId = await uploadFile(client, session.token, session.userId, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
+      const prepared = await prepareMessage(client, session.userId, conversation, file.name, { attachmentId });
+      addMessage(client.cache, session.userId, await sendPrepared(client, session.userId, prepared));
+      void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
+    } catch (err) {
+      setError(`${file.name} was not sent: ${describeError(err)}`);
+    } finally {
+      setProgress(null);
+    }
+  };
+  return (
+    <div className="attach">
+      <label htmlFor="attach-file">Attach a file</label>
+      <input
+        id="attach-file"
+        type="file"
+        accept={ALLOWED_TYPES.join(',')}
+        disabled={progress !== null}
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = '';
+          if (file) void attach(file);
+        }}
+      />
+      {progress && (
+        <span role="status">
+          Uploading {progress.name}… <progress aria-label={`Uploading ${progress.name}`} max={1} value={progress.fraction} /> {Math.round(progress.fraction * 100)}%
+        </span>
+      )}
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
+  );
+}
+
+interface AttachmentInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly mimeType: string;
+  readonly size: number;
+}
+
+// An attached file: an image shows inline (decrypted into a blob: URL); any
+// file downloads decrypted.
+function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session }) {
+  const client = useApolloClient();
+  const [preview, setPreview] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const image = doc.mimeType.startsWith('image/');
+  const open = () => downloadFile(client, session.token, doc.id, (id) => session.keyRing.get(id));
+  useEffect(() => {
+    if (!image) return;
+    let url: string | null = null;
+    let live = true;
+    open()
+      .then((bytes) => {
+        if (!live) return;
+        url = URL.createObjectURL(new Blob([bytes], { type: doc.mimeType }));
+        setPreview(url);
+      })
+      .catch((err: unknown) => live && setError(describeError(err)));
+    return () => {
+      live = false;
+      if (url) URL.revokeObjectURL(url);
+    };
+  }, [doc.id, image]);
+  const download = async () => {
+    setError(null);
+    try {
+      const url = URL.createObjectURL(new Blob([await open()], { type: doc.mimeType }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = doc.name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setError(describeError(err));
+    }
+  };
+  return (
+    <div className="attachment">
+      {preview && <img src={preview} alt={doc.name} />}
+      <span className="hint">
+        {doc.name}, {formatSize(doc.size)}
+      </span>{' '}
+      <button type="button" className="link" onClick={() => void download()}>Download {doc.name}</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
   );
 }
