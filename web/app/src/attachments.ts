@@ -34,6 +34,11 @@ export const ALLOWED_TYPES = [
 /** The server's limit on a document's ciphertext (the GCM tag adds 16 bytes). */
 export const MAX_FILE_BYTES = 10 * 1024 * 1024 - 16;
 
+/** A failure of this module's own, in words a person understands. */
+export class AttachmentError extends Error {
+  override readonly name = 'AttachmentError';
+}
+
 const UPLOAD = 'mutation UploadDocument($input: UploadDocumentInput!) { uploadDocument(input: $input) { id } }';
 
 /** Seals file for the conversation's members and uploads it; resolves to the document's id. */
@@ -74,7 +79,7 @@ export async function uploadFile(
       try {
         resolve(JSON.parse(xhr.responseText));
       } catch {
-        reject(new Error(`upload: HTTP ${xhr.status}`));
+        reject(new AttachmentError(xhr.status === 413 ? 'The file is too large for the server.' : `The server answered HTTP ${xhr.status}.`));
       }
     };
     xhr.onerror = () => reject(new Error('upload: network error'));
@@ -83,7 +88,7 @@ export async function uploadFile(
   const res = body as { data?: { uploadDocument?: { id: string } | null } | null; errors?: unknown[] };
   if (res.errors?.length) throw new CombinedGraphQLErrors(res as never);
   const doc = res.data?.uploadDocument;
-  if (!doc) throw new Error('upload: no document');
+  if (!doc) throw new AttachmentError('The server did not store the file.');
   return doc.id;
 }
 
@@ -91,12 +96,12 @@ export async function uploadFile(
 export async function downloadFile(client: ApolloClient, token: string, documentId: string, keyPair: (keyId: string) => KeyPair | null | undefined): Promise<Uint8Array<ArrayBuffer>> {
   const { data } = await client.query({ query: DocumentByIdDocument, variables: { id: documentId }, fetchPolicy: 'network-only' });
   const d = data?.document;
-  if (!d) throw new Error('document not found');
+  if (!d) throw new AttachmentError('This file no longer exists.');
   const kp = d.myKey ? keyPair(d.myKey.keyId) : null;
   const cid = d.room?.id ?? d.recipient?.id;
-  if (!kp || !d.myKey || !cid) throw new Error('this browser has no key for this file');
+  if (!kp || !d.myKey || !cid) throw new AttachmentError('This file cannot be opened on this browser: it was sealed to a key this browser does not have.');
   const resp = await fetch(d.downloadUrl, { headers: authHeaders(token) });
-  if (!resp.ok) throw new Error(`download: HTTP ${resp.status}`);
+  if (!resp.ok) throw new AttachmentError(resp.status === 404 ? 'This file no longer exists.' : `The server answered HTTP ${resp.status}.`);
   const ct = new Uint8Array(await resp.arrayBuffer());
   const pt = await openV1({ kind: 'doc', objectId: d.id, senderId: d.uploader.id, conversationId: cid }, ct, unb64(d.nonce), fromWireKey(d.myKey), kp);
   return pt.slice();

@@ -5,6 +5,7 @@
 import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
   AddRoomMemberDocument,
+  CannotOpenError,
   type ConversationRef,
   ConversationsDocument,
   DeleteMessageDocument,
@@ -30,7 +31,7 @@ import {
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { addMessage, markDeleted } from '../api';
-import { ALLOWED_TYPES, MAX_FILE_BYTES, downloadFile, uploadFile } from '../attachments';
+import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, downloadFile, uploadFile } from '../attachments';
 import { describeError } from '../errors';
 import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
@@ -571,6 +572,13 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
   );
 }
 
+const describeFileError = (err: unknown) =>
+  err instanceof AttachmentError
+    ? err.message
+    : err instanceof CannotOpenError
+      ? 'This file cannot be opened on this browser: it was sealed to a key this browser does not have.'
+      : describeError(err);
+
 function formatSize(n: number): string {
   return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
@@ -598,7 +606,7 @@ function AttachFile({ conversation, session }: { conversation: ConversationRef; 
       addMessage(client.cache, session.userId, await sendPrepared(client, session.userId, prepared));
       void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
     } catch (err) {
-      setError(`${file.name} was not sent: ${describeError(err)}`);
+      setError(`${file.name} was not sent: ${describeFileError(err)}`);
     } finally {
       setProgress(null);
     }
@@ -652,7 +660,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
         url = URL.createObjectURL(new Blob([bytes], { type: doc.mimeType }));
         setPreview(url);
       })
-      .catch((err: unknown) => live && setError(describeError(err)));
+      .catch((err: unknown) => live && setError(describeFileError(err)));
     return () => {
       live = false;
       if (url) URL.revokeObjectURL(url);
@@ -668,7 +676,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
       a.click();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     } catch (err) {
-      setError(describeError(err));
+      setError(describeFileError(err));
     }
   };
   return (
