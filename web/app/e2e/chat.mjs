@@ -337,6 +337,11 @@ try {
   await alice.page.getByRole('link', { name: /^Team/ }).waitFor();
   checks++;
   await shot(alice, 'manage-room.png');
+  // Deleting asks first; then the room is gone from the list.
+  await alice.page.getByRole('button', { name: 'Delete room' }).click();
+  await alice.page.getByRole('button', { name: 'Yes, delete Team' }).click();
+  await alice.page.getByRole('link', { name: /^Team/ }).waitFor({ state: 'detached' });
+  checks++;
 
   // Signing out closes the websocket.
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
