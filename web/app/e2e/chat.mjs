@@ -6,10 +6,11 @@
 
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32, deflateSync } from 'node:zlib';
 
 const [base, out, cli] = process.argv.slice(2);
 if (!base || !out) throw new Error('usage: node chat.mjs BASE_URL OUT_DIR [QCHAT_CLI]');
@@ -65,6 +66,29 @@ async function person(name, viewport, colorScheme) {
     if (r.isNavigationRequest() && r.frame() === page.mainFrame()) sockets.length = 0;
   });
   return { name, context, page, sockets, routed };
+}
+
+// An RGB PNG of w×h pixels (a gradient), made here so the test has no binary fixture.
+function pngOf(w, h) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    rows.push(0);
+    for (let x = 0; x < w; x++) rows.push((x * 32) & 255, (y * 32) & 255, 128);
+  }
+  const sig = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.from(rows))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 const shot = (p, file) => p.page.screenshot({ path: join(out, file) });
@@ -146,6 +170,14 @@ try {
   await bob.page.getByLabel('Message', { exact: true }).press('Enter');
   await sees(alice, 'Hi Alice');
   await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
+
+  // Read receipts, live: each browser marks what it shows read, and the
+  // other sees who read its message.
+  const item = (p, text) => log(p).getByRole('listitem').filter({ has: p.page.getByText(text, { exact: true }) });
+  await item(alice, 'Hello Bob, this is sealed with ML-KEM-768.').getByText('Seen by bob').waitFor();
+  checks++;
+  await item(bob, 'Hi Alice').getByText('Seen by alice').waitFor();
+  checks++;
 
   // HTML in a message is text: nothing is parsed, nothing runs.
   const html = '<img src=x onerror=alert(1)>';
@@ -248,6 +280,24 @@ try {
   checks++;
   await shot(alice, 'direct.png');
 
+  // Attachments: alice sends an image and a PDF; bob sees the image inline
+  // and downloads both, decrypted, byte for byte what she attached.
+  const png = pngOf(8, 8);
+  const pdf = Buffer.from('%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n' + 'x'.repeat(3000), 'latin1');
+  for (const [name, mimeType, buffer] of [['dot.png', 'image/png', png], ['notes.pdf', 'application/pdf', pdf]]) {
+    await alice.page.getByLabel('Attach a file').setInputFiles({ name, mimeType, buffer });
+    await sees(alice, name);
+    await sees(bob, name);
+  }
+  const img = log(bob).getByRole('img', { name: 'dot.png' });
+  await img.waitFor();
+  check(await img.evaluate((e) => e.complete && e.naturalWidth === 8 && e.src.startsWith('blob:')), 'the image previews from a blob: URL');
+  for (const [name, buffer] of [['dot.png', png], ['notes.pdf', pdf]]) {
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), log(bob).getByRole('button', { name: `Download ${name}` }).click()]);
+    check(download.suggestedFilename() === name && readFileSync(await download.path()).equals(buffer), `${name} downloads with identical bytes`);
+  }
+  await shot(bob, 'attachments-phone.png');
+
   // Bob leaves the room (after confirming); it leaves his list.
   await bob.page.getByRole('link', { name: 'QChat' }).click();
   await bob.page.getByRole('link', { name: /^General/ }).click();
@@ -255,6 +305,42 @@ try {
   await bob.page.getByRole('button', { name: 'Yes, leave General' }).click();
   await bob.page.getByRole('link', { name: /@alice/ }).waitFor();
   await bob.page.getByRole('link', { name: /^General/ }).waitFor({ state: 'detached' });
+  checks++;
+
+  // Alice, the owner, manages the room: a new invite code, bob added back
+  // by username and removed again, a new name.
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  await alice.page.getByText('you are owner').waitFor();
+  const manage = alice.page.getByRole('button', { name: 'Manage room' });
+  await manage.click();
+  await alice.page.getByRole('button', { name: 'Rotate invite code' }).click();
+  await alice.page.getByText('New invite code made').waitFor();
+  const rotated = (await alice.page.getByLabel('Invite code').innerText()).trim();
+  check(rotated.length >= 6 && rotated !== code, `rotated invite code ${rotated} (was ${code})`);
+  await alice.page.getByLabel('Add member by username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Add member' }).click();
+  await alice.page.getByText('bob added.').waitFor();
+  await manage.click();
+  await alice.page.getByRole('button', { name: /^Members/ }).click();
+  const list = alice.page.getByRole('list', { name: 'Members' });
+  await list.getByText(/^bob, member/).waitFor();
+  checks++;
+  await list.getByRole('button', { name: 'Remove bob' }).click();
+  await list.getByText(/^bob, member/).waitFor({ state: 'detached' });
+  checks++;
+  await alice.page.getByRole('button', { name: /^Members/ }).click();
+  await manage.click();
+  await alice.page.getByLabel('New room name').fill('Team');
+  await alice.page.getByRole('button', { name: 'Rename room' }).click();
+  await alice.page.getByRole('heading', { name: 'Team' }).waitFor();
+  await alice.page.getByRole('link', { name: /^Team/ }).waitFor();
+  checks++;
+  await shot(alice, 'manage-room.png');
+  // Deleting asks first; then the room is gone from the list.
+  await alice.page.getByRole('button', { name: 'Delete room' }).click();
+  await alice.page.getByRole('button', { name: 'Yes, delete Team' }).click();
+  await alice.page.getByRole('link', { name: /^Team/ }).waitFor({ state: 'detached' });
   checks++;
 
   // Signing out closes the websocket.

@@ -3,7 +3,7 @@
 // app, whichever conversation is open.
 
 import { useApolloClient, useSubscription } from '@apollo/client/react';
-import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, PresenceDocument, RoomEventsDocument, RoomMemberListDocument, TypingDocument } from '@qchat/client';
+import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, PresenceDocument, ReadReceiptsDocument, RoomEventsDocument, RoomMemberListDocument, TypingDocument } from '@qchat/client';
 import { type ReactNode, createContext, useContext, useEffect, useMemo, useState } from 'react';
 import { addMessage, markDeleted } from './api';
 
@@ -11,6 +11,11 @@ import { addMessage, markDeleted } from './api';
 type Typing = ReadonlyMap<string, ReadonlyMap<string, { username: string; until: number }>>;
 
 const TypingContext = createContext<Typing>(new Map());
+
+/** Who has read each message (message id → user id → username), from the receipts seen live. */
+type Receipts = ReadonlyMap<string, ReadonlyMap<string, string>>;
+
+const ReceiptsContext = createContext<Receipts>(new Map());
 
 /** The key of a conversation: its room, or the other user of a direct one. */
 export function conversationKey(c: { roomId: string } | { userId: string }): string {
@@ -23,6 +28,7 @@ const TYPING_TTL_MS = 6000;
 export function Live({ selfId, children }: { selfId: string; children: ReactNode }) {
   const client = useApolloClient();
   const [typing, setTyping] = useState<Typing>(new Map());
+  const [receipts, setReceipts] = useState<Receipts>(new Map());
 
   const refreshConversations = () => {
     void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
@@ -59,6 +65,21 @@ export function Live({ selfId, children }: { selfId: string; children: ReactNode
       if (ev && id) client.cache.modify({ id, fields: { online: () => ev.online } });
     },
   });
+  // The API keeps no receipt history a sender can query: "seen by" shows the
+  // receipts that arrived while this page was open.
+  useSubscription(ReadReceiptsDocument, {
+    variables: {},
+    onData: ({ data }) => {
+      const rc = data.data?.readReceipts;
+      if (!rc || rc.user.id === selfId) return;
+      setReceipts((cur) => {
+        if (cur.get(rc.messageId)?.has(rc.user.id)) return cur;
+        const next = new Map(cur);
+        next.set(rc.messageId, new Map(cur.get(rc.messageId)).set(rc.user.id, rc.user.username));
+        return next;
+      });
+    },
+  });
   useSubscription(TypingDocument, {
     variables: {},
     onData: ({ data }) => {
@@ -90,7 +111,11 @@ export function Live({ selfId, children }: { selfId: string; children: ReactNode
     }, 1000);
     return () => clearInterval(t);
   }, []);
-  return <TypingContext.Provider value={typing}>{children}</TypingContext.Provider>;
+  return (
+    <ReceiptsContext.Provider value={receipts}>
+      <TypingContext.Provider value={typing}>{children}</TypingContext.Provider>
+    </ReceiptsContext.Provider>
+  );
 }
 
 function without(t: Typing, key: string, userId: string): Typing {
@@ -109,4 +134,11 @@ export function useTyping(key: string): string[] {
   const t = useContext(TypingContext);
   const users = t.get(key);
   return useMemo(() => (users ? [...users.values()].map((u) => u.username).sort() : []), [users]);
+}
+
+/** The names of who has read a message (besides this user), sorted. */
+export function useSeenBy(messageId: string): string[] {
+  const r = useContext(ReceiptsContext);
+  const users = r.get(messageId);
+  return useMemo(() => (users ? [...users.values()].sort() : []), [users]);
 }

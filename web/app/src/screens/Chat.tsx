@@ -4,20 +4,26 @@
 
 import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
+  AddRoomMemberDocument,
+  CannotOpenError,
   type ConversationRef,
   ConversationsDocument,
   DeleteMessageDocument,
+  DeleteRoomDocument,
   DirectMessagesDocument,
   LeaveRoomDocument,
   MarkReadDocument,
   type MessageFieldsFragment,
   PAGE_SIZE,
   type PreparedMessage,
+  RemoveRoomMemberDocument,
   RoomDocument,
   RoomMemberListDocument,
   RoomMessagesDocument,
+  RotateRoomCodeDocument,
   SendFailedError,
   SetTypingDocument,
+  UpdateRoomDocument,
   UserByUsernameDocument,
   openMessage,
   prepareMessage,
@@ -25,8 +31,9 @@ import {
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { addMessage, markDeleted } from '../api';
+import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, downloadFile, uploadFile } from '../attachments';
 import { describeError } from '../errors';
-import { conversationKey, useTyping } from '../live';
+import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
 import { useRouter } from '../router';
 import { formatWhen } from './Conversations';
@@ -40,9 +47,14 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
     <section className="chat" aria-labelledby="chat-title">
       <header className="chat-header">
         <h2 id="chat-title">{room?.name ?? 'Loading…'}</h2>
-        {room && <span className="hint">{room.memberCount} member{room.memberCount === 1 ? '' : 's'}</span>}
+        {room && (
+          <span className="hint">
+            {room.memberCount} member{room.memberCount === 1 ? '' : 's'}, you are {ROLE_NAMES[room.myRole] ?? room.myRole.toLowerCase()}
+          </span>
+        )}
         {room?.code && <InviteCode code={room.code} />}
-        {room && <Members roomId={room.id} count={room.memberCount} />}
+        {room && <Members roomId={room.id} count={room.memberCount} myRole={room.myRole} selfId={session.userId} />}
+        {room && (room.myRole === 'OWNER' || room.myRole === 'ADMIN') && <ManageRoom roomId={room.id} name={room.name} owner={room.myRole === 'OWNER'} />}
         {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
       <Conversation conversation={{ roomId }} session={session} />
@@ -70,8 +82,20 @@ const ROLE_NAMES: Record<string, string> = { OWNER: 'owner', ADMIN: 'admin', MEM
 
 // The room's members with their roles and presence (kept live by the
 // presence subscription, which updates each User in the cache).
-function Members({ roomId, count }: { roomId: string; count: number }) {
+function Members({ roomId, count, myRole, selfId }: { roomId: string; count: number; myRole: string; selfId: string }) {
+  const client = useApolloClient();
   const [open, setOpen] = useState(false);
+  const [removeError, setRemoveError] = useState<string | null>(null);
+  // The owner removes anyone else; an admin removes plain members.
+  const mayRemove = (role: string, id: string) => id !== selfId && role !== 'OWNER' && (myRole === 'OWNER' || (myRole === 'ADMIN' && role === 'MEMBER'));
+  const remove = async (userId: string) => {
+    setRemoveError(null);
+    try {
+      await client.mutate({ mutation: RemoveRoomMemberDocument, variables: { roomId, userId }, refetchQueries: [RoomMemberListDocument] });
+    } catch (err) {
+      setRemoveError(describeError(err));
+    }
+  };
   const { data, error } = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members }, skip: !open });
   const members = data?.room?.membersConnection.edges.map((e) => e.node) ?? [];
   return (
@@ -82,13 +106,122 @@ function Members({ roomId, count }: { roomId: string; count: number }) {
       {open && (
         <ul id="member-list" aria-label="Members">
           {error && <li className="error">{describeError(error)}</li>}
+          {removeError && <li className="error" role="alert">{removeError}</li>}
           {members.map((m) => (
             <li key={m.user.id}>
               <span className="sender">{m.user.username}</span>, {ROLE_NAMES[m.role] ?? m.role.toLowerCase()},{' '}
               <span className={m.user.online ? 'online' : 'hint'}>{m.user.online ? 'online' : 'offline'}</span>
+              {mayRemove(m.role, m.user.id) && (
+                <>
+                  {' '}
+                  <button type="button" className="link" onClick={() => void remove(m.user.id)}>Remove {m.user.username}</button>
+                </>
+              )}
             </li>
           ))}
         </ul>
+      )}
+    </div>
+  );
+}
+
+// What an owner (everything) or an admin (adding members) manages of a room.
+function ManageRoom({ roomId, name, owner }: { roomId: string; name: string; owner: boolean }) {
+  const client = useApolloClient();
+  const { navigate } = useRouter();
+  const [open, setOpen] = useState(false);
+  const [newName, setNewName] = useState(name);
+  const [username, setUsername] = useState('');
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (what: () => Promise<string | null>) => {
+    setBusy(true);
+    setError(null);
+    setStatus(null);
+    try {
+      setStatus(await what());
+    } catch (err) {
+      setError(describeError(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const rename = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      await client.mutate({ mutation: UpdateRoomDocument, variables: { roomId, name: newName.trim() }, refetchQueries: [ConversationsDocument] });
+      return 'Renamed.';
+    });
+  };
+  const rotate = () =>
+    void run(async () => {
+      await client.mutate({ mutation: RotateRoomCodeDocument, variables: { roomId } });
+      return 'New invite code made: the old one no longer works.';
+    });
+  const add = (e: FormEvent) => {
+    e.preventDefault();
+    void run(async () => {
+      const who = username.trim();
+      const { data } = await client.query({ query: UserByUsernameDocument, variables: { username: who }, fetchPolicy: 'network-only' });
+      const user = data?.userByUsername;
+      if (!user) {
+        setError(`There is no user named ${who}.`);
+        return null;
+      }
+      await client.mutate({ mutation: AddRoomMemberDocument, variables: { roomId, userId: user.id }, refetchQueries: [RoomMemberListDocument] });
+      setUsername('');
+      return `${who} added.`;
+    });
+  };
+  const remove = () =>
+    void run(async () => {
+      await client.mutate({ mutation: DeleteRoomDocument, variables: { roomId }, refetchQueries: [ConversationsDocument] });
+      navigate('/');
+      client.cache.evict({ id: client.cache.identify({ __typename: 'Room', id: roomId }) });
+      client.cache.gc();
+      return null;
+    });
+  return (
+    <div className="manage">
+      <button type="button" className="secondary" aria-expanded={open} aria-controls="manage-room" onClick={() => setOpen(!open)}>
+        Manage room
+      </button>
+      {open && (
+        <div id="manage-room" role="group" aria-label="Manage room">
+          {owner && (
+            <form onSubmit={rename}>
+              <label htmlFor="room-new-name">New room name</label>
+              <input id="room-new-name" value={newName} required maxLength={100} onChange={(e) => setNewName(e.target.value)} />
+              <button type="submit" disabled={busy}>Rename room</button>
+            </form>
+          )}
+          <form onSubmit={add}>
+            <label htmlFor="room-add-member">Add member by username</label>
+            <input id="room-add-member" value={username} required autoComplete="off" onChange={(e) => setUsername(e.target.value)} />
+            <button type="submit" disabled={busy}>Add member</button>
+          </form>
+          {owner && (
+            <p>
+              <button type="button" onClick={rotate} disabled={busy}>Rotate invite code</button>
+            </p>
+          )}
+          {owner &&
+            (confirmDelete ? (
+              <div className="confirm" role="group" aria-label={`Delete ${name}?`}>
+                <span>Delete {name} and all its messages for everyone? This cannot be undone.</span>
+                <button type="button" onClick={remove} disabled={busy}>Yes, delete {name}</button>
+                <button type="button" className="secondary" onClick={() => setConfirmDelete(false)}>Keep it</button>
+              </div>
+            ) : (
+              <p>
+                <button type="button" className="secondary" onClick={() => setConfirmDelete(true)}>Delete room</button>
+              </p>
+            ))}
+          <p role="status" className="hint">{status}</p>
+          {error && <p className="error" role="alert">{error}</p>}
+        </div>
       )}
     </div>
   );
@@ -313,6 +446,7 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
       </p>
       <Composer conversation={conversation} onSend={send} />
+      <AttachFile conversation={conversation} session={session} />
     </>
   );
 }
@@ -330,6 +464,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
     };
   }, [m, session.keyRing]);
   const mine = m.sender.id === session.userId;
+  const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
   return (
     <li className={mine ? 'message mine' : 'message'}>
       <p className="from">
@@ -346,6 +481,8 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
         // Text only: React escapes it; nothing in a message is ever parsed as HTML.
         <p className="text">{text}</p>
       )}
+      {m.attachment && !m.deleted && <Attachment doc={m.attachment} session={session} />}
+      {seenBy.length > 0 && !m.deleted && <p className="seen hint">Seen by {seenBy.join(', ')}</p>}
     </li>
   );
 }
@@ -432,5 +569,124 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
       />
       <button type="submit">Send</button>
     </form>
+  );
+}
+
+const describeFileError = (err: unknown) =>
+  err instanceof AttachmentError
+    ? err.message
+    : err instanceof CannotOpenError
+      ? 'This file cannot be opened on this browser: it was sealed to a key this browser does not have.'
+      : describeError(err);
+
+function formatSize(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// Attaching a file: sealed, uploaded with its progress shown, then shared by
+// a message whose text is the file's name.
+function AttachFile({ conversation, session }: { conversation: ConversationRef; session: Session }) {
+  const client = useApolloClient();
+  const [progress, setProgress] = useState<{ name: string; fraction: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const attach = async (file: File) => {
+    setError(null);
+    if (!ALLOWED_TYPES.includes(file.type)) {
+      setError(`${file.name} cannot be sent: only images (JPEG, PNG, GIF, WebP), PDF, Word and plain text files can.`);
+      return;
+    }
+    if (file.size > MAX_FILE_BYTES) {
+      setError(`${file.name} is too large: at most 10 MiB.`);
+      return;
+    }
+    setProgress({ name: file.name, fraction: 0 });
+    try {
+      const attachmentId = await uploadFile(client, session.token, session.userId, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
+      const prepared = await prepareMessage(client, session.userId, conversation, file.name, { attachmentId });
+      addMessage(client.cache, session.userId, await sendPrepared(client, session.userId, prepared));
+      void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
+    } catch (err) {
+      setError(`${file.name} was not sent: ${describeFileError(err)}`);
+    } finally {
+      setProgress(null);
+    }
+  };
+  return (
+    <div className="attach">
+      <label htmlFor="attach-file">Attach a file</label>
+      <input
+        id="attach-file"
+        type="file"
+        accept={ALLOWED_TYPES.join(',')}
+        disabled={progress !== null}
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = '';
+          if (file) void attach(file);
+        }}
+      />
+      {progress && (
+        <span role="status">
+          Uploading {progress.name}… <progress aria-label={`Uploading ${progress.name}`} max={1} value={progress.fraction} /> {Math.round(progress.fraction * 100)}%
+        </span>
+      )}
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
+  );
+}
+
+interface AttachmentInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly mimeType: string;
+  readonly size: number;
+}
+
+// An attached file: an image shows inline (decrypted into a blob: URL); any
+// file downloads decrypted.
+function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session }) {
+  const client = useApolloClient();
+  const [preview, setPreview] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const image = doc.mimeType.startsWith('image/');
+  const open = () => downloadFile(client, session.token, doc.id, (id) => session.keyRing.get(id));
+  useEffect(() => {
+    if (!image) return;
+    let url: string | null = null;
+    let live = true;
+    open()
+      .then((bytes) => {
+        if (!live) return;
+        url = URL.createObjectURL(new Blob([bytes], { type: doc.mimeType }));
+        setPreview(url);
+      })
+      .catch((err: unknown) => live && setError(describeFileError(err)));
+    return () => {
+      live = false;
+      if (url) URL.revokeObjectURL(url);
+    };
+  }, [doc.id, image]);
+  const download = async () => {
+    setError(null);
+    try {
+      const url = URL.createObjectURL(new Blob([await open()], { type: doc.mimeType }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = doc.name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setError(describeFileError(err));
+    }
+  };
+  return (
+    <div className="attachment">
+      {preview && <img src={preview} alt={doc.name} />}
+      <span className="hint">
+        {doc.name}, {formatSize(doc.size)}
+      </span>{' '}
+      <button type="button" className="link" onClick={() => void download()}>Download {doc.name}</button>
+      {error && <span className="error" role="alert">{error}</span>}
+    </div>
   );
 }
