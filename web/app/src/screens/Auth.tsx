@@ -4,9 +4,9 @@
 import { useApolloClient } from '@apollo/client/react';
 import { type Algorithm, KeyStore, LoginDocument, RegisterDocument, b64, generateKeyPair } from '@qchat/client';
 import { type FormEvent, useState } from 'react';
-import { describeError } from '../errors';
 import { Link, useRouter } from '../router';
 import type { SavedSession } from '../session';
+import { useAction } from '../useAction';
 
 type OnSignedIn = (s: SavedSession, store?: KeyStore) => Promise<void>;
 
@@ -26,23 +26,17 @@ function SignIn({ onSignedIn }: { onSignedIn: OnSignedIn }) {
   const { navigate } = useRouter();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction({ signIn: true });
 
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const { data } = await client.mutate({ mutation: LoginDocument, variables: { username: username.trim(), password } });
       if (!data) throw new Error('no answer');
       const p = data.login;
       await onSignedIn({ token: p.token, userId: p.user.id, username: p.user.username });
       navigate('/');
-    } catch (err) {
-      setError(describeError(err, { signIn: true }));
-      setBusy(false);
-    }
+    });
   };
 
   return (
@@ -71,14 +65,11 @@ function Register({ onSignedIn }: { onSignedIn: OnSignedIn }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [algorithm, setAlgorithm] = useState<Algorithm>('ML_KEM_768');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction({ register: true });
 
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const store = await KeyStore.open();
       const kp = generateKeyPair(algorithm);
       const { data } = await client.mutate({
@@ -91,10 +82,7 @@ function Register({ onSignedIn }: { onSignedIn: OnSignedIn }) {
       await store.putKemKey(p.user.id, p.user.publicKey.id, kp);
       await onSignedIn({ token: p.token, userId: p.user.id, username: p.user.username }, store);
       navigate('/');
-    } catch (err) {
-      setError(describeError(err, { register: true }));
-      setBusy(false);
-    }
+    });
   };
 
   return (

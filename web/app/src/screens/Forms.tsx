@@ -3,27 +3,21 @@
 import { useApolloClient } from '@apollo/client/react';
 import { ConversationsDocument, CreateRoomDocument, JoinRoomDocument, type RoomPreviewQuery, RoomPreviewDocument, UserByUsernameDocument } from '@qchat/client';
 import { type FormEvent, useState } from 'react';
-import { describeError } from '../errors';
 import { useRouter } from '../router';
+import { useAction } from '../useAction';
 
 export function CreateRoom() {
   const client = useApolloClient();
   const { navigate } = useRouter();
   const [name, setName] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
+  const { busy, error, run } = useAction();
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const { data } = await client.mutate({ mutation: CreateRoomDocument, variables: { input: { name: name.trim(), isGroup: true } }, refetchQueries: [ConversationsDocument] });
       if (!data) throw new Error('no answer');
       navigate(`/room/${encodeURIComponent(data.createRoom.id)}`);
-    } catch (err) {
-      setError(describeError(err));
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="card" onSubmit={submit} aria-labelledby="create-title">
@@ -43,35 +37,22 @@ export function JoinRoom({ initialCode }: { initialCode: string }) {
   const { navigate } = useRouter();
   const [code, setCode] = useState(initialCode);
   const [preview, setPreview] = useState<RoomPreviewQuery['roomPreview'] | undefined>(undefined);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
 
-  const look = async (e: FormEvent) => {
+  const look = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
     setPreview(undefined);
-    try {
+    void run(async () => {
       const { data } = await client.query({ query: RoomPreviewDocument, variables: { code: code.trim() }, fetchPolicy: 'network-only' });
       setPreview(data?.roomPreview ?? null);
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
-  const join = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+  const join = () =>
+    run(async () => {
       const { data } = await client.mutate({ mutation: JoinRoomDocument, variables: { code: code.trim() }, refetchQueries: [ConversationsDocument] });
       if (!data) throw new Error('no answer');
       navigate(`/room/${encodeURIComponent(data.joinRoom.id)}`);
-    } catch (err) {
-      setError(describeError(err));
-      setBusy(false);
-    }
-  };
+    });
   return (
     <section className="card" aria-labelledby="join-title">
       <h2 id="join-title">Join a room</h2>
@@ -100,26 +81,19 @@ export function NewDirect() {
   const client = useApolloClient();
   const { navigate } = useRouter();
   const [username, setUsername] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
+  const { busy, error, setError, run } = useAction();
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+    void run(async () => {
       const name = username.trim().replace(/^@/, '');
       const { data } = await client.query({ query: UserByUsernameDocument, variables: { username: name }, fetchPolicy: 'network-only' });
       const user = data?.userByUsername;
       if (!user) {
         setError(`There is no user named ${name}.`);
-        setBusy(false);
         return;
       }
       navigate(`/dm/${encodeURIComponent(user.username)}`);
-    } catch (err) {
-      setError(describeError(err));
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="card" onSubmit={submit} aria-labelledby="direct-title">
