@@ -31,6 +31,10 @@ type PublicKey struct {
 	Fingerprint string       `bun:"fingerprint,notnull"`
 	Current     bool         `bun:"current,notnull"`
 	CreatedAt   Time         `bun:"created_at,notnull"`
+	// SignatureBytes is the key's certificate by the owner's identity key
+	// and Seq its sequence number; both nil for a key published before v2.
+	SignatureBytes []byte `bun:"signature"`
+	Seq            *int   `bun:"seq"`
 }
 
 // Key is the raw key as standard base64.
@@ -85,6 +89,13 @@ type Message struct {
 	ContentHash  []byte  `bun:"content_hash,notnull"`
 	CreatedAt    Time    `bun:"created_at,notnull"`
 	DeletedAt    *Time   `bun:"deleted_at"`
+	// Version is the envelope version: 1, or 2 for signed content, which
+	// carries SignatureBytes and the signed leaves (KeyDigestBytes,
+	// pqcrypto.KeyDigestSize bytes each, in order). Zero inserts the
+	// column's default, 1.
+	Version        int    `bun:"version,nullzero,notnull,default:1"`
+	SignatureBytes []byte `bun:"signature"`
+	KeyDigestBytes []byte `bun:"key_digests"`
 
 	// Keys is filled when the message travels as a live event, so that each
 	// subscriber finds its own key without a query.
@@ -154,6 +165,10 @@ type Document struct {
 	Size         int     `bun:"size,notnull"`
 	NonceBytes   []byte  `bun:"nonce,notnull"`
 	CreatedAt    Time    `bun:"created_at,notnull"`
+	// Version, SignatureBytes and KeyDigestBytes are as on Message.
+	Version        int    `bun:"version,nullzero,notnull,default:1"`
+	SignatureBytes []byte `bun:"signature"`
+	KeyDigestBytes []byte `bun:"key_digests"`
 
 	// Keys is filled right after an upload.
 	Keys []*DocumentKey `bun:"-"`
