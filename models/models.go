@@ -40,6 +40,42 @@ type PublicKey struct {
 // Key is the raw key as standard base64.
 func (k *PublicKey) Key() string { return base64.StdEncoding.EncodeToString(k.KeyBytes) }
 
+// Signature is the certificate as standard base64, nil before version 2.
+func (k *PublicKey) Signature() *string { return optionalB64(k.SignatureBytes) }
+
+func optionalB64(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	return &s
+}
+
+// IdentityKey is one of a user's ML-DSA-65 identity keys. Replaced keys are
+// kept with Current false.
+type IdentityKey struct {
+	bun.BaseModel `bun:"table:identity_keys"`
+
+	ID          string `bun:"id,pk"`
+	UserID      string `bun:"user_id,notnull"`
+	KeyBytes    []byte `bun:"key,notnull"`
+	Fingerprint string `bun:"fingerprint,notnull"`
+	Current     bool   `bun:"current,notnull"`
+	CreatedAt   Time   `bun:"created_at,notnull"`
+}
+
+// Key is the raw key as standard base64.
+func (k *IdentityKey) Key() string { return base64.StdEncoding.EncodeToString(k.KeyBytes) }
+
+// KeyBackup is a user's sealed key backup, opaque to the server.
+type KeyBackup struct {
+	bun.BaseModel `bun:"table:key_backups"`
+
+	UserID    string `bun:"user_id,pk"`
+	Backup    string `bun:"backup,notnull"`
+	UpdatedAt Time   `bun:"updated_at,notnull"`
+}
+
 // Session is a login. Only the SHA-256 of the opaque token is stored.
 type Session struct {
 	bun.BaseModel `bun:"table:sessions"`
@@ -118,6 +154,10 @@ func (m *Message) Ciphertext() string { return base64.StdEncoding.EncodeToString
 // Nonce is the AES-GCM nonce as base64 (empty for a tombstone).
 func (m *Message) Nonce() string { return base64.StdEncoding.EncodeToString(m.NonceBytes) }
 
+// EnvelopeVersion is Version, reading an unset one (a value built in
+// memory, not read back) as the column's default, 1.
+func (m *Message) EnvelopeVersion() int { return max(m.Version, 1) }
+
 // Deleted says whether the sender deleted the message.
 func (m *Message) Deleted() bool { return m.DeletedAt != nil }
 
@@ -173,6 +213,9 @@ type Document struct {
 	// Keys is filled right after an upload.
 	Keys []*DocumentKey `bun:"-"`
 }
+
+// EnvelopeVersion is as Message.EnvelopeVersion.
+func (d *Document) EnvelopeVersion() int { return max(d.Version, 1) }
 
 // Nonce is the AES-GCM nonce as base64.
 func (d *Document) Nonce() string { return base64.StdEncoding.EncodeToString(d.NonceBytes) }
