@@ -3,10 +3,16 @@ package chat_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/auth"
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/internal/chat"
+	"github.com/qchat/qchat/internal/presence"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/models"
 	"github.com/qchat/qchat/pqcrypto"
@@ -226,4 +232,53 @@ func TestKeyBackup(t *testing.T) {
 			t.Fatal("the backup outlived its deletion")
 		}
 	})
+}
+
+// Replacing an identity key is a security event in the log; a refused
+// attempt too. Neither line carries the password or a key.
+func TestIdentityKeyReplacementIsASecurityEvent(t *testing.T) {
+	store := qchattest.NewSQLite(t)
+	var logs strings.Builder
+	var mu sync.Mutex
+	authn := auth.New(store, auth.Config{BcryptCost: 4})
+	bk := broker.NewMemory(16)
+	svc := chat.New(chat.Deps{Store: store, Sessions: authn, Broker: bk, Presence: presence.NewMemory(),
+		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	t.Cleanup(func() { svc.Close(); authn.Close(); _ = bk.Close() })
+	ctx := context.Background()
+	c, n := newV2(t), newV2(t)
+	p, err := svc.Register(ctx, models.RegisterInput{Username: "sam", Password: "password-sam", PublicKey: c.pub(), IdentityKey: ptr(c.identity()), PublicKeySignature: ptr(c.cert(t, 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetIdentityKey(ctx, p.User, n.identity(), n.pub(), nil, 2, n.cert(t, 2), ptr("wrong-password")); fieldOf(err) != "password" {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := svc.SetIdentityKey(ctx, p.User, n.identity(), n.pub(), nil, 2, n.cert(t, 2), ptr("password-sam")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	for _, want := range []string{"event=identity_key_replace_refused", "event=identity_key_replaced", "fingerprint=\"" + n.ik.Public().Fingerprint()} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %s:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"password-sam", "wrong-password", n.identity()[:40], c.identity()[:40]} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log carries %q", secret)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
