@@ -20,6 +20,19 @@ func (s *Store) CurrentIdentityKey(ctx context.Context, userID string) (*models.
 	return ik, nil
 }
 
+// CurrentIdentityKeys returns the current identity keys of those among
+// userIDs that have one.
+func (s *Store) CurrentIdentityKeys(ctx context.Context, userIDs []string) ([]*models.IdentityKey, error) {
+	var iks []*models.IdentityKey
+	if len(userIDs) == 0 {
+		return iks, nil
+	}
+	if err := s.r.NewSelect().Model(&iks).Where(`user_id IN (?) AND "current" = ?`, bun.List(userIDs), true).Scan(ctx); err != nil {
+		return nil, translate(err, "identity keys")
+	}
+	return iks, nil
+}
+
 // SetIdentityKey makes ik the user's current identity key (keeping the one it
 // replaces, if any, as history) and k, which ik certifies, the user's current
 // KEM key: one transaction, so a key never stands without its certifier.

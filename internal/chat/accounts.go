@@ -123,7 +123,7 @@ func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey strin
 	if err != nil {
 		return nil, err
 	}
-	ik, err := s.IdentityKey(ctx, u.ID)
+	ik, err := s.currentIdentity(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -37,8 +37,15 @@ func (s *Service) parseIdentity(raw []byte) (*pqcrypto.IdentityPublicKey, error)
 }
 
 // IdentityKey is the user's current identity key, nil for an account that
-// has none (made before version 2).
+// has none (made before version 2); batched per response, as User.identityKey
+// is asked of every member or sender of a page.
 func (s *Service) IdentityKey(ctx context.Context, userID string) (*models.IdentityKey, error) {
+	return Lookup(ctx, s.Loaders(ctx).IdentityKeys(), userID)
+}
+
+// currentIdentity reads the user's identity key from the store itself, for
+// the rules: the response's loader may hold what it read before a change.
+func (s *Service) currentIdentity(ctx context.Context, userID string) (*models.IdentityKey, error) {
 	ik, err := s.store.CurrentIdentityKey(ctx, userID)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil, nil
@@ -97,7 +104,7 @@ func checkSeq(seq, want int) error {
 // the first one is free; replacing one needs the account password and is a
 // security event.
 func (s *Service) SetIdentityKey(ctx context.Context, u *models.User, identityKey, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) (*models.User, error) {
-	current, err := s.IdentityKey(ctx, u.ID)
+	current, err := s.currentIdentity(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}

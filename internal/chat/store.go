@@ -39,6 +39,7 @@ type UserStore interface {
 type IdentityStore interface {
 	CreateUserWithIdentity(ctx context.Context, u *models.User, k *models.PublicKey, ik *models.IdentityKey) error
 	CurrentIdentityKey(ctx context.Context, userID string) (*models.IdentityKey, error)
+	CurrentIdentityKeys(ctx context.Context, userIDs []string) ([]*models.IdentityKey, error)
 	SetIdentityKey(ctx context.Context, userID string, ik *models.IdentityKey, k *models.PublicKey) error
 	PutKeyBackup(ctx context.Context, b *models.KeyBackup) error
 	KeyBackup(ctx context.Context, userID string) (*models.KeyBackup, error)

@@ -114,7 +114,12 @@ func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 			return srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": seq, "sig": k.cert(t, seq), "pw": pw})
 		}
 		wantFieldError(t, set(k, 2, nil), "seq")
-		var out struct{ SetIdentityKey meKeys }
+		var out struct {
+			SetIdentityKey struct {
+				IdentityKey *struct{ Key string }
+				PublicKey   struct{ Seq *int }
+			}
+		}
 		set(k, 1, nil).Decode(t, &out)
 
 		// Rotation now needs the next seq and a certificate.
@@ -138,6 +143,9 @@ func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 		wantFieldError(t, set(n, 3, nil), "password")
 		wantFieldError(t, set(n, 3, "not the password"), "password")
 		set(n, 3, u.Password).Decode(t, &out)
+		if ik := out.SetIdentityKey.IdentityKey; ik == nil || ik.Key != n.identity() || out.SetIdentityKey.PublicKey.Seq == nil || *out.SetIdentityKey.PublicKey.Seq != 3 {
+			t.Fatalf("setIdentityKey answered %+v", out.SetIdentityKey)
+		}
 		var got meKeys
 		srv.MustDo(t, u.Token, meKeysQuery, nil, &got)
 		if got.Me.IdentityKey == nil || got.Me.IdentityKey.Key != n.identity() || *got.Me.PublicKey.Seq != 3 {
