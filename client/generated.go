@@ -383,6 +383,10 @@ type RegisterInput struct {
 	// Standard base64 of the raw public key.
 	PublicKey    string              `json:"publicKey"`
 	KeyAlgorithm *pqcrypto.Algorithm `json:"keyAlgorithm"`
+	// Version 2 (optional for now): the ML-DSA-65 identity key, standard base64.
+	IdentityKey *string `json:"identityKey"`
+	// Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey.
+	PublicKeySignature *string `json:"publicKeySignature"`
 }
 
 // GetUsername returns RegisterInput.Username, and is useful for accessing the field via an interface.
@@ -396,6 +400,12 @@ func (v *RegisterInput) GetPublicKey() string { return v.PublicKey }
 
 // GetKeyAlgorithm returns RegisterInput.KeyAlgorithm, and is useful for accessing the field via an interface.
 func (v *RegisterInput) GetKeyAlgorithm() *pqcrypto.Algorithm { return v.KeyAlgorithm }
+
+// GetIdentityKey returns RegisterInput.IdentityKey, and is useful for accessing the field via an interface.
+func (v *RegisterInput) GetIdentityKey() *string { return v.IdentityKey }
+
+// GetPublicKeySignature returns RegisterInput.PublicKeySignature, and is useful for accessing the field via an interface.
+func (v *RegisterInput) GetPublicKeySignature() *string { return v.PublicKeySignature }
 
 // Room includes the GraphQL fields of Room requested by the fragment Room.
 type Room struct {
@@ -1530,6 +1540,8 @@ func (v *roomResponse) GetRoom() *Room { return v.Room }
 
 // rotateKeyResponse is returned by rotateKey on success.
 type rotateKeyResponse struct {
+	// seq and signature certify the new key (version 2); both are required once
+	// the caller has an identity key, and seq must be the next one.
 	RotateKey User `json:"rotateKey"`
 }
 

@@ -12,9 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
 
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/migrations"
 	"github.com/qchat/qchat/models"
 )
 
@@ -243,6 +245,95 @@ func TestMessageInsertIsAllOrNothing(t *testing.T) {
 		// The same id then works: nothing of the failed attempt is in the way.
 		if _, existed, err := s.InsertMessage(ctx, m, keys[:1]); err != nil || existed {
 			t.Fatalf("insert after the failure: existed %v, err %v", existed, err)
+		}
+	})
+}
+
+// The identity-key migration (the last one) rolls back and applies again
+// over version 1 data: the v1 rows survive both ways, and after applying
+// they read as version 1 with no signature.
+func TestIdentityKeyMigrationKeepsVersion1Data(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
+		ctx := t.Context()
+		all := migrations.New().Sorted()
+		last := all[len(all)-1]
+		if !strings.HasSuffix(last.Name, "00005") {
+			t.Fatalf("the last migration is %s; point this test at the identity-key one", last.Name)
+		}
+		// Back to nothing, then up to the migration before it.
+		if _, err := s.Migrator().Rollback(ctx); err != nil {
+			t.Fatalf("rollback: %v", err)
+		}
+		before := migrate.NewMigrations()
+		for _, m := range all[:len(all)-1] {
+			before.Add(m)
+		}
+		if _, err := migrate.NewMigrator(s.DB(), before).Migrate(ctx); err != nil {
+			t.Fatalf("migrate to v1: %v", err)
+		}
+		raw := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.DB().NewRaw(q, args...).Exec(ctx); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		seedV1 := func(uid, mid, did string) {
+			t.Helper()
+			raw(`INSERT INTO users (id, username, username_key, password_hash, current_key_id, created_at) VALUES (?, ?, ?, ?, ?, 1)`, uid, uid[:8], uid[:8], []byte("x"), uid)
+			raw(`INSERT INTO user_keys (id, user_id, algorithm, public_key, fingerprint, "current", created_at) VALUES (?, ?, 'ML_KEM_768', ?, 'f', TRUE, 1)`, uid, uid, []byte{1})
+			raw(`INSERT INTO messages (id, conversation, sender_id, recipient_id, ciphertext, nonce, content_hash, created_at) VALUES (?, 'c', ?, ?, ?, ?, ?, 2)`, mid, uid, uid, []byte{2}, []byte{3}, []byte{4})
+			raw(`INSERT INTO documents (id, conversation, uploader_id, recipient_id, name, mime_type, size, nonce, created_at) VALUES (?, 'c', ?, ?, 'a.txt', 'text/plain', 1, ?, 3)`, did, uid, uid, []byte{5})
+		}
+		uid, mid, did := uuid.NewString(), uuid.NewString(), uuid.NewString()
+		seedV1(uid, mid, did)
+
+		check := func(when string) {
+			t.Helper()
+			var m models.Message
+			if err := s.DB().NewSelect().Model(&m).Where("id = ?", mid).Scan(ctx); err != nil {
+				t.Fatalf("%s: read the v1 message: %v", when, err)
+			}
+			if m.Version != 1 || m.SignatureBytes != nil || m.KeyDigestBytes != nil {
+				t.Errorf("%s: v1 message reads as version %d, signature %x, digests %x", when, m.Version, m.SignatureBytes, m.KeyDigestBytes)
+			}
+			var d models.Document
+			if err := s.DB().NewSelect().Model(&d).Where("id = ?", did).Scan(ctx); err != nil {
+				t.Fatalf("%s: read the v1 document: %v", when, err)
+			}
+			if d.Version != 1 || d.SignatureBytes != nil {
+				t.Errorf("%s: v1 document reads as version %d, signature %x", when, d.Version, d.SignatureBytes)
+			}
+			var k models.PublicKey
+			if err := s.DB().NewSelect().Model(&k).Where("id = ?", uid).Scan(ctx); err != nil {
+				t.Fatalf("%s: read the v1 key: %v", when, err)
+			}
+			if k.Seq != nil || k.SignatureBytes != nil {
+				t.Errorf("%s: v1 key reads with seq %v, signature %x", when, k.Seq, k.SignatureBytes)
+			}
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check("after applying")
+		// v2 data in the new tables must go cleanly with the rollback.
+		raw(`INSERT INTO identity_keys (id, user_id, key, fingerprint, "current", created_at) VALUES (?, ?, ?, 'f', TRUE, 4)`, uuid.NewString(), uid, []byte{6})
+		raw(`INSERT INTO key_backups (user_id, backup, updated_at) VALUES (?, '{}', 5)`, uid)
+		if _, err := s.Migrator().Rollback(ctx); err != nil {
+			t.Fatalf("rollback the identity-key migration: %v", err)
+		}
+		var n int
+		if err := s.DB().NewRaw(`SELECT COUNT(*) FROM messages WHERE id = ?`, mid).Scan(ctx, &n); err != nil || n != 1 {
+			t.Fatalf("after rolling back, the v1 message: %d %v", n, err)
+		}
+		seedV1(uuid.NewString(), uuid.NewString(), uuid.NewString()) // v1 writes work on the v1 schema
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("apply again: %v", err)
+		}
+		check("after applying again")
+		// One current identity key per user.
+		raw(`INSERT INTO identity_keys (id, user_id, key, fingerprint, "current", created_at) VALUES (?, ?, ?, 'f', TRUE, 4)`, uuid.NewString(), uid, []byte{6})
+		if _, err := s.DB().NewRaw(`INSERT INTO identity_keys (id, user_id, key, fingerprint, "current", created_at) VALUES (?, ?, ?, 'g', TRUE, 5)`, uuid.NewString(), uid, []byte{7}).Exec(ctx); err == nil {
+			t.Error("a second current identity key for one user was accepted")
 		}
 	})
 }

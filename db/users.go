@@ -14,6 +14,12 @@ func UsernameKey(username string) string { return strings.ToLower(username) }
 
 // CreateUser stores a user with its first key. A taken username is a conflict.
 func (s *Store) CreateUser(ctx context.Context, u *models.User, k *models.PublicKey) error {
+	return s.CreateUserWithIdentity(ctx, u, k, nil)
+}
+
+// CreateUserWithIdentity stores a user with its first key and, for a
+// version 2 account, the identity key that certifies it (nil for version 1).
+func (s *Store) CreateUserWithIdentity(ctx context.Context, u *models.User, k *models.PublicKey, ik *models.IdentityKey) error {
 	u.UsernameKey = UsernameKey(u.Username)
 	u.CurrentKeyID = k.ID
 	k.UserID = u.ID
@@ -27,6 +33,13 @@ func (s *Store) CreateUser(ctx context.Context, u *models.User, k *models.Public
 		}
 		if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
 			return translate(err, "public key")
+		}
+		if ik != nil {
+			ik.UserID = u.ID
+			ik.Current = true
+			if _, err := tx.NewInsert().Model(ik).Exec(ctx); err != nil {
+				return translate(err, "identity key")
+			}
 		}
 		return nil
 	})
@@ -77,26 +90,28 @@ func (s *Store) KeysByIDs(ctx context.Context, ids []string) ([]*models.PublicKe
 
 // RotateKey makes k the user's current key; older keys stay readable.
 func (s *Store) RotateKey(ctx context.Context, userID string, k *models.PublicKey) error {
+	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error { return rotateKey(ctx, tx, userID, k) })
+}
+
+func rotateKey(ctx context.Context, tx bun.Tx, userID string, k *models.PublicKey) error {
 	k.UserID = userID
 	k.Current = true
-	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewUpdate().Model((*models.PublicKey)(nil)).Set("current = ?", false).
-			Where("user_id = ? AND current = ?", userID, true).Exec(ctx); err != nil {
-			return translate(err, "public key")
-		}
-		if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
-			return translate(err, "public key")
-		}
-		res, err := tx.NewUpdate().Model((*models.User)(nil)).Set("current_key_id = ?", k.ID).
-			Where("id = ?", userID).Exec(ctx)
-		if err != nil {
-			return translate(err, "user")
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return models.NotFound("user")
-		}
-		return nil
-	})
+	if _, err := tx.NewUpdate().Model((*models.PublicKey)(nil)).Set("current = ?", false).
+		Where("user_id = ? AND current = ?", userID, true).Exec(ctx); err != nil {
+		return translate(err, "public key")
+	}
+	if _, err := tx.NewInsert().Model(k).Exec(ctx); err != nil {
+		return translate(err, "public key")
+	}
+	res, err := tx.NewUpdate().Model((*models.User)(nil)).Set("current_key_id = ?", k.ID).
+		Where("id = ?", userID).Exec(ctx)
+	if err != nil {
+		return translate(err, "user")
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return models.NotFound("user")
+	}
+	return nil
 }
 
 // CreateSession stores a session.

@@ -73,17 +73,18 @@ type ComplexityRoot struct {
 	}
 
 	Document struct {
-		CreatedAt   func(childComplexity int) int
-		DownloadURL func(childComplexity int) int
-		ID          func(childComplexity int) int
-		MimeType    func(childComplexity int) int
-		MyKey       func(childComplexity int) int
-		Name        func(childComplexity int) int
-		Nonce       func(childComplexity int) int
-		Recipient   func(childComplexity int) int
-		Room        func(childComplexity int) int
-		Size        func(childComplexity int) int
-		Uploader    func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		DownloadURL     func(childComplexity int) int
+		EnvelopeVersion func(childComplexity int) int
+		ID              func(childComplexity int) int
+		MimeType        func(childComplexity int) int
+		MyKey           func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Nonce           func(childComplexity int) int
+		Recipient       func(childComplexity int) int
+		Room            func(childComplexity int) int
+		Size            func(childComplexity int) int
+		Uploader        func(childComplexity int) int
 	}
 
 	DocumentConnection struct {
@@ -96,17 +97,24 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	IdentityKey struct {
+		CreatedAt   func(childComplexity int) int
+		Fingerprint func(childComplexity int) int
+		Key         func(childComplexity int) int
+	}
+
 	Message struct {
-		Attachment   func(childComplexity int) int
-		Ciphertext   func(childComplexity int) int
-		CreatedAt    func(childComplexity int) int
-		Deleted      func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Mine         func(childComplexity int) int
-		Nonce        func(childComplexity int) int
-		RecipientRef func(childComplexity int) int
-		RoomRef      func(childComplexity int) int
-		Sender       func(childComplexity int) int
+		Attachment      func(childComplexity int) int
+		Ciphertext      func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Deleted         func(childComplexity int) int
+		EnvelopeVersion func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Mine            func(childComplexity int) int
+		Nonce           func(childComplexity int) int
+		RecipientRef    func(childComplexity int) int
+		RoomRef         func(childComplexity int) int
+		Sender          func(childComplexity int) int
 	}
 
 	MessageConnection struct {
@@ -123,6 +131,7 @@ type ComplexityRoot struct {
 		AddRoomMember    func(childComplexity int, roomID string, userID string) int
 		CreateRoom       func(childComplexity int, input models.CreateRoomInput) int
 		DeleteDocument   func(childComplexity int, id string) int
+		DeleteKeyBackup  func(childComplexity int) int
 		DeleteMessage    func(childComplexity int, id string) int
 		DeleteRoom       func(childComplexity int, roomID string) int
 		JoinRoom         func(childComplexity int, code string) int
@@ -132,9 +141,11 @@ type ComplexityRoot struct {
 		MarkRead         func(childComplexity int, messageIds []string) int
 		Register         func(childComplexity int, input models.RegisterInput) int
 		RemoveRoomMember func(childComplexity int, roomID string, userID string) int
-		RotateKey        func(childComplexity int, publicKey string, algorithm *models.KeyAlgorithm) int
+		RotateKey        func(childComplexity int, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) int
 		RotateRoomCode   func(childComplexity int, roomID string) int
 		SendMessage      func(childComplexity int, input models.SendMessageInput) int
+		SetIdentityKey   func(childComplexity int, identityKey string, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) int
+		SetKeyBackup     func(childComplexity int, backup string) int
 		SetMemberRole    func(childComplexity int, roomID string, userID string, role models.RoomRole) int
 		SetTyping        func(childComplexity int, roomID *string, recipientID *string, isTyping bool) int
 		UpdateRoom       func(childComplexity int, roomID string, name string) int
@@ -158,6 +169,8 @@ type ComplexityRoot struct {
 		Fingerprint func(childComplexity int) int
 		ID          func(childComplexity int) int
 		Key         func(childComplexity int) int
+		Seq         func(childComplexity int) int
+		Signature   func(childComplexity int) int
 	}
 
 	PublicKeyConnection struct {
@@ -174,6 +187,7 @@ type ComplexityRoot struct {
 		Conversations     func(childComplexity int, first *int, after *string) int
 		DirectMessages    func(childComplexity int, withUserID string, first *int, after *string) int
 		Document          func(childComplexity int, id string) int
+		KeyBackup         func(childComplexity int) int
 		Me                func(childComplexity int) int
 		Message           func(childComplexity int, id string) int
 		MyRooms           func(childComplexity int) int
@@ -274,6 +288,7 @@ type ComplexityRoot struct {
 	User struct {
 		CreatedAt      func(childComplexity int) int
 		ID             func(childComplexity int) int
+		IdentityKey    func(childComplexity int) int
 		Keys           func(childComplexity int) int
 		KeysConnection func(childComplexity int, first *int, after *string) int
 		Online         func(childComplexity int) int
@@ -307,7 +322,10 @@ type MutationResolver interface {
 	Register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error)
 	Login(ctx context.Context, username string, password string) (*models.AuthPayload, error)
 	Logout(ctx context.Context) (bool, error)
-	RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm) (*models.User, error)
+	RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error)
+	SetIdentityKey(ctx context.Context, identityKey string, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) (*models.User, error)
+	SetKeyBackup(ctx context.Context, backup string) (bool, error)
+	DeleteKeyBackup(ctx context.Context) (bool, error)
 	UploadDocument(ctx context.Context, input models.UploadDocumentInput) (*models.Document, error)
 	DeleteDocument(ctx context.Context, id string) (bool, error)
 	SendMessage(ctx context.Context, input models.SendMessageInput) (*models.Message, error)
@@ -333,6 +351,7 @@ type QueryResolver interface {
 	UserByUsername(ctx context.Context, username string) (*models.User, error)
 	Users(ctx context.Context, ids []string) ([]*models.User, error)
 	PublicKey(ctx context.Context, id string) (*models.PublicKey, error)
+	KeyBackup(ctx context.Context) (*string, error)
 	Conversations(ctx context.Context, first *int, after *string) (*models.ConversationConnection, error)
 	Document(ctx context.Context, id string) (*models.Document, error)
 	DirectMessages(ctx context.Context, withUserID string, first *int, after *string) (*models.MessageConnection, error)
@@ -379,6 +398,7 @@ type UserResolver interface {
 	KeysConnection(ctx context.Context, obj *models.User, first *int, after *string) (*models.PublicKeyConnection, error)
 
 	Online(ctx context.Context, obj *models.User) (bool, error)
+	IdentityKey(ctx context.Context, obj *models.User) (*models.IdentityKey, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -487,6 +507,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Document.DownloadURL(childComplexity), true
+	case "Document.version":
+		if e.ComplexityRoot.Document.EnvelopeVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Document.EnvelopeVersion(childComplexity), true
 	case "Document.id":
 		if e.ComplexityRoot.Document.ID == nil {
 			break
@@ -568,6 +594,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DocumentEdge.Node(childComplexity), true
 
+	case "IdentityKey.createdAt":
+		if e.ComplexityRoot.IdentityKey.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityKey.CreatedAt(childComplexity), true
+	case "IdentityKey.fingerprint":
+		if e.ComplexityRoot.IdentityKey.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityKey.Fingerprint(childComplexity), true
+	case "IdentityKey.key":
+		if e.ComplexityRoot.IdentityKey.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.IdentityKey.Key(childComplexity), true
+
 	case "Message.attachment":
 		if e.ComplexityRoot.Message.Attachment == nil {
 			break
@@ -592,6 +637,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Deleted(childComplexity), true
+	case "Message.version":
+		if e.ComplexityRoot.Message.EnvelopeVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.EnvelopeVersion(childComplexity), true
 	case "Message.id":
 		if e.ComplexityRoot.Message.ID == nil {
 			break
@@ -688,6 +739,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteDocument(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteKeyBackup":
+		if e.ComplexityRoot.Mutation.DeleteKeyBackup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteKeyBackup(childComplexity), true
 	case "Mutation.deleteMessage":
 		if e.ComplexityRoot.Mutation.DeleteMessage == nil {
 			break
@@ -792,7 +849,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RotateKey(childComplexity, args["publicKey"].(string), args["algorithm"].(*models.KeyAlgorithm)), true
+		return e.ComplexityRoot.Mutation.RotateKey(childComplexity, args["publicKey"].(string), args["algorithm"].(*models.KeyAlgorithm), args["seq"].(*int), args["signature"].(*string)), true
 	case "Mutation.rotateRoomCode":
 		if e.ComplexityRoot.Mutation.RotateRoomCode == nil {
 			break
@@ -815,6 +872,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["input"].(models.SendMessageInput)), true
+	case "Mutation.setIdentityKey":
+		if e.ComplexityRoot.Mutation.SetIdentityKey == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setIdentityKey_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetIdentityKey(childComplexity, args["identityKey"].(string), args["publicKey"].(string), args["algorithm"].(*models.KeyAlgorithm), args["seq"].(int), args["signature"].(string), args["password"].(*string)), true
+	case "Mutation.setKeyBackup":
+		if e.ComplexityRoot.Mutation.SetKeyBackup == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setKeyBackup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetKeyBackup(childComplexity, args["backup"].(string)), true
 	case "Mutation.setMemberRole":
 		if e.ComplexityRoot.Mutation.SetMemberRole == nil {
 			break
@@ -922,6 +1001,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PublicKey.Key(childComplexity), true
+	case "PublicKey.seq":
+		if e.ComplexityRoot.PublicKey.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublicKey.Seq(childComplexity), true
+	case "PublicKey.signature":
+		if e.ComplexityRoot.PublicKey.Signature == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublicKey.Signature(childComplexity), true
 
 	case "PublicKeyConnection.edges":
 		if e.ComplexityRoot.PublicKeyConnection.Edges == nil {
@@ -983,6 +1074,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Document(childComplexity, args["id"].(string)), true
 
+	case "Query.keyBackup":
+		if e.ComplexityRoot.Query.KeyBackup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.KeyBackup(childComplexity), true
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
 			break
@@ -1437,6 +1534,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.ID(childComplexity), true
+	case "User.identityKey":
+		if e.ComplexityRoot.User.IdentityKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.IdentityKey(childComplexity), true
 	case "User.keys":
 		if e.ComplexityRoot.User.Keys == nil {
 			break
@@ -1676,6 +1779,8 @@ func (ec *executionContext) childFields_Document(ctx context.Context, field grap
 		return ec.fieldContext_Document_downloadUrl(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Document_createdAt(ctx, field)
+	case "version":
+		return ec.fieldContext_Document_version(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Document", field.Name)
 }
@@ -1700,6 +1805,18 @@ func (ec *executionContext) childFields_DocumentEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type DocumentEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_IdentityKey(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_IdentityKey_key(ctx, field)
+	case "fingerprint":
+		return ec.fieldContext_IdentityKey_fingerprint(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_IdentityKey_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type IdentityKey", field.Name)
+}
+
 func (ec *executionContext) childFields_Message(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -1720,6 +1837,8 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_createdAt(ctx, field)
 	case "deleted":
 		return ec.fieldContext_Message_deleted(ctx, field)
+	case "version":
+		return ec.fieldContext_Message_version(ctx, field)
 	case "attachment":
 		return ec.fieldContext_Message_attachment(ctx, field)
 	}
@@ -1780,6 +1899,10 @@ func (ec *executionContext) childFields_PublicKey(ctx context.Context, field gra
 		return ec.fieldContext_PublicKey_createdAt(ctx, field)
 	case "current":
 		return ec.fieldContext_PublicKey_current(ctx, field)
+	case "signature":
+		return ec.fieldContext_PublicKey_signature(ctx, field)
+	case "seq":
+		return ec.fieldContext_PublicKey_seq(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PublicKey", field.Name)
 }
@@ -1972,6 +2095,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "online":
 		return ec.fieldContext_User_online(ctx, field)
+	case "identityKey":
+		return ec.fieldContext_User_identityKey(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }
@@ -2289,6 +2414,22 @@ func (ec *executionContext) field_Mutation_rotateKey_args(ctx context.Context, r
 		return nil, err
 	}
 	args["algorithm"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "seq",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["seq"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "signature",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["signature"] = arg3
 	return args, nil
 }
 
@@ -2317,6 +2458,74 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setIdentityKey_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "identityKey",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["identityKey"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "publicKey",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["publicKey"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "algorithm",
+		func(ctx context.Context, v any) (*models.KeyAlgorithm, error) {
+			return ec.unmarshalOKeyAlgorithm2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyAlgorithm(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["algorithm"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "seq",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["seq"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "signature",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["signature"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setKeyBackup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "backup",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["backup"] = arg0
 	return args, nil
 }
 
@@ -3462,6 +3671,29 @@ func (ec *executionContext) fieldContext_Document_createdAt(_ context.Context, f
 	return graphql.NewScalarFieldContext("Document", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Document_version(ctx context.Context, field graphql.CollectedField, obj *models.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Document_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EnvelopeVersion(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Document_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Document", field, true, false, "Int")
+}
+
 func (ec *executionContext) _DocumentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *models.DocumentConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3579,6 +3811,75 @@ func (ec *executionContext) fieldContext_DocumentEdge_node(_ context.Context, fi
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _IdentityKey_key(ctx context.Context, field graphql.CollectedField, obj *models.IdentityKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityKey_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityKey_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IdentityKey", field, true, false, "String")
+}
+
+func (ec *executionContext) _IdentityKey_fingerprint(ctx context.Context, field graphql.CollectedField, obj *models.IdentityKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityKey_fingerprint(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fingerprint, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityKey_fingerprint(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IdentityKey", field, false, false, "String")
+}
+
+func (ec *executionContext) _IdentityKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *models.IdentityKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_IdentityKey_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.Time) graphql.Marshaler {
+			return ec.marshalNTime2githubᚗcomᚋqchatᚋqchatᚋmodelsᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_IdentityKey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("IdentityKey", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
@@ -3822,6 +4123,29 @@ func (ec *executionContext) _Message_deleted(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Message_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Message", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Message_version(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EnvelopeVersion(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Message_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "Int")
 }
 
 func (ec *executionContext) _Message_attachment(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
@@ -4096,7 +4420,7 @@ func (ec *executionContext) _Mutation_rotateKey(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RotateKey(ctx, fc.Args["publicKey"].(string), fc.Args["algorithm"].(*models.KeyAlgorithm))
+			return ec.Resolvers.Mutation().RotateKey(ctx, fc.Args["publicKey"].(string), fc.Args["algorithm"].(*models.KeyAlgorithm), fc.Args["seq"].(*int), fc.Args["signature"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -4128,6 +4452,117 @@ func (ec *executionContext) fieldContext_Mutation_rotateKey(ctx context.Context,
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setIdentityKey(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setIdentityKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetIdentityKey(ctx, fc.Args["identityKey"].(string), fc.Args["publicKey"].(string), fc.Args["algorithm"].(*models.KeyAlgorithm), fc.Args["seq"].(int), fc.Args["signature"].(string), fc.Args["password"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setIdentityKey(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setIdentityKey_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setKeyBackup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setKeyBackup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetKeyBackup(ctx, fc.Args["backup"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setKeyBackup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setKeyBackup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteKeyBackup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteKeyBackup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().DeleteKeyBackup(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteKeyBackup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Mutation_uploadDocument(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -5029,6 +5464,52 @@ func (ec *executionContext) fieldContext_PublicKey_current(_ context.Context, fi
 	return graphql.NewScalarFieldContext("PublicKey", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _PublicKey_signature(ctx context.Context, field graphql.CollectedField, obj *models.PublicKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublicKey_signature(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Signature(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublicKey_signature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublicKey", field, true, false, "String")
+}
+
+func (ec *executionContext) _PublicKey_seq(ctx context.Context, field graphql.CollectedField, obj *models.PublicKey) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublicKey_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublicKey_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublicKey", field, false, false, "Int")
+}
+
 func (ec *executionContext) _PublicKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *models.PublicKeyConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5354,6 +5835,29 @@ func (ec *executionContext) fieldContext_Query_publicKey(ctx context.Context, fi
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_keyBackup(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_keyBackup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().KeyBackup(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_keyBackup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, "String")
 }
 
 func (ec *executionContext) _Query_conversations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -7390,6 +7894,38 @@ func (ec *executionContext) fieldContext_User_online(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("User", field, true, true, "Boolean")
 }
 
+func (ec *executionContext) _User_identityKey(ctx context.Context, field graphql.CollectedField, obj *models.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_identityKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.User().IdentityKey(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.IdentityKey) graphql.Marshaler {
+			return ec.marshalOIdentityKey2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐIdentityKey(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_identityKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "User",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_IdentityKey(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8601,7 +9137,7 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 		asMap["keyAlgorithm"] = "ML_KEM_768"
 	}
 
-	fieldsInOrder := [...]string{"username", "password", "publicKey", "keyAlgorithm"}
+	fieldsInOrder := [...]string{"username", "password", "publicKey", "keyAlgorithm", "identityKey", "publicKeySignature"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -8636,6 +9172,20 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 				return it, err
 			}
 			it.KeyAlgorithm = data
+		case "identityKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identityKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdentityKey = data
+		case "publicKeySignature":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("publicKeySignature"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PublicKeySignature = data
 		}
 	}
 	return it, nil
@@ -9082,6 +9632,11 @@ func (ec *executionContext) _Document(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "version":
+			out.Values[i] = ec._Document_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9175,6 +9730,49 @@ func (ec *executionContext) _DocumentEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var identityKeyImplementors = []string{"IdentityKey"}
+
+func (ec *executionContext) _IdentityKey(ctx context.Context, sel ast.SelectionSet, obj *models.IdentityKey) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, identityKeyImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("IdentityKey")
+		case "key":
+			out.Values[i] = ec._IdentityKey_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fingerprint":
+			out.Values[i] = ec._IdentityKey_fingerprint(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._IdentityKey_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var messageImplementors = []string{"Message"}
 
 func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, obj *models.Message) graphql.Marshaler {
@@ -9228,6 +9826,11 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "deleted":
 			out.Values[i] = ec._Message_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "version":
+			out.Values[i] = ec._Message_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -9373,6 +9976,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "rotateKey":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_rotateKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setIdentityKey":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setIdentityKey(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setKeyBackup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setKeyBackup(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteKeyBackup":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteKeyBackup(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -9617,6 +10241,16 @@ func (ec *executionContext) _PublicKey(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "signature":
+			out.Values[i] = ec._PublicKey_signature(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "seq":
+			out.Values[i] = ec._PublicKey_seq(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -9758,6 +10392,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_publicKey(ctx, field)
+				})
+		case "keyBackup":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_keyBackup(ctx, field)
 				})
 		case "conversations":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -10452,6 +11092,12 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_online(ctx, field, obj)
+				})
+		case "identityKey":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._User_identityKey(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11616,6 +12262,13 @@ func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.Se
 	_ = ctx
 	res := graphql.MarshalID(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOIdentityKey2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐIdentityKey(ctx context.Context, sel ast.SelectionSet, v *models.IdentityKey) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._IdentityKey(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint(ctx context.Context, v any) (*int, error) {

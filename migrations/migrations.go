@@ -22,6 +22,7 @@ func New() *migrate.Migrations {
 	registerDocuments(ms)
 	registerPartialIndexes(ms)
 	registerListIndexes(ms)
+	registerIdentityKeys(ms)
 	return ms
 }
 

@@ -31,10 +31,50 @@ type PublicKey struct {
 	Fingerprint string       `bun:"fingerprint,notnull"`
 	Current     bool         `bun:"current,notnull"`
 	CreatedAt   Time         `bun:"created_at,notnull"`
+	// SignatureBytes is the key's certificate by the owner's identity key
+	// and Seq its sequence number; both nil for a key published before v2.
+	SignatureBytes []byte `bun:"signature"`
+	Seq            *int   `bun:"seq"`
 }
 
 // Key is the raw key as standard base64.
 func (k *PublicKey) Key() string { return base64.StdEncoding.EncodeToString(k.KeyBytes) }
+
+// Signature is the certificate as standard base64, nil before version 2.
+func (k *PublicKey) Signature() *string { return optionalB64(k.SignatureBytes) }
+
+func optionalB64(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	return &s
+}
+
+// IdentityKey is one of a user's ML-DSA-65 identity keys. Replaced keys are
+// kept with Current false.
+type IdentityKey struct {
+	bun.BaseModel `bun:"table:identity_keys"`
+
+	ID          string `bun:"id,pk"`
+	UserID      string `bun:"user_id,notnull"`
+	KeyBytes    []byte `bun:"key,notnull"`
+	Fingerprint string `bun:"fingerprint,notnull"`
+	Current     bool   `bun:"current,notnull"`
+	CreatedAt   Time   `bun:"created_at,notnull"`
+}
+
+// Key is the raw key as standard base64.
+func (k *IdentityKey) Key() string { return base64.StdEncoding.EncodeToString(k.KeyBytes) }
+
+// KeyBackup is a user's sealed key backup, opaque to the server.
+type KeyBackup struct {
+	bun.BaseModel `bun:"table:key_backups"`
+
+	UserID    string `bun:"user_id,pk"`
+	Backup    string `bun:"backup,notnull"`
+	UpdatedAt Time   `bun:"updated_at,notnull"`
+}
 
 // Session is a login. Only the SHA-256 of the opaque token is stored.
 type Session struct {
@@ -85,6 +125,13 @@ type Message struct {
 	ContentHash  []byte  `bun:"content_hash,notnull"`
 	CreatedAt    Time    `bun:"created_at,notnull"`
 	DeletedAt    *Time   `bun:"deleted_at"`
+	// Version is the envelope version: 1, or 2 for signed content, which
+	// carries SignatureBytes and the signed leaves (KeyDigestBytes,
+	// pqcrypto.KeyDigestSize bytes each, in order). Zero inserts the
+	// column's default, 1.
+	Version        int    `bun:"version,nullzero,notnull,default:1"`
+	SignatureBytes []byte `bun:"signature"`
+	KeyDigestBytes []byte `bun:"key_digests"`
 
 	// Keys is filled when the message travels as a live event, so that each
 	// subscriber finds its own key without a query.
@@ -106,6 +153,10 @@ func (m *Message) Ciphertext() string { return base64.StdEncoding.EncodeToString
 
 // Nonce is the AES-GCM nonce as base64 (empty for a tombstone).
 func (m *Message) Nonce() string { return base64.StdEncoding.EncodeToString(m.NonceBytes) }
+
+// EnvelopeVersion is Version, reading an unset one (a value built in
+// memory, not read back) as the column's default, 1.
+func (m *Message) EnvelopeVersion() int { return max(m.Version, 1) }
 
 // Deleted says whether the sender deleted the message.
 func (m *Message) Deleted() bool { return m.DeletedAt != nil }
@@ -154,10 +205,17 @@ type Document struct {
 	Size         int     `bun:"size,notnull"`
 	NonceBytes   []byte  `bun:"nonce,notnull"`
 	CreatedAt    Time    `bun:"created_at,notnull"`
+	// Version, SignatureBytes and KeyDigestBytes are as on Message.
+	Version        int    `bun:"version,nullzero,notnull,default:1"`
+	SignatureBytes []byte `bun:"signature"`
+	KeyDigestBytes []byte `bun:"key_digests"`
 
 	// Keys is filled right after an upload.
 	Keys []*DocumentKey `bun:"-"`
 }
+
+// EnvelopeVersion is as Message.EnvelopeVersion.
+func (d *Document) EnvelopeVersion() int { return max(d.Version, 1) }
 
 // Nonce is the AES-GCM nonce as base64.
 func (d *Document) Nonce() string { return base64.StdEncoding.EncodeToString(d.NonceBytes) }

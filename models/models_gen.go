@@ -95,6 +95,10 @@ type RegisterInput struct {
 	// Standard base64 of the raw public key.
 	PublicKey    string        `json:"publicKey"`
 	KeyAlgorithm *KeyAlgorithm `json:"keyAlgorithm,omitempty"`
+	// Version 2 (optional for now): the ML-DSA-65 identity key, standard base64.
+	IdentityKey *string `json:"identityKey,omitempty"`
+	// Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey.
+	PublicKeySignature *string `json:"publicKeySignature,omitempty"`
 }
 
 // extension: a page of rooms.

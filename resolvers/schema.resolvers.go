@@ -60,12 +60,39 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 }
 
 // RotateKey is the resolver for the rotateKey field.
-func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm) (*models.User, error) {
+func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error) {
 	u, err := me(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.chat.RotateKey(ctx, u, publicKey, algorithm)
+	return r.chat.RotateKey(ctx, u, publicKey, algorithm, seq, signature)
+}
+
+// SetIdentityKey is the resolver for the setIdentityKey field.
+func (r *mutationResolver) SetIdentityKey(ctx context.Context, identityKey string, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) (*models.User, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.chat.SetIdentityKey(ctx, u, identityKey, publicKey, algorithm, seq, signature, password)
+}
+
+// SetKeyBackup is the resolver for the setKeyBackup field.
+func (r *mutationResolver) SetKeyBackup(ctx context.Context, backup string) (bool, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return false, err
+	}
+	return true, r.chat.SetKeyBackup(ctx, u, backup)
+}
+
+// DeleteKeyBackup is the resolver for the deleteKeyBackup field.
+func (r *mutationResolver) DeleteKeyBackup(ctx context.Context) (bool, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return false, err
+	}
+	return r.chat.DeleteKeyBackup(ctx, u)
 }
 
 // Me is the resolver for the me field.
@@ -103,6 +130,15 @@ func (r *queryResolver) PublicKey(ctx context.Context, id string) (*models.Publi
 		return nil, err
 	}
 	return r.chat.PublicKey(ctx, id)
+}
+
+// KeyBackup is the resolver for the keyBackup field.
+func (r *queryResolver) KeyBackup(ctx context.Context) (*string, error) {
+	u, err := me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.chat.KeyBackup(ctx, u)
 }
 
 // Presence is the resolver for the presence field.

@@ -41,6 +41,11 @@ func (r *userResolver) Online(ctx context.Context, obj *models.User) (bool, erro
 	return r.chat.Online(ctx, auth.UserFrom(ctx), obj.ID)
 }
 
+// IdentityKey is the resolver for the identityKey field.
+func (r *userResolver) IdentityKey(ctx context.Context, obj *models.User) (*models.IdentityKey, error) {
+	return r.chat.IdentityKey(ctx, obj.ID)
+}
+
 // PresenceEvent returns graph.PresenceEventResolver implementation.
 func (r *Resolver) PresenceEvent() graph.PresenceEventResolver { return &presenceEventResolver{r} }
 

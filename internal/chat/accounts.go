@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/google/uuid"
@@ -63,12 +64,30 @@ func (s *Service) Register(ctx context.Context, input models.RegisterInput) (*mo
 	if err != nil {
 		return nil, err
 	}
+	// Version 2 accounts come with an identity key that certifies the first
+	// KEM key (seq 1); version 1 registrations stay accepted for now.
+	var ik *models.IdentityKey
+	switch {
+	case input.IdentityKey != nil:
+		if input.PublicKeySignature == nil {
+			return nil, models.InvalidField("publicKeySignature", "publicKeySignature: required with identityKey")
+		}
+		var owner *pqcrypto.IdentityPublicKey
+		if ik, owner, err = s.newIdentityKey("identityKey", *input.IdentityKey); err != nil {
+			return nil, err
+		}
+		if err := certify(owner, key, 1, "publicKeySignature", *input.PublicKeySignature); err != nil {
+			return nil, err
+		}
+	case input.PublicKeySignature != nil:
+		return nil, models.InvalidField("identityKey", "identityKey: required with publicKeySignature")
+	}
 	hash, err := s.auth.HashPassword(input.Password)
 	if err != nil {
 		return nil, err
 	}
 	u := &models.User{ID: newID(), Username: username, PasswordHash: hash, CreatedAt: models.Now()}
-	if err := s.store.CreateUser(ctx, u, key); err != nil {
+	if err := s.store.CreateUserWithIdentity(ctx, u, key, ik); err != nil {
 		return nil, err
 	}
 	s.Security(ctx, slog.LevelInfo, "register", "user_id", u.ID)
@@ -97,14 +116,43 @@ func (s *Service) Login(ctx context.Context, username, password string) (*models
 
 // RotateKey makes a new public key u's current one and drops the cached
 // sessions of u here and everywhere, so the next request reads the new key.
-func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey string, algorithm *models.KeyAlgorithm) (*models.User, error) {
-	alg := models.KeyAlgorithmMlKem768
-	if algorithm != nil {
-		alg = *algorithm
-	}
-	key, err := newPublicKey(publicKey, alg)
+// Once u has an identity key, the new key must carry its certificate with
+// the next seq, so that an old key cannot be presented again as current.
+func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error) {
+	key, err := newPublicKey(publicKey, algorithmOr(algorithm))
 	if err != nil {
 		return nil, err
+	}
+	ik, err := s.currentIdentity(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ik != nil:
+		if seq == nil {
+			return nil, models.InvalidField("seq", "seq: required once the account has an identity key")
+		}
+		if signature == nil {
+			return nil, models.InvalidField("signature", "signature: required once the account has an identity key")
+		}
+		want, err := s.nextSeq(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSeq(*seq, want); err != nil {
+			return nil, err
+		}
+		owner, err := s.parseIdentity(ik.KeyBytes)
+		if err != nil {
+			return nil, fmt.Errorf("stored identity key of %s: %w", u.ID, err)
+		}
+		if err := certify(owner, key, *seq, "signature", *signature); err != nil {
+			return nil, err
+		}
+	case signature != nil:
+		return nil, models.InvalidField("signature", "signature: the account has no identity key to check it against (setIdentityKey)")
+	case seq != nil:
+		return nil, models.InvalidField("seq", "seq: the account has no identity key (setIdentityKey)")
 	}
 	if err := s.store.RotateKey(ctx, u.ID, key); err != nil {
 		return nil, err

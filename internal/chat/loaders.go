@@ -27,6 +27,7 @@ type Loaders struct {
 	documentKey *dataloadgen.Loader[db.MessageUser, *models.DocumentKey]
 	online      *dataloadgen.Loader[string, bool]
 	sharing     *dataloadgen.Loader[userPair, bool]
+	identities  *dataloadgen.Loader[string, *models.IdentityKey]
 }
 
 // userPair is a viewer and another user.
@@ -66,6 +67,17 @@ func (l *Loaders) Keys() *dataloadgen.Loader[string, *models.PublicKey] {
 		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.PublicKey, error) {
 			ks, err := l.store.KeysByIDs(ctx, ids)
 			return index(ks, func(k *models.PublicKey) string { return k.ID }), err
+		}, loaderWait)
+	})
+}
+
+// IdentityKeys loads users' current identity keys by user id (missing for
+// an account without one).
+func (l *Loaders) IdentityKeys() *dataloadgen.Loader[string, *models.IdentityKey] {
+	return lazy(l, &l.identities, func() *dataloadgen.Loader[string, *models.IdentityKey] {
+		return dataloadgen.NewMappedLoader(func(ctx context.Context, ids []string) (map[string]*models.IdentityKey, error) {
+			iks, err := l.store.CurrentIdentityKeys(ctx, ids)
+			return index(iks, func(k *models.IdentityKey) string { return k.UserID }), err
 		}, loaderWait)
 	})
 }

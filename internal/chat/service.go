@@ -14,6 +14,7 @@ import (
 
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
 )
 
 // Sessions is what the domain needs of authentication: issuing and revoking
@@ -65,6 +66,8 @@ type Service struct {
 	// event; this process's membership changes evict entries at once, the TTL
 	// bounds staleness otherwise.
 	members *otter.Cache[string, bool]
+	// identities holds parsed identity keys by their raw bytes.
+	identities *otter.Cache[string, *pqcrypto.IdentityPublicKey]
 }
 
 // Deps are the Service's dependencies.
@@ -100,6 +103,7 @@ func New(d Deps) *Service {
 		log:        d.Log,
 		metrics:    d.Metrics,
 		recipients: newRecipientCache(),
+		identities: newIdentityCache(),
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),
@@ -114,5 +118,6 @@ func (noMetrics) MessageSent() {}
 // Close stops the background work of the service's caches.
 func (s *Service) Close() {
 	s.members.StopAllGoroutines()
+	s.identities.StopAllGoroutines()
 	s.recipients.close()
 }

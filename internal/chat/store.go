@@ -29,9 +29,21 @@ type UserStore interface {
 	KeysByIDs(ctx context.Context, ids []string) ([]*models.PublicKey, error)
 	KeysPage(ctx context.Context, userID string, after *db.Cursor, limit int) ([]*models.PublicKey, bool, error)
 	RotateKey(ctx context.Context, userID string, k *models.PublicKey) error
+	IdentityStore
 	Contacts(ctx context.Context, userID string) ([]string, error)
 	SharesConversation(ctx context.Context, a, b string) (bool, error)
 	SharingConversation(ctx context.Context, userID string, others []string) (map[string]bool, error)
+}
+
+// IdentityStore holds version 2 identity keys and sealed key backups.
+type IdentityStore interface {
+	CreateUserWithIdentity(ctx context.Context, u *models.User, k *models.PublicKey, ik *models.IdentityKey) error
+	CurrentIdentityKey(ctx context.Context, userID string) (*models.IdentityKey, error)
+	CurrentIdentityKeys(ctx context.Context, userIDs []string) ([]*models.IdentityKey, error)
+	SetIdentityKey(ctx context.Context, userID string, ik *models.IdentityKey, k *models.PublicKey) error
+	PutKeyBackup(ctx context.Context, b *models.KeyBackup) error
+	KeyBackup(ctx context.Context, userID string) (*models.KeyBackup, error)
+	DeleteKeyBackup(ctx context.Context, userID string) (bool, error)
 }
 
 // RoomStore holds rooms and their members.

@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+// v2keys is what a version 2 client holds: an identity key and a KEM key.
+type v2keys struct {
+	ik *pqcrypto.IdentityKey
+	kp *pqcrypto.KeyPair
+}
+
+func newV2Keys(t *testing.T) *v2keys {
+	t.Helper()
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &v2keys{ik: ik, kp: kp}
+}
+
+func (k *v2keys) identity() string { return pqcrypto.EncodeB64(k.ik.PublicKey()) }
+func (k *v2keys) pub() string      { return pqcrypto.EncodeB64(k.kp.PublicKey) }
+func (k *v2keys) cert(t *testing.T, seq int) string {
+	t.Helper()
+	sig, err := pqcrypto.CertifyKEMKey(k.ik, k.kp.Algorithm, seq, k.kp.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pqcrypto.EncodeB64(sig)
+}
+
+const (
+	meKeysQuery       = `{ me { identityKey { key fingerprint createdAt } publicKey { seq signature } } }`
+	setIdentityMut    = `mutation($ik: String!, $pk: String!, $seq: Int!, $sig: String!, $pw: String) { setIdentityKey(identityKey: $ik, publicKey: $pk, seq: $seq, signature: $sig, password: $pw) { identityKey { key } publicKey { seq } } }`
+	rotateCertMut     = `mutation($pk: String!, $seq: Int, $sig: String) { rotateKey(publicKey: $pk, seq: $seq, signature: $sig) { publicKey { seq signature } } }`
+	keyBackupQuery    = `{ keyBackup }`
+	setKeyBackupMut   = `mutation($b: String!) { setKeyBackup(backup: $b) }`
+	deleteKeyBackupMu = `mutation { deleteKeyBackup }`
+)
+
+type meKeys struct {
+	Me struct {
+		IdentityKey *struct{ Key, Fingerprint, CreatedAt string }
+		PublicKey   struct {
+			Seq       *int
+			Signature *string
+		}
+	}
+}
+
+func TestRegisterWithAndWithoutIdentityKey(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
+		srv := qchattest.NewServer(t, store)
+		k := newV2Keys(t)
+		vars := func(name string, sig string) map[string]any {
+			v := registerVars(name, "password1", k.pub(), "")
+			in := v["in"].(map[string]any)
+			in["identityKey"], in["publicKeySignature"] = k.identity(), sig
+			return v
+		}
+		wantFieldError(t, srv.Do(t, "", registerMutation, vars("forger", newV2Keys(t).cert(t, 1))), "publicKeySignature")
+		wantFieldError(t, srv.Do(t, "", registerMutation, vars("seqtwo", k.cert(t, 2))), "publicKeySignature")
+
+		var reg struct{ Register struct{ Token string } }
+		srv.MustDo(t, "", registerMutation, vars("victor", k.cert(t, 1)), &reg)
+		var got meKeys
+		srv.MustDo(t, reg.Register.Token, meKeysQuery, nil, &got)
+		if ik := got.Me.IdentityKey; ik == nil || ik.Key != k.identity() || ik.Fingerprint != k.ik.Public().Fingerprint() || ik.CreatedAt == "" {
+			t.Fatalf("identity key after a v2 registration: %+v", ik)
+		}
+		if s := got.Me.PublicKey; s.Seq == nil || *s.Seq != 1 || s.Signature == nil {
+			t.Fatalf("first key after a v2 registration: %+v", s)
+		}
+
+		// A version 1 client registers, reads and sends as before.
+		old := srv.Register(t, "oldie")
+		srv.MustDo(t, old.Token, meKeysQuery, nil, &got)
+		if got.Me.IdentityKey != nil || got.Me.PublicKey.Seq != nil || got.Me.PublicKey.Signature != nil {
+			t.Fatalf("a v1 account shows v2 keys: %+v", got.Me)
+		}
+		bob := srv.Register(t, "bob")
+		var sent struct {
+			SendMessage struct {
+				ID      string
+				Version int
+			}
+		}
+		srv.MustDo(t, old.Token, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id version } }`,
+			map[string]any{"in": qchattest.Seal(t, uuid.NewString(), old, "", bob.ID, "hi", old, bob)}, &sent)
+		if sent.SendMessage.Version != 1 {
+			t.Fatalf("a v1 message reads as version %d", sent.SendMessage.Version)
+		}
+	})
+}
+
+func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
+		srv := qchattest.NewServer(t, store)
+		u := srv.Register(t, "ursula") // version 1: no identity key yet
+		k := newV2Keys(t)
+		set := func(k *v2keys, seq int, pw any) *qchattest.Response {
+			return srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": seq, "sig": k.cert(t, seq), "pw": pw})
+		}
+		wantFieldError(t, set(k, 2, nil), "seq")
+		var out struct {
+			SetIdentityKey struct {
+				IdentityKey *struct{ Key string }
+				PublicKey   struct{ Seq *int }
+			}
+		}
+		set(k, 1, nil).Decode(t, &out)
+
+		// Rotation now needs the next seq and a certificate.
+		k.kp, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		rotate := func(seq any, sig any) *qchattest.Response {
+			return srv.Do(t, u.Token, rotateCertMut, map[string]any{"pk": k.pub(), "seq": seq, "sig": sig})
+		}
+		wantFieldError(t, rotate(nil, nil), "seq")
+		wantFieldError(t, rotate(1, k.cert(t, 1)), "seq")
+		wantFieldError(t, rotate(2, newV2Keys(t).cert(t, 2)), "signature")
+		var rot struct {
+			RotateKey struct{ PublicKey struct{ Seq int } }
+		}
+		rotate(2, k.cert(t, 2)).Decode(t, &rot)
+		if rot.RotateKey.PublicKey.Seq != 2 {
+			t.Fatalf("rotated key's seq: %d", rot.RotateKey.PublicKey.Seq)
+		}
+
+		// Replacing the identity key needs the password.
+		n := newV2Keys(t)
+		wantFieldError(t, set(n, 3, nil), "password")
+		wantFieldError(t, set(n, 3, "not the password"), "password")
+		set(n, 3, u.Password).Decode(t, &out)
+		if ik := out.SetIdentityKey.IdentityKey; ik == nil || ik.Key != n.identity() || out.SetIdentityKey.PublicKey.Seq == nil || *out.SetIdentityKey.PublicKey.Seq != 3 {
+			t.Fatalf("setIdentityKey answered %+v", out.SetIdentityKey)
+		}
+		var got meKeys
+		srv.MustDo(t, u.Token, meKeysQuery, nil, &got)
+		if got.Me.IdentityKey == nil || got.Me.IdentityKey.Key != n.identity() || *got.Me.PublicKey.Seq != 3 {
+			t.Fatalf("after replacing: %+v", got.Me)
+		}
+	})
+}
+
+func TestKeyBackupThroughTheAPI(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
+		srv := qchattest.NewServer(t, store)
+		alice, eve := srv.Register(t, "alice"), srv.Register(t, "eve")
+		sealed, err := pqcrypto.SealBackup(nil, alice.ID, "correct horse battery", &pqcrypto.Backup{IdentitySeed: newV2Keys(t).ik.Seed()}, pqcrypto.BackupParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct{ KeyBackup *string }
+		srv.MustDo(t, alice.Token, keyBackupQuery, nil, &b)
+		if b.KeyBackup != nil {
+			t.Fatal("a backup before any was set")
+		}
+		for _, bad := range []string{"nope", `{"v":2}`, strings.Repeat("a", pqcrypto.MaxSealedBackupSize+1)} {
+			wantFieldError(t, srv.Do(t, alice.Token, setKeyBackupMut, map[string]any{"b": bad}), "backup")
+		}
+		if r := srv.Do(t, "", setKeyBackupMut, map[string]any{"b": sealed}); r.Code() != "UNAUTHENTICATED" {
+			t.Fatalf("anonymous setKeyBackup: %+v", r.Errors)
+		}
+		srv.MustDo(t, alice.Token, setKeyBackupMut, map[string]any{"b": sealed}, nil)
+		srv.MustDo(t, alice.Token, keyBackupQuery, nil, &b)
+		if b.KeyBackup == nil || *b.KeyBackup != sealed {
+			t.Fatal("the backup did not read back as stored")
+		}
+		// Nobody else ever sees or removes it.
+		srv.MustDo(t, eve.Token, keyBackupQuery, nil, &b)
+		if b.KeyBackup != nil {
+			t.Fatal("eve reads alice's backup")
+		}
+		var del struct{ DeleteKeyBackup bool }
+		srv.MustDo(t, eve.Token, deleteKeyBackupMu, nil, &del)
+		if del.DeleteKeyBackup {
+			t.Fatal("eve deleted a backup she does not have")
+		}
+		srv.MustDo(t, alice.Token, deleteKeyBackupMu, nil, &del)
+		srv.MustDo(t, alice.Token, keyBackupQuery, nil, &b)
+		if !del.DeleteKeyBackup || b.KeyBackup != nil {
+			t.Fatalf("after deleting: %v %v", del.DeleteKeyBackup, b.KeyBackup)
+		}
+	})
+}
