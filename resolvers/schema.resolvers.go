@@ -74,7 +74,18 @@ func (r *mutationResolver) SetIdentityKey(ctx context.Context, identityKey strin
 	if err != nil {
 		return nil, err
 	}
-	return r.chat.SetIdentityKey(ctx, u, identityKey, publicKey, algorithm, seq, signature, password)
+	// A password sent here is as good a guess as a login: it meets the same
+	// failed-login budgets, so aliased attempts in one request run out too.
+	if password != nil {
+		if err := r.checkLoginLimit(ctx, u.Username); err != nil {
+			return nil, err
+		}
+	}
+	user, err := r.chat.SetIdentityKey(ctx, u, identityKey, publicKey, algorithm, seq, signature, password)
+	if errors.Is(err, chat.ErrWrongPassword) {
+		r.loginFailed(ctx, u.Username)
+	}
+	return user, err
 }
 
 // SetKeyBackup is the resolver for the setKeyBackup field.

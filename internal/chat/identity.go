@@ -100,6 +100,11 @@ func checkSeq(seq, want int) error {
 	return nil
 }
 
+// ErrWrongPassword marks a refusal for a wrong account password, which the
+// edge counts against the failed-login budgets: the password check here is
+// as good an oracle as login.
+var ErrWrongPassword = errors.New("wrong password")
+
 // SetIdentityKey sets u's identity key with a KEM key it certifies. Setting
 // the first one is free; replacing one needs the account password and is a
 // security event.
@@ -108,16 +113,9 @@ func (s *Service) SetIdentityKey(ctx context.Context, u *models.User, identityKe
 	if err != nil {
 		return nil, err
 	}
-	if current != nil {
-		// The session's user may be a cached copy: check against the stored hash.
-		fresh, err := s.store.UserByID(ctx, u.ID)
-		if err != nil {
-			return nil, err
-		}
-		if password == nil || !s.auth.CheckPassword(fresh, *password) {
-			s.Security(ctx, slog.LevelWarn, "identity_key_replace_refused", "user_id", u.ID)
-			return nil, models.InvalidField("password", "password: replacing an identity key needs the account password")
-		}
+	if current != nil && password == nil {
+		s.Security(ctx, slog.LevelWarn, "identity_key_replace_refused", "user_id", u.ID)
+		return nil, models.InvalidField("password", "password: replacing an identity key needs the account password")
 	}
 	ik, owner, err := s.newIdentityKey("identityKey", identityKey)
 	if err != nil {
@@ -136,6 +134,20 @@ func (s *Service) SetIdentityKey(ctx context.Context, u *models.User, identityKe
 	}
 	if err := certify(owner, key, seq, "signature", signature); err != nil {
 		return nil, err
+	}
+	// The password is checked last, once everything cheap has passed: a
+	// bcrypt comparison costs milliseconds of CPU, and the caller counts a
+	// wrong one as a failed login (ErrWrongPassword).
+	if current != nil {
+		// The session's user may be a cached copy: check against the stored hash.
+		fresh, err := s.store.UserByID(ctx, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !s.auth.CheckPassword(fresh, *password) {
+			s.Security(ctx, slog.LevelWarn, "identity_key_replace_refused", "user_id", u.ID)
+			return nil, errors.Join(ErrWrongPassword, models.InvalidField("password", "password: replacing an identity key needs the account password"))
+		}
 	}
 	if err := s.store.SetIdentityKey(ctx, u.ID, ik, key); err != nil {
 		return nil, err

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/internal/config"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/pqcrypto"
 )
@@ -194,4 +197,43 @@ func TestKeyBackupThroughTheAPI(t *testing.T) {
 			t.Fatalf("after deleting: %v %v", del.DeleteKeyBackup, b.KeyBackup)
 		}
 	})
+}
+
+// TestIdentityKeyPasswordGuessesAreLimited: setIdentityKey checks the account
+// password, so a stolen session could guess it there, several aliased
+// attempts per request. Wrong passwords count as failed logins: past the
+// budget every further attempt in the same request is refused before any
+// bcrypt comparison.
+func TestIdentityKeyPasswordGuessesAreLimited(t *testing.T) {
+	const budget = 3
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
+		c.AuthRateLimitMax, c.AuthRateLimitWindow = budget, time.Minute
+	}})
+	u := srv.Register(t, "ursula")
+	k := newV2Keys(t)
+	srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": 1, "sig": k.cert(t, 1), "pw": nil}).Decode(t, &struct{}{})
+
+	n := newV2Keys(t)
+	var q strings.Builder
+	q.WriteString(`mutation($ik: String!, $pk: String!, $sig: String!) {`)
+	const attempts = 8
+	for i := range attempts {
+		fmt.Fprintf(&q, ` a%d: setIdentityKey(identityKey: $ik, publicKey: $pk, seq: 2, signature: $sig, password: "guess %d") { id }`, i, i)
+	}
+	q.WriteString(` }`)
+	res := srv.Do(t, u.Token, q.String(), map[string]any{"ik": n.identity(), "pk": n.pub(), "sig": n.cert(t, 2)})
+	codes := map[string]int{}
+	for _, e := range res.Errors {
+		c, _ := e.Extensions["code"].(string)
+		codes[c]++
+	}
+	if codes["BAD_USER_INPUT"] != budget || codes["RATE_LIMITED"] != attempts-budget {
+		t.Fatalf("codes of %d aliased guesses with a budget of %d: %v", attempts, budget, codes)
+	}
+	// The right password is refused too until the budget refills: the
+	// guesser cannot learn which attempt would have worked.
+	res = srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": n.identity(), "pk": n.pub(), "seq": 2, "sig": n.cert(t, 2), "pw": u.Password})
+	if res.Code() != "RATE_LIMITED" {
+		t.Fatalf("the right password after the budget: %v", res.Errors)
+	}
 }
