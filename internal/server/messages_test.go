@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -279,7 +280,13 @@ func TestPagination(t *testing.T) {
 		}()
 		first := roomPage(t, srv, bob, room.ID, 7, nil)
 		seen := map[string]bool{}
-		var order []string
+		// (time, id) of each message as listed. Times compare as times: as
+		// text, RFC 3339 drops trailing zeros (".1Z" sorts after ".12Z").
+		type at struct {
+			t  time.Time
+			id string
+		}
+		var order []at
 		p := first
 		for {
 			for _, e := range p.Edges {
@@ -287,7 +294,11 @@ func TestPagination(t *testing.T) {
 					t.Fatalf("duplicate %s", e.Node.ID)
 				}
 				seen[e.Node.ID] = true
-				order = append(order, e.Node.CreatedAt+e.Node.ID)
+				ts, err := time.Parse(time.RFC3339Nano, e.Node.CreatedAt)
+				if err != nil {
+					t.Fatalf("createdAt %q: %v", e.Node.CreatedAt, err)
+				}
+				order = append(order, at{ts, e.Node.ID})
 			}
 			if !p.PageInfo.HasNextPage {
 				break
@@ -299,7 +310,12 @@ func TestPagination(t *testing.T) {
 		if len(seen) < total {
 			t.Fatalf("saw %d messages, want at least %d", len(seen), total)
 		}
-		if !sort.SliceIsSorted(order, func(i, j int) bool { return order[i] > order[j] }) {
+		if !sort.SliceIsSorted(order, func(i, j int) bool {
+			if !order[i].t.Equal(order[j].t) {
+				return order[i].t.After(order[j].t)
+			}
+			return order[i].id > order[j].id
+		}) {
 			t.Fatal("history is not newest first")
 		}
 		bad := []struct {
