@@ -22,11 +22,15 @@ export type RecipientKeyInput = {
 };
 
 export type RegisterInput = {
+  /** Version 2 (optional for now): the ML-DSA-65 identity key, standard base64. */
+  readonly identityKey?: string | null | undefined;
   readonly keyAlgorithm?: KeyAlgorithm | null | undefined;
   /** 8 to 72 bytes. */
   readonly password: string;
   /** Standard base64 of the raw public key. */
   readonly publicKey: string;
+  /** Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey. */
+  readonly publicKeySignature?: string | null | undefined;
   /** 3 to 32 characters of A-Z a-z 0-9 _ . - */
   readonly username: string;
 };
