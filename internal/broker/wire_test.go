@@ -54,6 +54,7 @@ func sampleEvents() []sampleEvent {
 			}}},
 		{"presence", &Event{Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}}},
 		{"room", &Event{Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: group, UserID: &recipient}}},
+		{"key change", &Event{Kind: KeyChanged, KeyChange: &models.KeyChange{UserID: "u", Kind: models.KeyChangeKindIdentityChanged}}},
 		{"inval", &Event{Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}}},
 		{"invals", &Event{Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}}},
 	}
