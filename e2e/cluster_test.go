@@ -17,6 +17,7 @@ import (
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/internal/qchattest/testenv"
+	"github.com/qchat/qchat/pqcrypto"
 )
 
 // presenceTTL is short so that a killed instance's users go offline quickly.
@@ -250,6 +251,30 @@ func TestCluster(t *testing.T) {
 		if got.MessageAdded.ID != id {
 			t.Fatalf("got message %s, want %s", got.MessageAdded.ID, id)
 		}
+	})
+
+	t.Run("keyChanged reaches a contact on another instance", func(t *testing.T) {
+		_, h := c.detailed(0)
+		ws := a.Connect(t, qchattest.TransportWS, alice.Token)
+		defer ws.Shutdown()
+		sub := ws.Subscribe(`subscription { keyChanged { user { id } kind } }`, nil)
+		c.waitSubscriptions(0, h.Websockets.Subscriptions+1)
+		kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.MustDo(t, bob.Token, `mutation($k: String!) { rotateKey(publicKey: $k) { id } }`, map[string]any{"k": pqcrypto.EncodeB64(kp.PublicKey)}, nil)
+		var got struct {
+			KeyChanged struct {
+				User struct{ ID string }
+				Kind string
+			}
+		}
+		sub.Next(t, &got)
+		if got.KeyChanged.User.ID != bob.ID || got.KeyChanged.Kind != "KEM_ROTATED" {
+			t.Fatalf("alice on A heard %+v, want KEM_ROTATED of bob", got.KeyChanged)
+		}
+		sub.ExpectNone(t, 200*time.Millisecond) // once, not once per instance
 	})
 }
 

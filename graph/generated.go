@@ -31,6 +31,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Conversation() ConversationResolver
 	Document() DocumentResolver
+	KeyChange() KeyChangeResolver
 	Message() MessageResolver
 	Mutation() MutationResolver
 	PresenceEvent() PresenceEventResolver
@@ -101,6 +102,11 @@ type ComplexityRoot struct {
 		CreatedAt   func(childComplexity int) int
 		Fingerprint func(childComplexity int) int
 		Key         func(childComplexity int) int
+	}
+
+	KeyChange struct {
+		Kind func(childComplexity int) int
+		User func(childComplexity int) int
 	}
 
 	Message struct {
@@ -270,6 +276,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
+		KeyChanged     func(childComplexity int) int
 		MessageAdded   func(childComplexity int, roomID *string) int
 		MessageDeleted func(childComplexity int, roomID *string) int
 		Presence       func(childComplexity int) int
@@ -314,6 +321,9 @@ type DocumentResolver interface {
 
 	MyKey(ctx context.Context, obj *models.Document) (*models.RecipientKey, error)
 	DownloadURL(ctx context.Context, obj *models.Document) (string, error)
+}
+type KeyChangeResolver interface {
+	User(ctx context.Context, obj *models.KeyChange) (*models.User, error)
 }
 type MessageResolver interface {
 	Attachment(ctx context.Context, obj *models.Message) (*models.Document, error)
@@ -383,6 +393,7 @@ type RoomMemberResolver interface {
 }
 type SubscriptionResolver interface {
 	Presence(ctx context.Context) (<-chan *models.PresenceEvent, error)
+	KeyChanged(ctx context.Context) (<-chan *models.KeyChange, error)
 	MessageAdded(ctx context.Context, roomID *string) (<-chan *models.Message, error)
 	MessageDeleted(ctx context.Context, roomID *string) (<-chan string, error)
 	Typing(ctx context.Context, roomID *string) (<-chan *models.TypingEvent, error)
@@ -612,6 +623,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.IdentityKey.Key(childComplexity), true
+
+	case "KeyChange.kind":
+		if e.ComplexityRoot.KeyChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyChange.Kind(childComplexity), true
+	case "KeyChange.user":
+		if e.ComplexityRoot.KeyChange.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.KeyChange.User(childComplexity), true
 
 	case "Message.attachment":
 		if e.ComplexityRoot.Message.Attachment == nil {
@@ -1440,6 +1464,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RoomPreview.Name(childComplexity), true
 
+	case "Subscription.keyChanged":
+		if e.ComplexityRoot.Subscription.KeyChanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.KeyChanged(childComplexity), true
 	case "Subscription.messageAdded":
 		if e.ComplexityRoot.Subscription.MessageAdded == nil {
 			break
@@ -1815,6 +1845,16 @@ func (ec *executionContext) childFields_IdentityKey(ctx context.Context, field g
 		return ec.fieldContext_IdentityKey_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type IdentityKey", field.Name)
+}
+
+func (ec *executionContext) childFields_KeyChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_KeyChange_user(ctx, field)
+	case "kind":
+		return ec.fieldContext_KeyChange_kind(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type KeyChange", field.Name)
 }
 
 func (ec *executionContext) childFields_Message(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3880,6 +3920,61 @@ func (ec *executionContext) _IdentityKey_createdAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_IdentityKey_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("IdentityKey", field, false, false, "Time")
+}
+
+func (ec *executionContext) _KeyChange_user(ctx context.Context, field graphql.CollectedField, obj *models.KeyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyChange_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.KeyChange().User(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyChange_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "KeyChange",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _KeyChange_kind(ctx context.Context, field graphql.CollectedField, obj *models.KeyChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_KeyChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v models.KeyChangeKind) graphql.Marshaler {
+			return ec.marshalNKeyChangeKind2githubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_KeyChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("KeyChange", field, false, false, "KeyChangeKind")
 }
 
 func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
@@ -7385,6 +7480,38 @@ func (ec *executionContext) fieldContext_Subscription_presence(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_keyChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_keyChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().KeyChanged(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *models.KeyChange) graphql.Marshaler {
+			return ec.marshalNKeyChange2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_keyChanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_KeyChange(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_messageAdded(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -9773,6 +9900,45 @@ func (ec *executionContext) _IdentityKey(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var keyChangeImplementors = []string{"KeyChange"}
+
+func (ec *executionContext) _KeyChange(ctx context.Context, sel ast.SelectionSet, obj *models.KeyChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, keyChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("KeyChange")
+		case "user":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._KeyChange_user(ctx, field, obj)
+				})
+		case "kind":
+			out.Values[i] = ec._KeyChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var messageImplementors = []string{"Message"}
 
 func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, obj *models.Message) graphql.Marshaler {
@@ -10979,6 +11145,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "presence":
 		return ec._Subscription_presence(ctx, fields[0])
+	case "keyChanged":
+		return ec._Subscription_keyChanged(ctx, fields[0])
 	case "messageAdded":
 		return ec._Subscription_messageAdded(ctx, fields[0])
 	case "messageDeleted":
@@ -11665,6 +11833,24 @@ func (ec *executionContext) unmarshalNKeyAlgorithm2githubᚗcomᚋqchatᚋqchat�
 }
 
 func (ec *executionContext) marshalNKeyAlgorithm2githubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyAlgorithm(ctx context.Context, sel ast.SelectionSet, v models.KeyAlgorithm) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNKeyChange2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyChange(ctx context.Context, sel ast.SelectionSet, v *models.KeyChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "KeyChange!")
+		return graphql.Null
+	}
+	return ec._KeyChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNKeyChangeKind2githubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyChangeKind(ctx context.Context, v any) (models.KeyChangeKind, error) {
+	var res models.KeyChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKeyChangeKind2githubᚗcomᚋqchatᚋqchatᚋmodelsᚐKeyChangeKind(ctx context.Context, sel ast.SelectionSet, v models.KeyChangeKind) graphql.Marshaler {
 	return v
 }
 

@@ -23,6 +23,12 @@ type PresenceEvent struct {
 	Online bool   `json:"online"`
 }
 
+// KeyChange says a user changed keys.
+type KeyChange struct {
+	UserID string        `json:"userId"`
+	Kind   KeyChangeKind `json:"kind"`
+}
+
 // RoomEvent is a change to a room. Room is a snapshot taken when the event
 // happened, so that DELETED still describes the room.
 type RoomEvent struct {

@@ -215,6 +215,63 @@ func (e KeyAlgorithm) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+type KeyChangeKind string
+
+const (
+	// A new KEM key (rotateKey).
+	KeyChangeKindKemRotated KeyChangeKind = "KEM_ROTATED"
+	// A new identity key, with a new KEM key it certifies (setIdentityKey).
+	KeyChangeKindIdentityChanged KeyChangeKind = "IDENTITY_CHANGED"
+)
+
+var AllKeyChangeKind = []KeyChangeKind{
+	KeyChangeKindKemRotated,
+	KeyChangeKindIdentityChanged,
+}
+
+func (e KeyChangeKind) IsValid() bool {
+	switch e {
+	case KeyChangeKindKemRotated, KeyChangeKindIdentityChanged:
+		return true
+	}
+	return false
+}
+
+func (e KeyChangeKind) String() string {
+	return string(e)
+}
+
+func (e *KeyChangeKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KeyChangeKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KeyChangeKind", str)
+	}
+	return nil
+}
+
+func (e KeyChangeKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KeyChangeKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KeyChangeKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type RoomEventType string
 
 const (

@@ -159,6 +159,13 @@ func (r *subscriptionResolver) Presence(ctx context.Context) (<-chan *models.Pre
 	})
 }
 
+// KeyChanged is the resolver for the keyChanged field.
+func (r *subscriptionResolver) KeyChanged(ctx context.Context) (<-chan *models.KeyChange, error) {
+	return subscribe(ctx, r.Resolver, func(_ context.Context, ev *broker.Event) (*models.KeyChange, bool) {
+		return chat.KeyChangeEvent(ev)
+	})
+}
+
 // Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 

@@ -14,6 +14,11 @@ import (
 )
 
 // User is the resolver for the user field.
+func (r *keyChangeResolver) User(ctx context.Context, obj *models.KeyChange) (*models.User, error) {
+	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
+}
+
+// User is the resolver for the user field.
 func (r *presenceEventResolver) User(ctx context.Context, obj *models.PresenceEvent) (*models.User, error) {
 	return lookup(ctx, r.loaders(ctx).Users(), obj.UserID)
 }
@@ -46,6 +51,9 @@ func (r *userResolver) IdentityKey(ctx context.Context, obj *models.User) (*mode
 	return r.chat.IdentityKey(ctx, obj.ID)
 }
 
+// KeyChange returns graph.KeyChangeResolver implementation.
+func (r *Resolver) KeyChange() graph.KeyChangeResolver { return &keyChangeResolver{r} }
+
 // PresenceEvent returns graph.PresenceEventResolver implementation.
 func (r *Resolver) PresenceEvent() graph.PresenceEventResolver { return &presenceEventResolver{r} }
 
@@ -53,6 +61,7 @@ func (r *Resolver) PresenceEvent() graph.PresenceEventResolver { return &presenc
 func (r *Resolver) User() graph.UserResolver { return &userResolver{r} }
 
 type (
+	keyChangeResolver     struct{ *Resolver }
 	presenceEventResolver struct{ *Resolver }
 	userResolver          struct{ *Resolver }
 )

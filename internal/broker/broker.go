@@ -21,6 +21,7 @@ const (
 	Receipt        Kind = "receipt"
 	Presence       Kind = "presence"
 	RoomChanged    Kind = "room"
+	KeyChanged     Kind = "key_changed"
 	// Invalidate tells every instance to drop a cached entry (see
 	// InvalidationTopic).
 	Invalidate Kind = "invalidate"
@@ -57,6 +58,10 @@ type Event struct {
 	Presence *models.PresenceEvent // Presence
 	Room     *models.RoomEvent     // RoomChanged
 	Inval    *Invalidation         // Invalidate
+	// KeyChange came after Inval in the wire format's first version: an
+	// instance of an earlier version decodes a KeyChanged event as one of an
+	// unknown kind, which no subscription's filter delivers.
+	KeyChange *models.KeyChange // KeyChanged
 	// Receipts are the rest of a batch of receipts (Kind Receipt): a markRead
 	// of 500 messages is one event for each reader, not 500 that would
 	// overflow every subscriber's buffer. Apart from Receipt so that an

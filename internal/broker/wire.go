@@ -48,6 +48,9 @@ type wireEvent struct {
 	Room     *wireRoomEvent    `json:"room,omitempty"`
 	Inval    *wireInvalidation `json:"inval,omitempty"`
 	Receipts []*wireReceipt    `json:"receipts,omitempty"`
+	// KeyChange is an addition to version 1: older instances ignore the
+	// field, and the event's kind is one their filters do not deliver.
+	KeyChange *wireKeyChange `json:"keyChange,omitempty"`
 }
 
 // wireMessage keeps the Go field names that version 1 inherited from the
@@ -123,6 +126,11 @@ type wireRoomEvent struct {
 	UserID *string   `json:"userId,omitempty"`
 }
 
+type wireKeyChange struct {
+	UserID string `json:"userId"`
+	Kind   string `json:"kind"`
+}
+
 type wireInvalidation struct {
 	What string   `json:"what"`
 	Key  string   `json:"key"`
@@ -173,6 +181,9 @@ func toWire(ev *Event) *wireEvent {
 	if i := ev.Inval; i != nil {
 		w.Inval = &wireInvalidation{What: i.What, Key: i.Key, More: i.More}
 	}
+	if k := ev.KeyChange; k != nil {
+		w.KeyChange = &wireKeyChange{UserID: k.UserID, Kind: string(k.Kind)}
+	}
 	for _, rc := range ev.Receipts {
 		w.Receipts = append(w.Receipts, toWireReceipt(rc))
 	}
@@ -192,6 +203,9 @@ func fromWire(w *wireEvent) *Event {
 	}
 	if i := w.Inval; i != nil {
 		ev.Inval = &Invalidation{What: i.What, Key: i.Key, More: i.More}
+	}
+	if k := w.KeyChange; k != nil {
+		ev.KeyChange = &models.KeyChange{UserID: k.UserID, Kind: models.KeyChangeKind(k.Kind)}
 	}
 	for _, rc := range w.Receipts {
 		ev.Receipts = append(ev.Receipts, fromWireReceipt(rc))

@@ -54,6 +54,7 @@ func sampleEvents() []sampleEvent {
 			}}},
 		{"presence", &Event{Kind: Presence, Presence: &models.PresenceEvent{UserID: "u", Online: true}}},
 		{"room", &Event{Kind: RoomChanged, Room: &models.RoomEvent{Type: models.RoomEventTypeRenamed, Room: group, UserID: &recipient}}},
+		{"key change", &Event{Kind: KeyChanged, KeyChange: &models.KeyChange{UserID: "u", Kind: models.KeyChangeKindIdentityChanged}}},
 		{"inval", &Event{Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}}},
 		{"invals", &Event{Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}}},
 	}
@@ -175,4 +176,28 @@ func newDeliverer(t *testing.T) (*Redis, *syncbuf.Buffer) {
 	r := &Redis{local: NewMemory(4), origin: "self", log: slog.New(slog.NewTextHandler(logs, nil))}
 	t.Cleanup(func() { _ = r.local.Close() })
 	return r, logs
+}
+
+// An addition to version 1 that this instance does not know, as "keyChange"
+// was to the instances before it, decodes as an event of an unknown kind with
+// no field set: it is not malformed, and no subscription's filter, which
+// each check the kind, delivers it.
+func TestWireUnknownKindOfThisVersionIsSkippable(t *testing.T) {
+	r, logs := newDeliverer(t)
+	ch, err := r.local.Subscribe(context.Background(), "user:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.deliver(`{"v":1,"o":"newer","t":["user:x"],"e":{"kind":"from_the_future","future":{"userId":"u","kind":"X"}}}`)
+	select {
+	case ev := <-ch:
+		if !reflect.DeepEqual(ev, &Event{Kind: "from_the_future"}) {
+			t.Fatalf("decoded %+v", ev)
+		}
+	default:
+		t.Fatalf("not delivered; log %s", logs.String())
+	}
+	if st := r.RedisStats(); st.Malformed != 0 {
+		t.Errorf("stats %+v, want 0 malformed", st)
+	}
 }

@@ -163,6 +163,7 @@ func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey strin
 	}
 	s.invalidate(ctx, "user", u.ID)
 	s.Security(ctx, slog.LevelInfo, "key_rotated", "key_id", key.ID)
+	s.publishKeyChange(ctx, u.ID, models.KeyChangeKindKemRotated)
 	return fresh, nil
 }
 

@@ -419,6 +419,33 @@ func TestPublishingReachesTheRightAudience(t *testing.T) {
 					slices.SortFunc(out, func(x, y []string) int { return compare(x[0], y[0]) })
 					return out
 				}},
+			{"a key rotation reaches room mates and direct partners once each", broker.KeyChanged,
+				func(t *testing.T, w *world) error {
+					// dave shares a direct conversation with alice; bob
+					// shares a second one with her as well as the room.
+					for _, to := range []*user{w.dave, w.bob} {
+						if _, err := f.svc.SendMessage(ctx, w.alice.User, seal(t, w.alice, nil, &to.ID, w.alice, to)); err != nil {
+							return err
+						}
+					}
+					kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+					if err != nil {
+						return err
+					}
+					_, err = f.svc.RotateKey(ctx, w.alice.User, pqcrypto.EncodeB64(kp.PublicKey), nil, nil, nil)
+					return err
+				},
+				func(w *world) [][]string { return [][]string{sorted(w.bob, w.carol, w.dave)} }},
+			{"a key rotation of someone alone reaches nobody", broker.KeyChanged,
+				func(t *testing.T, w *world) error {
+					kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+					if err != nil {
+						return err
+					}
+					_, err = f.svc.RotateKey(ctx, w.dave.User, pqcrypto.EncodeB64(kp.PublicKey), nil, nil, nil)
+					return err
+				},
+				func(w *world) [][]string { return nil }},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,12 @@ func RoomEvent(ev *broker.Event) (*models.RoomEvent, bool) {
 	return ev.Room, ev.Kind == broker.RoomChanged
 }
 
+// KeyChangeEvent is the key change of an event, if it is one: key changes
+// are addressed to the changed user's contacts only.
+func KeyChangeEvent(ev *broker.Event) (*models.KeyChange, bool) {
+	return ev.KeyChange, ev.Kind == broker.KeyChanged
+}
+
 // PresenceEvent is the presence change of an event, if it is one: presence
 // is addressed to the user's contacts only.
 func PresenceEvent(ev *broker.Event) (*models.PresenceEvent, bool) {

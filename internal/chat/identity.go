@@ -162,6 +162,9 @@ func (s *Service) SetIdentityKey(ctx context.Context, u *models.User, identityKe
 	} else {
 		s.Security(ctx, slog.LevelInfo, "identity_key_set", "user_id", u.ID, "fingerprint", ik.Fingerprint)
 	}
+	// A first identity key is a change too: it comes with a new KEM key,
+	// and contacts pin the identity from now on.
+	s.publishKeyChange(ctx, u.ID, models.KeyChangeKindIdentityChanged)
 	return fresh, nil
 }
 
