@@ -18,38 +18,6 @@ import (
 	"github.com/qchat/qchat/pqcrypto"
 )
 
-// v2 is a version 2 client's keys: an identity key and a KEM key pair.
-type v2 struct {
-	ik *pqcrypto.IdentityKey
-	kp *pqcrypto.KeyPair
-}
-
-func newV2(t *testing.T) *v2 {
-	t.Helper()
-	ik, err := pqcrypto.GenerateIdentityKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &v2{ik: ik, kp: kp}
-}
-
-// cert is ik's certificate of kp's public key with seq, as base64.
-func (c *v2) cert(t *testing.T, seq int) string {
-	t.Helper()
-	sig, err := pqcrypto.CertifyKEMKey(c.ik, c.kp.Algorithm, seq, c.kp.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pqcrypto.EncodeB64(sig)
-}
-
-func (c *v2) identity() string { return pqcrypto.EncodeB64(c.ik.PublicKey()) }
-func (c *v2) pub() string      { return pqcrypto.EncodeB64(c.kp.PublicKey) }
-
 func ptr[T any](v T) *T { return &v }
 
 // fieldOf is the field a BAD_USER_INPUT error names ("" if none).
@@ -66,9 +34,9 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		f := newFixture(t, store)
 		ctx := context.Background()
-		c, other := newV2(t), newV2(t)
+		c, other := qchattest.NewV2Keys(t), qchattest.NewV2Keys(t)
 		in := func(name string, mod func(*models.RegisterInput)) models.RegisterInput {
-			r := models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: c.pub(), IdentityKey: ptr(c.identity()), PublicKeySignature: ptr(c.cert(t, 1))}
+			r := models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: c.Pub(), IdentityKey: ptr(c.Identity()), PublicKeySignature: ptr(c.Cert(t, 1))}
 			if mod != nil {
 				mod(&r)
 			}
@@ -79,9 +47,9 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 			mod   func(*models.RegisterInput)
 			field string
 		}{
-			{"seq 2", func(r *models.RegisterInput) { r.PublicKeySignature = ptr(c.cert(t, 2)) }, "publicKeySignature"},
-			{"other identity", func(r *models.RegisterInput) { r.IdentityKey = ptr(other.identity()) }, "publicKeySignature"},
-			{"other key", func(r *models.RegisterInput) { r.PublicKey = other.pub() }, "publicKeySignature"},
+			{"seq 2", func(r *models.RegisterInput) { r.PublicKeySignature = ptr(c.Cert(t, 2)) }, "publicKeySignature"},
+			{"other identity", func(r *models.RegisterInput) { r.IdentityKey = ptr(other.Identity()) }, "publicKeySignature"},
+			{"other key", func(r *models.RegisterInput) { r.PublicKey = other.Pub() }, "publicKeySignature"},
 			{"no signature", func(r *models.RegisterInput) { r.PublicKeySignature = nil }, "publicKeySignature"},
 			{"no identity", func(r *models.RegisterInput) { r.IdentityKey = nil }, "identityKey"},
 			{"short identity", func(r *models.RegisterInput) { r.IdentityKey = ptr("AAAA") }, "identityKey"},
@@ -97,7 +65,7 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		ik, err := f.svc.IdentityKey(ctx, p.User.ID)
-		if err != nil || ik == nil || ik.Key() != c.identity() || ik.Fingerprint != c.ik.Public().Fingerprint() {
+		if err != nil || ik == nil || ik.Key() != c.Identity() || ik.Fingerprint != c.IK.Public().Fingerprint() {
 			t.Fatalf("identity key after registering: %+v %v", ik, err)
 		}
 		k, err := f.svc.PublicKey(ctx, p.User.CurrentKeyID)
@@ -105,7 +73,7 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 			t.Fatalf("first key: seq %v, signature %v, %v", k.Seq, k.Signature() != nil, err)
 		}
 		// ML-DSA signing is randomised: check the stored certificate verifies.
-		if err := pqcrypto.VerifyKEMKeyCertificate(c.ik.Public(), c.kp.Algorithm, 1, k.KeyBytes, k.SignatureBytes); err != nil {
+		if err := pqcrypto.VerifyKEMKeyCertificate(c.IK.Public(), c.KP.Algorithm, 1, k.KeyBytes, k.SignatureBytes); err != nil {
 			t.Fatalf("the stored certificate: %v", err)
 		}
 		// A version 1 registration still works and has no identity key.
@@ -122,63 +90,63 @@ func TestSetIdentityKeyAndRotate(t *testing.T) {
 		ctx := context.Background()
 		u := f.register(t, "dana") // a version 1 account
 		password := "password-" + u.Username
-		c := newV2(t)
+		c := qchattest.NewV2Keys(t)
 
 		// Without an identity key, rotateKey takes no certificate.
-		if _, err := f.svc.RotateKey(ctx, u.User, c.pub(), nil, ptr(1), ptr(c.cert(t, 1))); fieldOf(err) != "signature" {
+		if _, err := f.svc.RotateKey(ctx, u.User, c.Pub(), nil, ptr(1), ptr(c.Cert(t, 1))); fieldOf(err) != "signature" {
 			t.Fatalf("certified rotation without an identity key: %v", err)
 		}
 		// The first identity key: no password needed; seq must be 1.
-		if _, err := f.svc.SetIdentityKey(ctx, u.User, c.identity(), c.pub(), nil, 2, c.cert(t, 2), nil); fieldOf(err) != "seq" {
+		if _, err := f.svc.SetIdentityKey(ctx, u.User, c.Identity(), c.Pub(), nil, 2, c.Cert(t, 2), nil); fieldOf(err) != "seq" {
 			t.Fatalf("seq 2 on the first certified key: %v", err)
 		}
-		if _, err := f.svc.SetIdentityKey(ctx, u.User, c.identity(), c.pub(), nil, 1, newV2(t).cert(t, 1), nil); fieldOf(err) != "signature" {
+		if _, err := f.svc.SetIdentityKey(ctx, u.User, c.Identity(), c.Pub(), nil, 1, qchattest.NewV2Keys(t).Cert(t, 1), nil); fieldOf(err) != "signature" {
 			t.Fatalf("a certificate by another identity: %v", err)
 		}
-		got, err := f.svc.SetIdentityKey(ctx, u.User, c.identity(), c.pub(), nil, 1, c.cert(t, 1), nil)
+		got, err := f.svc.SetIdentityKey(ctx, u.User, c.Identity(), c.Pub(), nil, 1, c.Cert(t, 1), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		u.User = got
 
 		// rotateKey now needs the next seq and a certificate.
-		c.kp, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		c.KP, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
 		for _, tc := range []struct {
 			seq   *int
 			sig   *string
 			field string
 		}{
-			{nil, ptr(c.cert(t, 2)), "seq"},
+			{nil, ptr(c.Cert(t, 2)), "seq"},
 			{ptr(2), nil, "signature"},
-			{ptr(1), ptr(c.cert(t, 1)), "seq"}, // an old seq cannot come back
-			{ptr(3), ptr(c.cert(t, 3)), "seq"},
-			{ptr(2), ptr(c.cert(t, 3)), "signature"},
+			{ptr(1), ptr(c.Cert(t, 1)), "seq"}, // an old seq cannot come back
+			{ptr(3), ptr(c.Cert(t, 3)), "seq"},
+			{ptr(2), ptr(c.Cert(t, 3)), "signature"},
 		} {
-			if _, err := f.svc.RotateKey(ctx, u.User, c.pub(), nil, tc.seq, tc.sig); kindOf(err) != "invalid" || fieldOf(err) != tc.field {
+			if _, err := f.svc.RotateKey(ctx, u.User, c.Pub(), nil, tc.seq, tc.sig); kindOf(err) != "invalid" || fieldOf(err) != tc.field {
 				t.Errorf("rotate with seq %v: %v (field %q), want %s", tc.seq, err, fieldOf(err), tc.field)
 			}
 		}
-		if u.User, err = f.svc.RotateKey(ctx, u.User, c.pub(), nil, ptr(2), ptr(c.cert(t, 2))); err != nil {
+		if u.User, err = f.svc.RotateKey(ctx, u.User, c.Pub(), nil, ptr(2), ptr(c.Cert(t, 2))); err != nil {
 			t.Fatal(err)
 		}
 
 		// Replacing the identity key needs the password; seq continues (3).
-		n := newV2(t)
+		n := qchattest.NewV2Keys(t)
 		for _, pw := range []*string{nil, ptr("wrong password")} {
-			if _, err := f.svc.SetIdentityKey(ctx, u.User, n.identity(), n.pub(), nil, 3, n.cert(t, 3), pw); fieldOf(err) != "password" {
+			if _, err := f.svc.SetIdentityKey(ctx, u.User, n.Identity(), n.Pub(), nil, 3, n.Cert(t, 3), pw); fieldOf(err) != "password" {
 				t.Fatalf("replace with password %v: %v", pw, err)
 			}
 		}
-		if ik, _ := f.svc.IdentityKey(ctx, u.ID); ik.Key() != c.identity() {
+		if ik, _ := f.svc.IdentityKey(ctx, u.ID); ik.Key() != c.Identity() {
 			t.Fatal("a refused replacement changed the identity key")
 		}
-		if _, err := f.svc.SetIdentityKey(ctx, u.User, n.identity(), n.pub(), nil, 1, n.cert(t, 1), &password); fieldOf(err) != "seq" {
+		if _, err := f.svc.SetIdentityKey(ctx, u.User, n.Identity(), n.Pub(), nil, 1, n.Cert(t, 1), &password); fieldOf(err) != "seq" {
 			t.Fatalf("replacement restarting seq at 1: %v", err)
 		}
-		if _, err := f.svc.SetIdentityKey(ctx, u.User, n.identity(), n.pub(), nil, 3, n.cert(t, 3), &password); err != nil {
+		if _, err := f.svc.SetIdentityKey(ctx, u.User, n.Identity(), n.Pub(), nil, 3, n.Cert(t, 3), &password); err != nil {
 			t.Fatal(err)
 		}
-		if ik, _ := f.svc.IdentityKey(ctx, u.ID); ik.Key() != n.identity() {
+		if ik, _ := f.svc.IdentityKey(ctx, u.ID); ik.Key() != n.Identity() {
 			t.Fatal("the replacement did not take")
 		}
 		var history int
@@ -193,7 +161,7 @@ func TestKeyBackup(t *testing.T) {
 		f := newFixture(t, store)
 		ctx := context.Background()
 		a, b := f.register(t, "ann"), f.register(t, "ben")
-		ik := newV2(t).ik
+		ik := qchattest.NewV2Keys(t).IK
 		sealed, err := pqcrypto.SealBackup(nil, a.ID, "correct horse battery", &pqcrypto.Backup{IdentitySeed: ik.Seed()}, pqcrypto.BackupParams{})
 		if err != nil {
 			t.Fatal(err)
@@ -246,26 +214,26 @@ func TestIdentityKeyReplacementIsASecurityEvent(t *testing.T) {
 		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
 	t.Cleanup(func() { svc.Close(); authn.Close(); _ = bk.Close() })
 	ctx := context.Background()
-	c, n := newV2(t), newV2(t)
-	p, err := svc.Register(ctx, models.RegisterInput{Username: "sam", Password: "password-sam", PublicKey: c.pub(), IdentityKey: ptr(c.identity()), PublicKeySignature: ptr(c.cert(t, 1))})
+	c, n := qchattest.NewV2Keys(t), qchattest.NewV2Keys(t)
+	p, err := svc.Register(ctx, models.RegisterInput{Username: "sam", Password: "password-sam", PublicKey: c.Pub(), IdentityKey: ptr(c.Identity()), PublicKeySignature: ptr(c.Cert(t, 1))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.SetIdentityKey(ctx, p.User, n.identity(), n.pub(), nil, 2, n.cert(t, 2), ptr("wrong-password")); fieldOf(err) != "password" {
+	if _, err := svc.SetIdentityKey(ctx, p.User, n.Identity(), n.Pub(), nil, 2, n.Cert(t, 2), ptr("wrong-password")); fieldOf(err) != "password" {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if _, err := svc.SetIdentityKey(ctx, p.User, n.identity(), n.pub(), nil, 2, n.cert(t, 2), ptr("password-sam")); err != nil {
+	if _, err := svc.SetIdentityKey(ctx, p.User, n.Identity(), n.Pub(), nil, 2, n.Cert(t, 2), ptr("password-sam")); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	out := logs.String()
 	mu.Unlock()
-	for _, want := range []string{"event=identity_key_replace_refused", "event=identity_key_replaced", "fingerprint=\"" + n.ik.Public().Fingerprint()} {
+	for _, want := range []string{"event=identity_key_replace_refused", "event=identity_key_replaced", "fingerprint=\"" + n.IK.Public().Fingerprint()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log lacks %s:\n%s", want, out)
 		}
 	}
-	for _, secret := range []string{"password-sam", "wrong-password", n.identity()[:40], c.identity()[:40]} {
+	for _, secret := range []string{"password-sam", "wrong-password", n.Identity()[:40], c.Identity()[:40]} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log carries %q", secret)
 		}

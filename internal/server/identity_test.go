@@ -14,36 +14,6 @@ import (
 	"github.com/qchat/qchat/pqcrypto"
 )
 
-// v2keys is what a version 2 client holds: an identity key and a KEM key.
-type v2keys struct {
-	ik *pqcrypto.IdentityKey
-	kp *pqcrypto.KeyPair
-}
-
-func newV2Keys(t *testing.T) *v2keys {
-	t.Helper()
-	ik, err := pqcrypto.GenerateIdentityKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &v2keys{ik: ik, kp: kp}
-}
-
-func (k *v2keys) identity() string { return pqcrypto.EncodeB64(k.ik.PublicKey()) }
-func (k *v2keys) pub() string      { return pqcrypto.EncodeB64(k.kp.PublicKey) }
-func (k *v2keys) cert(t *testing.T, seq int) string {
-	t.Helper()
-	sig, err := pqcrypto.CertifyKEMKey(k.ik, k.kp.Algorithm, seq, k.kp.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pqcrypto.EncodeB64(sig)
-}
-
 const (
 	meKeysQuery       = `{ me { identityKey { key fingerprint createdAt } publicKey { seq signature } } }`
 	setIdentityMut    = `mutation($ik: String!, $pk: String!, $seq: Int!, $sig: String!, $pw: String) { setIdentityKey(identityKey: $ik, publicKey: $pk, seq: $seq, signature: $sig, password: $pw) { identityKey { key } publicKey { seq } } }`
@@ -66,21 +36,21 @@ type meKeys struct {
 func TestRegisterWithAndWithoutIdentityKey(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		srv := qchattest.NewServer(t, store)
-		k := newV2Keys(t)
+		k := qchattest.NewV2Keys(t)
 		vars := func(name string, sig string) map[string]any {
-			v := registerVars(name, "password1", k.pub(), "")
+			v := registerVars(name, "password1", k.Pub(), "")
 			in := v["in"].(map[string]any)
-			in["identityKey"], in["publicKeySignature"] = k.identity(), sig
+			in["identityKey"], in["publicKeySignature"] = k.Identity(), sig
 			return v
 		}
-		wantFieldError(t, srv.Do(t, "", registerMutation, vars("forger", newV2Keys(t).cert(t, 1))), "publicKeySignature")
-		wantFieldError(t, srv.Do(t, "", registerMutation, vars("seqtwo", k.cert(t, 2))), "publicKeySignature")
+		wantFieldError(t, srv.Do(t, "", registerMutation, vars("forger", qchattest.NewV2Keys(t).Cert(t, 1))), "publicKeySignature")
+		wantFieldError(t, srv.Do(t, "", registerMutation, vars("seqtwo", k.Cert(t, 2))), "publicKeySignature")
 
 		var reg struct{ Register struct{ Token string } }
-		srv.MustDo(t, "", registerMutation, vars("victor", k.cert(t, 1)), &reg)
+		srv.MustDo(t, "", registerMutation, vars("victor", k.Cert(t, 1)), &reg)
 		var got meKeys
 		srv.MustDo(t, reg.Register.Token, meKeysQuery, nil, &got)
-		if ik := got.Me.IdentityKey; ik == nil || ik.Key != k.identity() || ik.Fingerprint != k.ik.Public().Fingerprint() || ik.CreatedAt == "" {
+		if ik := got.Me.IdentityKey; ik == nil || ik.Key != k.Identity() || ik.Fingerprint != k.IK.Public().Fingerprint() || ik.CreatedAt == "" {
 			t.Fatalf("identity key after a v2 registration: %+v", ik)
 		}
 		if s := got.Me.PublicKey; s.Seq == nil || *s.Seq != 1 || s.Signature == nil {
@@ -112,9 +82,9 @@ func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		srv := qchattest.NewServer(t, store)
 		u := srv.Register(t, "ursula") // version 1: no identity key yet
-		k := newV2Keys(t)
-		set := func(k *v2keys, seq int, pw any) *qchattest.Response {
-			return srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": seq, "sig": k.cert(t, seq), "pw": pw})
+		k := qchattest.NewV2Keys(t)
+		set := func(k *qchattest.V2Keys, seq int, pw any) *qchattest.Response {
+			return srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": seq, "sig": k.Cert(t, seq), "pw": pw})
 		}
 		wantFieldError(t, set(k, 2, nil), "seq")
 		var out struct {
@@ -126,32 +96,32 @@ func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 		set(k, 1, nil).Decode(t, &out)
 
 		// Rotation now needs the next seq and a certificate.
-		k.kp, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		k.KP, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
 		rotate := func(seq any, sig any) *qchattest.Response {
-			return srv.Do(t, u.Token, rotateCertMut, map[string]any{"pk": k.pub(), "seq": seq, "sig": sig})
+			return srv.Do(t, u.Token, rotateCertMut, map[string]any{"pk": k.Pub(), "seq": seq, "sig": sig})
 		}
 		wantFieldError(t, rotate(nil, nil), "seq")
-		wantFieldError(t, rotate(1, k.cert(t, 1)), "seq")
-		wantFieldError(t, rotate(2, newV2Keys(t).cert(t, 2)), "signature")
+		wantFieldError(t, rotate(1, k.Cert(t, 1)), "seq")
+		wantFieldError(t, rotate(2, qchattest.NewV2Keys(t).Cert(t, 2)), "signature")
 		var rot struct {
 			RotateKey struct{ PublicKey struct{ Seq int } }
 		}
-		rotate(2, k.cert(t, 2)).Decode(t, &rot)
+		rotate(2, k.Cert(t, 2)).Decode(t, &rot)
 		if rot.RotateKey.PublicKey.Seq != 2 {
 			t.Fatalf("rotated key's seq: %d", rot.RotateKey.PublicKey.Seq)
 		}
 
 		// Replacing the identity key needs the password.
-		n := newV2Keys(t)
+		n := qchattest.NewV2Keys(t)
 		wantFieldError(t, set(n, 3, nil), "password")
 		wantFieldError(t, set(n, 3, "not the password"), "password")
 		set(n, 3, u.Password).Decode(t, &out)
-		if ik := out.SetIdentityKey.IdentityKey; ik == nil || ik.Key != n.identity() || out.SetIdentityKey.PublicKey.Seq == nil || *out.SetIdentityKey.PublicKey.Seq != 3 {
+		if ik := out.SetIdentityKey.IdentityKey; ik == nil || ik.Key != n.Identity() || out.SetIdentityKey.PublicKey.Seq == nil || *out.SetIdentityKey.PublicKey.Seq != 3 {
 			t.Fatalf("setIdentityKey answered %+v", out.SetIdentityKey)
 		}
 		var got meKeys
 		srv.MustDo(t, u.Token, meKeysQuery, nil, &got)
-		if got.Me.IdentityKey == nil || got.Me.IdentityKey.Key != n.identity() || *got.Me.PublicKey.Seq != 3 {
+		if got.Me.IdentityKey == nil || got.Me.IdentityKey.Key != n.Identity() || *got.Me.PublicKey.Seq != 3 {
 			t.Fatalf("after replacing: %+v", got.Me)
 		}
 	})
@@ -161,7 +131,7 @@ func TestKeyBackupThroughTheAPI(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		srv := qchattest.NewServer(t, store)
 		alice, eve := srv.Register(t, "alice"), srv.Register(t, "eve")
-		sealed, err := pqcrypto.SealBackup(nil, alice.ID, "correct horse battery", &pqcrypto.Backup{IdentitySeed: newV2Keys(t).ik.Seed()}, pqcrypto.BackupParams{})
+		sealed, err := pqcrypto.SealBackup(nil, alice.ID, "correct horse battery", &pqcrypto.Backup{IdentitySeed: qchattest.NewV2Keys(t).IK.Seed()}, pqcrypto.BackupParams{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,10 +180,10 @@ func TestIdentityKeyPasswordGuessesAreLimited(t *testing.T) {
 		c.AuthRateLimitMax, c.AuthRateLimitWindow = budget, time.Minute
 	}})
 	u := srv.Register(t, "ursula")
-	k := newV2Keys(t)
-	srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": 1, "sig": k.cert(t, 1), "pw": nil}).Decode(t, &struct{}{})
+	k := qchattest.NewV2Keys(t)
+	srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 1, "sig": k.Cert(t, 1), "pw": nil}).Decode(t, &struct{}{})
 
-	n := newV2Keys(t)
+	n := qchattest.NewV2Keys(t)
 	var q strings.Builder
 	q.WriteString(`mutation($ik: String!, $pk: String!, $sig: String!) {`)
 	const attempts = 8
@@ -221,7 +191,7 @@ func TestIdentityKeyPasswordGuessesAreLimited(t *testing.T) {
 		fmt.Fprintf(&q, ` a%d: setIdentityKey(identityKey: $ik, publicKey: $pk, seq: 2, signature: $sig, password: "guess %d") { id }`, i, i)
 	}
 	q.WriteString(` }`)
-	res := srv.Do(t, u.Token, q.String(), map[string]any{"ik": n.identity(), "pk": n.pub(), "sig": n.cert(t, 2)})
+	res := srv.Do(t, u.Token, q.String(), map[string]any{"ik": n.Identity(), "pk": n.Pub(), "sig": n.Cert(t, 2)})
 	codes := map[string]int{}
 	for _, e := range res.Errors {
 		c, _ := e.Extensions["code"].(string)
@@ -232,7 +202,7 @@ func TestIdentityKeyPasswordGuessesAreLimited(t *testing.T) {
 	}
 	// The right password is refused too until the budget refills: the
 	// guesser cannot learn which attempt would have worked.
-	res = srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": n.identity(), "pk": n.pub(), "seq": 2, "sig": n.cert(t, 2), "pw": u.Password})
+	res = srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": n.Identity(), "pk": n.Pub(), "seq": 2, "sig": n.Cert(t, 2), "pw": u.Password})
 	if res.Code() != "RATE_LIMITED" {
 		t.Fatalf("the right password after the budget: %v", res.Errors)
 	}

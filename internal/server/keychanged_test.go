@@ -59,18 +59,18 @@ func TestKeyChangedReachesContactsOnly(t *testing.T) {
 		}
 
 		// A first identity key, then its replacement (with the password).
-		k := newV2Keys(t)
-		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": 1, "sig": k.cert(t, 1)}, nil)
+		k := qchattest.NewV2Keys(t)
+		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 1, "sig": k.Cert(t, 1)}, nil)
 		for _, u := range contactsOfAlice {
 			next(t, u, "IDENTITY_CHANGED")
 		}
-		n := newV2Keys(t)
-		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": n.identity(), "pk": n.pub(), "seq": 2, "sig": n.cert(t, 2), "pw": alice.Password}, nil)
+		n := qchattest.NewV2Keys(t)
+		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": n.Identity(), "pk": n.Pub(), "seq": 2, "sig": n.Cert(t, 2), "pw": alice.Password}, nil)
 		for _, u := range contactsOfAlice {
 			next(t, u, "IDENTITY_CHANGED")
 		}
 		// A refused replacement changes nothing and tells nobody.
-		if r := srv.Do(t, alice.Token, setIdentityMut, map[string]any{"ik": k.identity(), "pk": k.pub(), "seq": 3, "sig": k.cert(t, 3), "pw": "wrong"}); r.Code() != "BAD_USER_INPUT" {
+		if r := srv.Do(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 3, "sig": k.Cert(t, 3), "pw": "wrong"}); r.Code() != "BAD_USER_INPUT" {
 			t.Fatalf("wrong password answered %s %+v", r.Data, r.Errors)
 		}
 
@@ -79,8 +79,8 @@ func TestKeyChangedReachesContactsOnly(t *testing.T) {
 		// Alice's contacts hear it too, as their next event: nothing came
 		// before it.
 		createRoom(t, srv, alice, "third", eve)
-		n.kp, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-		srv.MustDo(t, alice.Token, rotateCertMut, map[string]any{"pk": n.pub(), "seq": 3, "sig": n.cert(t, 3)}, nil)
+		n.KP, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		srv.MustDo(t, alice.Token, rotateCertMut, map[string]any{"pk": n.Pub(), "seq": 3, "sig": n.Cert(t, 3)}, nil)
 		for _, u := range append(contactsOfAlice, eve) {
 			next(t, u, "KEM_ROTATED")
 		}
