@@ -52,7 +52,11 @@ func register(t *testing.T, srv *qchattest.Server, name string, alg pqcrypto.Alg
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Register(ctx, name, "password-"+name, kp)
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Register(ctx, name, "password-"+name, ik, kp)
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
@@ -569,7 +573,8 @@ func TestListsPageToTheEnd(t *testing.T) {
 	bob := register(t, srv, "bob", pqcrypto.MLKEM768)
 	ids := []string{bob.Self.Id}
 	for i := range 104 {
-		ids = append(ids, srv.Register(t, fmt.Sprintf("member%03d", i)).ID)
+		// Through the SDK: every member needs a certified key to be sealed to.
+		ids = append(ids, register(t, srv, fmt.Sprintf("member%03d", i), pqcrypto.MLKEM768).Self.Id)
 	}
 	r, err := alice.CreateRoom(ctx, "big", true, ids...)
 	if err != nil || r.MemberCount != 106 {

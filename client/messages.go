@@ -194,7 +194,9 @@ func (c *Client) MessagePage(ctx context.Context, conv Conversation, first int, 
 }
 
 // Recipients fetches the current keys of everyone an envelope for conv must
-// be sealed for: every room member, or both users of a direct conversation.
+// be sealed for (every room member, or both users of a direct conversation)
+// and checks each against the caller's pins: an *IdentityChangedError or a
+// *KeyRejectedError names the first user whose key cannot be trusted.
 func (c *Client) Recipients(ctx context.Context, conv Conversation) ([]pqcrypto.Recipient, error) {
 	if err := conv.validate(); err != nil {
 		return nil, err
@@ -220,16 +222,15 @@ func (c *Client) Recipients(ctx context.Context, conv Conversation) ([]pqcrypto.
 			return nil, fmt.Errorf("fetch recipients: %w", notFound("user "+conv.UserID))
 		}
 	}
+	// Every recipient's key is checked against what the caller pinned:
+	// one that fails stops the whole send, naming the user.
 	rs := make([]pqcrypto.Recipient, 0, len(us))
-	for _, u := range us {
-		if u.PublicKey == nil {
-			return nil, fmt.Errorf("fetch recipients: user %s has no public key", u.Username)
-		}
-		pk, err := pqcrypto.DecodeB64(u.PublicKey.Key)
+	for i := range us {
+		r, err := c.checkRecipient(&us[i])
 		if err != nil {
-			return nil, fmt.Errorf("fetch recipients: public key of %s: %w", u.Username, err)
+			return nil, err
 		}
-		rs = append(rs, pqcrypto.Recipient{UserID: u.Id, KeyID: u.PublicKey.Id, Algorithm: u.PublicKey.Algorithm, PublicKey: pk})
+		rs = append(rs, r)
 	}
 	return rs, nil
 }

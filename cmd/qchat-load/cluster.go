@@ -122,8 +122,9 @@ type user struct {
 
 func (u *user) keyring() client.Keyring { return client.Keyring{u.keyID: u.kp} }
 
-// registerUsers creates n users with fresh ML-KEM-768 keys, spread
-// round-robin over the instances.
+// registerUsers creates n users with fresh ML-DSA-65 identity keys and
+// ML-KEM-768 keys certified by them, spread round-robin over the instances.
+// Every message they send is signed, as every client's must be.
 func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 	users := make([]*user, n)
 	err := parallel(ctx, n, max(c.o.Concurrency, 8), func(ctx context.Context, i int) error {
@@ -132,12 +133,16 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 		if err != nil {
 			return err
 		}
+		ik, err := pqcrypto.GenerateIdentityKey(nil)
+		if err != nil {
+			return err
+		}
 		home := seq % len(c.urls)
 		u := &user{name: fmt.Sprintf("ld-%s-%d", c.runID, seq), kp: kp, home: home}
 		if u.sock, err = client.New(c.urls[home], client.WithHTTPClient(c.hc)); err != nil {
 			return err
 		}
-		s, err := u.sock.Register(ctx, u.name, c.password(), kp)
+		s, err := u.sock.Register(ctx, u.name, c.password(), ik, kp)
 		if err != nil {
 			return fmt.Errorf("register %s: %w", u.name, err)
 		}
@@ -145,7 +150,9 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 			return fmt.Errorf("register %s: no public key in the answer", u.name)
 		}
 		u.id, u.keyID = s.User.Id, s.User.PublicKey.Id
-		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc), client.WithToken(s.Token)); err != nil {
+		// One trust store per user: its two clients pin the same keys.
+		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc),
+			client.WithToken(s.Token), client.WithIdentity(ik), client.WithPins(u.sock.Pins())); err != nil {
 			return err
 		}
 		users[i] = u

@@ -15,7 +15,7 @@ import (
 )
 
 func (a *app) send(ctx context.Context, args []string) error {
-	pos, err := a.start(ctx, a.flags("send"), args, spec{args: "ROOM|@user TEXT...", min: 2, max: -1, signIn: true,
+	pos, err := a.start(ctx, a.flags("send"), args, spec{args: "ROOM|@user TEXT...", min: 2, max: -1, signIn: true, keys: true,
 		about: "Seals a message for every member of ROOM (or for you and @user) and sends it.\n" +
 			"The words of TEXT are joined with spaces. Text that starts like a flag goes after --:\n" +
 			"  qchat send Plans -- --not-a-flag"})
@@ -28,10 +28,24 @@ func (a *app) send(ctx context.Context, args []string) error {
 	}
 	m, err := a.client.SendText(ctx, conv, strings.Join(pos[1:], " "))
 	if err != nil {
-		return fail(err, "cannot send to %s", title)
+		return a.sealFailure(err, "cannot send to %s", title)
 	}
 	return a.out(map[string]any{"id": m.Id, "roomId": conv.RoomID, "recipientId": conv.UserID, "createdAt": m.CreatedAt},
 		"sent to %s\n", title)
+}
+
+// sealFailure explains a send or upload that failed: a changed identity
+// key gets its warning, a key that cannot be trusted names its user.
+func (a *app) sealFailure(err error, format string, args ...any) error {
+	var changed *client.IdentityChangedError
+	if errors.As(err, &changed) {
+		return a.identityChanged(changed)
+	}
+	var rejected *client.KeyRejectedError
+	if errors.As(err, &rejected) {
+		return &failure{msg: fmt.Sprintf(format, args...) + ": " + rejected.Error(), code: "KEY_REJECTED", cause: err}
+	}
+	return fail(err, format, args...)
 }
 
 // view is what history and listen print about a message: resolved names and
@@ -246,9 +260,14 @@ func (a *app) upload(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The keys sign the upload; they are unlocked after the checks, so
+	// that a file the server would refuse is refused without a passphrase.
+	if err := a.unlock(ctx); err != nil {
+		return err
+	}
 	d, err := a.client.UploadDocument(ctx, conv, name, *typ, data)
 	if err != nil {
-		return fail(err, "cannot upload %s to %s", name, title)
+		return a.sealFailure(err, "cannot upload %s to %s", name, title)
 	}
 	size := humanSize(int64(len(data)))
 	out := map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "size": len(data), "roomId": conv.RoomID, "recipientId": conv.UserID}
