@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/qchat/qchat/internal/qchattest"
+	"github.com/qchat/qchat/models"
+	"github.com/qchat/qchat/pqcrypto"
+)
+
+var safetyNumberRE = regexp.MustCompile(`\b(\d{5} ){11}\d{5}\b`)
+
+// TestTrustOnFirstUse: contacts are pinned when first met; both users'
+// verify print the same safety number; a server that swaps bob's identity
+// key (written straight into its tables) makes alice's send refuse with a
+// warning until she runs trust; a live listen warns of bob resetting his
+// identity.
+func TestTrustOnFirstUse(t *testing.T) {
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
+	alice.signUp(ctx)
+	bob.signUp(ctx)
+	if out := alice.do(ctx, "contacts"); !strings.Contains(out, "no contacts yet") {
+		t.Errorf("contacts before meeting anyone:\n%s", out)
+	}
+	alice.do(ctx, "send", "@bob", "hello bob")
+	if out := alice.do(ctx, "contacts"); !strings.Contains(out, "bob") || !strings.Contains(out, "not verified") {
+		t.Errorf("contacts after the first message:\n%s", out)
+	}
+
+	aliceNumber := safetyNumberRE.FindString(alice.do(ctx, "verify", "@bob"))
+	bobNumber := safetyNumberRE.FindString(bob.do(ctx, "verify", "@alice"))
+	if aliceNumber == "" || aliceNumber != bobNumber {
+		t.Fatalf("safety numbers %q and %q, want the same twelve groups of five digits", aliceNumber, bobNumber)
+	}
+	alice.do(ctx, "verify", "@bob", "--mark")
+	var c struct {
+		Username        string
+		Verified        bool
+		IdentityChanged bool
+	}
+	if err := json.Unmarshal([]byte(alice.do(ctx, "contacts", "--json")), &c); err != nil || c.Username != "bob" || !c.Verified || c.IdentityChanged {
+		t.Fatalf("contacts after verify --mark: %+v, %v", c, err)
+	}
+
+	// The server swaps bob's identity key and presents a key certified by
+	// the new one: alice's client refuses, and says what to do.
+	fake, _ := pqcrypto.GenerateIdentityKey(nil)
+	fakeKP, _ := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+	var bobID string
+	if err := srv.Store.DB().NewSelect().Model((*models.User)(nil)).Column("id").Where("username = ?", "bob").Scan(ctx, &bobID); err != nil {
+		t.Fatal(err)
+	}
+	db := srv.Store.DB()
+	if _, err := db.NewUpdate().Model((*models.IdentityKey)(nil)).Set("current = ?", false).Where("user_id = ?", bobID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.NewInsert().Model(&models.IdentityKey{ID: uuid.NewString(), UserID: bobID, KeyBytes: fake.PublicKey(),
+		Fingerprint: pqcrypto.Fingerprint(fake.PublicKey()), Current: true, CreatedAt: models.Now()}).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := pqcrypto.CertifyKEMKey(fake, fakeKP.Algorithm, 2, fakeKP.PublicKey)
+	seq := 2
+	if err := srv.Store.RotateKey(ctx, bobID, &models.PublicKey{ID: uuid.NewString(), Algorithm: models.KeyAlgorithmMlKem768, KeyBytes: fakeKP.PublicKey,
+		Fingerprint: pqcrypto.Fingerprint(fakeKP.PublicKey), CreatedAt: models.Now(), SignatureBytes: cert, Seq: &seq}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := alice.exec(ctx, "send", "@bob", "must not reach a stranger")
+	if err == nil || !strings.Contains(err.Error(), "WARNING: bob's identity key has changed") || !strings.Contains(err.Error(), "qchat trust @bob") {
+		t.Fatalf("send after the swap: %v", err)
+	}
+	if _, _, err := alice.exec(ctx, "verify", "@bob"); err == nil || !strings.Contains(err.Error(), "identity key has changed") {
+		t.Errorf("verify after the swap: %v", err)
+	}
+	if err := json.Unmarshal([]byte(alice.do(ctx, "contacts", "--json")), &c); err != nil || !c.IdentityChanged {
+		t.Errorf("contacts after the swap: %+v, %v", c, err)
+	}
+	hist := bob.do(ctx, "history", "@alice")
+	if strings.Contains(hist, "must not reach") {
+		t.Errorf("the refused message was sent:\n%s", hist)
+	}
+	if out := alice.do(ctx, "trust", "@bob"); !strings.Contains(out, "accepted bob's new identity key") {
+		t.Errorf("trust said:\n%s", out)
+	}
+	// Trust clears the warning. (A send would now be sealed for the key the
+	// server made up; the server's own cache of bob's key, which nothing
+	// told about the rows written behind its back, would refuse it.)
+	if out := alice.do(ctx, "verify", "@bob"); !safetyNumberRE.MatchString(out) || !strings.Contains(out, "not verified") {
+		t.Errorf("verify after trust:\n%s", out)
+	}
+	if err := json.Unmarshal([]byte(alice.do(ctx, "contacts", "--json")), &c); err != nil || c.Verified || c.IdentityChanged {
+		t.Errorf("contacts after trust: %+v, %v (verified must be cleared)", c, err)
+	}
+
+	// Bob resets his identity while alice listens: a warning, live.
+	live := alice.listen(ctx)
+	srv.WaitSubscribers(t, 6)
+	bob.do(ctx, "reset-identity")
+	live.waitFor(t, "an identity warning", func() bool {
+		return strings.Contains(live.out.String(), "WARNING: bob's identity key changed")
+	})
+}
