@@ -107,3 +107,79 @@ func TestTrustOnFirstUse(t *testing.T) {
 		return strings.Contains(live.out.String(), "WARNING: bob's identity key changed")
 	})
 }
+
+// TestVersion1AccountGetsAnIdentity: an account made before version 2, with
+// a key store that has no identity key, gets one at its first sign-in, and
+// can then be written to; until then, others are refused by name.
+func TestVersion1AccountGetsAnIdentity(t *testing.T) {
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	old := srv.Register(t, "oldtimer") // registered by a version 1 client
+	oldCLI := newCLIUser(t, srv.URL, "oldtimer")
+	oldCLI.env["QCHAT_PASSWORD"] = old.Password
+	pub := pqcrypto.EncodeB64(old.Key.PublicKey)
+	ks := keyStore{Version: 1, Keys: []storedKey{{KeyID: old.KeyID, Algorithm: old.Key.Algorithm, PublicKey: pub}},
+		Seeds: map[string]string{pub: pqcrypto.EncodeB64(old.Key.Seed)}}
+	if err := writeJSON(oldCLI.dir(), keysFile, &ks); err != nil {
+		t.Fatal(err)
+	}
+	alice := newCLIUser(t, srv.URL, "alice")
+	alice.signUp(ctx)
+	if _, _, err := alice.exec(ctx, "send", "@oldtimer", "hello"); err == nil || !strings.Contains(err.Error(), "oldtimer") || !strings.Contains(err.Error(), "no identity key") {
+		t.Fatalf("send to a version 1 account: %v", err)
+	}
+
+	_, note, err := oldCLI.exec(ctx, "login", "oldtimer")
+	if err != nil || !strings.Contains(note, "set up your identity key") {
+		t.Fatalf("first sign-in of a version 1 account: %v, said:\n%s", err, note)
+	}
+	var after keyStore
+	if _, err := readJSON(oldCLI.dir(), keysFile, &after); err != nil || after.Identity == "" || len(after.Keys) != 2 {
+		t.Fatalf("key store after the first sign-in: %+v, %v", after, err)
+	}
+	alice.do(ctx, "send", "@oldtimer", "hello at last")
+	if hist := oldCLI.do(ctx, "history", "@alice"); !strings.Contains(hist, "hello at last") {
+		t.Errorf("history of the upgraded account:\n%s", hist)
+	}
+	// A second sign-in changes nothing.
+	if _, note, err := oldCLI.exec(ctx, "login", "oldtimer"); err != nil || strings.Contains(note, "identity") {
+		t.Errorf("second sign-in: %v, said:\n%s", err, note)
+	}
+}
+
+// TestResetIdentityNeedsThePassword: reset-identity with a wrong password
+// changes nothing, here or on the server.
+func TestResetIdentityNeedsThePassword(t *testing.T) {
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice := newCLIUser(t, srv.URL, "alice")
+	alice.signUp(ctx)
+	before, err := readKeysFile(alice.dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.env["QCHAT_PASSWORD"] = "not the password"
+	if _, _, err := alice.exec(ctx, "reset-identity"); err == nil || !strings.Contains(err.Error(), "wrong password") {
+		t.Fatalf("reset-identity with a wrong password: %v", err)
+	}
+	if after, err := readKeysFile(alice.dir()); err != nil || after != before {
+		t.Errorf("the key store changed: %v", err)
+	}
+	alice.env["QCHAT_PASSWORD"] = "password of alice"
+	_, warn, err := alice.exec(ctx, "reset-identity")
+	if err != nil || !strings.Contains(warn, "contacts will be told") {
+		t.Fatalf("reset-identity: %v, said:\n%s", err, warn)
+	}
+	if after, _ := readKeysFile(alice.dir()); after == before {
+		t.Error("the key store did not change")
+	}
+}
+
+func readKeysFile(dir string) (string, error) {
+	var ks keyStore
+	if _, err := readJSON(dir, keysFile, &ks); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(ks)
+	return string(b), err
+}
