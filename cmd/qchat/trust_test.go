@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/models"
 	"github.com/qchat/qchat/pqcrypto"
@@ -182,4 +186,41 @@ func readKeysFile(dir string) (string, error) {
 	}
 	b, err := json.Marshal(ks)
 	return string(b), err
+}
+
+// TestPinsFileIsShared: two processes on one config dir (a listen, and a
+// trust in another terminal) see each other's pins, and neither write
+// drops the other's.
+func TestPinsFileIsShared(t *testing.T) {
+	dir := t.TempDir()
+	listen, trust := &filePins{dir: dir}, &filePins{dir: dir}
+	ikA, _ := pqcrypto.GenerateIdentityKey(nil)
+	ikB, _ := pqcrypto.GenerateIdentityKey(nil)
+	ikB2, _ := pqcrypto.GenerateIdentityKey(nil)
+	if err := listen.SetPin("a", &client.Pin{Username: "a", IdentityKey: ikA.PublicKey(), Seq: 3, KEMKey: []byte{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := trust.SetPin("b", &client.Pin{Username: "b", IdentityKey: ikB.PublicKey()}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := listen.Pin("b"); err != nil || p == nil || !bytes.Equal(p.IdentityKey, ikB.PublicKey()) {
+		t.Fatalf("listen's view of b: %+v, %v", p, err)
+	}
+	if err := listen.SetPin("b", &client.Pin{Username: "b", IdentityKey: ikB2.PublicKey(), Previous: [][]byte{ikB.PublicKey()}, Verified: true}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := trust.Pin("a")
+	if err != nil || a == nil || a.Seq != 3 || !bytes.Equal(a.KEMKey, []byte{1, 2}) {
+		t.Fatalf("trust's view of a: %+v, %v", a, err)
+	}
+	b, err := trust.Pin("b")
+	if err != nil || b == nil || !b.Verified || !bytes.Equal(b.IdentityKey, ikB2.PublicKey()) || len(b.Previous) != 1 {
+		t.Fatalf("trust's view of b: %+v, %v", b, err)
+	}
+	if p, err := trust.Pin("nobody"); p != nil || err != nil {
+		t.Errorf("an unknown user: %+v, %v", p, err)
+	}
+	if info, err := os.Stat(filepath.Join(dir, contactsFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("contacts.json: %v, %v", info, err)
+	}
 }
