@@ -225,8 +225,8 @@ func TestMessagesAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("send %q: %v", text, err)
 		}
-		if got, err := client.OpenMessage(m, sender.Keyring); err != nil || string(got) != text {
-			t.Fatalf("sender opens own message: %q, %v", got, err)
+		if got := sender.Decrypt(ctx, m, sender.Keyring); got.Err != nil || got.Text() != text || !got.Signed || m.Version != 2 {
+			t.Fatalf("sender opens own message: %q, %v, signed %v, version %d", got.Text(), got.Err, got.Signed, m.Version)
 		}
 	}
 
@@ -290,7 +290,7 @@ func TestMessagesAndHistory(t *testing.T) {
 	if err != nil || !m.Deleted {
 		t.Fatalf("deleted message = %+v, %v", m, err)
 	}
-	if _, err := client.OpenMessage(m, bob.Keyring); !errors.Is(err, client.ErrDeleted) {
+	if _, _, err := client.OpenMessage(m, bob.Keyring, nil); !errors.Is(err, client.ErrDeleted) {
 		t.Errorf("open deleted: %v", err)
 	}
 	p, _ = bob.History(ctx, room, 1, p.EndCursor, client.Keyring{})
@@ -396,8 +396,8 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("document = %+v", d)
 	}
 	for _, who := range []*person{alice, bob} {
-		got, data, err := who.DownloadDocument(ctx, d.Id, who.Keyring)
-		if err != nil || !bytes.Equal(data, pdf) || got.MimeType != "application/pdf" {
+		got, data, signed, err := who.DownloadDocument(ctx, d.Id, who.Keyring)
+		if err != nil || !bytes.Equal(data, pdf) || got.MimeType != "application/pdf" || !signed || got.Version != 2 {
 			t.Fatalf("%s downloads: %q, %v", who.Self.Username, data, err)
 		}
 	}
@@ -414,7 +414,7 @@ func TestDocuments(t *testing.T) {
 	if err != nil || m.Attachment == nil || m.Attachment.Id != dm.Id {
 		t.Fatalf("send with attachment = %+v, %v", m, err)
 	}
-	if _, data, err := alice.DownloadDocument(ctx, dm.Id, alice.Keyring); err != nil || string(data) != "plain notes" {
+	if _, data, signed, err := alice.DownloadDocument(ctx, dm.Id, alice.Keyring); err != nil || string(data) != "plain notes" || !signed {
 		t.Fatalf("direct document: %q, %v", data, err)
 	}
 
@@ -496,11 +496,11 @@ func TestSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := next(t, aliceEvents, client.EventMessage)
-	if rec := client.Decrypt(e.Message, alice.Keyring); rec.Err != nil || rec.Text() != "live from bob" {
+	if rec := alice.Decrypt(ctx, e.Message, alice.Keyring); rec.Err != nil || rec.Text() != "live from bob" || !rec.Signed {
 		t.Fatalf("alice decrypts %q, %v", rec.Text(), rec.Err)
 	}
 	// myKey in a subscription is the subscriber's own.
-	if e := next(t, bobEvents, client.EventMessage); client.Decrypt(e.Message, bob.Keyring).Text() != "live from bob" {
+	if e := next(t, bobEvents, client.EventMessage); bob.Decrypt(ctx, e.Message, bob.Keyring).Text() != "live from bob" {
 		t.Errorf("bob's own copy does not open")
 	}
 	if _, err := alice.MarkRead(ctx, sent.Id); err != nil {

@@ -83,10 +83,16 @@ type Document struct {
 	Size  int    `json:"size"`
 	Nonce string `json:"nonce"`
 	// GET with the Authorization header streams the ciphertext.
-	DownloadUrl string        `json:"downloadUrl"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	Uploader    UserRef       `json:"uploader"`
-	Room        *DocumentRoom `json:"room"`
+	DownloadUrl string    `json:"downloadUrl"`
+	CreatedAt   time.Time `json:"createdAt"`
+	// The envelope version: 1, or 2 for signed content.
+	Version int `json:"version"`
+	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64; null for version 1.
+	Signature *string `json:"signature"`
+	// Version 2: every recipient key's leaf (standard base64 of 32 bytes), in the signed order; null for version 1.
+	KeyDigests []string      `json:"keyDigests"`
+	Uploader   UserRef       `json:"uploader"`
+	Room       *DocumentRoom `json:"room"`
 	// extension: the other user of a direct conversation.
 	Recipient *DocumentRecipientUser `json:"recipient"`
 	// The caller's recipient key; null if none.
@@ -113,6 +119,15 @@ func (v *Document) GetDownloadUrl() string { return v.DownloadUrl }
 
 // GetCreatedAt returns Document.CreatedAt, and is useful for accessing the field via an interface.
 func (v *Document) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetVersion returns Document.Version, and is useful for accessing the field via an interface.
+func (v *Document) GetVersion() int { return v.Version }
+
+// GetSignature returns Document.Signature, and is useful for accessing the field via an interface.
+func (v *Document) GetSignature() *string { return v.Signature }
+
+// GetKeyDigests returns Document.KeyDigests, and is useful for accessing the field via an interface.
+func (v *Document) GetKeyDigests() []string { return v.KeyDigests }
 
 // GetUploader returns Document.Uploader, and is useful for accessing the field via an interface.
 func (v *Document) GetUploader() UserRef { return v.Uploader }
@@ -208,13 +223,21 @@ func (v *Member) GetUser() User { return v.User }
 type Message struct {
 	Id string `json:"id"`
 	// AES-256-GCM ciphertext with tag, standard base64; empty once deleted.
-	Ciphertext string       `json:"ciphertext"`
-	Nonce      string       `json:"nonce"`
-	CreatedAt  time.Time    `json:"createdAt"`
-	Deleted    bool         `json:"deleted"`
-	Sender     UserRef      `json:"sender"`
-	Room       *MessageRoom `json:"room"`
-	Recipient  *UserRef     `json:"recipient"`
+	Ciphertext string    `json:"ciphertext"`
+	Nonce      string    `json:"nonce"`
+	CreatedAt  time.Time `json:"createdAt"`
+	Deleted    bool      `json:"deleted"`
+	// The envelope version: 1, or 2 for signed content.
+	Version int `json:"version"`
+	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64; null for version 1.
+	Signature *string `json:"signature"`
+	// Version 2: every recipient key's leaf (standard base64 of 32 bytes), in the signed order; null for version 1.
+	KeyDigests []string `json:"keyDigests"`
+	// The attached document's id exactly as sent (it is signed); kept after the document is deleted.
+	AttachmentId *string      `json:"attachmentId"`
+	Sender       UserRef      `json:"sender"`
+	Room         *MessageRoom `json:"room"`
+	Recipient    *UserRef     `json:"recipient"`
 	// The caller's recipient key; null if none.
 	MyKey *RecipientKey `json:"myKey"`
 	// The attached document, while it exists.
@@ -235,6 +258,18 @@ func (v *Message) GetCreatedAt() time.Time { return v.CreatedAt }
 
 // GetDeleted returns Message.Deleted, and is useful for accessing the field via an interface.
 func (v *Message) GetDeleted() bool { return v.Deleted }
+
+// GetVersion returns Message.Version, and is useful for accessing the field via an interface.
+func (v *Message) GetVersion() int { return v.Version }
+
+// GetSignature returns Message.Signature, and is useful for accessing the field via an interface.
+func (v *Message) GetSignature() *string { return v.Signature }
+
+// GetKeyDigests returns Message.KeyDigests, and is useful for accessing the field via an interface.
+func (v *Message) GetKeyDigests() []string { return v.KeyDigests }
+
+// GetAttachmentId returns Message.AttachmentId, and is useful for accessing the field via an interface.
+func (v *Message) GetAttachmentId() *string { return v.AttachmentId }
 
 // GetSender returns Message.Sender, and is useful for accessing the field via an interface.
 func (v *Message) GetSender() UserRef { return v.Sender }
@@ -2192,6 +2227,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -2268,6 +2307,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}
@@ -2686,6 +2728,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -2756,6 +2802,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -3303,6 +3353,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}
@@ -3533,6 +3586,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -3764,6 +3821,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -4144,6 +4205,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}

@@ -246,7 +246,7 @@ func TestMemberWithoutIdentityIsRefused(t *testing.T) {
 	ctx := context.Background()
 	srv := newServer(t)
 	alice := registerSigned(t, srv, "alice")
-	old := srv.Register(t, "oldtimer") // version 1: no identity key
+	old := srv.RegisterV1(t, "oldtimer") // version 1: no identity key
 	r, err := alice.CreateRoom(ctx, "mixed", true, old.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -371,9 +371,9 @@ func (l *listening) showMessage(ctx context.Context, m *client.Message) error {
 	if conv.UserID != "" && l.roomID == "" {
 		l.peers[conv.UserID] = true
 	}
-	r := client.Decrypt(m, l.a.ring)
+	r := l.c.Decrypt(ctx, m, l.a.ring)
 	if errors.Is(r.Err, client.ErrMissingSecretKey) && l.reloadKeys() {
-		r = client.Decrypt(m, l.a.ring)
+		r = l.c.Decrypt(ctx, m, l.a.ring)
 	}
 	v := l.v
 	if r.Err == nil {

@@ -118,7 +118,7 @@ func TestTrustOnFirstUse(t *testing.T) {
 func TestVersion1AccountGetsAnIdentity(t *testing.T) {
 	ctx := context.Background()
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	old := srv.Register(t, "oldtimer") // registered by a version 1 client
+	old := srv.RegisterV1(t, "oldtimer") // registered by a version 1 client
 	oldCLI := newCLIUser(t, srv.URL, "oldtimer")
 	oldCLI.env["QCHAT_PASSWORD"] = old.Password
 	pub := pqcrypto.EncodeB64(old.Key.PublicKey)

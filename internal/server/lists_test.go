@@ -143,7 +143,7 @@ func TestFullRoomWorstCaseSendFits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("worst-case send to a full room: %v", err)
 	}
-	if got := client.Decrypt(m, kr); got.Err != nil || len(got.Plaintext) != len(text) {
+	if got := alice.Decrypt(ctx, m, kr); got.Err != nil || len(got.Plaintext) != len(text) || !got.Signed {
 		t.Fatalf("the sender cannot open its own message: %v", got.Err)
 	}
 	// Over a websocket the same request travels in a graphql-transport-ws
