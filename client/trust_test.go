@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -325,5 +326,129 @@ func TestKeyChanges(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("no key change event")
+	}
+}
+
+// A message opens only if its signature verifies against the sender's
+// pinned identity key: the server refuses a bad signature sent through the
+// API, and of rows written straight into its database, a genuine envelope
+// copied under a new id, and one signed by an identity key the server now
+// presents for the sender, neither opens; nothing of their plaintext comes
+// back. A version 1 row opens, marked unsigned.
+func TestOpeningVerifiesAgainstPins(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	alice, bob := registerSigned(t, srv, "alice"), registerSigned(t, srv, "bob")
+	conv := client.WithUser(bob.Self.Id)
+	genuine, err := alice.SendText(ctx, conv, "genuine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bob has read alice once: her identity key is pinned.
+	if p, err := bob.History(ctx, client.WithUser(alice.Self.Id), 0, "", bob.Keyring); err != nil || len(p.Messages) != 1 || !p.Messages[0].Signed || p.Messages[0].Text() != "genuine" {
+		t.Fatalf("the genuine message: %+v, %v", p, err)
+	}
+
+	// Through the API, a signature by another key is refused.
+	stranger, _ := pqcrypto.GenerateIdentityKey(nil)
+	rs, err := alice.Recipients(ctx, conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	env, err := pqcrypto.SealSigned(nil, stranger, pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: alice.Self.Id, ConversationID: bob.Self.Id}, []byte("forged"), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := env.Wire()
+	var keys []client.RecipientKeyInput
+	for _, k := range w.Keys {
+		keys = append(keys, client.RecipientKeyInput{UserId: k.UserID, KeyId: k.KeyID, KemCiphertext: k.KEMCiphertext, WrappedKey: k.WrappedKey})
+	}
+	_, err = alice.SendMessageRaw(ctx, client.SendMessageInput{Id: id, RecipientId: &bob.Self.Id, Ciphertext: w.Ciphertext, Nonce: w.Nonce, Keys: keys, Signature: &w.Signature})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != client.CodeBadUserInput || ce.Extensions["field"] != "signature" {
+		t.Fatalf("a forged signature through the API: %v, want BAD_USER_INPUT naming signature", err)
+	}
+
+	// Straight into the database.
+	orig, err := srv.Store.MessageByID(ctx, genuine.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var origKeys []*models.RecipientKey
+	if err := srv.Store.DB().NewSelect().Model(&origKeys).Where("message_id = ?", genuine.Id).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// insert stores m under id as alice's, in her conversation with bob.
+	insert := func(id string, m *models.Message, ks []*models.RecipientKey) {
+		t.Helper()
+		m.ID, m.Conversation, m.RecipientID, m.SenderID, m.CreatedAt, m.ContentHash = id, orig.Conversation, orig.RecipientID, orig.SenderID, models.Now(), []byte(id)
+		for _, k := range ks {
+			k.MessageID = id
+		}
+		if _, _, err := srv.Store.InsertMessage(ctx, m, ks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(env *pqcrypto.Envelope) []*models.RecipientKey {
+		var out []*models.RecipientKey
+		for _, k := range env.Keys {
+			out = append(out, &models.RecipientKey{UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey})
+		}
+		return out
+	}
+	seal := func(id string, ik *pqcrypto.IdentityKey, text string) *models.Message {
+		t.Helper()
+		h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: alice.Self.Id, ConversationID: bob.Self.Id}
+		env, err := pqcrypto.SealSigned(nil, ik, h, []byte(text), rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &models.Message{CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, Version: 2, SignatureBytes: env.Signature,
+			KeyDigestBytes: bytes.Join(pqcrypto.KeyDigests(env.Keys), nil), Keys: rows(&env.Envelope)}
+		return m
+	}
+
+	// 1. The genuine envelope and signature under a new id.
+	copied := uuid.NewString()
+	cp := *orig
+	var cpKeys []*models.RecipientKey
+	for _, k := range origKeys {
+		c := *k
+		cpKeys = append(cpKeys, &c)
+	}
+	insert(copied, &cp, cpKeys)
+	// 2. The server swaps alice's identity key and signs with the new one.
+	serverIdentity(t, srv, alice.Self.Id, stranger)
+	swapped := uuid.NewString()
+	m := seal(swapped, stranger, "forged")
+	insert(swapped, m, m.Keys)
+	// 3. Version 1: no signature to check.
+	v1ID := uuid.NewString()
+	v1, err := pqcrypto.Seal(nil, pqcrypto.Header{Kind: pqcrypto.KindMessage, ObjectID: v1ID, SenderID: alice.Self.Id, ConversationID: bob.Self.Id}, []byte("unsigned"), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(v1ID, &models.Message{CipherBytes: v1.Ciphertext, NonceBytes: v1.Nonce, Version: 1}, rows(v1))
+
+	p, err := bob.History(ctx, client.WithUser(alice.Self.Id), 0, "", bob.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]client.Received{}
+	for _, r := range p.Messages {
+		got[r.Id] = r
+	}
+	for name, id := range map[string]string{"copied": copied, "signed by the swapped identity": swapped} {
+		if r := got[id]; !errors.Is(r.Err, pqcrypto.ErrCannotOpen) || r.Plaintext != nil || r.Signed {
+			t.Errorf("%s: err %v, plaintext %q, signed %v; want cannot open envelope and nothing else", name, r.Err, r.Plaintext, r.Signed)
+		}
+	}
+	if r := got[genuine.Id]; r.Err != nil || !r.Signed || r.Text() != "genuine" {
+		t.Errorf("genuine after the swap: %v, %q, signed %v", r.Err, r.Text(), r.Signed)
+	}
+	if r := got[v1ID]; r.Err != nil || r.Signed || r.Text() != "unsigned" {
+		t.Errorf("version 1: %v, %q, signed %v; want its text, unsigned", r.Err, r.Text(), r.Signed)
 	}
 }

@@ -246,7 +246,7 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 // TestEveryCommandAnswersHelp is item 10: --help (and -h, and "help
 // COMMAND") describes every command and subcommand and succeeds.
 func TestEveryCommandAnswersHelp(t *testing.T) {
-	lines := [][]string{{"--help"}, {"-h"}, {"help"}, {"room", "--help"}, {"help", "send"}, {"help", "room"}}
+	lines := [][]string{{"--help"}, {"-h"}, {"help"}, {"room", "--help"}, {"help", "send"}, {"help", "room"}, {"backup", "--help"}, {"help", "backup"}}
 	for name := range (&app{}).commands() {
 		lines = append(lines, append(strings.Fields(name), "--help"))
 	}
