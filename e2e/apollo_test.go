@@ -44,6 +44,7 @@ type result struct {
 	SecretKeys []string `json:"secretKeys"` // base64 seeds
 	Usernames  []string `json:"usernames"`  // stored in clear: the positive control of the file scan
 	Misuse     int      `json:"misuseChecks"`
+	Refusals   int      `json:"clientRefusals"` // what the client itself refused: forged certificates, changed identities, bad backups
 }
 
 // TestApolloClient proves the contract from the outside: a Node client built
@@ -83,7 +84,7 @@ func TestApolloClient(t *testing.T) {
 		scanFiles(t, "while the server runs", dataDir, res) // the -wal file is still there
 		srv.stop(t)
 		scanFiles(t, "after SIGTERM", dataDir, res)
-		t.Logf("SQLite: %v (%d plaintexts, %d misuse checks)", time.Since(start).Round(time.Millisecond), len(res.Plaintexts), res.Misuse)
+		t.Logf("SQLite: %v (%d plaintexts, %d misuse checks, %d client refusals)", time.Since(start).Round(time.Millisecond), len(res.Plaintexts), res.Misuse, res.Refusals)
 	})
 
 	t.Run("PostgreSQL", func(t *testing.T) {
@@ -94,7 +95,7 @@ func TestApolloClient(t *testing.T) {
 		res := runScenario(t, node, nodeDir, srv.url)
 		srv.stop(t)
 		scanPostgres(t, db, schema, res)
-		t.Logf("PostgreSQL: %v (%d plaintexts, %d misuse checks)", time.Since(start).Round(time.Millisecond), len(res.Plaintexts), res.Misuse)
+		t.Logf("PostgreSQL: %v (%d plaintexts, %d misuse checks, %d client refusals)", time.Since(start).Round(time.Millisecond), len(res.Plaintexts), res.Misuse, res.Refusals)
 	})
 }
 
