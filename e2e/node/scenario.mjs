@@ -21,6 +21,7 @@ globalThis[Symbol.for('apollo.deprecations')] = true; // Apollo 3.14's v4 migrat
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql, split } from '@apollo/client/core/index.js';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions/index.js';
 import { getMainDefinition } from '@apollo/client/utilities/index.js';
+import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { randomUUID, randomBytes } from 'node:crypto';
@@ -94,6 +95,8 @@ const USER = `id username online createdAt publicKey { id algorithm key fingerpr
   identityKey { key fingerprint createdAt }`;
 const MSG = `id sender { id username } room { id } recipient { id } ciphertext nonce createdAt deleted
   myKey { userId keyId kemCiphertext wrappedKey readAt }`;
+const DOC = `id name mimeType size nonce createdAt downloadUrl uploader { id } room { id } recipient { id }
+  myKey { userId keyId kemCiphertext wrappedKey readAt }`;
 const MEMBER_PAGE = `edges { cursor node { role joinedAt user { ${USER} } } } pageInfo { hasNextPage endCursor }`;
 const ROOM = `id name isGroup code memberCount createdAt owner { id }
   membersConnection(first: 50) { ${MEMBER_PAGE} }`;
@@ -131,6 +134,9 @@ const Q = {
   dmPage: gql`query DMPage($with: ID!, $first: Int, $after: String) {
     directMessages(withUserId: $with, first: $first, after: $after) { edges { cursor node { ${MSG} } } pageInfo { hasNextPage endCursor } } }`,
   sendMessage: gql`mutation SendMessage($input: SendMessageInput!) { sendMessage(input: $input) { ${MSG} } }`,
+  uploadDocument: gql`mutation UploadDocument($input: UploadDocumentInput!) { uploadDocument(input: $input) { ${DOC} } }`,
+  document: gql`query Document($id: ID!) { document(id: $id) { ${DOC} } }`,
+  deleteDocument: gql`mutation DeleteDocument($id: ID!) { deleteDocument(id: $id) }`,
   deleteMessage: gql`mutation DeleteMessage($id: ID!) { deleteMessage(id: $id) }`,
   markRead: gql`mutation MarkRead($ids: [ID!]!) { markRead(messageIds: $ids) }`,
   setTyping: gql`mutation SetTyping($r: ID, $to: ID, $t: Boolean!) { setTyping(roomId: $r, recipientId: $to, isTyping: $t) }`,
@@ -490,6 +496,16 @@ class Person {
     return kp;
   }
 
+  async openDocument(d, ciphertext) {
+    const header = { kind: 'doc', objectId: d.id, senderId: d.uploader.id, conversationId: d.room ? d.room.id : d.recipient.id };
+    try {
+      return await openBytes(header, ciphertext, d.nonce, d.myKey, this.keyFor(d.myKey, `document ${d.id}`));
+    } catch (e) {
+      if (e instanceof CannotOpenError) fail(`${this.name}: cannot open document ${d.id}: ${show(d)}`);
+      throw e;
+    }
+  }
+
   async openMessage(m, where) {
     const header = { kind: 'msg', objectId: m.id, senderId: m.sender.id, conversationId: m.room ? m.room.id : m.recipient.id };
     try {
@@ -532,13 +548,36 @@ async function roomRecipients(who, roomId) {
   return recipientsOf(who, ms.map((m) => m.user));
 }
 
-async function sealFor(sender, { roomId, recipientId }, text, recipients, id = randomUUID()) {
+async function sealFor(sender, { roomId, recipientId }, text, recipients, id = randomUUID(), { attachmentId } = {}) {
   plaintexts.push(text);
   const env = await seal({ kind: 'msg', objectId: id, senderId: sender.id, conversationId: roomId ?? recipientId }, text, recipients);
   const input = { id, ciphertext: env.ciphertext, nonce: env.nonce, keys: env.keys };
   if (roomId) input.roomId = roomId;
   else input.recipientId = recipientId;
+  if (attachmentId) input.attachmentId = attachmentId;
   return input;
+}
+
+// uploadDocument seals bytes as a document and sends it as a GraphQL multipart request
+// (the file part is the raw ciphertext). Returns {data, errors, input} as call() does.
+async function uploadDocument(who, { roomId, recipientId }, name, mimeType, bytes, recipients) {
+  const id = randomUUID();
+  const env = await seal({ kind: 'doc', objectId: id, senderId: who.id, conversationId: roomId ?? recipientId }, bytes, recipients);
+  const input = { id, name, mimeType, nonce: env.nonce, keys: env.keys, file: null, ...(roomId ? { roomId } : { recipientId }) };
+  const form = new FormData();
+  form.append('operations', JSON.stringify({ query: print(Q.uploadDocument), variables: { input } }));
+  form.append('map', JSON.stringify({ 0: ['variables.input.file'] }));
+  form.append('0', new Blob([unb64(env.ciphertext)], { type: 'application/octet-stream' }), 'sealed.bin');
+  const r = await fetch(HTTP_URL, { method: 'POST', headers: { Authorization: `Bearer ${who.token}` }, body: form });
+  const j = await r.json().catch(() => fail(`uploadDocument: HTTP ${r.status}, not JSON`));
+  return { data: j.data ?? null, errors: j.errors ?? [], input, ciphertext: env.ciphertext };
+}
+
+// download fetches a document's ciphertext from its downloadUrl with the bearer header.
+async function download(who, doc) {
+  const r = await fetch(new URL(doc.downloadUrl, HTTP_URL), { headers: { Authorization: `Bearer ${who.token}` } });
+  if (r.status !== 200) fail(`${who.name}: GET ${doc.downloadUrl}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
 }
 
 const sentRoom = []; // {id, text, sender} in send order
@@ -858,6 +897,31 @@ async function main() {
     await misuse('same message id with other content', alice.client, Q.sendMessage, { input }, 'CONFLICT');
   }
   await misuse('non-sender deletes a message', bob.client, Q.deleteMessage, { id: first.alice.id }, 'FORBIDDEN');
+
+  section('documents: alice uploads a sealed file (multipart), attaches it to a message; every member downloads and opens it');
+  {
+    const text = `alice's notes: the plan, in a file ${RUN}-${randomBytes(4).toString('hex')}`;
+    plaintexts.push(text);
+    const name = 'Notizen – Übersicht.txt';
+    const up = await uploadDocument(alice, { roomId }, name, 'text/plain', new TextEncoder().encode(text), keys.alice);
+    if (up.errors.length) fail(`uploadDocument: ${show(up.errors)}`);
+    const doc = up.data.uploadDocument;
+    assertEq([doc.id, doc.name, doc.mimeType, doc.uploader.id, doc.room?.id], [up.input.id, name, 'text/plain', alice.id, roomId], 'uploaded document');
+    const caption = `see the attached notes ${RUN}-${randomBytes(4).toString('hex')}`;
+    const input = await sealFor(alice, { roomId }, caption, keys.alice, randomUUID(), { attachmentId: doc.id });
+    const m = (await ok(alice.client, Q.sendMessage, { input })).sendMessage;
+    sentRoom.push({ id: m.id, text: caption, sender: 'alice', input });
+    for (const p of people) {
+      await receiveLive(p, m.id, caption);
+      const d = (await ok(p.client, Q.document, { id: doc.id })).document;
+      const ct = await download(p, d);
+      assertEq(b64(ct), up.ciphertext, `${p.name} downloads the ciphertext as uploaded`);
+      assertEq(new TextDecoder().decode(await p.openDocument(d, ct)), text, `${p.name} opens the document`);
+    }
+    const bad = await uploadDocument(alice, { roomId }, 'run.sh', 'application/x-sh', new TextEncoder().encode('#!/bin/sh'), keys.alice);
+    assertEq(bad.errors[0]?.extensions?.code, 'BAD_USER_INPUT', `uploadDocument with a MIME type off the list: ${show(bad.errors)}`);
+    misuseResults.push({ what: 'uploadDocument with a MIME type off the list', code: 'BAD_USER_INPUT' });
+  }
 
   section('read receipts');
   {
