@@ -48,10 +48,11 @@ type result struct {
 }
 
 // TestApolloClient proves the contract from the outside: a Node client built
-// only from the API contract and envelope-v1.md (Apollo Client, graphql-ws,
-// @noble/post-quantum, WebCrypto) runs its whole scenario against the real
-// server binary, on SQLite and on PostgreSQL, and the SQLite files hold no
-// plaintext, password or secret key afterwards.
+// only from the API contract and the envelope specifications, versions 1 and 2
+// (Apollo Client, graphql-ws, @noble/post-quantum, @noble/hashes, WebCrypto),
+// reproduces every fixed vector, then runs its whole scenario against the real
+// server binary, on SQLite and on PostgreSQL, and the database holds no
+// plaintext, password, passphrase or secret key afterwards.
 func TestApolloClient(t *testing.T) {
 	node, npm := nodetest.Tools(t)
 	nodeDir, err := filepath.Abs("node")
