@@ -2,7 +2,8 @@
 // API contract and the sealed envelope, versions 1 and 2): Apollo Client (HttpLink +
 // GraphQLWsLink over graphql-ws) in Node, three users with ML-DSA-65 identity keys
 // and certified KEM keys, pinned on first use and checked before every seal, rooms,
-// sealed messages that every member opens, every live event, history paging, key
+// sealed and signed messages and documents that every member verifies and opens (and
+// refuses when tampered with), every live event, history paging, key
 // rotation and an identity reset with their keyChanged events, safety numbers, a key
 // backup restored on a new device, the contract's error codes for misuse, and the
 // legacy subscriptions-transport-ws protocol on a raw socket.
@@ -26,7 +27,7 @@ import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { randomUUID, randomBytes } from 'node:crypto';
 import {
-  b64, unb64, fingerprint, generateKeyPair, keyPairFromSeed, seal, open, openBytes, CannotOpenError,
+  b64, unb64, fingerprint, generateKeyPair, keyPairFromSeed, sealSigned, signEnvelope, openSigned, openSignedBytes, CannotOpenError,
   generateIdentity, identityFromSeed, certifyKEMKey, verifyKEMKeyCertificate, safetyNumber, formatSafetyNumber,
   backupPlaintext, sealBackup, openBackup, CannotOpenBackupError, passphraseLongEnough,
 } from './envelope.mjs';
@@ -94,9 +95,9 @@ async function waitUntil(pred, what, ms = WAIT_MS) {
 const USER = `id username online createdAt publicKey { id algorithm key fingerprint createdAt signature seq }
   identityKey { key fingerprint createdAt }`;
 const MSG = `id sender { id username } room { id } recipient { id } ciphertext nonce createdAt deleted
-  myKey { userId keyId kemCiphertext wrappedKey readAt }`;
+  version signature keyDigests attachmentId myKey { userId keyId kemCiphertext wrappedKey readAt }`;
 const DOC = `id name mimeType size nonce createdAt downloadUrl uploader { id } room { id } recipient { id }
-  myKey { userId keyId kemCiphertext wrappedKey readAt }`;
+  version signature keyDigests myKey { userId keyId kemCiphertext wrappedKey readAt }`;
 const MEMBER_PAGE = `edges { cursor node { role joinedAt user { ${USER} } } } pageInfo { hasNextPage endCursor }`;
 const ROOM = `id name isGroup code memberCount createdAt owner { id }
   membersConnection(first: 50) { ${MEMBER_PAGE} }`;
@@ -237,6 +238,9 @@ class KeyRefusedError extends Error {}
 // IdentityChangedError: the server presents another identity key than the pinned one;
 // nothing is sealed to the user until the change is accepted.
 class IdentityChangedError extends KeyRefusedError {}
+// UnverifiedError: version 1 content, which a client never shows under its sender's
+// name (PROTOCOL-V2.md §3.7); everything this scenario sends is version 2.
+class UnverifiedError extends Error {}
 
 // Pins is one client's memory of other users' keys: the identity key seen first (trust
 // on first use), the highest certificate seq seen and the key of every seq.
@@ -496,22 +500,47 @@ class Person {
     return kp;
   }
 
+  // senderIdentity is the identity key this client pinned for userId, pinned on first
+  // use from the server's answer.
+  async senderIdentity(userId) {
+    if (!this.pins.identityKey(userId)) this.pins.pin((await ok(this.client, Q.user, { id: userId })).user);
+    return this.pins.identityKey(userId);
+  }
+
+  // A document is opened only after its signature verifies against the uploader's
+  // pinned identity key (openSignedBytes); every failure is CannotOpenError.
+  async openDocumentRaw(d, ciphertext) {
+    if (d.version !== 2) throw new UnverifiedError(`document ${d.id} is version ${d.version}: sender not verified`);
+    const meta = { kind: 'doc', objectId: d.id, senderId: d.uploader.id, conversationId: d.room ? d.room.id : d.recipient.id, name: d.name, mimeType: d.mimeType };
+    const env = { ciphertext, nonce: d.nonce, signature: d.signature, keyDigests: d.keyDigests };
+    return openSignedBytes(meta, env, d.myKey, this.keyFor(d.myKey, `document ${d.id}`), await this.senderIdentity(d.uploader.id));
+  }
+
   async openDocument(d, ciphertext) {
-    const header = { kind: 'doc', objectId: d.id, senderId: d.uploader.id, conversationId: d.room ? d.room.id : d.recipient.id };
     try {
-      return await openBytes(header, ciphertext, d.nonce, d.myKey, this.keyFor(d.myKey, `document ${d.id}`));
+      return await this.openDocumentRaw(d, ciphertext);
     } catch (e) {
-      if (e instanceof CannotOpenError) fail(`${this.name}: cannot open document ${d.id}: ${show(d)}`);
+      if (e instanceof CannotOpenError || e instanceof UnverifiedError) fail(`${this.name}: ${e.message}: document ${d.id}: ${show(d)}`);
       throw e;
     }
   }
 
+  // A message is shown only after its signature verifies against the sender's pinned
+  // identity key, over the transcript rebuilt from what the server returned.
+  async openMessageRaw(m, where) {
+    if (m.version !== 2) throw new UnverifiedError(`message ${m.id} is version ${m.version}: sender not verified`);
+    const meta = {
+      kind: 'msg', objectId: m.id, senderId: m.sender.id, conversationId: m.room ? m.room.id : m.recipient.id, attachmentId: m.attachmentId ?? '',
+    };
+    const env = { ciphertext: m.ciphertext, nonce: m.nonce, signature: m.signature, keyDigests: m.keyDigests };
+    return openSigned(meta, env, m.myKey, this.keyFor(m.myKey, where), await this.senderIdentity(m.sender.id));
+  }
+
   async openMessage(m, where) {
-    const header = { kind: 'msg', objectId: m.id, senderId: m.sender.id, conversationId: m.room ? m.room.id : m.recipient.id };
     try {
-      return await open(header, m.ciphertext, m.nonce, m.myKey, this.keyFor(m.myKey, where));
+      return await this.openMessageRaw(m, where);
     } catch (e) {
-      if (e instanceof CannotOpenError) fail(`${this.name}: ${where}: cannot open message ${m.id}: ${show(m)}`);
+      if (e instanceof CannotOpenError || e instanceof UnverifiedError) fail(`${this.name}: ${where}: ${e.message}: message ${m.id}: ${show(m)}`);
       throw e;
     }
   }
@@ -548,10 +577,12 @@ async function roomRecipients(who, roomId) {
   return recipientsOf(who, ms.map((m) => m.user));
 }
 
+// sealFor seals and signs a message (envelope version 2) with the sender's identity key.
 async function sealFor(sender, { roomId, recipientId }, text, recipients, id = randomUUID(), { attachmentId } = {}) {
   plaintexts.push(text);
-  const env = await seal({ kind: 'msg', objectId: id, senderId: sender.id, conversationId: roomId ?? recipientId }, text, recipients);
-  const input = { id, ciphertext: env.ciphertext, nonce: env.nonce, keys: env.keys };
+  const meta = { kind: 'msg', objectId: id, senderId: sender.id, conversationId: roomId ?? recipientId, attachmentId: attachmentId ?? '' };
+  const env = await sealSigned(meta, text, recipients, sender.identity);
+  const input = { id, ciphertext: env.ciphertext, nonce: env.nonce, keys: env.keys, signature: env.signature };
   if (roomId) input.roomId = roomId;
   else input.recipientId = recipientId;
   if (attachmentId) input.attachmentId = attachmentId;
@@ -560,10 +591,13 @@ async function sealFor(sender, { roomId, recipientId }, text, recipients, id = r
 
 // uploadDocument seals bytes as a document and sends it as a GraphQL multipart request
 // (the file part is the raw ciphertext). Returns {data, errors, input} as call() does.
-async function uploadDocument(who, { roomId, recipientId }, name, mimeType, bytes, recipients) {
+// signAs, if given, replaces the signed metadata (to test that the server refuses it).
+async function uploadDocument(who, { roomId, recipientId }, name, mimeType, bytes, recipients, { signAs } = {}) {
   const id = randomUUID();
-  const env = await seal({ kind: 'doc', objectId: id, senderId: who.id, conversationId: roomId ?? recipientId }, bytes, recipients);
-  const input = { id, name, mimeType, nonce: env.nonce, keys: env.keys, file: null, ...(roomId ? { roomId } : { recipientId }) };
+  const meta = { kind: 'doc', objectId: id, senderId: who.id, conversationId: roomId ?? recipientId, name, mimeType };
+  const env = await sealSigned(meta, bytes, recipients, who.identity);
+  if (signAs) env.signature = signEnvelope({ ...meta, ...signAs }, env, who.identity).signature;
+  const input = { id, name, mimeType, nonce: env.nonce, keys: env.keys, signature: env.signature, file: null, ...(roomId ? { roomId } : { recipientId }) };
   const form = new FormData();
   form.append('operations', JSON.stringify({ query: print(Q.uploadDocument), variables: { input } }));
   form.append('map', JSON.stringify({ 0: ['variables.input.file'] }));
@@ -912,15 +946,93 @@ async function main() {
     const m = (await ok(alice.client, Q.sendMessage, { input })).sendMessage;
     sentRoom.push({ id: m.id, text: caption, sender: 'alice', input });
     for (const p of people) {
-      await receiveLive(p, m.id, caption);
+      const live = await receiveLive(p, m.id, caption);
+      assertEq([live.attachmentId, live.version], [doc.id, 2], `${p.name}: the live message's attachmentId and version`);
       const d = (await ok(p.client, Q.document, { id: doc.id })).document;
+      assertEq([d.version, d.keyDigests?.length], [2, 3], `${p.name}: the document's version and keyDigests`);
       const ct = await download(p, d);
       assertEq(b64(ct), up.ciphertext, `${p.name} downloads the ciphertext as uploaded`);
       assertEq(new TextDecoder().decode(await p.openDocument(d, ct)), text, `${p.name} opens the document`);
     }
-    const bad = await uploadDocument(alice, { roomId }, 'run.sh', 'application/x-sh', new TextEncoder().encode('#!/bin/sh'), keys.alice);
-    assertEq(bad.errors[0]?.extensions?.code, 'BAD_USER_INPUT', `uploadDocument with a MIME type off the list: ${show(bad.errors)}`);
-    misuseResults.push({ what: 'uploadDocument with a MIME type off the list', code: 'BAD_USER_INPUT' });
+    {
+      // Client side: the document's signed metadata is bound.
+      const d = (await ok(bob.client, Q.document, { id: doc.id })).document;
+      const ct = await download(bob, d);
+      await refused('a document under another name', CannotOpenError, () => bob.openDocumentRaw({ ...d, name: 'Notizen.txt' }, ct));
+      await refused('a document with another MIME type', CannotOpenError, () => bob.openDocumentRaw({ ...d, mimeType: 'application/pdf' }, ct));
+      await refused('a document with a changed byte', CannotOpenError, () => bob.openDocumentRaw(d, flipByte(ct, 3)));
+    }
+    const uploadMisuse = async (what, up, field) => {
+      const e = up.errors[0];
+      if (e?.extensions?.code !== 'BAD_USER_INPUT' || (field && e.extensions.field !== field)) fail(`${what}: ${show(up.errors)}, want BAD_USER_INPUT naming ${field}`);
+      misuseResults.push({ what, code: 'BAD_USER_INPUT' });
+      log(`   misuse ok: ${what} -> BAD_USER_INPUT (${e.message})`);
+    };
+    await uploadMisuse('uploadDocument with a MIME type off the list', await uploadDocument(alice, { roomId }, 'run.sh', 'application/x-sh', new TextEncoder().encode('#!/bin/sh'), keys.alice));
+    await uploadMisuse('uploadDocument signed under another name', await uploadDocument(alice, { roomId }, 'a.txt', 'text/plain', new TextEncoder().encode('x'), keys.alice, { signAs: { name: 'b.txt' } }), 'signature');
+    await uploadMisuse('uploadDocument signed with another MIME type', await uploadDocument(alice, { roomId }, 'a.txt', 'text/plain', new TextEncoder().encode('x'), keys.alice, { signAs: { mimeType: 'application/pdf' } }), 'signature');
+    // The document goes; the message keeps its attachmentId, and its signature still verifies.
+    assertEq((await ok(alice.client, Q.deleteDocument, { id: doc.id })).deleteDocument, true, 'deleteDocument');
+    for (const p of people) {
+      const h = await page(p, Q.roomPage, { id: roomId }, 'messages', 50, (d) => d.room);
+      const kept = h.find((x) => x.id === m.id);
+      assertEq(kept.attachmentId, doc.id, `${p.name}: attachmentId kept after the document is deleted`);
+      assertEq(await p.openMessage(kept, 'message whose attachment was deleted'), caption, `${p.name} still verifies and opens it`);
+    }
+  }
+
+  section('signatures: the server refuses what does not verify, the client what it cannot verify');
+  {
+    const meta = (input, patch = {}) => ({ kind: 'msg', objectId: input.id, senderId: alice.id, conversationId: roomId, attachmentId: input.attachmentId ?? '', ...patch });
+    const mk = async (what) => sealFor(alice, { roomId }, `${what} ${RUN}`, keys.alice);
+    {
+      const input = await mk('flipped signature');
+      input.signature = b64(flipByte(unb64(input.signature), 11));
+      await misuseField('sendMessage with a flipped signature byte', alice.client, Q.sendMessage, { input }, 'signature');
+    }
+    {
+      const input = await mk('signed by carol');
+      input.signature = signEnvelope(meta(input), input, carol.identity).signature;
+      await misuseField('sendMessage from alice signed with carol\'s identity key', alice.client, Q.sendMessage, { input }, 'signature');
+    }
+    {
+      const input = await mk('signed with an attachment');
+      input.signature = signEnvelope(meta(input, { attachmentId: randomUUID() }), input, alice.identity).signature;
+      await misuseField('sendMessage signed with an attachmentId it does not carry', alice.client, Q.sendMessage, { input }, 'signature');
+    }
+    {
+      const input = await mk('signed for other recipients');
+      input.signature = signEnvelope(meta(input), { ...input, keys: input.keys.filter((k) => k.userId !== carol.id) }, alice.identity).signature;
+      await misuseField('sendMessage whose signature leaves a recipient key out', alice.client, Q.sendMessage, { input }, 'signature');
+    }
+    {
+      const input = await mk('signed as another room');
+      input.signature = signEnvelope(meta(input, { conversationId: randomUUID() }), input, alice.identity).signature;
+      await misuseField('sendMessage signed for another conversation', alice.client, Q.sendMessage, { input }, 'signature');
+    }
+    {
+      // Idempotent retries compare the signature: same envelope, signed again (hedged), is another message.
+      const prev = sentRoom.find((x) => x.sender === 'alice');
+      const again = { ...prev.input, signature: signEnvelope(meta(prev.input), prev.input, alice.identity).signature };
+      assert(again.signature !== prev.input.signature, 'hedged signatures differ');
+      await misuse('the same message id and envelope with another valid signature', alice.client, Q.sendMessage, { input: again }, 'CONFLICT');
+    }
+    // Client side: bob rebuilds the transcript from what the server returned; any change fails.
+    const h = await page(bob, Q.roomPage, { id: roomId }, 'messages', 50, (d) => d.room);
+    const m = h.find((x) => x.id === first.alice.id);
+    const other = h.find((x) => x.id === first.carol.id);
+    assertEq(await bob.openMessageRaw(m, 'before tampering'), texts.alice, 'bob opens alice\'s message');
+    for (const [what, forged] of [
+      ['keyDigests reordered', { ...m, keyDigests: [...m.keyDigests].reverse() }],
+      ['keyDigests missing', { ...m, keyDigests: null }],
+      ['another message\'s signature', { ...m, signature: other.signature }],
+      ['an attachmentId added', { ...m, attachmentId: randomUUID() }],
+      ['the sender changed to carol', { ...m, sender: { ...m.sender, id: carol.id } }],
+      ['the ciphertext of another message', { ...m, ciphertext: other.ciphertext, nonce: other.nonce }],
+      ['a version 1 label on a signed message', { ...m, version: 1 }],
+    ]) {
+      await refused(`bob is shown alice's message with ${what}`, what.startsWith('a version 1') ? UnverifiedError : CannotOpenError, () => bob.openMessageRaw(forged, what));
+    }
   }
 
   section('read receipts');
@@ -984,14 +1096,9 @@ async function main() {
     const old = d.room.messages.edges.map((e) => e.node).find((x) => x.id === first.bob.id);
     assertEq(old.myKey.keyId, carolOld.keyId, 'carol\'s key on an old message is her old key');
     assertEq(await carol.openMessage(old, 'old message after rotation'), texts.bob, 'carol opens an old message with her old seed');
-    let opened = false;
-    try {
-      await openBytes({ kind: 'msg', objectId: old.id, senderId: bob.id, conversationId: roomId }, old.ciphertext, old.nonce, old.myKey, carol.kp);
-      opened = true;
-    } catch (err) {
-      if (!(err instanceof CannotOpenError)) throw err;
-    }
-    assert(!opened, 'the new seed must not open a message sealed to the old key');
+    await refused('carol\'s new seed opens a message sealed to her old key', CannotOpenError, () => openSigned(
+      { kind: 'msg', objectId: old.id, senderId: bob.id, conversationId: roomId, attachmentId: '' },
+      { ciphertext: old.ciphertext, nonce: old.nonce, signature: old.signature, keyDigests: old.keyDigests }, old.myKey, carol.kp, bob.identity.publicKey));
     keys.bob = await roomRecipients(bob, roomId);
     keys.carol = await roomRecipients(carol, roomId);
   }
