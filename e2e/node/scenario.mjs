@@ -109,7 +109,7 @@ const Q = {
   user: gql`query User($id: ID!) { user(id: $id) { ${USER} } }`,
   users: gql`query Users($ids: [ID!]!) { users(ids: $ids) { ${USER} } }`,
   userByUsername: gql`query UserByUsername($u: String!) { userByUsername(username: $u) { id username } }`,
-  rotateKey: gql`mutation RotateKey($pk: String!, $alg: KeyAlgorithm, $seq: Int, $sig: String) {
+  rotateKey: gql`mutation RotateKey($pk: String!, $alg: KeyAlgorithm, $seq: Int!, $sig: String!) {
     rotateKey(publicKey: $pk, algorithm: $alg, seq: $seq, signature: $sig) { ${USER} } }`,
   setIdentityKey: gql`mutation SetIdentityKey($ik: String!, $pk: String!, $alg: KeyAlgorithm, $seq: Int!, $sig: String!, $password: String) {
     setIdentityKey(identityKey: $ik, publicKey: $pk, algorithm: $alg, seq: $seq, signature: $sig, password: $password) { ${USER} } }`,
@@ -195,6 +195,22 @@ async function misuse(what, client, doc, variables, code) {
 async function misuseField(what, client, doc, variables, field) {
   const e = await misuse(what, client, doc, variables, 'BAD_USER_INPUT');
   if (e.extensions?.field !== field) fail(`${what}: extensions.field is ${show(e.extensions?.field)}, want ${field}: ${show(e)}`);
+  return e;
+}
+
+// misuseRequired: a value the contract requires is left out. While the schema still
+// has it nullable (the v2 transition) the server answers BAD_USER_INPUT naming the
+// field; once it is required, GraphQL itself refuses the request
+// (GRAPHQL_VALIDATION_FAILED naming it). Either way nothing is stored.
+async function misuseRequired(what, client, doc, variables, field) {
+  const r = await call(client, doc, variables);
+  const e = r.errors[0];
+  if (!e) fail(`${what}: ${opName(doc)} succeeded (${show(r.data)}), want it refused for the missing ${field}`);
+  const named = e.extensions?.code === 'BAD_USER_INPUT' ? e.extensions.field === field
+    : e.extensions?.code === 'GRAPHQL_VALIDATION_FAILED' && (e.message.includes(field) || (e.path ?? []).includes(field));
+  if (!named) fail(`${what}: ${opName(doc)} answered ${show(r.errors)}, want BAD_USER_INPUT naming ${field} or GRAPHQL_VALIDATION_FAILED about it`);
+  misuseResults.push({ what, code: e.extensions.code });
+  log(`   misuse ok: ${what} -> ${e.extensions.code} (${e.message})`);
   return e;
 }
 
@@ -739,7 +755,7 @@ async function main() {
       { input: { ...input, publicKeySignature: b64(certifyKEMKey(dave.identity, 'ML_KEM_768', 2, dave.kp.publicKey)) } }, 'publicKeySignature');
     await misuseField('register with a certificate of another key', anon, Q.register,
       { input: { ...input, publicKeySignature: b64(certifyKEMKey(dave.identity, 'ML_KEM_768', 1, generateKeyPair('ML_KEM_768').publicKey)) } }, 'publicKeySignature');
-    await misuseField('register with an identity key and no certificate', anon, Q.register,
+    await misuseRequired('register with an identity key and no certificate', anon, Q.register,
       { input: { ...input, publicKeySignature: undefined } }, 'publicKeySignature');
     await misuseField('register with an identity key of 1951 bytes', anon, Q.register,
       { input: { ...input, identityKey: b64(dave.identity.publicKey.subarray(1)) } }, 'identityKey');
@@ -1058,8 +1074,8 @@ async function main() {
     await misuseField('rotateKey with a certificate for seq 3 sent as seq 2', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', seq: 2, sig: cert(3) }, 'signature');
     await misuseField('rotateKey with a certificate of another key', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', seq: 2, sig: cert(2, generateKeyPair('X_WING').publicKey) }, 'signature');
     await misuseField('rotateKey with a certificate by another identity key', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', seq: 2, sig: cert(2, kp.publicKey, alice.identity) }, 'signature');
-    await misuseField('rotateKey without a certificate', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', seq: 2 }, 'signature');
-    await misuseField('rotateKey without a seq', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', sig: cert(2) }, 'seq');
+    await misuseRequired('rotateKey without a certificate', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', seq: 2 }, 'sig');
+    await misuseRequired('rotateKey without a seq', carol.client, Q.rotateKey, { pk: b64(kp.publicKey), alg: 'X_WING', sig: cert(2) }, 'seq');
   }
   const carolOld = { keyId: carol.keyId, kp: carol.kp };
   const carolOldUser = (await ok(alice.client, Q.user, { id: carol.id })).user;
@@ -1191,6 +1207,10 @@ async function main() {
     }
     assert(byKey[aliceFirstKey] > 0 && byKey[alice.keyId] > 0, `history sealed to both of alice's keys: ${show(byKey)}`);
     log(`   the new device opened ${room.length + dm.length} messages (${show(byKey)} by key id)`);
+    // deleteKeyBackup removes it for every device; alice's first device writes a new one.
+    assertEq((await ok(dev.client, Q.deleteKeyBackup)).deleteKeyBackup, true, 'deleteKeyBackup');
+    assertEq((await ok(alice.client, Q.keyBackup)).keyBackup, null, 'keyBackup after deleteKeyBackup');
+    await alice.writeBackup();
   }
 
   section('safety numbers: both sides compute the same 60 digits');
