@@ -978,6 +978,22 @@ async function main() {
       await refused('a document with another MIME type', CannotOpenError, () => bob.openDocumentRaw({ ...d, mimeType: 'application/pdf' }, ct));
       await refused('a document with a changed byte', CannotOpenError, () => bob.openDocumentRaw(d, flipByte(ct, 3)));
     }
+    {
+      // A document in a direct conversation: cid is the recipient's id (Document.recipient).
+      const secret = `bob's private file for alice ${RUN}-${randomBytes(4).toString('hex')}`;
+      plaintexts.push(secret);
+      const ba = recipientsOf(bob, (await ok(bob.client, Q.users, { ids: [bob.id, alice.id] })).users);
+      const up = await uploadDocument(bob, { recipientId: alice.id }, 'private.txt', 'text/plain', new TextEncoder().encode(secret), ba);
+      if (up.errors.length) fail(`uploadDocument (direct): ${show(up.errors)}`);
+      const d = (await ok(alice.client, Q.document, { id: up.input.id })).document;
+      assertEq([d.room, d.recipient?.id, d.uploader.id, d.version], [null, alice.id, bob.id, 2], 'direct document');
+      assertEq(new TextDecoder().decode(await alice.openDocument(d, await download(alice, d))), secret, 'alice opens bob\'s direct document');
+      const r = await call(carol.client, Q.document, { id: d.id });
+      assert(!r.data?.document, `carol may read bob's direct document: ${show(r)}`);
+      const g = await fetch(new URL(d.downloadUrl, HTTP_URL), { headers: { Authorization: `Bearer ${carol.token}` } });
+      assertEq(g.status, 404, 'carol downloading bob\'s direct document');
+      await g.arrayBuffer();
+    }
     const uploadMisuse = async (what, up, field) => {
       const e = up.errors[0];
       if (e?.extensions?.code !== 'BAD_USER_INPUT' || (field && e.extensions.field !== field)) fail(`${what}: ${show(up.errors)}, want BAD_USER_INPUT naming ${field}`);
