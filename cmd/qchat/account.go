@@ -170,7 +170,11 @@ func (a *app) writeStore(ks *keyStore, seeds map[string]string) error {
 	if err := ks.setSeeds(seeds, pp); err != nil {
 		return err
 	}
-	return writeJSON(a.dir, keysFile, ks)
+	if err := writeJSON(a.dir, keysFile, ks); err != nil {
+		return err
+	}
+	a.seeds = seeds
+	return nil
 }
 
 func userJSON(id, name string) map[string]string {
@@ -454,12 +458,16 @@ func (a *app) rotateKey(ctx context.Context, args []string) error {
 		"new current key (%s)\nfingerprint %s\n%s\n", alg, ks.Keys[0].fingerprint(), kept)
 }
 
-// unlocked reads the key store again with the seeds unlocked by start (the
-// passphrase is cached, so this asks for nothing).
+// unlocked reads the key store again with the seeds this process unlocked
+// or wrote last: an encrypted store is not unsealed again (Argon2id with
+// 64 MiB, a noticeable pause each time).
 func (a *app) unlocked() (*keyStore, map[string]string, error) {
 	ks, err := a.loadKeys()
 	if err != nil {
 		return nil, nil, err
+	}
+	if a.seeds != nil {
+		return ks, a.seeds, nil
 	}
 	seeds, err := ks.seeds(a.getPassphrase)
 	if err != nil {

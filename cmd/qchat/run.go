@@ -151,6 +151,7 @@ type app struct {
 	session  *session
 	ring     client.Keyring
 	identity *pqcrypto.IdentityKey
+	seeds    map[string]string // the unlocked seeds, as this process last read or wrote them
 }
 
 // run is the whole program: args without the program name, the environment
@@ -555,6 +556,7 @@ func (a *app) unlock(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.seeds = seeds
 	if a.ring, err = ks.keyringFrom(seeds); err != nil {
 		return err
 	}
