@@ -224,3 +224,55 @@ func TestPinsFileIsShared(t *testing.T) {
 		t.Errorf("contacts.json: %v, %v", info, err)
 	}
 }
+
+// TestListenShowsForgeriesAsUnverifiable: listen shows a message that does
+// not verify (here alice's genuine envelope and signature copied under a
+// new id, written straight into the server's tables) as unverifiable, never
+// with its text, and goes on showing genuine messages.
+func TestListenShowsForgeriesAsUnverifiable(t *testing.T) {
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
+	alice.signUp(ctx)
+	bob.signUp(ctx)
+	var sent struct{ ID string }
+	if err := json.Unmarshal([]byte(alice.do(ctx, "send", "@bob", "the original", "--json")), &sent); err != nil {
+		t.Fatal(err)
+	}
+	live := bob.listen(ctx, "--json")
+	srv.WaitSubscribers(t, 6)
+
+	orig, err := srv.Store.MessageByID(ctx, sent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []*models.RecipientKey
+	if err := srv.Store.DB().NewSelect().Model(&keys).Where("message_id = ?", sent.ID).Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp := *orig
+	cp.ID, cp.CreatedAt = uuid.NewString(), models.Now()
+	for _, k := range keys {
+		k.MessageID, k.ReadAt = cp.ID, nil
+	}
+	if _, _, err := srv.Store.InsertMessage(ctx, &cp, keys); err != nil {
+		t.Fatal(err)
+	}
+	// The next live message makes listen catch up, which finds the copy.
+	alice.do(ctx, "send", "@bob", "after the forgery")
+	live.waitText(t, "after the forgery")
+	var forged map[string]any
+	for _, m := range live.messages() {
+		if m["id"] == cp.ID {
+			forged = m
+		}
+	}
+	if forged == nil || forged["unverifiable"] != true || forged["text"] != nil || forged["signed"] != false {
+		t.Fatalf("listen showed the copy as %v; all:\n%s", forged, live.out.String())
+	}
+	for _, m := range live.messages() {
+		if m["text"] == "after the forgery" && m["signed"] != true {
+			t.Errorf("the genuine message: %v", m)
+		}
+	}
+}
