@@ -180,6 +180,31 @@ func fingerprintOrNone(k []byte) string {
 	return pqcrypto.Fingerprint(k)
 }
 
+// trustState says in a word or two where the caller stands with u's
+// identity key, without pinning anything: "you", "no identity key" (an
+// account from before version 2), "not met" (not pinned yet), "verified",
+// "not verified", or "CHANGED" (the server presents another identity key
+// than the pinned one: qchat trust, after checking).
+func (a *app) trustState(u *client.User) string {
+	if a.session != nil && u.Id == a.session.UserID {
+		return "you"
+	}
+	pin, err := a.pins().Pin(u.Id)
+	switch {
+	case err != nil:
+		return "unknown (" + contactsFile + " unreadable)"
+	case u.IdentityKey == nil && pin == nil:
+		return "no identity key"
+	case pin == nil:
+		return "not met"
+	case u.IdentityKey == nil || u.IdentityKey.Key != pqcrypto.EncodeB64(pin.IdentityKey):
+		return "CHANGED"
+	case pin.Verified:
+		return "verified"
+	}
+	return "not verified"
+}
+
 // verify shows the safety number of me and a user and, with --mark,
 // records that we compared it and it matched.
 func (a *app) verify(ctx context.Context, args []string) error {

@@ -117,7 +117,8 @@ const roomUsage = `Usage: qchat room SUBCOMMAND [arguments] [flags]
 
   create NAME [--direct]      a new room; prints its invite code
   join CODE                   join a room by its invite code
-  members ROOM                who is in a room, with key fingerprints
+  members ROOM                who is in a room, with key fingerprints and
+                              whether you verified them
   add ROOM @user              add someone (owner or admin)
   remove ROOM @user           remove someone (owner or admin, or yourself)
   leave ROOM                  leave a room

@@ -34,7 +34,32 @@ func TestTrustOnFirstUse(t *testing.T) {
 	if out := alice.do(ctx, "contacts"); !strings.Contains(out, "no contacts yet") {
 		t.Errorf("contacts before meeting anyone:\n%s", out)
 	}
+	alice.do(ctx, "room", "create", "Plans")
+	alice.do(ctx, "room", "add", "Plans", "@bob")
+	identityOf := func(who string) string {
+		t.Helper()
+		for _, line := range strings.Split(strings.TrimSpace(alice.do(ctx, "room", "members", "Plans", "--json")), "\n") {
+			var m struct {
+				User     struct{ Username string }
+				Identity string
+			}
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.User.Username == who {
+				return m.Identity
+			}
+		}
+		t.Fatalf("%s is not a member", who)
+		return ""
+	}
+	if got := identityOf("bob"); got != "not met" {
+		t.Errorf("bob before alice meets him: %q", got)
+	}
 	alice.do(ctx, "send", "@bob", "hello bob")
+	if got := identityOf("bob"); got != "not verified" {
+		t.Errorf("bob once met: %q", got)
+	}
 	if out := alice.do(ctx, "contacts"); !strings.Contains(out, "bob") || !strings.Contains(out, "not verified") {
 		t.Errorf("contacts after the first message:\n%s", out)
 	}
@@ -52,6 +77,9 @@ func TestTrustOnFirstUse(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(alice.do(ctx, "contacts", "--json")), &c); err != nil || c.Username != "bob" || !c.Verified || c.IdentityChanged {
 		t.Fatalf("contacts after verify --mark: %+v, %v", c, err)
+	}
+	if got := identityOf("bob"); got != "verified" {
+		t.Errorf("bob once verified: %q", got)
 	}
 
 	// The server swaps bob's identity key and presents a key certified by
@@ -85,6 +113,9 @@ func TestTrustOnFirstUse(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(alice.do(ctx, "contacts", "--json")), &c); err != nil || !c.IdentityChanged {
 		t.Errorf("contacts after the swap: %+v, %v", c, err)
+	}
+	if got := identityOf("bob"); got != "CHANGED" {
+		t.Errorf("bob after the swap: %q", got)
 	}
 	hist := bob.do(ctx, "history", "@alice")
 	if strings.Contains(hist, "must not reach") {
