@@ -132,6 +132,7 @@ const roomUsage = `Usage: qchat room SUBCOMMAND [arguments] [flags]
 // parsed common flags, and the state loaded from the config dir.
 type app struct {
 	stdin          io.Reader
+	stdinLines     *bufio.Reader // stdin, once a secret was read from it
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
@@ -599,7 +600,13 @@ func (a *app) secret(file, env, prompt string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	// One reader for the whole command: a script may pipe several secrets
+	// (the key store passphrase, then the password), one per line, and a
+	// reader of its own per secret would swallow the lines after its own.
+	if a.stdinLines == nil {
+		a.stdinLines = bufio.NewReader(a.stdin)
+	}
+	line, err := a.stdinLines.ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {
 		return nil, fmt.Errorf("no %s: use a file flag, %s, or a terminal", prompt, env)
 	}

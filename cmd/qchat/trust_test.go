@@ -307,3 +307,23 @@ func TestListenShowsForgeriesAsUnverifiable(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsPipedOnStdin: a script can pipe every secret a command needs,
+// one per line: register reads the key store passphrase (the identity key
+// signs the first key) and then the password.
+func TestSecretsPipedOnStdin(t *testing.T) {
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	dir := t.TempDir()
+	getenv := env(map[string]string{"QCHAT_CONFIG_DIR": dir, "QCHAT_SERVER": srv.URL})
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"keygen", "--encrypt"}, strings.NewReader("a store passphrase\n"), &out, &errOut, getenv); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, errOut.String())
+	}
+	if err := run(ctx, []string{"register", "carol"}, strings.NewReader("a store passphrase\npassword of carol\n"), &out, &errOut, getenv); err != nil {
+		t.Fatalf("register with both secrets piped: %v\n%s", err, errOut.String())
+	}
+	if err := run(ctx, []string{"login", "carol"}, strings.NewReader("password of carol\n"), &out, &errOut, getenv); err != nil {
+		t.Fatalf("login with the password registered: %v\n%s", err, errOut.String())
+	}
+}
