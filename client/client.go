@@ -94,6 +94,30 @@ func isRecipientMismatch(err error) bool {
 	return false
 }
 
+// setInput sets a version 2 input field that the SDK always fills: a
+// *string while the schema leaves it optional (the transition to version 2)
+// and a string once it is required. genqlient makes a nullable input field a
+// pointer and refuses a pointer on a required one, so the generated type
+// changes with the schema; this keeps the SDK building across the switch.
+func setInput[T any](field *T, v string) {
+	switch f := any(field).(type) {
+	case *string:
+		*f = v
+	case **string:
+		*f = &v
+	default:
+		panic(fmt.Sprintf("client: setInput on a %T", field))
+	}
+}
+
+// SetSignature sets the envelope's signature (standard base64), whichever
+// type the schema gives the field (see setInput).
+func (v *SendMessageInput) SetSignature(sig string) { setInput(&v.Signature, sig) }
+
+// SetSignature sets the envelope's signature (standard base64), whichever
+// type the schema gives the field (see setInput).
+func (v *UploadDocumentInput) SetSignature(sig string) { setInput(&v.Signature, sig) }
+
 func notFound(what string) error {
 	return &Error{Code: CodeNotFound, Message: what + " not found", Extensions: map[string]any{"code": CodeNotFound}}
 }

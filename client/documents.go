@@ -61,14 +61,16 @@ func (c *Client) UploadDocument(ctx context.Context, conv Conversation, name, mi
 	var out *Document
 	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: oid, Name: name, MimeType: mimeType}
 	err := c.sealAndSend(ctx, conv, h, data, func(env *pqcrypto.SignedEnvelope) error {
-		sig := pqcrypto.EncodeB64(env.Signature)
+
 		// A per-call transport carries the file part: genqlient's request
 		// has only JSON variables, where the Upload placeholder is null.
 		t := &transport{c: c, files: map[string][]byte{"variables.input.file": env.Ciphertext}}
-		resp, err := uploadDocument(ctx, t, UploadDocumentInput{
+		in := UploadDocumentInput{
 			Id: oid, RoomId: conv.roomPtr(), RecipientId: conv.userPtr(),
-			Name: name, MimeType: mimeType, Nonce: pqcrypto.EncodeB64(env.Nonce), Keys: wireKeys(env), Signature: &sig,
-		})
+			Name: name, MimeType: mimeType, Nonce: pqcrypto.EncodeB64(env.Nonce), Keys: wireKeys(env),
+		}
+		in.SetSignature(pqcrypto.EncodeB64(env.Signature))
+		resp, err := uploadDocument(ctx, t, in)
 		if err != nil {
 			return err
 		}

@@ -368,9 +368,6 @@ func (v *PresenceEvent) GetUser() UserRef { return v.User }
 
 // Nullable input fields are omitted when nil rather than sent as null: an
 // explicit null would override a schema default (CreateRoomInput.isGroup).
-// The version 2 inputs are pointers whether the schema makes them optional
-// (during the transition) or required, so that the SDK's code does not
-// change with the schema; the SDK always sets them.
 type PublicKey struct {
 	Id        string             `json:"id"`
 	Algorithm pqcrypto.Algorithm `json:"algorithm"`

@@ -364,12 +364,13 @@ func (c *Client) Send(ctx context.Context, conv Conversation, plaintext []byte, 
 	var out *Message
 	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: oid, AttachmentID: opts.AttachmentID}
 	err := c.sealAndSend(ctx, conv, h, plaintext, func(env *pqcrypto.SignedEnvelope) error {
-		sig := pqcrypto.EncodeB64(env.Signature)
-		m, err := c.SendMessageRaw(ctx, SendMessageInput{
+		in := SendMessageInput{
 			Id: oid, RoomId: conv.roomPtr(), RecipientId: conv.userPtr(),
 			Ciphertext: pqcrypto.EncodeB64(env.Ciphertext), Nonce: pqcrypto.EncodeB64(env.Nonce),
-			Keys: wireKeys(env), AttachmentId: nonEmpty(opts.AttachmentID), Signature: &sig,
-		})
+			Keys: wireKeys(env), AttachmentId: nonEmpty(opts.AttachmentID),
+		}
+		in.SetSignature(pqcrypto.EncodeB64(env.Signature))
+		m, err := c.SendMessageRaw(ctx, in)
 		out = m
 		return err
 	})

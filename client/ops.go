@@ -25,12 +25,10 @@ func (c *Client) Register(ctx context.Context, username, password string, ik *pq
 		return nil, fmt.Errorf("register: %w", err)
 	}
 	alg := kp.Algorithm
-	identity, signature := pqcrypto.EncodeB64(ik.PublicKey()), pqcrypto.EncodeB64(cert)
-	resp, err := register(ctx, c.gql, RegisterInput{
-		Username: username, Password: password,
-		PublicKey: pqcrypto.EncodeB64(kp.PublicKey), KeyAlgorithm: &alg,
-		IdentityKey: &identity, PublicKeySignature: &signature,
-	})
+	in := RegisterInput{Username: username, Password: password, PublicKey: pqcrypto.EncodeB64(kp.PublicKey), KeyAlgorithm: &alg}
+	setInput(&in.IdentityKey, pqcrypto.EncodeB64(ik.PublicKey()))
+	setInput(&in.PublicKeySignature, pqcrypto.EncodeB64(cert))
+	resp, err := register(ctx, c.gql, in)
 	if err != nil {
 		return nil, err
 	}

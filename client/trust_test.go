@@ -365,7 +365,9 @@ func TestOpeningVerifiesAgainstPins(t *testing.T) {
 	for _, k := range w.Keys {
 		keys = append(keys, client.RecipientKeyInput{UserId: k.UserID, KeyId: k.KeyID, KemCiphertext: k.KEMCiphertext, WrappedKey: k.WrappedKey})
 	}
-	_, err = alice.SendMessageRaw(ctx, client.SendMessageInput{Id: id, RecipientId: &bob.Self.Id, Ciphertext: w.Ciphertext, Nonce: w.Nonce, Keys: keys, Signature: &w.Signature})
+	in := client.SendMessageInput{Id: id, RecipientId: &bob.Self.Id, Ciphertext: w.Ciphertext, Nonce: w.Nonce, Keys: keys}
+	in.SetSignature(w.Signature)
+	_, err = alice.SendMessageRaw(ctx, in)
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != client.CodeBadUserInput || ce.Extensions["field"] != "signature" {
 		t.Fatalf("a forged signature through the API: %v, want BAD_USER_INPUT naming signature", err)

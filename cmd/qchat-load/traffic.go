@@ -72,7 +72,8 @@ func (conv *conversation) input(p prepared) client.SendMessageInput {
 	for i, k := range w.Keys {
 		keys[i] = client.RecipientKeyInput{UserId: k.UserID, KeyId: k.KeyID, KemCiphertext: k.KEMCiphertext, WrappedKey: k.WrappedKey}
 	}
-	in := client.SendMessageInput{Id: p.id, Ciphertext: w.Ciphertext, Nonce: w.Nonce, Keys: keys, Signature: &w.Signature}
+	in := client.SendMessageInput{Id: p.id, Ciphertext: w.Ciphertext, Nonce: w.Nonce, Keys: keys}
+	in.SetSignature(w.Signature)
 	if conv.conv.RoomID != "" {
 		in.RoomId = &conv.conv.RoomID
 	} else {
