@@ -370,8 +370,10 @@ func TestSendRetriesAfterKeyRotation(t *testing.T) {
 	}
 
 	// Without the retry the server's error is typed, with its extensions.
-	_, err = alice.SendMessageRaw(ctx, client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
-		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}})
+	refused := client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
+		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}}
+	refused.SetSignature(pqcrypto.EncodeB64(make([]byte, pqcrypto.SignatureSize))) // the key list is checked first
+	_, err = alice.SendMessageRaw(ctx, refused)
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != client.CodeBadUserInput || len(ce.StringList("missingUserIds")) != 2 {
 		t.Fatalf("empty key list: %#v", err)
