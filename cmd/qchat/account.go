@@ -368,7 +368,8 @@ func (a *app) logout(ctx context.Context, args []string) error {
 // substitutes keys.
 func (a *app) fingerprint(ctx context.Context, args []string) error {
 	pos, err := a.start(ctx, a.flags("fingerprint"), args, spec{args: "[@user]", max: 1,
-		about: "Shows the fingerprint of my current key, or of a user's: compare it with them in person or by phone."})
+		about: "Shows the fingerprints of my identity key and current key, or of a user's. Safety numbers\n" +
+			"(qchat verify @user) compare both users' identity keys at once."})
 	if err != nil {
 		return err
 	}
@@ -379,8 +380,12 @@ func (a *app) fingerprint(ctx context.Context, args []string) error {
 		}
 		k := ks.Keys[0]
 		s, _ := a.loadSession()
-		return a.out(map[string]any{"username": s.Username, "keyId": k.KeyID, "algorithm": k.Algorithm, "fingerprint": k.fingerprint()},
-			"my key (%s)\n%s\n", k.Algorithm, k.fingerprint())
+		out := map[string]any{"username": s.Username, "keyId": k.KeyID, "algorithm": k.Algorithm, "fingerprint": k.fingerprint()}
+		if ks.Identity == "" {
+			return a.out(out, "my key (%s)\n%s\n", k.Algorithm, k.fingerprint())
+		}
+		out["identityFingerprint"] = fingerprintB64(ks.Identity)
+		return a.out(out, "my identity key\n%s\nmy key (%s)\n%s\n", fingerprintB64(ks.Identity), k.Algorithm, k.fingerprint())
 	}
 	c, _, err := a.authed()
 	if err != nil {
@@ -398,8 +403,17 @@ func (a *app) fingerprint(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s's key: %w", u.Username, err)
 	}
 	fp := pqcrypto.Fingerprint(pub)
-	return a.out(map[string]any{"username": u.Username, "keyId": u.PublicKey.Id, "algorithm": u.PublicKey.Algorithm, "fingerprint": fp},
-		"%s's key (%s)\n%s\n", u.Username, u.PublicKey.Algorithm, fp)
+	out := map[string]any{"username": u.Username, "keyId": u.PublicKey.Id, "algorithm": u.PublicKey.Algorithm, "fingerprint": fp}
+	if u.IdentityKey == nil {
+		return a.out(out, "%s's key (%s)\n%s\n", u.Username, u.PublicKey.Algorithm, fp)
+	}
+	// Computed here from the key, like the KEM key's: the server's
+	// fingerprint field is the server's word. verify compares both
+	// identity keys at once, with the pinned one.
+	ifp := fingerprintB64(u.IdentityKey.Key)
+	out["identityFingerprint"] = ifp
+	return a.out(out, "%s's identity key, as the server presents it (qchat verify @%s compares the pinned one)\n%s\n%s's key (%s)\n%s\n",
+		u.Username, u.Username, ifp, u.Username, u.PublicKey.Algorithm, fp)
 }
 
 // rotateKey replaces the current key with one certified by the identity
