@@ -195,6 +195,34 @@ func Decrypt(m *Message, kr Keyring, senders []*pqcrypto.IdentityPublicKey) Rece
 	return Received{Message: *m, Plaintext: pt, Err: err, Signed: signed}
 }
 
+// pinSenders pins the senders of ms the caller has no pin for yet, with one
+// request for all of them rather than one per sender as Decrypt would.
+// Failures are left for Decrypt to meet and report.
+func (c *Client) pinSenders(ctx context.Context, ms []*Message) {
+	var ids []string
+	seen := map[string]bool{}
+	for _, m := range ms {
+		id := m.Sender.Id
+		if m.Version == 1 || m.Deleted || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if pin, err := c.pins.Pin(id); err == nil && pin == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	us, err := c.Users(ctx, ids)
+	if err != nil {
+		return
+	}
+	for i := range us {
+		_, _ = c.pinIdentity(&us[i])
+	}
+}
+
 // Decrypt opens m with kr, verifying a version 2 message against its
 // sender's pinned identity key (pinned now, from the server, if the sender
 // is new to the caller).
@@ -233,8 +261,13 @@ func (c *Client) History(ctx context.Context, conv Conversation, first int, afte
 	if mp.PageInfo.EndCursor != nil {
 		p.EndCursor = *mp.PageInfo.EndCursor
 	}
+	ms := make([]*Message, len(mp.Edges))
 	for i := range mp.Edges {
-		p.Messages[i] = c.Decrypt(ctx, &mp.Edges[i].Node, kr)
+		ms[i] = &mp.Edges[i].Node
+	}
+	c.pinSenders(ctx, ms)
+	for i, m := range ms {
+		p.Messages[i] = c.Decrypt(ctx, m, kr)
 	}
 	return p, nil
 }

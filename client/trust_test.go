@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +453,46 @@ func TestOpeningVerifiesAgainstPins(t *testing.T) {
 	}
 	if r := got[v1ID]; r.Err != nil || r.Signed || r.Text() != "unsigned" {
 		t.Errorf("version 1: %v, %q, signed %v; want its text, unsigned", r.Err, r.Text(), r.Signed)
+	}
+}
+
+// A page of history from several people new to the reader pins them all
+// with one request, not one per sender.
+func TestHistoryPinsSendersInOneRequest(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	alice := registerSigned(t, srv, "alice")
+	var ids []string
+	var senders []*signedPerson
+	for _, name := range []string{"bob", "carol", "dave"} {
+		p := registerSigned(t, srv, name)
+		senders = append(senders, p)
+		ids = append(ids, p.Self.Id)
+	}
+	r, err := alice.CreateRoom(ctx, "many", true, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range senders {
+		if _, err := p.SendText(ctx, client.InRoom(r.Id), "from "+p.Self.Username); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ct := &countingTransport{}
+	fresh, err := client.New(srv.URL, client.WithSession(alice.Token(), alice.Self.Id), client.WithHTTPClient(&http.Client{Transport: ct}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := fresh.History(ctx, client.InRoom(r.Id), 0, "", alice.Keyring)
+	if err != nil || len(p.Messages) != 3 {
+		t.Fatalf("history: %+v, %v", p, err)
+	}
+	for _, m := range p.Messages {
+		if m.Err != nil || !m.Signed {
+			t.Errorf("%s: %v, signed %v", m.Sender.Username, m.Err, m.Signed)
+		}
+	}
+	if n := ct.n.Load(); n != 2 {
+		t.Errorf("%d requests, want 2 (the page, then the three senders at once)", n)
 	}
 }
