@@ -46,7 +46,7 @@ Keys and account
                               a passphrase if one is given
   register USERNAME           create an account with the generated keys
   login USERNAME | logout     open / end a session (token in session.json, 0600)
-  fingerprint [@user]         key fingerprint to compare out of band
+  fingerprint [@user]         identity and key fingerprints
   rotate-key [--algorithm A]  new key pair, certified by your identity key and
                               published as current; old secret keys are kept,
                               and the key backup is rewritten (its secret is
@@ -71,7 +71,7 @@ Rooms
   room rename ROOM NAME | delete ROOM
 
 Messages and files (ROOM is a room id or the name of one of my rooms)
-  send ROOM|@user TEXT...     seal and send a message
+  send ROOM|@user TEXT...     seal, sign and send a message
   history ROOM|@user [--limit N]
   listen [ROOM]               live messages, typing, read receipts and key
                               changes (Ctrl-C ends); reconnects and catches up
