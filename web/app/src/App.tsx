@@ -19,11 +19,12 @@ export function App() {
   const signIn = useCallback(async (s: SavedSession, store?: KeyStore) => {
     const keys = store ?? (await KeyStore.open());
     const keyRing = await keys.keyRing(s.userId);
+    const identity = await keys.getIdentity(s.userId);
     tokenRef.current = s.token;
     saveSession(s);
     // The websocket, if any, still carries the previous token.
     await api.link.reconnect();
-    setSession({ ...s, store: keys, keyRing });
+    setSession({ ...s, store: keys, keyRing, identity });
   }, [api]);
 
   const signOut = useCallback(async () => {

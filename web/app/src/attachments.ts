@@ -6,13 +6,14 @@
 
 import { type ApolloClient, CombinedGraphQLErrors } from '@apollo/client';
 import {
+  type Account,
   type ConversationRef,
   DocumentByIdDocument,
   type KeyPair,
   authHeaders,
 
   conversationId,
-  fetchRecipients,
+  trustedRecipients,
   fromWireKey,
   openV1,
   sealV1,
@@ -41,19 +42,19 @@ export class AttachmentError extends Error {
 
 const UPLOAD = 'mutation UploadDocument($input: UploadDocumentInput!) { uploadDocument(input: $input) { id } }';
 
-/** Seals file for the conversation's members and uploads it; resolves to the document's id. */
+/** Seals file for the conversation's members (their keys checked) and uploads it; resolves to the document's id. */
 export async function uploadFile(
   client: ApolloClient,
   token: string,
-  selfId: string,
+  account: Account,
   conversation: ConversationRef,
   file: File,
   onProgress: (fraction: number) => void,
 ): Promise<string> {
   const plaintext = new Uint8Array(await file.arrayBuffer());
-  const recipients = await fetchRecipients(client, selfId, conversation);
+  const recipients = await trustedRecipients(client, account, conversation);
   const id = crypto.randomUUID();
-  const env = await sealV1({ kind: 'doc', objectId: id, senderId: selfId, conversationId: conversationId(conversation) }, plaintext, recipients);
+  const env = await sealV1({ kind: 'doc', objectId: id, senderId: account.userId, conversationId: conversationId(conversation) }, plaintext, recipients);
   const w = toWire(env);
   const input = {
     id,

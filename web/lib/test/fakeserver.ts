@@ -5,7 +5,7 @@
 import { ApolloClient, ApolloLink, InMemoryCache } from '@apollo/client';
 import { Observable } from 'rxjs';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type KeyPair, b64, generateKeyPair, hex, randomUUID, unb64, utf8 } from '../src/index.js';
+import { type Account, type IdentityKeyPair, type KeyPair, KeyStore, b64, certifyKemKey, generateIdentity, generateKeyPair, hex, randomUUID, unb64, utf8 } from '../src/index.js';
 
 export interface FakeUser {
   id: string;
@@ -14,6 +14,11 @@ export interface FakeUser {
   kp: KeyPair;
   /** Every key pair the user had, by key id (to open old messages). */
   ring: Map<string, KeyPair>;
+  /** null: an account from before version 2 (no identity key, no certificates). */
+  identity: IdentityKeyPair | null;
+  seq: number;
+  /** The current key's certificate; null before version 2. */
+  certificate: Uint8Array | null;
 }
 
 interface Stored {
@@ -35,18 +40,34 @@ export class FakeServer {
   /** Runs once, just before the next sendMessage is handled (a member rotating a key in between, say). */
   beforeNextSend: (() => void) | null = null;
 
-  addUser(username: string): FakeUser {
+  /** A user with an identity key and a certified first key (v1: neither, an account from before version 2). */
+  addUser(username: string, opts: { v1?: boolean } = {}): FakeUser {
     const kp = generateKeyPair();
-    const u: FakeUser = { id: randomUUID(), username, keyId: randomUUID(), kp, ring: new Map() };
+    const identity = opts.v1 ? null : generateIdentity();
+    const u: FakeUser = { id: randomUUID(), username, keyId: randomUUID(), kp, ring: new Map(), identity, seq: 1, certificate: identity ? certifyKemKey(identity, kp.algorithm, 1, kp.publicKey) : null };
     u.ring.set(u.keyId, kp);
     this.users.set(u.id, u);
     return u;
   }
 
-  rotate(u: FakeUser): void {
+  /** A new key certified with the next seq (or, given, another seq). */
+  rotate(u: FakeUser, seq = u.seq + 1): void {
     u.kp = generateKeyPair('X_WING');
     u.keyId = randomUUID();
     u.ring.set(u.keyId, u.kp);
+    u.seq = seq;
+    u.certificate = u.identity ? certifyKemKey(u.identity, u.kp.algorithm, seq, u.kp.publicKey) : null;
+  }
+
+  /** A new identity key with a new key it certifies (setIdentityKey; or a server lying about the user). */
+  resetIdentity(u: FakeUser): void {
+    u.identity = generateIdentity();
+    this.rotate(u);
+  }
+
+  /** The account of a user on a fresh device of its own (its identity key; pins start empty). */
+  async account(u: FakeUser): Promise<Account> {
+    return { userId: u.id, store: await KeyStore.open(`fake-${u.id}-${randomUUID()}`), identity: u.identity };
   }
 
   room(...members: FakeUser[]): string {
@@ -58,7 +79,11 @@ export class FakeServer {
   private userJSON(u: FakeUser) {
     return {
       __typename: 'User', id: u.id, username: u.username, online: true, createdAt: '2026-11-30T00:00:00Z',
-      publicKey: { __typename: 'PublicKey', id: u.keyId, algorithm: u.kp.algorithm, key: b64(u.kp.publicKey), fingerprint: 'f', createdAt: '2026-11-30T00:00:00Z', current: true },
+      publicKey: {
+        __typename: 'PublicKey', id: u.keyId, algorithm: u.kp.algorithm, key: b64(u.kp.publicKey), fingerprint: 'f', createdAt: '2026-11-30T00:00:00Z', current: true,
+        signature: u.certificate ? b64(u.certificate) : null, seq: u.certificate ? u.seq : null,
+      },
+      identityKey: u.identity ? { __typename: 'IdentityKey', key: b64(u.identity.publicKey), fingerprint: 'f' } : null,
     };
   }
 

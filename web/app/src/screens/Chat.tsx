@@ -386,9 +386,9 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
   const deliver = async (localId: string, text: string, prepared?: PreparedMessage) => {
     let latest = prepared;
     try {
-      latest ??= await prepareMessage(client, session.userId, conversation, text);
+      latest ??= await prepareMessage(client, session, conversation, text);
       update(localId, { prepared: latest });
-      const m = await sendPrepared(client, session.userId, latest, { onResealed: (p) => (latest = p) });
+      const m = await sendPrepared(client, session, latest, { onResealed: (p) => (latest = p) });
       addMessage(client.cache, session.userId, m);
       update(localId, null);
       void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
@@ -601,9 +601,9 @@ function AttachFile({ conversation, session }: { conversation: ConversationRef; 
     }
     setProgress({ name: file.name, fraction: 0 });
     try {
-      const attachmentId = await uploadFile(client, session.token, session.userId, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
-      const prepared = await prepareMessage(client, session.userId, conversation, file.name, { attachmentId });
-      addMessage(client.cache, session.userId, await sendPrepared(client, session.userId, prepared));
+      const attachmentId = await uploadFile(client, session.token, session, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
+      const prepared = await prepareMessage(client, session, conversation, file.name, { attachmentId });
+      addMessage(client.cache, session.userId, await sendPrepared(client, session, prepared));
       void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
     } catch (err) {
       setError(`${file.name} was not sent: ${describeFileError(err)}`);

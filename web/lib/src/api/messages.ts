@@ -7,19 +7,20 @@
 import type { ApolloClient } from '@apollo/client';
 import { type Random, defaultRandom, randomUUID, unb64 } from '../crypto/bytes.js';
 import { CannotOpenError, type Header, type Recipient, openWireV1, sealV1, textOf, toWire } from '../crypto/envelope.js';
-import { type KeyPair, isAlgorithm } from '../crypto/kem.js';
+import type { KeyPair } from '../crypto/kem.js';
 import { apiErrors, hasErrorCode, recipientMismatch } from './errors.js';
 import { PAGE_SIZE } from './pages.js';
+import { type Account, type CertifiedRecipient, checkRecipients, recipientFromApi } from './trust.js';
 import {
   MessageByIdDocument, type MessageFieldsFragment, RoomMembersDocument, type RoomMembersQuery, type RoomMembersQueryVariables, SendMessageDocument, type SendMessageInput,
-  type RecipientUserFieldsFragment, UsersDocument,
+  UsersDocument,
 } from './generated/graphql.js';
 
 /** A room, or the direct conversation with another user. */
 export type ConversationRef = { readonly roomId: string } | { readonly userId: string };
 
-/** Page size of Room.membersConnection (its maximum). */
-export const MEMBERS_PAGE_SIZE = PAGE_SIZE.members;
+/** Page size of RoomMembers (the recipients with their certificates). */
+export const MEMBERS_PAGE_SIZE = PAGE_SIZE.recipients;
 
 /**
  * The envelope conversation id (PROTOCOL.md §3): the room id, or for a direct
@@ -29,35 +30,29 @@ export function conversationId(c: ConversationRef): string {
   return 'roomId' in c ? c.roomId : c.userId;
 }
 
-function recipientOf(u: RecipientUserFieldsFragment): Recipient {
-  const k = u.publicKey;
-  if (!k) throw new Error(`user ${u.id} has no public key`);
-  if (!isAlgorithm(k.algorithm)) throw new Error(`user ${u.id}: unknown key algorithm ${k.algorithm}`);
-  return { userId: u.id, keyId: k.id, algorithm: k.algorithm, publicKey: unb64(k.key) };
-}
-
 /**
- * The current keys of everyone an envelope for c must be sealed for: every
+ * The current keys of everyone an envelope for c must be sealed for, with
+ * their certificates and identity keys (checkRecipients checks them): every
  * member of a room (a page of Room.membersConnection at a time: Room.members
  * is priced at the room cap), or both users of a direct conversation. Always
  * from the network: a cached key may be the stale one.
  */
-export async function fetchRecipients(client: ApolloClient, selfId: string, c: ConversationRef): Promise<Recipient[]> {
+export async function fetchRecipients(client: ApolloClient, selfId: string, c: ConversationRef): Promise<CertifiedRecipient[]> {
   if (!('roomId' in c)) {
     if (c.userId === selfId) throw new Error('a direct message to yourself is not allowed');
     const { data } = await client.query({ query: UsersDocument, variables: { ids: [selfId, c.userId] }, fetchPolicy: 'network-only' });
     const users = data?.users ?? [];
     if (users.length !== 2) throw new Error(`user ${c.userId} not found`);
-    return users.map(recipientOf);
+    return users.map(recipientFromApi);
   }
-  const out: Recipient[] = [];
+  const out: CertifiedRecipient[] = [];
   let after: string | null = null;
   for (;;) {
     const variables: RoomMembersQueryVariables = { id: c.roomId, first: MEMBERS_PAGE_SIZE, after };
     const { data } = await client.query({ query: RoomMembersDocument, variables, fetchPolicy: 'network-only' });
     const conn: NonNullable<RoomMembersQuery['room']>['membersConnection'] | undefined = data?.room?.membersConnection;
     if (!conn) throw new Error(`room ${c.roomId} not found`);
-    for (const e of conn.edges) out.push(recipientOf(e.node.user));
+    for (const e of conn.edges) out.push(recipientFromApi(e.node.user));
     if (!conn.pageInfo.hasNextPage || !conn.pageInfo.endCursor) return out;
     after = conn.pageInfo.endCursor;
   }
@@ -97,12 +92,26 @@ async function seal(selfId: string, conversation: ConversationRef, id: string, p
   return { id, conversation, plaintext, attachmentId, input };
 }
 
-/** Fetches the recipients' keys and seals plaintext (text as UTF-8) under a client-made id. */
-export async function prepareMessage(client: ApolloClient, selfId: string, conversation: ConversationRef, plaintext: Uint8Array | string, opts: PrepareOptions = {}): Promise<PreparedMessage> {
+/**
+ * The recipients of c, fetched and checked (checkRecipients): their keys'
+ * certificates against the pinned identity keys, seqs never going back.
+ * Throws IdentityChangedError or UntrustedKeyError, naming the user.
+ */
+export async function trustedRecipients(client: ApolloClient, account: Account, c: ConversationRef): Promise<CertifiedRecipient[]> {
+  const rs = await fetchRecipients(client, account.userId, c);
+  await checkRecipients(account, rs);
+  return rs;
+}
+
+/**
+ * Fetches the recipients' keys, checks them (trustedRecipients) and seals
+ * plaintext (text as UTF-8) under a client-made id.
+ */
+export async function prepareMessage(client: ApolloClient, account: Account, conversation: ConversationRef, plaintext: Uint8Array | string, opts: PrepareOptions = {}): Promise<PreparedMessage> {
   const random = opts.random ?? defaultRandom;
   const pt = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : Uint8Array.from(plaintext);
-  const recipients = await fetchRecipients(client, selfId, conversation);
-  return seal(selfId, conversation, opts.id ?? randomUUID(random), pt, opts.attachmentId ?? null, recipients, random);
+  const recipients = await trustedRecipients(client, account, conversation);
+  return seal(account.userId, conversation, opts.id ?? randomUUID(random), pt, opts.attachmentId ?? null, recipients, random);
 }
 
 /** A send that did not succeed; prepared is the latest sealed form, to retry with. */
@@ -140,7 +149,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * is fetched and returned. Anything else throws SendFailedError holding the
  * latest prepared message, which the caller may send again later.
  */
-export async function sendPrepared(client: ApolloClient, selfId: string, prepared: PreparedMessage, opts: SendOptions = {}): Promise<MessageFieldsFragment> {
+export async function sendPrepared(client: ApolloClient, account: Account, prepared: PreparedMessage, opts: SendOptions = {}): Promise<MessageFieldsFragment> {
+  const selfId = account.userId;
   const reseals = opts.reseals ?? 2;
   const networkRetries = opts.networkRetries ?? 2;
   const delay = opts.retryDelay ?? ((n: number) => 500 * 2 ** (n - 1));
@@ -156,7 +166,7 @@ export async function sendPrepared(client: ApolloClient, selfId: string, prepare
       try {
         if (recipientMismatch(err) && resealed < reseals) {
           resealed++;
-          const recipients = await fetchRecipients(client, selfId, p.conversation);
+          const recipients = await trustedRecipients(client, account, p.conversation);
           p = await seal(selfId, p.conversation, p.id, p.plaintext, p.attachmentId, recipients, opts.random ?? defaultRandom);
           opts.onResealed?.(p);
           continue;
@@ -187,12 +197,12 @@ async function storedMessage(client: ApolloClient, selfId: string, id: string): 
 /** prepareMessage then sendPrepared. */
 export async function sendMessage(
   client: ApolloClient,
-  selfId: string,
+  account: Account,
   conversation: ConversationRef,
   plaintext: Uint8Array | string,
   opts: PrepareOptions & SendOptions = {},
 ): Promise<MessageFieldsFragment> {
-  return sendPrepared(client, selfId, await prepareMessage(client, selfId, conversation, plaintext, opts), opts);
+  return sendPrepared(client, account, await prepareMessage(client, account, conversation, plaintext, opts), opts);
 }
 
 /** The header a message was sealed under, from the API's fields. */
