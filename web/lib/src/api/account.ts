@@ -13,7 +13,7 @@ import { type Algorithm, generateKeyPair } from '../crypto/kem.js';
 import type { KeyStore } from '../storage/keystore.js';
 import {
   DeleteKeyBackupDocument, KeyBackupDocument, MeDocument, type RegisterMutation, RegisterDocument, RotateKeyDocument, SetIdentityKeyDocument, SetKeyBackupDocument,
-  type UserFieldsFragment,
+  type UserFieldsFragment, UserFieldsFragmentDoc,
 } from './generated/graphql.js';
 
 export interface RegisterOptions {
@@ -61,6 +61,10 @@ export async function registerAccount(client: ApolloClient, store: KeyStore, opt
   return p;
 }
 
+function cacheUser(client: ApolloClient, u: UserFieldsFragment): void {
+  client.cache.writeFragment({ fragment: UserFieldsFragmentDoc, fragmentName: 'UserFields', data: u });
+}
+
 async function me(client: ApolloClient): Promise<UserFieldsFragment> {
   const { data } = await client.query({ query: MeDocument, fetchPolicy: 'network-only' });
   if (!data?.me) throw new Error('not signed in');
@@ -89,11 +93,14 @@ export async function rotateAccountKey(client: ApolloClient, store: KeyStore, al
   const seq = (user.publicKey?.seq ?? 0) + 1;
   const kp = generateKeyPair(alg);
   const signature = b64(certifyKemKey(identity, alg, seq, kp.publicKey));
-  const { data } = await client.mutate({ mutation: RotateKeyDocument, variables: { publicKey: b64(kp.publicKey), algorithm: alg, seq, signature } });
+  // Not cached until the key is stored: an app watching the user's current
+  // key must never see a key this device does not hold yet.
+  const { data } = await client.mutate({ mutation: RotateKeyDocument, variables: { publicKey: b64(kp.publicKey), algorithm: alg, seq, signature }, fetchPolicy: 'no-cache' });
   const updated = data?.rotateKey;
   if (!updated?.publicKey) throw new Error('rotateKey: no key in the answer');
   await store.putKemKey(user.id, updated.publicKey.id, kp);
   await pinOwn(store, user.id, identity, seq, kp.publicKey);
+  cacheUser(client, updated);
   await refreshBackup(client, store, user.id);
   return updated;
 }
@@ -120,12 +127,14 @@ export async function setAccountIdentity(client: ApolloClient, store: KeyStore, 
   const { data } = await client.mutate({
     mutation: SetIdentityKeyDocument,
     variables: { identityKey: b64(identity.publicKey), publicKey: b64(kp.publicKey), algorithm: alg, seq, signature, ...(opts.password ? { password: opts.password } : {}) },
+    fetchPolicy: 'no-cache',
   });
   const updated = data?.setIdentityKey;
   if (!updated?.publicKey) throw new Error('setIdentityKey: no key in the answer');
   await store.putIdentity(user.id, identity);
   await store.putKemKey(user.id, updated.publicKey.id, kp);
   await pinOwn(store, user.id, identity, seq, kp.publicKey);
+  cacheUser(client, updated);
   // A backup of the old identity no longer restores this account.
   await store.deleteBackupKey(user.id);
   return updated;
