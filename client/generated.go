@@ -170,7 +170,8 @@ type Message struct {
 	Room       *MessageRoom `json:"room"`
 	Recipient  *UserRef     `json:"recipient"`
 	// The caller's recipient key; null if none.
-	MyKey      *RecipientKey              `json:"myKey"`
+	MyKey *RecipientKey `json:"myKey"`
+	// The attached document, while it exists.
 	Attachment *MessageAttachmentDocument `json:"attachment"`
 }
 
@@ -549,6 +550,8 @@ type SendMessageInput struct {
 	Ciphertext  string              `json:"ciphertext"`
 	Nonce       string              `json:"nonce"`
 	Keys        []RecipientKeyInput `json:"keys"`
+	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64.
+	Signature *string `json:"signature"`
 	// A document of the same conversation to attach.
 	AttachmentId *string `json:"attachmentId"`
 }
@@ -570,6 +573,9 @@ func (v *SendMessageInput) GetNonce() string { return v.Nonce }
 
 // GetKeys returns SendMessageInput.Keys, and is useful for accessing the field via an interface.
 func (v *SendMessageInput) GetKeys() []RecipientKeyInput { return v.Keys }
+
+// GetSignature returns SendMessageInput.Signature, and is useful for accessing the field via an interface.
+func (v *SendMessageInput) GetSignature() *string { return v.Signature }
 
 // GetAttachmentId returns SendMessageInput.AttachmentId, and is useful for accessing the field via an interface.
 func (v *SendMessageInput) GetAttachmentId() *string { return v.AttachmentId }
@@ -621,6 +627,8 @@ type UploadDocumentInput struct {
 	File  Upload              `json:"file"`
 	Nonce string              `json:"nonce"`
 	Keys  []RecipientKeyInput `json:"keys"`
+	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64.
+	Signature *string `json:"signature"`
 }
 
 // GetId returns UploadDocumentInput.Id, and is useful for accessing the field via an interface.
@@ -646,6 +654,9 @@ func (v *UploadDocumentInput) GetNonce() string { return v.Nonce }
 
 // GetKeys returns UploadDocumentInput.Keys, and is useful for accessing the field via an interface.
 func (v *UploadDocumentInput) GetKeys() []RecipientKeyInput { return v.Keys }
+
+// GetSignature returns UploadDocumentInput.Signature, and is useful for accessing the field via an interface.
+func (v *UploadDocumentInput) GetSignature() *string { return v.Signature }
 
 // User includes the GraphQL fields of User requested by the fragment User.
 type User struct {

@@ -61,14 +61,11 @@ func (s *Store) DocumentKeys(ctx context.Context, pairs []MessageUser) ([]*model
 	return ks, nil
 }
 
-// DeleteDocument removes a document and its keys, and detaches it from the
-// messages that carried it.
+// DeleteDocument removes a document and its keys. The messages that carried
+// it keep its id: it is part of what their senders signed (envelope v2), and
+// Message.attachment simply finds nothing any more.
 func (s *Store) DeleteDocument(ctx context.Context, id string) error {
 	return s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewUpdate().Model((*models.Message)(nil)).Set("attachment_id = NULL").
-			Where("attachment_id = ?", id).Exec(ctx); err != nil {
-			return translate(err, "messages")
-		}
 		res, err := tx.NewDelete().Model((*models.Document)(nil)).Where("id = ?", id).Exec(ctx)
 		if err != nil {
 			return translate(err, "document")

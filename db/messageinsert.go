@@ -22,9 +22,9 @@ import (
 // only on the row count (pgx caches its prepared form).
 
 const (
-	insertMessageSQLite = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertMessageSQLite = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at, version, signature, key_digests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertKeySQLite     = `INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES (?, ?, ?, ?, ?)`
-	insertMessagePG     = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	insertMessagePG     = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at, version, signature, key_digests) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 )
 
 type writeStmts struct {
@@ -59,7 +59,7 @@ func (s *Store) sqliteStmts(ctx context.Context) (*writeStmts, error) {
 }
 
 func messageArgs(m *models.Message) []any {
-	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros()}
+	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros(), m.EnvelopeVersion(), m.SignatureBytes, m.KeyDigestBytes}
 }
 
 // insertMessagePostgres writes a message and its keys in one statement: the
@@ -77,7 +77,7 @@ func (s *Store) insertMessagePostgres(ctx context.Context, m *models.Message, ke
 	b.WriteString("WITH m AS (")
 	b.WriteString(insertMessagePG)
 	b.WriteString(`) INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES `)
-	args := append(make([]any, 0, 10+5*len(keys)), messageArgs(m)...)
+	args := append(make([]any, 0, 13+5*len(keys)), messageArgs(m)...)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteByte(',')

@@ -168,14 +168,16 @@ func splitPairs(pairs []MessageUser) (ids, users []string) {
 	return ids, users
 }
 
-// DeleteMessage turns a message into a tombstone: the ciphertext and every
-// wrapped key are erased, the row stays so history keeps its shape.
+// DeleteMessage turns a message into a tombstone: the ciphertext, every
+// wrapped key and the signature over them are erased, the row stays so
+// history keeps its shape (and its version).
 func (s *Store) DeleteMessage(ctx context.Context, id string) (*models.Message, error) {
 	var m *models.Message
 	err := s.tx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		now := models.Now()
 		res, err := tx.NewUpdate().Model((*models.Message)(nil)).
 			Set("deleted_at = ?", now).Set("ciphertext = NULL").Set("nonce = NULL").
+			Set("signature = NULL").Set("key_digests = NULL").
 			Where("id = ? AND deleted_at IS NULL", id).Exec(ctx)
 		if err != nil {
 			return translate(err, "message")

@@ -263,7 +263,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.MustDo(t, bob.Token, `mutation($k: String!) { rotateKey(publicKey: $k) { id } }`, map[string]any{"k": pqcrypto.EncodeB64(kp.PublicKey)}, nil)
+		b.MustDo(t, bob.Token, `mutation($k: String!, $seq: Int!, $sig: String!) { rotateKey(publicKey: $k, seq: $seq, signature: $sig) { id } }`, bob.RotateVars(t, kp), nil)
 		var got struct {
 			KeyChanged struct {
 				User struct{ ID string }

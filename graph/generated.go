@@ -78,12 +78,14 @@ type ComplexityRoot struct {
 		DownloadURL     func(childComplexity int) int
 		EnvelopeVersion func(childComplexity int) int
 		ID              func(childComplexity int) int
+		KeyDigests      func(childComplexity int) int
 		MimeType        func(childComplexity int) int
 		MyKey           func(childComplexity int) int
 		Name            func(childComplexity int) int
 		Nonce           func(childComplexity int) int
 		Recipient       func(childComplexity int) int
 		Room            func(childComplexity int) int
+		Signature       func(childComplexity int) int
 		Size            func(childComplexity int) int
 		Uploader        func(childComplexity int) int
 	}
@@ -111,16 +113,19 @@ type ComplexityRoot struct {
 
 	Message struct {
 		Attachment      func(childComplexity int) int
+		AttachmentID    func(childComplexity int) int
 		Ciphertext      func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		Deleted         func(childComplexity int) int
 		EnvelopeVersion func(childComplexity int) int
 		ID              func(childComplexity int) int
+		KeyDigests      func(childComplexity int) int
 		Mine            func(childComplexity int) int
 		Nonce           func(childComplexity int) int
 		RecipientRef    func(childComplexity int) int
 		RoomRef         func(childComplexity int) int
 		Sender          func(childComplexity int) int
+		Signature       func(childComplexity int) int
 	}
 
 	MessageConnection struct {
@@ -530,6 +535,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Document.ID(childComplexity), true
+	case "Document.keyDigests":
+		if e.ComplexityRoot.Document.KeyDigests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Document.KeyDigests(childComplexity), true
 	case "Document.mimeType":
 		if e.ComplexityRoot.Document.MimeType == nil {
 			break
@@ -566,6 +577,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Document.Room(childComplexity), true
+	case "Document.signature":
+		if e.ComplexityRoot.Document.Signature == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Document.Signature(childComplexity), true
 	case "Document.size":
 		if e.ComplexityRoot.Document.Size == nil {
 			break
@@ -643,6 +660,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Attachment(childComplexity), true
+	case "Message.attachmentId":
+		if e.ComplexityRoot.Message.AttachmentID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.AttachmentID(childComplexity), true
 	case "Message.ciphertext":
 		if e.ComplexityRoot.Message.Ciphertext == nil {
 			break
@@ -673,6 +696,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.ID(childComplexity), true
+	case "Message.keyDigests":
+		if e.ComplexityRoot.Message.KeyDigests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.KeyDigests(childComplexity), true
 	case "Message.myKey":
 		if e.ComplexityRoot.Message.Mine == nil {
 			break
@@ -703,6 +732,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Sender(childComplexity), true
+	case "Message.signature":
+		if e.ComplexityRoot.Message.Signature == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Signature(childComplexity), true
 
 	case "MessageConnection.edges":
 		if e.ComplexityRoot.MessageConnection.Edges == nil {
@@ -1811,6 +1846,10 @@ func (ec *executionContext) childFields_Document(ctx context.Context, field grap
 		return ec.fieldContext_Document_createdAt(ctx, field)
 	case "version":
 		return ec.fieldContext_Document_version(ctx, field)
+	case "signature":
+		return ec.fieldContext_Document_signature(ctx, field)
+	case "keyDigests":
+		return ec.fieldContext_Document_keyDigests(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Document", field.Name)
 }
@@ -1879,8 +1918,14 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_deleted(ctx, field)
 	case "version":
 		return ec.fieldContext_Message_version(ctx, field)
+	case "signature":
+		return ec.fieldContext_Message_signature(ctx, field)
+	case "keyDigests":
+		return ec.fieldContext_Message_keyDigests(ctx, field)
 	case "attachment":
 		return ec.fieldContext_Message_attachment(ctx, field)
+	case "attachmentId":
+		return ec.fieldContext_Message_attachmentId(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Message", field.Name)
 }
@@ -3734,6 +3779,52 @@ func (ec *executionContext) fieldContext_Document_version(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Document", field, true, false, "Int")
 }
 
+func (ec *executionContext) _Document_signature(ctx context.Context, field graphql.CollectedField, obj *models.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Document_signature(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Signature(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Document_signature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Document", field, true, false, "String")
+}
+
+func (ec *executionContext) _Document_keyDigests(ctx context.Context, field graphql.CollectedField, obj *models.Document) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Document_keyDigests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyDigests(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Document_keyDigests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Document", field, true, false, "String")
+}
+
 func (ec *executionContext) _DocumentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *models.DocumentConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4243,6 +4334,52 @@ func (ec *executionContext) fieldContext_Message_version(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Message", field, true, false, "Int")
 }
 
+func (ec *executionContext) _Message_signature(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_signature(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Signature(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_signature(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "String")
+}
+
+func (ec *executionContext) _Message_keyDigests(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_keyDigests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyDigests(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalOString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_keyDigests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, true, false, "String")
+}
+
 func (ec *executionContext) _Message_attachment(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4273,6 +4410,29 @@ func (ec *executionContext) fieldContext_Message_attachment(_ context.Context, f
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Message_attachmentId(ctx context.Context, field graphql.CollectedField, obj *models.Message) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Message_attachmentId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AttachmentID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Message_attachmentId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Message", field, false, false, "ID")
 }
 
 func (ec *executionContext) _MessageConnection_edges(ctx context.Context, field graphql.CollectedField, obj *models.MessageConnection) (ret graphql.Marshaler) {
@@ -9341,7 +9501,7 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "roomId", "recipientId", "ciphertext", "nonce", "keys", "attachmentId"}
+	fieldsInOrder := [...]string{"id", "roomId", "recipientId", "ciphertext", "nonce", "keys", "signature", "attachmentId"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -9390,6 +9550,13 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 				return it, err
 			}
 			it.Keys = data
+		case "signature":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Signature = data
 		case "attachmentId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attachmentId"))
 			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
@@ -9425,7 +9592,7 @@ func (ec *executionContext) unmarshalInputUploadDocumentInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "roomId", "recipientId", "name", "mimeType", "file", "nonce", "keys"}
+	fieldsInOrder := [...]string{"id", "roomId", "recipientId", "name", "mimeType", "file", "nonce", "keys", "signature"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -9488,6 +9655,13 @@ func (ec *executionContext) unmarshalInputUploadDocumentInput(ctx context.Contex
 				return it, err
 			}
 			it.Keys = data
+		case "signature":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Signature = data
 		}
 	}
 	return it, nil
@@ -9764,6 +9938,16 @@ func (ec *executionContext) _Document(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "signature":
+			out.Values[i] = ec._Document_signature(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "keyDigests":
+			out.Values[i] = ec._Document_keyDigests(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10000,12 +10184,27 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "signature":
+			out.Values[i] = ec._Message_signature(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "keyDigests":
+			out.Values[i] = ec._Message_keyDigests(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "attachment":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Message_attachment(ctx, field, obj)
 				})
+		case "attachmentId":
+			out.Values[i] = ec._Message_attachmentId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12524,6 +12723,41 @@ func (ec *executionContext) marshalORoomPreview2ᚖgithubᚗcomᚋqchatᚋqchat�
 		return graphql.Null
 	}
 	return ec._RoomPreview(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

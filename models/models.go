@@ -43,6 +43,31 @@ func (k *PublicKey) Key() string { return base64.StdEncoding.EncodeToString(k.Ke
 // Signature is the certificate as standard base64, nil before version 2.
 func (k *PublicKey) Signature() *string { return optionalB64(k.SignatureBytes) }
 
+// KeyDigestSize is the length of one signed leaf (a SHA-256).
+const KeyDigestSize = 32
+
+// JoinDigests stores leaves as one column value: their concatenation, in order.
+func JoinDigests(digests [][]byte) []byte {
+	out := make([]byte, 0, len(digests)*KeyDigestSize)
+	for _, d := range digests {
+		out = append(out, d...)
+	}
+	return out
+}
+
+// splitDigests is JoinDigests undone, in base64; nil stays nil (version 1).
+func splitDigests(b []byte) []string {
+	if b == nil {
+		return nil
+	}
+	out := make([]string, 0, len(b)/KeyDigestSize)
+	for len(b) >= KeyDigestSize {
+		out = append(out, base64.StdEncoding.EncodeToString(b[:KeyDigestSize]))
+		b = b[KeyDigestSize:]
+	}
+	return out
+}
+
 func optionalB64(b []byte) *string {
 	if b == nil {
 		return nil
@@ -158,6 +183,12 @@ func (m *Message) Nonce() string { return base64.StdEncoding.EncodeToString(m.No
 // memory, not read back) as the column's default, 1.
 func (m *Message) EnvelopeVersion() int { return max(m.Version, 1) }
 
+// Signature is the sender's signature as standard base64, nil for version 1.
+func (m *Message) Signature() *string { return optionalB64(m.SignatureBytes) }
+
+// KeyDigests is the signed leaves as standard base64, nil for version 1.
+func (m *Message) KeyDigests() []string { return splitDigests(m.KeyDigestBytes) }
+
 // Deleted says whether the sender deleted the message.
 func (m *Message) Deleted() bool { return m.DeletedAt != nil }
 
@@ -216,6 +247,12 @@ type Document struct {
 
 // EnvelopeVersion is as Message.EnvelopeVersion.
 func (d *Document) EnvelopeVersion() int { return max(d.Version, 1) }
+
+// Signature is the uploader's signature as standard base64, nil for version 1.
+func (d *Document) Signature() *string { return optionalB64(d.SignatureBytes) }
+
+// KeyDigests is the signed leaves as standard base64, nil for version 1.
+func (d *Document) KeyDigests() []string { return splitDigests(d.KeyDigestBytes) }
 
 // Nonce is the AES-GCM nonce as base64.
 func (d *Document) Nonce() string { return base64.StdEncoding.EncodeToString(d.NonceBytes) }

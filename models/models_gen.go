@@ -140,6 +140,8 @@ type SendMessageInput struct {
 	Ciphertext  string               `json:"ciphertext"`
 	Nonce       string               `json:"nonce"`
 	Keys        []*RecipientKeyInput `json:"keys"`
+	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64.
+	Signature *string `json:"signature,omitempty"`
 	// A document of the same conversation to attach.
 	AttachmentID *string `json:"attachmentId,omitempty"`
 }
@@ -158,6 +160,8 @@ type UploadDocumentInput struct {
 	File  graphql.Upload       `json:"file"`
 	Nonce string               `json:"nonce"`
 	Keys  []*RecipientKeyInput `json:"keys"`
+	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64.
+	Signature *string `json:"signature,omitempty"`
 }
 
 type KeyAlgorithm string

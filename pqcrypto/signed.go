@@ -185,16 +185,27 @@ func SignEnvelope(sender *IdentityKey, h SignedHeader, env *Envelope) ([]byte, e
 // ErrBadSignature if the signature does not verify, another error if the
 // header or the key list is malformed. It opens nothing.
 func VerifyEnvelope(sender *IdentityPublicKey, h SignedHeader, env *SignedEnvelope) error {
-	if err := h.validate(); err != nil {
-		return fmt.Errorf("pqcrypto: verify envelope: %w", err)
-	}
 	if env == nil {
 		return errors.New("pqcrypto: verify envelope: no envelope")
 	}
 	if err := checkDistinctUsers(env.Keys); err != nil {
 		return fmt.Errorf("pqcrypto: verify envelope: %w", err)
 	}
-	if !sender.verify(signedMessage(h, env.Ciphertext, env.Nonce, KeyDigests(env.Keys)), env.Signature) {
+	return VerifyDigests(sender, h, env.Ciphertext, env.Nonce, KeyDigests(env.Keys), env.Signature)
+}
+
+// VerifyDigests is VerifyEnvelope for a caller that has already computed the
+// leaves with KeyDigests from distinct recipients (and keeps them, as the
+// server stores them): it checks the signature over the transcript of
+// exactly the leaves given.
+func VerifyDigests(sender *IdentityPublicKey, h SignedHeader, ciphertext, nonce []byte, keyDigests [][]byte, signature []byte) error {
+	if err := h.validate(); err != nil {
+		return fmt.Errorf("pqcrypto: verify envelope: %w", err)
+	}
+	if sender == nil {
+		return errors.New("pqcrypto: verify envelope: no identity key")
+	}
+	if !sender.verify(signedMessage(h, ciphertext, nonce, keyDigests), signature) {
 		return ErrBadSignature
 	}
 	return nil

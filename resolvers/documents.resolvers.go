@@ -56,7 +56,13 @@ func (r *messageResolver) Attachment(ctx context.Context, obj *models.Message) (
 	if obj.AttachmentID == nil || obj.Deleted() {
 		return nil, nil
 	}
-	return lookup(ctx, r.loaders(ctx).Documents(), *obj.AttachmentID)
+	d, err := lookup(ctx, r.loaders(ctx).Documents(), *obj.AttachmentID)
+	// A message keeps its attachment's id after the document is deleted; a
+	// later document that took the id in another conversation is not it.
+	if d == nil || err != nil || d.Conversation != obj.Conversation {
+		return nil, err
+	}
+	return d, nil
 }
 
 // UploadDocument is the resolver for the uploadDocument field.

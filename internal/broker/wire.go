@@ -71,6 +71,12 @@ type wireMessage struct {
 	Sender       *wireUser           `json:"Sender"`
 	Room         *wireRoom           `json:"RoomRef"`
 	Recipient    *wireUser           `json:"RecipientRef"`
+	// Additions to version 1 for signed (version 2) messages: omitted for
+	// version 1 content, so those events encode as before; an older
+	// instance ignores them.
+	Version    int    `json:"Version,omitempty"`
+	Signature  []byte `json:"SignatureBytes,omitempty"`
+	KeyDigests []byte `json:"KeyDigestBytes,omitempty"`
 }
 
 type wireRecipientKey struct {
@@ -222,6 +228,10 @@ func toWireMessage(m *models.Message) *wireMessage {
 		Ciphertext: m.CipherBytes, Nonce: m.NonceBytes, AttachmentID: m.AttachmentID, ContentHash: m.ContentHash,
 		CreatedAt: m.CreatedAt.Time, DeletedAt: toWireTime(m.DeletedAt),
 		Sender: toWireUser(m.Sender), Room: toWireRoom(m.RoomRef), Recipient: toWireUser(m.RecipientRef),
+		Signature: m.SignatureBytes, KeyDigests: m.KeyDigestBytes,
+	}
+	if m.Version > 1 {
+		w.Version = m.Version
 	}
 	for _, k := range m.Keys {
 		w.Keys = append(w.Keys, &wireRecipientKey{
@@ -241,6 +251,7 @@ func fromWireMessage(w *wireMessage) *models.Message {
 		CipherBytes: w.Ciphertext, NonceBytes: w.Nonce, AttachmentID: w.AttachmentID, ContentHash: w.ContentHash,
 		CreatedAt: models.Time{Time: w.CreatedAt}, DeletedAt: fromWireTime(w.DeletedAt),
 		Sender: fromWireUser(w.Sender), RoomRef: fromWireRoom(w.Room), RecipientRef: fromWireUser(w.Recipient),
+		Version: max(w.Version, 1), SignatureBytes: w.Signature, KeyDigestBytes: w.KeyDigests,
 	}
 	for _, k := range w.Keys {
 		m.Keys = append(m.Keys, &models.RecipientKey{

@@ -35,15 +35,15 @@ func sampleEvents() []sampleEvent {
 	return []sampleEvent{
 		{"message", &Event{Kind: MessageAdded, Message: &models.Message{
 			ID: "m1", Conversation: room, RoomID: &room, SenderID: "user-1", CipherBytes: []byte{1, 2, 0, 255}, NonceBytes: []byte{9},
-			AttachmentID: &attachment, ContentHash: []byte{7}, CreatedAt: at, Sender: alice, RoomRef: group,
+			AttachmentID: &attachment, ContentHash: []byte{7}, CreatedAt: at, Sender: alice, RoomRef: group, Version: 1,
 			Keys: []*models.RecipientKey{{MessageID: "m1", UserID: "user-1", KeyID: "k1", KEMBytes: []byte{3}, WrappedBytes: []byte{4}, ReadAt: &later}},
 		}}},
 		{"direct message", &Event{Kind: MessageAdded, Message: &models.Message{
 			ID: "m3", Conversation: "dm:user-1:user-2", RecipientID: &recipient, SenderID: "user-1", CipherBytes: []byte{1}, NonceBytes: []byte{2},
-			ContentHash: []byte{3}, CreatedAt: at, Sender: alice, RecipientRef: bob,
+			ContentHash: []byte{3}, CreatedAt: at, Sender: alice, RecipientRef: bob, Version: 1,
 			Keys: []*models.RecipientKey{{MessageID: "m3", UserID: recipient, KeyID: "k2", KEMBytes: []byte{5}, WrappedBytes: []byte{6}}},
 		}}},
-		{"tombstone", &Event{Kind: MessageDeleted, Message: &models.Message{ID: "m2", Conversation: "c", RecipientID: &recipient, SenderID: "user-1", CreatedAt: at, DeletedAt: &later}}},
+		{"tombstone", &Event{Kind: MessageDeleted, Message: &models.Message{ID: "m2", Conversation: "c", RecipientID: &recipient, SenderID: "user-1", CreatedAt: at, DeletedAt: &later, Version: 1}}},
 		{"typing", &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: "u", RecipientID: &recipient, IsTyping: true}}},
 		{"typing in a room", &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: "u", RoomID: &room}}},
 		{"receipt", &Event{Kind: Receipt, Receipt: &models.ReadReceipt{MessageID: "m1", Conversation: room, RoomID: &room, UserID: "u", ReadAt: at}}},
@@ -57,6 +57,14 @@ func sampleEvents() []sampleEvent {
 		{"key change", &Event{Kind: KeyChanged, KeyChange: &models.KeyChange{UserID: "u", Kind: models.KeyChangeKindIdentityChanged}}},
 		{"inval", &Event{Kind: Invalidate, Inval: &Invalidation{What: "session", Key: "abcd"}}},
 		{"invals", &Event{Kind: Invalidate, Inval: &Invalidation{What: "member", Key: "r|a", More: []string{"r|b", "r|c"}}}},
+		// Version 2 content: an addition to wire version 1 (older instances
+		// ignore the fields; their readers see it as unsigned).
+		{"signed message", &Event{Kind: MessageAdded, Message: &models.Message{
+			ID: "m4", Conversation: room, RoomID: &room, SenderID: "user-1", CipherBytes: []byte{1}, NonceBytes: []byte{2},
+			AttachmentID: &attachment, ContentHash: []byte{3}, CreatedAt: at, Sender: alice, RoomRef: group,
+			Version: 2, SignatureBytes: []byte{8, 9}, KeyDigestBytes: []byte{10, 11},
+			Keys: []*models.RecipientKey{{MessageID: "m4", UserID: "user-1", KeyID: "k1", KEMBytes: []byte{3}, WrappedBytes: []byte{4}}},
+		}}},
 	}
 }
 

@@ -86,7 +86,20 @@ func (s *Service) UploadDocument(ctx context.Context, u *models.User, in models.
 	}
 	d := &models.Document{
 		ID: in.ID, Conversation: conv, RoomID: in.RoomID, UploaderID: u.ID, RecipientID: in.RecipientID,
-		Name: name, MimeType: mime, Size: len(data), NonceBytes: env.Nonce, CreatedAt: models.Now(),
+		Name: name, MimeType: mime, Size: len(data), NonceBytes: env.Nonce, CreatedAt: models.Now(), Version: 1,
+	}
+	if in.Signature != nil {
+		// The signature covers the name and MIME type exactly as uploaded,
+		// so a signed document keeps them so (they passed the checks above
+		// in their normalised form).
+		h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: in.ID, SenderID: u.ID,
+			ConversationID: cid(in.RoomID, in.RecipientID), Name: in.Name, MimeType: in.MimeType}
+		sig, err := s.verifySignature(ctx, u.ID, h, env, *in.Signature)
+		if err != nil {
+			return nil, err
+		}
+		d.Name, d.MimeType = in.Name, in.MimeType
+		d.Version, d.SignatureBytes, d.KeyDigestBytes = 2, sig.signature, sig.digests
 	}
 	keys := make([]*models.DocumentKey, len(env.Keys))
 	for i, k := range env.Keys {

@@ -33,6 +33,7 @@ func (s *Service) applyInvalidation(inv broker.Invalidation) {
 		case "user":
 			s.auth.ForgetUser(key)
 			s.recipients.forget(inv.What, key)
+			s.signers.Invalidate(key)
 		case "member":
 			s.members.Invalidate(key)
 			s.recipients.forget(inv.What, key)

@@ -137,7 +137,10 @@ func checkEnvelope(ct []byte, nonce string, keys []*models.RecipientKeyInput, wa
 
 // contentHash identifies what a client sent under a message id, so that a retry
 // can be told apart from a clash.
-func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte {
+// A signed message's hash covers its signature too: the same id and content
+// with another signature is a clash, not a retry (ML-DSA signing may be
+// randomised, so a client retries with the signature it sent first).
+func contentHash(conv string, attachment *string, env *pqcrypto.Envelope, sig *signed) []byte {
 	h := sha256.New()
 	field := func(b []byte) {
 		var n [8]byte
@@ -169,6 +172,11 @@ func contentHash(conv string, attachment *string, env *pqcrypto.Envelope) []byte
 		field(k.KEMCiphertext)
 		field(k.WrappedKey)
 	}
+	if sig != nil {
+		// Only version 2 adds this, so version 1 rows keep their hashes.
+		field([]byte("signature"))
+		field(sig.signature)
+	}
 	return h.Sum(nil)
 }
 
@@ -196,10 +204,23 @@ func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.Sen
 	if err := s.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
 		return nil, err
 	}
+	var sig *signed
+	if in.Signature != nil {
+		h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: in.ID, SenderID: u.ID, ConversationID: cid(in.RoomID, in.RecipientID)}
+		if in.AttachmentID != nil {
+			h.AttachmentID = *in.AttachmentID
+		}
+		if sig, err = s.verifySignature(ctx, u.ID, h, env, *in.Signature); err != nil {
+			return nil, err
+		}
+	}
 	m := &models.Message{
 		ID: in.ID, Conversation: conv, RoomID: in.RoomID, SenderID: u.ID, RecipientID: in.RecipientID,
 		CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, AttachmentID: in.AttachmentID,
-		ContentHash: contentHash(conv, in.AttachmentID, env), CreatedAt: models.Now(),
+		ContentHash: contentHash(conv, in.AttachmentID, env, sig), CreatedAt: models.Now(), Version: 1,
+	}
+	if sig != nil {
+		m.Version, m.SignatureBytes, m.KeyDigestBytes = 2, sig.signature, sig.digests
 	}
 	keys := make([]*models.RecipientKey, len(env.Keys))
 	for i, k := range env.Keys {

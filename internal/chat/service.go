@@ -68,6 +68,11 @@ type Service struct {
 	members *otter.Cache[string, bool]
 	// identities holds parsed identity keys by their raw bytes.
 	identities *otter.Cache[string, *pqcrypto.IdentityPublicKey]
+	// signers holds each recent sender's current identity key for the
+	// signature check of every send; a change evicts it here and, through
+	// the "user" invalidation, on every instance; the TTL bounds staleness
+	// otherwise.
+	signers *otter.Cache[string, *pqcrypto.IdentityPublicKey]
 }
 
 // Deps are the Service's dependencies.
@@ -104,6 +109,10 @@ func New(d Deps) *Service {
 		metrics:    d.Metrics,
 		recipients: newRecipientCache(),
 		identities: newIdentityCache(),
+		signers: otter.Must(&otter.Options[string, *pqcrypto.IdentityPublicKey]{
+			MaximumSize:      identityCacheSize,
+			ExpiryCalculator: otter.ExpiryWriting[string, *pqcrypto.IdentityPublicKey](recipientTTL),
+		}),
 		members: otter.Must(&otter.Options[string, bool]{
 			MaximumSize:      100_000,
 			ExpiryCalculator: otter.ExpiryWriting[string, bool](5 * time.Second),
@@ -119,5 +128,6 @@ func (noMetrics) MessageSent() {}
 func (s *Service) Close() {
 	s.members.StopAllGoroutines()
 	s.identities.StopAllGoroutines()
+	s.signers.StopAllGoroutines()
 	s.recipients.close()
 }

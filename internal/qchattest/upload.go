@@ -16,27 +16,22 @@ import (
 // upload as the file part.
 func SealDocument(t testing.TB, id string, sender *User, roomID, recipientID, name, mime string, data []byte, recipients ...*User) (map[string]any, []byte) {
 	t.Helper()
-	conv := roomID
-	if conv == "" {
-		conv = recipientID
-	}
-	env, err := pqcrypto.Seal(nil, pqcrypto.Header{Kind: pqcrypto.KindDocument, ObjectID: id, SenderID: sender.ID, ConversationID: conv},
-		data, Recipients(recipients...))
+	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: id, SenderID: sender.ID, ConversationID: roomID + recipientID, Name: name, MimeType: mime}
+	w, sig := seal(t, sender, h, data, recipients)
+	ct, err := pqcrypto.DecodeB64(w.Ciphertext)
 	if err != nil {
-		t.Fatalf("seal document: %v", err)
+		t.Fatal(err)
 	}
-	w := env.Wire()
-	keys := make([]map[string]any, len(w.Keys))
-	for i, k := range w.Keys {
-		keys[i] = map[string]any{"userId": k.UserID, "keyId": k.KeyID, "kemCiphertext": k.KEMCiphertext, "wrappedKey": k.WrappedKey}
+	in := map[string]any{"id": id, "name": name, "mimeType": mime, "nonce": w.Nonce, "keys": wireKeys(w), "file": nil}
+	if sig != "" {
+		in["signature"] = sig
 	}
-	in := map[string]any{"id": id, "name": name, "mimeType": mime, "nonce": w.Nonce, "keys": keys, "file": nil}
 	if roomID != "" {
 		in["roomId"] = roomID
 	} else {
 		in["recipientId"] = recipientID
 	}
-	return in, env.Ciphertext
+	return in, ct
 }
 
 // Upload sends a GraphQL multipart request (the multipart request spec) whose

@@ -170,8 +170,8 @@ func TestKeys(t *testing.T) {
 				}
 			}
 		}
-		srv.MustDo(t, alice.Token, `mutation($k: String!) { rotateKey(publicKey: $k, algorithm: X_WING) { publicKey { id algorithm } keys { id current } } }`,
-			map[string]any{"k": pqcrypto.EncodeB64(next.PublicKey)}, &out)
+		srv.MustDo(t, alice.Token, `mutation($k: String!, $seq: Int!, $sig: String!) { rotateKey(publicKey: $k, algorithm: X_WING, seq: $seq, signature: $sig) { publicKey { id algorithm } keys { id current } } }`,
+			alice.RotateVars(t, next), &out)
 		rk := out.RotateKey
 		if rk.PublicKey.ID == alice.KeyID || rk.PublicKey.Algorithm != "X_WING" {
 			t.Fatalf("rotated = %+v", rk)

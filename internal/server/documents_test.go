@@ -22,13 +22,26 @@ type docOut struct {
 	Uploader                               struct{ ID string }
 	Room                                   *struct{ ID string }
 	MyKey                                  *struct{ UserID, KeyID, KemCiphertext, WrappedKey string }
+	Version                                int
+	Signature                              *string
+	KeyDigests                             []string
 }
 
-func openDocument(t *testing.T, u *qchattest.User, d docOut, uploader, conv string, ct []byte) []byte {
+// openDocument verifies (against the uploader's own identity key) and opens
+// a version 2 document as u.
+func openDocument(t *testing.T, u *qchattest.User, d docOut, uploader *qchattest.User, conv string, ct []byte) []byte {
 	t.Helper()
 	dec := func(s string) []byte { b, _ := pqcrypto.DecodeB64(s); return b }
-	pt, err := pqcrypto.OpenWith(pqcrypto.Header{Kind: pqcrypto.KindDocument, ObjectID: d.ID, SenderID: uploader, ConversationID: conv},
-		ct, dec(d.Nonce), pqcrypto.RecipientKey{UserID: d.MyKey.UserID, KeyID: d.MyKey.KeyID, KEMCiphertext: dec(d.MyKey.KemCiphertext), WrappedKey: dec(d.MyKey.WrappedKey)}, u.Key)
+	if d.Version != 2 || d.Signature == nil || len(d.KeyDigests) == 0 {
+		t.Fatalf("document %s: version %d, signature %v, %d key digests", d.ID, d.Version, d.Signature != nil, len(d.KeyDigests))
+	}
+	r := &pqcrypto.ReceivedEnvelope{Ciphertext: ct, Nonce: dec(d.Nonce), Signature: dec(*d.Signature),
+		MyKey: pqcrypto.RecipientKey{UserID: d.MyKey.UserID, KeyID: d.MyKey.KeyID, KEMCiphertext: dec(d.MyKey.KemCiphertext), WrappedKey: dec(d.MyKey.WrappedKey)}}
+	for _, k := range d.KeyDigests {
+		r.KeyDigests = append(r.KeyDigests, dec(k))
+	}
+	pt, err := pqcrypto.OpenSigned(pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: d.ID, SenderID: uploader.ID, ConversationID: conv, Name: d.Name, MimeType: d.MimeType},
+		r, uploader.IK.Public(), u.Key)
 	if err != nil {
 		t.Fatalf("open document as %s: %v", u.Name, err)
 	}
@@ -56,13 +69,13 @@ func TestDocuments(t *testing.T) {
 
 		t.Run("members download the identical file", func(t *testing.T) {
 			var got struct{ Document docOut }
-			srv.MustDo(t, bob.Token, `query($id: ID!) { document(id: $id) { id nonce size mimeType downloadUrl myKey { userId keyId kemCiphertext wrappedKey } } }`,
+			srv.MustDo(t, bob.Token, `query($id: ID!) { document(id: $id) { id name nonce size mimeType downloadUrl version signature keyDigests myKey { userId keyId kemCiphertext wrappedKey } } }`,
 				map[string]any{"id": id}, &got)
 			status, body, h := srv.Download(t, bob.Token, got.Document.DownloadURL)
 			if status != http.StatusOK || h.Get("Content-Type") != "application/octet-stream" || h.Get("Content-Encoding") != "" {
 				t.Fatalf("download status %d headers %v", status, h)
 			}
-			if !bytes.Equal(openDocument(t, bob, got.Document, alice.ID, room.ID, body), pdf) {
+			if !bytes.Equal(openDocument(t, bob, got.Document, alice, room.ID, body), pdf) {
 				t.Fatal("bob's copy differs")
 			}
 			var docs struct {
@@ -87,8 +100,7 @@ func TestDocuments(t *testing.T) {
 		})
 
 		t.Run("a message carries the attachment", func(t *testing.T) {
-			msg := qchattest.Seal(t, uuid.NewString(), alice, room.ID, "", "see attached", alice, bob)
-			msg["attachmentId"] = id
+			msg := qchattest.SealAttached(t, uuid.NewString(), alice, room.ID, "", id, "see attached", alice, bob)
 			var out struct {
 				SendMessage struct{ Attachment struct{ ID, Name string } }
 			}

@@ -58,7 +58,7 @@ func TestRegisterWithAndWithoutIdentityKey(t *testing.T) {
 		}
 
 		// A version 1 client registers, reads and sends as before.
-		old := srv.Register(t, "oldie")
+		old := srv.RegisterV1(t, "oldie")
 		srv.MustDo(t, old.Token, meKeysQuery, nil, &got)
 		if got.Me.IdentityKey != nil || got.Me.PublicKey.Seq != nil || got.Me.PublicKey.Signature != nil {
 			t.Fatalf("a v1 account shows v2 keys: %+v", got.Me)
@@ -81,7 +81,7 @@ func TestRegisterWithAndWithoutIdentityKey(t *testing.T) {
 func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		srv := qchattest.NewServer(t, store)
-		u := srv.Register(t, "ursula") // version 1: no identity key yet
+		u := srv.RegisterV1(t, "ursula") // version 1: no identity key yet
 		k := qchattest.NewV2Keys(t)
 		set := func(k *qchattest.V2Keys, seq int, pw any) *qchattest.Response {
 			return srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": seq, "sig": k.Cert(t, seq), "pw": pw})
@@ -179,7 +179,7 @@ func TestIdentityKeyPasswordGuessesAreLimited(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), qchattest.Options{Config: func(c *config.Config) {
 		c.AuthRateLimitMax, c.AuthRateLimitWindow = budget, time.Minute
 	}})
-	u := srv.Register(t, "ursula")
+	u := srv.RegisterV1(t, "ursula")
 	k := qchattest.NewV2Keys(t)
 	srv.Do(t, u.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 1, "sig": k.Cert(t, 1), "pw": nil}).Decode(t, &struct{}{})
 

@@ -50,7 +50,7 @@ func TestKeyChangedReachesContactsOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.MustDo(t, alice.Token, `mutation($k: String!) { rotateKey(publicKey: $k) { id } }`, map[string]any{"k": pqcrypto.EncodeB64(kp.PublicKey)}, nil)
+			srv.MustDo(t, alice.Token, `mutation($k: String!, $seq: Int!, $sig: String!) { rotateKey(publicKey: $k, seq: $seq, signature: $sig) { id } }`, alice.RotateVars(t, kp), nil)
 		}
 
 		rotate(t)
@@ -58,19 +58,20 @@ func TestKeyChangedReachesContactsOnly(t *testing.T) {
 			next(t, u, "KEM_ROTATED")
 		}
 
-		// A first identity key, then its replacement (with the password).
+		// Two replacements of alice's identity key (with the password); her
+		// rotation above made seq 2.
 		k := qchattest.NewV2Keys(t)
-		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 1, "sig": k.Cert(t, 1)}, nil)
+		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 3, "sig": k.Cert(t, 3), "pw": alice.Password}, nil)
 		for _, u := range contactsOfAlice {
 			next(t, u, "IDENTITY_CHANGED")
 		}
 		n := qchattest.NewV2Keys(t)
-		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": n.Identity(), "pk": n.Pub(), "seq": 2, "sig": n.Cert(t, 2), "pw": alice.Password}, nil)
+		srv.MustDo(t, alice.Token, setIdentityMut, map[string]any{"ik": n.Identity(), "pk": n.Pub(), "seq": 4, "sig": n.Cert(t, 4), "pw": alice.Password}, nil)
 		for _, u := range contactsOfAlice {
 			next(t, u, "IDENTITY_CHANGED")
 		}
 		// A refused replacement changes nothing and tells nobody.
-		if r := srv.Do(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 3, "sig": k.Cert(t, 3), "pw": "wrong"}); r.Code() != "BAD_USER_INPUT" {
+		if r := srv.Do(t, alice.Token, setIdentityMut, map[string]any{"ik": k.Identity(), "pk": k.Pub(), "seq": 5, "sig": k.Cert(t, 5), "pw": "wrong"}); r.Code() != "BAD_USER_INPUT" {
 			t.Fatalf("wrong password answered %s %+v", r.Data, r.Errors)
 		}
 
@@ -80,7 +81,7 @@ func TestKeyChangedReachesContactsOnly(t *testing.T) {
 		// before it.
 		createRoom(t, srv, alice, "third", eve)
 		n.KP, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-		srv.MustDo(t, alice.Token, rotateCertMut, map[string]any{"pk": n.Pub(), "seq": 3, "sig": n.Cert(t, 3)}, nil)
+		srv.MustDo(t, alice.Token, rotateCertMut, map[string]any{"pk": n.Pub(), "seq": 5, "sig": n.Cert(t, 5)}, nil)
 		for _, u := range append(contactsOfAlice, eve) {
 			next(t, u, "KEM_ROTATED")
 		}
