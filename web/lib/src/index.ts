@@ -10,3 +10,4 @@ export * from './api/generated/graphql.js';
 export * from './storage/keystore.js';
 export * from './api/trust.js';
 export * from './api/account.js';
+export * from './api/documents.js';

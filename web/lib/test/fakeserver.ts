@@ -5,7 +5,10 @@
 import { ApolloClient, ApolloLink, InMemoryCache } from '@apollo/client';
 import { Observable } from 'rxjs';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type Account, type IdentityKeyPair, type KeyPair, KeyStore, b64, certifyKemKey, generateIdentity, generateKeyPair, hex, randomUUID, unb64, utf8 } from '../src/index.js';
+import {
+  type Account, type IdentityKeyPair, type KeyPair, KeyStore, b64, certifyKemKey, fromWireKey, generateIdentity, generateKeyPair, hex, randomUUID, sortedLeaves, unb64, utf8,
+  verifyEnvelope,
+} from '../src/index.js';
 
 export interface FakeUser {
   id: string;
@@ -24,6 +27,7 @@ export interface FakeUser {
 interface Stored {
   input: Record<string, unknown>;
   hash: string;
+  sender: string;
 }
 
 type Vars = Record<string, unknown>;
@@ -87,12 +91,13 @@ export class FakeServer {
     };
   }
 
-  private messageJSON(senderId: string, input: Record<string, unknown>) {
+  /** A stored message as reader self sees it. */
+  private messageJSON(self: string, senderId: string, input: Record<string, unknown>) {
     const s = this.users.get(senderId)!;
     const roomId = input['roomId'] as string | undefined;
     const recipientId = input['recipientId'] as string | undefined;
     const r = recipientId ? this.users.get(recipientId) : undefined;
-    const myKey = (input['keys'] as { userId: string }[]).find((k) => k.userId === senderId);
+    const myKey = (input['keys'] as { userId: string }[]).find((k) => k.userId === self);
     return {
       __typename: 'Message', id: input['id'], ciphertext: input['ciphertext'], nonce: input['nonce'], createdAt: '2026-11-30T00:00:00Z', deleted: false,
       sender: { __typename: 'User', id: s.id, username: s.username },
@@ -100,6 +105,10 @@ export class FakeServer {
       recipient: r ? { __typename: 'User', id: r.id, username: r.username } : null,
       myKey: myKey ? { __typename: 'RecipientKey', readAt: null, ...myKey } : null,
       attachment: null,
+      version: input['signature'] ? 2 : 1,
+      signature: input['signature'] ?? null,
+      keyDigests: input['signature'] ? sortedLeaves(storedKeys(input).map(fromWireKey)).map(b64) : null,
+      attachmentId: input['attachmentId'] ?? null,
     };
   }
 
@@ -131,7 +140,7 @@ export class FakeServer {
       }
       case 'MessageById': {
         const m = this.messages.get(vars['id'] as string);
-        return { data: { message: m ? this.messageJSON(self, m.input) : null } };
+        return { data: { message: m ? this.messageJSON(self, m.sender, m.input) : null } };
       }
       case 'SendMessage':
         return this.send(self, vars['input'] as Record<string, unknown>);
@@ -157,12 +166,23 @@ export class FakeServer {
     if (missing.length + unexpected.length + stale.length > 0) {
       return gqlError('keys: stale key ids; fetch the recipients\' current keys and seal again', { code: 'BAD_USER_INPUT', missingUserIds: missing, unexpectedUserIds: unexpected, staleKeyIds: stale });
     }
+    // As the server does: a signature must verify against the sender's current identity key.
+    const sig = input['signature'] as string | undefined;
+    const sender = this.users.get(self)!;
+    if (sig !== undefined) {
+      const cid = roomId ?? (input['recipientId'] as string);
+      const meta = { kind: 'msg' as const, objectId: input['id'] as string, senderId: self, conversationId: cid, attachmentId: (input['attachmentId'] as string | undefined) ?? '', name: '', mimeType: '' };
+      const leaves = sortedLeaves(storedKeys(input).map(fromWireKey));
+      if (!sender.identity || !verifyEnvelope(sender.identity.publicKey, meta, unb64(input['ciphertext'] as string), unb64(input['nonce'] as string), leaves, unb64(sig))) {
+        return gqlError('signature: does not verify', { code: 'BAD_USER_INPUT', field: 'signature' });
+      }
+    }
     const hash = hex(sha256(utf8(JSON.stringify(input))));
     const id = input['id'] as string;
     const old = this.messages.get(id);
     if (old && old.hash !== hash) return gqlError(`message id ${id} is taken by other content`, { code: 'CONFLICT' });
-    if (!old) this.messages.set(id, { input, hash });
-    const answer = { data: { sendMessage: this.messageJSON(self, input) } };
+    if (!old) this.messages.set(id, { input, hash, sender: self });
+    const answer = { data: { sendMessage: this.messageJSON(self, self, input) } };
     return fault === 'lose-answer' ? 'network' : answer;
   }
 

@@ -14,7 +14,7 @@ import { WebSocket } from 'ws';
 import {
   type Account, type KeyPair, type MessageFieldsFragment, type PreparedMessage, type QChatLink,
   ConversationsDocument, CreateRoomDocument, DirectMessagesDocument, JoinRoomDocument, KeyStore, LogoutDocument, MeDocument, MessageAddedDocument,
-  PAGE_SIZE, RoomMessagesDocument, createKeyBackup, createQChatClient, errorCode, generateRecoveryKey, hasKeyBackup, openMessage,
+  PAGE_SIZE, RoomMessagesDocument, createKeyBackup, createQChatClient, errorCode, generateRecoveryKey, hasKeyBackup, readMessage,
   prepareMessage, randomUUID, registerAccount, restoreKeyBackup, rotateAccountKey, sendMessage, sendPrepared,
 } from '../src/index.js';
 
@@ -55,7 +55,12 @@ async function register(name: string, algorithm: 'ML_KEM_768' | 'X_WING'): Promi
   return { name, id: reg.user.id, client, link, ring: await store.keyRing(reg.user.id), session, account };
 }
 
-const open = (p: Person, m: MessageFieldsFragment): Promise<string> => openMessage(m, (kid) => p.ring.get(kid));
+// Opened with the sender's identity key as pinned: every message here is signed.
+const open = async (p: Person, m: MessageFieldsFragment): Promise<string> => {
+  const o = await readMessage(p.client, p.account, m, (kid) => p.ring.get(kid));
+  check(o.verified && m.version === 2, `${p.name}: message ${m.id} is signed and verified`);
+  return o.text;
+};
 
 const alice = await register('alice', 'ML_KEM_768');
 const bob = await register('bob', 'X_WING');
@@ -150,7 +155,8 @@ const device = await KeyStore.open(`live-${bob.id}-new-device`);
 await restoreKeyBackup(bob.client, device, bob.id, recoveryKey);
 const restored = await device.keyRing(bob.id);
 check(restored.size === 2 && restored.has(newKeyId), 'the backup holds the key from before and after the rotation');
-const restoredTexts = await Promise.all(history.map((m) => openMessage(m, (kid) => restored.get(kid))));
+const restoredAccount: Account = { userId: bob.id, store: device, identity: await device.getIdentity(bob.id) };
+const restoredTexts = await Promise.all(history.map(async (m) => (await readMessage(bob.client, restoredAccount, m, (kid) => restored.get(kid))).text));
 check(restoredTexts.includes('hello bob ✓ <b>not html</b>') && restoredTexts.includes('after the rotation'), 'the new device opens the whole history');
 await assert_rejects(restoreKeyBackup(bob.client, device, bob.id, generateRecoveryKey()), 'cannot open key backup');
 

@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import 'fake-indexeddb/auto';
-import { CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, openWireV1, prepareMessage, sendMessage, sendPrepared, textOf } from '../src/index.js';
+import { type ReceivedV2, MessageByIdDocument, b64, randomUUID, readMessage, sealV1, toWire, CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, fromWireKey, openV2, prepareMessage, sortedLeaves, unb64, sendMessage, sendPrepared, textOf } from '../src/index.js';
 import { FakeServer, type FakeUser, storedKeys } from './fakeserver.js';
+import { flip } from './helpers.js';
 
 const noDelay = { retryDelay: () => 0 };
 
@@ -18,8 +19,10 @@ async function assertOpensForAll(s: FakeServer, id: string, members: FakeUser[],
     const k: ReturnType<typeof storedKeys>[number] | undefined = storedKeys(m.input).find((x) => x.userId === u.id);
     assert.ok(k, `${u.username} is a recipient`);
     assert.equal(k.keyId, u.keyId, `${u.username}'s current key`);
-    const h = { kind: 'msg' as const, objectId: id, senderId: sender.id, conversationId: cid };
-    assert.equal(textOf(await openWireV1(h, m.input['ciphertext'] as string, m.input['nonce'] as string, k, u.kp)), text);
+    const meta = { kind: 'msg' as const, objectId: id, senderId: sender.id, conversationId: cid, attachmentId: '', name: '', mimeType: '' };
+    const leaves = sortedLeaves(storedKeys(m.input).map(fromWireKey));
+    const received: ReceivedV2 = { ciphertext: unb64(m.input['ciphertext'] as string), nonce: unb64(m.input['nonce'] as string), myKey: fromWireKey(k), keyDigests: leaves, signature: unb64(m.input['signature'] as string) };
+    assert.equal(textOf(await openV2(meta, received, sender.identity!.publicKey, u.kp)), text);
   }
 }
 
@@ -44,8 +47,9 @@ test('room: a send reaches every member, the sender included', async () => {
   assert.equal(m.sender.id, alice.id);
   await assertOpensForAll(s, m.id, [alice, bob, carol], alice, roomId, 'hello ✓');
   // The answer opens too, with the sender's own key ring.
-  assert.equal(await openMessage(m, (kid) => alice.ring.get(kid)), 'hello ✓');
-  await assert.rejects(openMessage(m, () => null), CannotOpenError);
+  assert.equal(m.version, 2);
+  assert.deepEqual(await openMessage(m, (kid) => alice.ring.get(kid), [alice.identity!.publicKey]), { text: 'hello ✓', verified: true });
+  await assert.rejects(openMessage(m, () => null, [alice.identity!.publicKey]), CannotOpenError);
 });
 
 test('a lost answer is retried with the same input: one stored message', async () => {
@@ -207,4 +211,38 @@ test('identity change: a typed error until accepted, then sealing resumes', asyn
   await me.store.acceptIdentity(alice.id, bob.id, err.identityKey);
   await sendMessage(client, me, { userId: bob.id }, 'after accepting', noDelay);
   assert.deepEqual(await me.store.pinnedKeys(alice.id, bob.id), [bob.identity!.publicKey, pinned], 'the old key is kept for old signatures');
+});
+
+test('opening: a signature verifies against the pinned key only; version 1 is "sender not verified"', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  const bobMe = await s.account(bob);
+  const aliceMe = await s.account(alice);
+  const sent = await sendMessage(s.client(alice), aliceMe, { roomId }, 'signed by alice', noDelay);
+  // Bob reads it from the server (MessageById), so it carries his myKey.
+  const { data } = await s.client(bob).query({ query: MessageByIdDocument, variables: { id: sent.id } });
+  const m = data!.message!;
+  const ring = (kid: string) => bob.ring.get(kid);
+  assert.deepEqual(await readMessage(s.client(bob), bobMe, m, ring), { text: 'signed by alice', verified: true }, 'pinned on first use');
+  await assert.rejects(openMessage(m, ring, [generateIdentity().publicKey]), CannotOpenError, 'another identity key');
+  await assert.rejects(openMessage(m, ring, []), CannotOpenError, 'no pinned key');
+  await assert.rejects(openMessage({ ...m, signature: b64(flip(unb64(m.signature!))) }, ring, [alice.identity!.publicKey]), CannotOpenError, 'a flipped signature');
+  await assert.rejects(openMessage({ ...m, attachmentId: '3f1e2d3c-0000-4000-8000-000000000000' }, ring, [alice.identity!.publicKey]), CannotOpenError, 'another attachment id');
+  await assert.rejects(openMessage({ ...m, keyDigests: [...m.keyDigests!].reverse() }, ring, [alice.identity!.publicKey]), CannotOpenError, 'the leaves in another order');
+  await assert.rejects(openMessage({ ...m, keyDigests: null }, ring, [alice.identity!.publicKey]), CannotOpenError, 'no leaves');
+  await assert.rejects(openMessage({ ...m, version: 3 }, ring, [alice.identity!.publicKey]), CannotOpenError, 'an unknown version');
+
+  // A server relabelling it as version 1 gets nowhere (v2 labels); a real
+  // version 1 message opens, marked unverified.
+  await assert.rejects(openMessage({ ...m, version: 1, signature: null, keyDigests: null }, ring, [alice.identity!.publicKey]), CannotOpenError);
+  const h = { kind: 'msg' as const, objectId: randomUUID(), senderId: alice.id, conversationId: roomId };
+  const v1 = toWire(await sealV1(h, 'old times', [{ userId: bob.id, keyId: bob.keyId, algorithm: bob.kp.algorithm, publicKey: bob.kp.publicKey }]));
+  const old = { ...m, id: h.objectId, version: 1, signature: null, keyDigests: null, attachmentId: null, ciphertext: v1.ciphertext, nonce: v1.nonce, myKey: { ...v1.keys[0]!, readAt: null } };
+  assert.deepEqual(await openMessage(old, ring), { text: 'old times', verified: false });
+
+  // After bob accepts a new identity key of alice, what she signed before still verifies.
+  s.resetIdentity(alice);
+  await bobMe.store.acceptIdentity(bob.id, alice.id, alice.identity!.publicKey);
+  assert.equal((await readMessage(s.client(bob), bobMe, m, ring)).verified, true);
 });

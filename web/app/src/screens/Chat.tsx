@@ -26,8 +26,9 @@ import {
   SetTypingDocument,
   UpdateRoomDocument,
   UserByUsernameDocument,
-  openMessage,
+  type OpenedMessage,
   prepareMessage,
+  readMessage,
   sendPrepared,
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
@@ -496,23 +497,26 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
 }
 
 function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Session }) {
-  const [text, setText] = useState<string | null | undefined>(undefined);
+  const client = useApolloClient();
+  const [opened, setOpened] = useState<OpenedMessage | null | undefined>(undefined);
   useEffect(() => {
     if (m.deleted) return;
     let live = true;
-    openMessage(m, (id) => session.keyRing.get(id))
-      .then((t) => live && setText(t))
-      .catch(() => live && setText(null));
+    readMessage(client, session, m, (id) => session.keyRing.get(id))
+      .then((o) => live && setOpened(o))
+      .catch(() => live && setOpened(null));
     return () => {
       live = false;
     };
-  }, [m, session.keyRing]);
+  }, [m, session, client]);
   const mine = m.sender.id === session.userId;
+  const text = opened?.text ?? (opened === null ? null : undefined);
   const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
   return (
     <li className={mine ? 'message mine' : 'message'}>
       <p className="from">
         <span className="sender">{mine ? 'You' : m.sender.username}</span> <time dateTime={m.createdAt}>{formatWhen(m.createdAt)}</time>
+        {opened && !opened.verified && !m.deleted && <span className="unverified">sender not verified</span>}
         {mine && !m.deleted && <DeleteMessage id={m.id} text={text} />}
       </p>
       {m.deleted ? (
@@ -520,7 +524,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
       ) : text === undefined ? (
         <p className="text hint">Decrypting…</p>
       ) : text === null ? (
-        <p className="text deleted">This message cannot be opened on this browser: it was sealed to a key this browser does not have.</p>
+        <p className="text deleted">Cannot open this message on this browser: it was sealed to a key this browser does not have, or its signature does not verify.</p>
       ) : (
         // Text only: React escapes it; nothing in a message is ever parsed as HTML.
         <p className="text">{text}</p>
@@ -621,7 +625,7 @@ const describeFileError = (err: unknown) =>
   err instanceof AttachmentError
     ? err.message
     : err instanceof CannotOpenError
-      ? 'This file cannot be opened on this browser: it was sealed to a key this browser does not have.'
+      ? 'Cannot open this file on this browser: it was sealed to a key this browser does not have, or its signature does not verify.'
       : describeError(err);
 
 function formatSize(n: number): string {
@@ -694,7 +698,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
   const [preview, setPreview] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const image = doc.mimeType.startsWith('image/');
-  const open = () => downloadFile(client, session.token, doc.id, (id) => session.keyRing.get(id));
+  const open = async () => (await downloadFile(client, session.token, session, doc.id, (id) => session.keyRing.get(id))).bytes;
   useEffect(() => {
     if (!image) return;
     let url: string | null = null;
