@@ -14,7 +14,7 @@ import { WebSocket } from 'ws';
 import {
   type Account, type KeyPair, type MessageFieldsFragment, type PreparedMessage, type QChatLink,
   ConversationsDocument, CreateRoomDocument, DirectMessagesDocument, JoinRoomDocument, KeyStore, LogoutDocument, MeDocument, MessageAddedDocument,
-  PAGE_SIZE, RoomMessagesDocument, createKeyBackup, createQChatClient, errorCode, generateRecoveryKey, hasKeyBackup, readMessage,
+  PAGE_SIZE, RoomMessagesDocument, createKeyBackup, createQChatClient, errorCode, generateRecoveryKey, hasKeyBackup, readMessage, setAccountIdentity, IdentityChangedError, MessageByIdDocument,
   prepareMessage, randomUUID, registerAccount, restoreKeyBackup, rotateAccountKey, sendMessage, sendPrepared,
 } from '../src/index.js';
 
@@ -168,6 +168,24 @@ const dm = await sendMessage(bob.client, bob.account, { userId: alice.id }, 'dir
 const { data: dms } = await alice.client.query({ query: DirectMessagesDocument, variables: { withUserId: bob.id, first: PAGE_SIZE.messages }, fetchPolicy: 'network-only' });
 const got = dms?.directMessages.edges.find((e) => e.node.id === dm.id)?.node;
 check(got !== undefined && (await open(alice, got)) === 'direct hello', 'alice opens bob\'s direct message');
+
+// Bob starts over on a device without a backup: a new identity key (his
+// password needed). Alice's next send to him is refused, naming him, until
+// she accepts the new key; then he reads it, signed and verified.
+const fresh = await KeyStore.open(`live-${bob.id}-start-over`);
+const noPassword = await setAccountIdentity(bob.client, fresh).then(() => null, (e: unknown) => e);
+check(errorCode(noPassword) !== null, `replacing an identity key without the password is refused (got ${String(noPassword)})`);
+await setAccountIdentity(bob.client, fresh, { password: 'correct horse battery' });
+const refused = await sendMessage(alice.client, alice.account, { userId: bob.id }, 'to the old bob').then(() => null, (e: unknown) => e);
+check(refused instanceof IdentityChangedError && refused.userId === bob.id, `an identity change is refused until accepted (got ${String(refused)})`);
+if (!(refused instanceof IdentityChangedError)) throw new Error('unreachable');
+await alice.account.store.acceptIdentity(alice.id, bob.id, refused.identityKey);
+const welcome = await sendMessage(alice.client, alice.account, { userId: bob.id }, 'welcome back');
+const { data: wb } = await bob.client.query({ query: MessageByIdDocument, variables: { id: welcome.id }, fetchPolicy: 'network-only' });
+const freshRing = await fresh.keyRing(bob.id);
+const freshAccount: Account = { userId: bob.id, store: fresh, identity: await fresh.getIdentity(bob.id) };
+const readBack = wb?.message ? await readMessage(bob.client, freshAccount, wb.message, (kid) => freshRing.get(kid)) : null;
+check(readBack?.text === 'welcome back' && readBack.verified, 'bob reads it with his new keys');
 
 // API errors come back with their code.
 const bad = await bob.client.mutate({ mutation: JoinRoomDocument, variables: { code: 'zzzzzzzz' } }).then(() => null, (e: unknown) => e);
