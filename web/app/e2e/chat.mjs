@@ -455,6 +455,10 @@ try {
   check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to bob is blocked');
   await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
   await shot(alice, 'identity-changed.png');
+  // Not forgotten by a reload: the pins are checked at start-up.
+  await alice.page.reload();
+  await warning.waitFor();
+  check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'still blocked after a reload');
   await warning.getByRole('link', { name: 'Compare safety numbers with bob' }).click();
   const changedSees = await alice.page.getByRole('group', { name: 'Safety number' }).locator('span').allInnerTexts();
   check(changedSees.join(' ') !== aliceSees, 'a new identity key, a new safety number');

@@ -1,11 +1,12 @@
-// Identity key changes of contacts (PROTOCOL-V2 §4): learned live from the
-// keyChanged subscription, when a conversation opens, and from a send the
-// library refused (IdentityChangedError). A changed contact stays in the list,
+// Identity key changes of contacts (PROTOCOL-V2 §4): learned at start-up
+// (every pinned contact checked), live from the keyChanged subscription, when
+// a conversation opens, and from a send the library refused
+// (IdentityChangedError). A changed contact stays in the list,
 // and nothing is sealed to it, until the person accepts the new key.
 
 import { useApolloClient, useSubscription } from '@apollo/client/react';
-import { IdentityChangedError, KeyChangedDocument, checkContactIdentity } from '@qchat/client';
-import { type ReactNode, createContext, useCallback, useContext, useMemo, useState } from 'react';
+import { IdentityChangedError, KeyChangedDocument, checkContactIdentity, checkPinnedContacts } from '@qchat/client';
+import { type ReactNode, createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react';
 import type { Session } from './session';
 
 export interface ChangedContact {
@@ -68,6 +69,20 @@ export function TrustProvider({ session, children }: { session: Session; childre
     },
     [changed, session],
   );
+
+  // Changes made while no page of this browser was open show at start-up.
+  useEffect(() => {
+    if (!session.identity) return;
+    let live = true;
+    checkPinnedContacts(client, session)
+      .then((cs) => {
+        if (live) for (const c of cs) add(c);
+      })
+      .catch(() => {});
+    return () => {
+      live = false;
+    };
+  }, [client, session, add]);
 
   useSubscription(KeyChangedDocument, {
     onData: ({ data }) => {

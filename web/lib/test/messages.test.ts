@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import 'fake-indexeddb/auto';
-import { type ReceivedV2, MessageByIdDocument, b64, randomUUID, readMessage, sealV1, toWire, CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, fromWireKey, openV2, prepareMessage, sortedLeaves, unb64, sendMessage, sendPrepared, textOf } from '../src/index.js';
+import { checkPinnedContacts, type ReceivedV2, MessageByIdDocument, b64, randomUUID, readMessage, sealV1, toWire, CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, fromWireKey, openV2, prepareMessage, sortedLeaves, unb64, sendMessage, sendPrepared, textOf } from '../src/index.js';
 import { FakeServer, type FakeUser, storedKeys } from './fakeserver.js';
 import { flip } from './helpers.js';
 
@@ -199,7 +199,11 @@ test('identity change: a typed error until accepted, then sealing resumes', asyn
   const me = await s.account(alice);
   await sendMessage(client, me, { userId: bob.id }, 'first', noDelay);
   const pinned = (await me.store.getPin(alice.id, bob.id))!.identityKey;
+  const carol = s.addUser('carol');
+  await sendMessage(client, me, { userId: carol.id }, 'pins carol', noDelay);
+  assert.deepEqual(await checkPinnedContacts(client, me), [], 'nothing changed yet');
   s.resetIdentity(bob);
+  assert.deepEqual(await checkPinnedContacts(client, me), [{ userId: bob.id, username: 'bob', identityKey: bob.identity!.publicKey }], 'found at start-up');
   const err = await sendMessage(client, me, { userId: bob.id }, 'second', noDelay).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof IdentityChangedError, String(err));
   assert.equal(err.username, 'bob');

@@ -150,3 +150,33 @@ export async function checkContactIdentity(client: ApolloClient, account: Accoun
   if (userId === account.userId) await pinSelf(account);
   return { check: await account.store.checkIdentity(account.userId, userId, identityKey), username: u.username, identityKey };
 }
+
+/** A contact whose presented identity key is not the pinned one. */
+export interface ChangedIdentity {
+  readonly userId: string;
+  readonly username: string;
+  readonly identityKey: Uint8Array;
+}
+
+// Users(ids) per request: well within the server's limits on ids and cost.
+const USERS_BATCH = 25;
+
+/**
+ * Compares every contact this device pinned with the identity key the server
+ * presents now: the ones that changed (while this page was closed, say), to
+ * warn about at start-up.
+ */
+export async function checkPinnedContacts(client: ApolloClient, account: Account): Promise<ChangedIdentity[]> {
+  const pins = (await account.store.listPins(account.userId)).filter((p) => p.contactId !== account.userId);
+  const out: ChangedIdentity[] = [];
+  for (let i = 0; i < pins.length; i += USERS_BATCH) {
+    const batch = pins.slice(i, i + USERS_BATCH);
+    const { data } = await client.query({ query: UsersDocument, variables: { ids: batch.map((p) => p.contactId) }, fetchPolicy: 'network-only' });
+    for (const u of data?.users ?? []) {
+      if (!u.identityKey) continue;
+      const identityKey = unb64(u.identityKey.key);
+      if ((await account.store.checkIdentity(account.userId, u.id, identityKey)) === 'changed') out.push({ userId: u.id, username: u.username, identityKey });
+    }
+  }
+  return out;
+}

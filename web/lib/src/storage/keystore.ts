@@ -161,6 +161,11 @@ export class KeyStore {
     return equalBytes(pin.identityKey, identityKey) ? 'same' : 'changed';
   }
 
+  /** Every pin of userId (its own included). */
+  async listPins(userId: string): Promise<Pin[]> {
+    return this.db.getAll('pins', IDBKeyRange.bound([userId, ''], [userId, '\uffff']));
+  }
+
   async getPin(userId: string, contactId: string): Promise<Pin | null> {
     return (await this.db.get('pins', [userId, contactId])) ?? null;
   }
