@@ -286,6 +286,26 @@ try {
   await sees(bob, 'Written on my new device.');
   await device.context.close();
 
+  // Alice replaces her backup with a passphrase of her own (too short first),
+  // then deletes it.
+  await alice.page.getByRole('link', { name: 'Settings' }).click();
+  await alice.page.getByText('You have a key backup').waitFor();
+  await alice.page.getByLabel('A passphrase of my own').check();
+  await alice.page.getByLabel('Passphrase', { exact: true }).fill('too short');
+  await alice.page.getByLabel('Repeat passphrase').fill('too short');
+  await alice.page.getByRole('button', { name: 'Replace backup' }).click();
+  await alice.page.getByText('The passphrase must be at least 12 characters long.').waitFor();
+  await alice.page.getByLabel('Passphrase', { exact: true }).fill('ünïcödé pässphrase');
+  await alice.page.getByLabel('Repeat passphrase').fill('ünïcödé pässphrase');
+  await alice.page.getByRole('button', { name: 'Replace backup' }).click();
+  await alice.page.getByText('Key backup replaced.').waitFor();
+  checks++;
+  await alice.page.getByRole('button', { name: 'Delete backup' }).click();
+  await alice.page.getByRole('button', { name: 'Yes, delete the backup' }).click();
+  await alice.page.getByText('You have no key backup yet').waitFor();
+  checks++;
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+
   // The chat view (docs/screenshot.png is alice's), before the CLI's filler.
   await shot(alice, 'chat.png');
   await shot(bob, 'chat-phone.png');
@@ -419,8 +439,14 @@ try {
   const list = alice.page.getByRole('list', { name: 'Members' });
   await list.getByText(/^bob, member/).waitFor();
   checks++;
+  // The owner makes bob an admin, and a member again.
+  await list.getByRole('button', { name: 'Make bob an admin' }).click();
+  await list.getByText(/^bob, admin/).waitFor();
+  await list.getByRole('button', { name: 'Make bob a member' }).click();
+  await list.getByText(/^bob, member/).waitFor();
+  checks++;
   await list.getByRole('button', { name: 'Remove bob' }).click();
-  await list.getByText(/^bob, member/).waitFor({ state: 'detached' });
+  await list.getByText(/^bob, /).waitFor({ state: 'detached' });
   checks++;
   await alice.page.getByRole('button', { name: /^Members/ }).click();
   await manage.click();

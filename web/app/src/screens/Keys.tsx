@@ -232,7 +232,7 @@ function BackupSettings({ session }: { session: Session }) {
           <>
             <label>
               Passphrase
-              <input type="password" autoComplete="new-password" required minLength={12} aria-describedby="passphrase-hint" value={passphrase} onChange={(e) => setPassphrase(e.target.value)} />
+              <input type="password" autoComplete="new-password" required aria-describedby="passphrase-hint" value={passphrase} onChange={(e) => setPassphrase(e.target.value)} />
             </label>
             <p id="passphrase-hint" className="hint">At least 12 characters. Not your account password.</p>
             <label>
