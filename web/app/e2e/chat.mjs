@@ -390,6 +390,10 @@ try {
   checks++;
   await shot(bob, 'safety-number-phone.png');
   await alice.page.getByRole('link', { name: 'Message bob' }).click();
+  await bob.page.getByRole('link', { name: 'Settings' }).click();
+  await bob.page.getByRole('heading', { name: 'Key backup' }).waitFor();
+  await shot(bob, 'settings-phone.png');
+  await bob.page.goBack();
   await bob.page.getByRole('link', { name: 'Message alice' }).click();
   await sees(bob, 'Agreed.');
 
