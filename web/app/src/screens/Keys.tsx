@@ -410,3 +410,33 @@ export function IdentityWarnings() {
     </section>
   );
 }
+
+const OFFER_DISMISSED = 'qchat.backupOfferDismissed';
+
+/**
+ * The offer of a key backup, while the account has none: the keys are only in
+ * this browser until then. "Not now" hides it for this tab's session.
+ */
+export function BackupOffer({ session }: { session: Session }) {
+  const { data } = useQuery(KeyBackupDocument, { fetchPolicy: 'cache-and-network' });
+  const [dismissed, setDismissed] = useState(() => sessionStorage.getItem(OFFER_DISMISSED) === session.userId);
+  if (!data || typeof data.keyBackup === 'string' || dismissed || !session.identity) return null;
+  return (
+    <aside className="banner offer" aria-labelledby="backup-offer-title">
+      <p>
+        <strong id="backup-offer-title">Back up your keys.</strong> They are only in this browser: without a key backup, a new browser cannot read your history.
+      </p>
+      <Link to="/settings" className="button">Create a key backup</Link>{' '}
+      <button
+        type="button"
+        className="secondary"
+        onClick={() => {
+          sessionStorage.setItem(OFFER_DISMISSED, session.userId);
+          setDismissed(true);
+        }}
+      >
+        Not now
+      </button>
+    </aside>
+  );
+}

@@ -12,7 +12,7 @@ import type { Session } from '../session';
 import { DirectChat, RoomChat } from './Chat';
 import { ConversationList } from './Conversations';
 import { CreateRoom, JoinRoom, NewDirect } from './Forms';
-import { IdentityWarnings, RestoreKeys, SafetyNumber, Settings } from './Keys';
+import { BackupOffer, IdentityWarnings, RestoreKeys, SafetyNumber, Settings } from './Keys';
 
 interface ShellProps {
   session: Session;
@@ -70,6 +70,7 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
           <button type="button" onClick={() => void onSignOut()}>Sign out</button>
         </header>
         <ConnectionBanner api={api} />
+        {!needsKeys && path !== '/settings' && <BackupOffer session={session} />}
         <IdentityWarnings />
         <nav className="sidebar" aria-label="Conversations">
           <div className="actions">
