@@ -4,7 +4,7 @@
 
 import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
-  KeyBackupDocument, MeDocument, type Pin, UserByUsernameDocument, type UserFieldsFragment, checkContactIdentity, createKeyBackup, deleteKeyBackup,
+  KeyBackupDocument, MeDocument, type Pin, UserByUsernameDocument, type UserFieldsFragment, createKeyBackup, deleteKeyBackup,
   formatSafetyNumber, generateRecoveryKey, isStrongEnoughSecret, restoreKeyBackup, rotateAccountKey, safetyNumber, setAccountIdentity, unb64,
 } from '@qchat/client';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
@@ -28,17 +28,20 @@ export function RestoreKeys({ session, me, onKeys }: { session: Session; me: Use
   const restore = useAction();
   const reset = useAction();
   const legacy = useAction();
-  const started = useRef(false);
+  // Each attempt runs once (StrictMode runs effects twice).
+  const [attempt, setAttempt] = useState(0);
+  const started = useRef(-1);
   const needsIdentity = me.identityKey === null;
 
+  const runLegacy = legacy.run;
   useEffect(() => {
-    if (!needsIdentity || started.current) return;
-    started.current = true;
-    void legacy.run(async () => {
+    if (!needsIdentity || started.current === attempt) return;
+    started.current = attempt;
+    void runLegacy(async () => {
       await setAccountIdentity(client, session.store);
       await onKeys();
     });
-  }, [needsIdentity, client, session.store, onKeys, legacy]);
+  }, [needsIdentity, attempt, client, session.store, onKeys, runLegacy]);
 
   if (needsIdentity) {
     return (
@@ -48,7 +51,7 @@ export function RestoreKeys({ session, me, onKeys }: { session: Session; me: Use
         {legacy.error && (
           <>
             <p className="error" role="alert">{legacy.error}</p>
-            <button type="button" onClick={() => { started.current = false; legacy.setError(null); }}>Try again</button>
+            <button type="button" onClick={() => setAttempt((n) => n + 1)}>Try again</button>
           </>
         )}
       </section>
@@ -272,7 +275,6 @@ function BackupSettings({ session }: { session: Session }) {
 
 /** A contact's safety number (twelve groups of five digits) and marking it verified. */
 export function SafetyNumber({ username, session }: { username: string; session: Session }) {
-  const client = useApolloClient();
   const trust = useTrust();
   const { data, error } = useQuery(UserByUsernameDocument, { variables: { username }, fetchPolicy: 'network-only' });
   const user = data?.userByUsername;
@@ -280,21 +282,22 @@ export function SafetyNumber({ username, session }: { username: string; session:
   const action = useAction();
   const changed = user ? trust.changed.get(user.id) : undefined;
 
+  // The key the server presents now is compared with the pin (pinned on
+  // first use; a change shows the warning) before the pin is shown.
+  const { check } = trust;
+  const userId = user?.id;
   useEffect(() => {
-    if (!user) return;
+    if (!userId) return;
     let live = true;
     void (async () => {
-      await checkContactIdentity(client, session, user.id).catch(() => null);
-      await trust.check(user.id);
-      const p = await session.store.getPin(session.userId, user.id);
+      await check(userId);
+      const p = await session.store.getPin(session.userId, userId);
       if (live) setPin(p);
     })();
     return () => {
       live = false;
     };
-    // trust.check changes with the warnings; checking once per user is enough.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [user?.id, client, session]);
+  }, [userId, check, session]);
 
   // Accepting a new key (here or in the warning) resets the pin: show it as it is now.
   const isChanged = changed !== undefined;
