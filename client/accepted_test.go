@@ -64,7 +64,7 @@ func TestWithSessionSavesAskingWhoIAm(t *testing.T) {
 		{"token and user id", client.WithSession(alice.Token(), alice.Self.Id), 2},
 	} {
 		ct := &countingTransport{}
-		c, err := client.New(srv.URL, tc.opt, client.WithHTTPClient(&http.Client{Transport: ct}))
+		c, err := client.New(srv.URL, tc.opt, client.WithHTTPClient(&http.Client{Transport: ct}), client.WithIdentity(alice.Identity()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/Khan/genqlient/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/pqcrypto"
 )
 
 // The error codes the server puts in extensions.code (api-contract.md). They
@@ -92,6 +94,30 @@ func isRecipientMismatch(err error) bool {
 	return false
 }
 
+// setInput sets a version 2 input field that the SDK always fills: a
+// *string while the schema leaves it optional (the transition to version 2)
+// and a string once it is required. genqlient makes a nullable input field a
+// pointer and refuses a pointer on a required one, so the generated type
+// changes with the schema; this keeps the SDK building across the switch.
+func setInput[T any](field *T, v string) {
+	switch f := any(field).(type) {
+	case *string:
+		*f = v
+	case **string:
+		*f = &v
+	default:
+		panic(fmt.Sprintf("client: setInput on a %T", field))
+	}
+}
+
+// SetSignature sets the envelope's signature (standard base64), whichever
+// type the schema gives the field (see setInput).
+func (v *SendMessageInput) SetSignature(sig string) { setInput(&v.Signature, sig) }
+
+// SetSignature sets the envelope's signature (standard base64), whichever
+// type the schema gives the field (see setInput).
+func (v *UploadDocumentInput) SetSignature(sig string) { setInput(&v.Signature, sig) }
+
 func notFound(what string) error {
 	return &Error{Code: CodeNotFound, Message: what + " not found", Extensions: map[string]any{"code": CodeNotFound}}
 }
@@ -103,9 +129,13 @@ type Client struct {
 	http *http.Client
 	gql  graphql.Client
 
-	mu     sync.Mutex
-	token  string
-	selfID string // cached id of the token's user; "" until needed
+	mu       sync.Mutex
+	token    string
+	selfID   string                // cached id of the token's user; "" until needed
+	identity *pqcrypto.IdentityKey // signs everything the client sends (envelope v2)
+
+	pins       Pins           // what the caller trusts: see trust.go
+	identities *identityCache // shared with the OverWebsocket clients made from this one
 }
 
 // Option configures a Client.
@@ -127,6 +157,16 @@ func WithSession(token, userID string) Option {
 	return func(c *Client) { c.token, c.selfID = token, userID }
 }
 
+// WithIdentity sets the caller's identity key, which signs every message,
+// document and KEM key the client sends. Register, SetIdentityKey and
+// ResetIdentity set it themselves.
+func WithIdentity(ik *pqcrypto.IdentityKey) Option { return func(c *Client) { c.identity = ik } }
+
+// WithPins sets the trust store the client checks every recipient's and
+// sender's keys against. Without it a client pins in memory, for its own
+// lifetime only: a long-lived caller should give it a store that lasts.
+func WithPins(p Pins) Option { return func(c *Client) { c.pins = p } }
+
 // New returns a client of the server at serverURL (its root, without
 // /graphql; e.g. "http://localhost:8080").
 func New(serverURL string, opts ...Option) (*Client, error) {
@@ -141,6 +181,10 @@ func New(serverURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.pins == nil {
+		c.pins = NewMemoryPins()
+	}
+	c.identities = &identityCache{}
 	c.gql = &transport{c: c}
 	return c, nil
 }
@@ -160,6 +204,23 @@ func (c *Client) SetToken(token string) {
 		c.token, c.selfID = token, ""
 	}
 }
+
+// Identity is the caller's identity key, nil if it has none.
+func (c *Client) Identity() *pqcrypto.IdentityKey {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.identity
+}
+
+// SetIdentity sets the caller's identity key (see WithIdentity).
+func (c *Client) SetIdentity(ik *pqcrypto.IdentityKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.identity = ik
+}
+
+// Pins is the trust store the client checks keys against.
+func (c *Client) Pins() Pins { return c.pins }
 
 // ServerURL is the server root the client was made for.
 func (c *Client) ServerURL() string { return c.base.String() }

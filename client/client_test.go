@@ -52,7 +52,11 @@ func register(t *testing.T, srv *qchattest.Server, name string, alg pqcrypto.Alg
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.Register(ctx, name, "password-"+name, kp)
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Register(ctx, name, "password-"+name, ik, kp)
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
@@ -221,8 +225,8 @@ func TestMessagesAndHistory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("send %q: %v", text, err)
 		}
-		if got, err := client.OpenMessage(m, sender.Keyring); err != nil || string(got) != text {
-			t.Fatalf("sender opens own message: %q, %v", got, err)
+		if got := sender.Decrypt(ctx, m, sender.Keyring); got.Err != nil || got.Text() != text || !got.Signed || m.Version != 2 {
+			t.Fatalf("sender opens own message: %q, %v, signed %v, version %d", got.Text(), got.Err, got.Signed, m.Version)
 		}
 	}
 
@@ -286,7 +290,7 @@ func TestMessagesAndHistory(t *testing.T) {
 	if err != nil || !m.Deleted {
 		t.Fatalf("deleted message = %+v, %v", m, err)
 	}
-	if _, err := client.OpenMessage(m, bob.Keyring); !errors.Is(err, client.ErrDeleted) {
+	if _, _, err := client.OpenMessage(m, bob.Keyring, nil); !errors.Is(err, client.ErrDeleted) {
 		t.Errorf("open deleted: %v", err)
 	}
 	p, _ = bob.History(ctx, room, 1, p.EndCursor, client.Keyring{})
@@ -366,8 +370,10 @@ func TestSendRetriesAfterKeyRotation(t *testing.T) {
 	}
 
 	// Without the retry the server's error is typed, with its extensions.
-	_, err = alice.SendMessageRaw(ctx, client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
-		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}})
+	refused := client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
+		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}}
+	refused.SetSignature(pqcrypto.EncodeB64(make([]byte, pqcrypto.SignatureSize))) // the key list is checked first
+	_, err = alice.SendMessageRaw(ctx, refused)
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != client.CodeBadUserInput || len(ce.StringList("missingUserIds")) != 2 {
 		t.Fatalf("empty key list: %#v", err)
@@ -392,8 +398,8 @@ func TestDocuments(t *testing.T) {
 		t.Errorf("document = %+v", d)
 	}
 	for _, who := range []*person{alice, bob} {
-		got, data, err := who.DownloadDocument(ctx, d.Id, who.Keyring)
-		if err != nil || !bytes.Equal(data, pdf) || got.MimeType != "application/pdf" {
+		got, data, signed, err := who.DownloadDocument(ctx, d.Id, who.Keyring)
+		if err != nil || !bytes.Equal(data, pdf) || got.MimeType != "application/pdf" || !signed || got.Version != 2 {
 			t.Fatalf("%s downloads: %q, %v", who.Self.Username, data, err)
 		}
 	}
@@ -410,7 +416,7 @@ func TestDocuments(t *testing.T) {
 	if err != nil || m.Attachment == nil || m.Attachment.Id != dm.Id {
 		t.Fatalf("send with attachment = %+v, %v", m, err)
 	}
-	if _, data, err := alice.DownloadDocument(ctx, dm.Id, alice.Keyring); err != nil || string(data) != "plain notes" {
+	if _, data, signed, err := alice.DownloadDocument(ctx, dm.Id, alice.Keyring); err != nil || string(data) != "plain notes" || !signed {
 		t.Fatalf("direct document: %q, %v", data, err)
 	}
 
@@ -492,11 +498,11 @@ func TestSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := next(t, aliceEvents, client.EventMessage)
-	if rec := client.Decrypt(e.Message, alice.Keyring); rec.Err != nil || rec.Text() != "live from bob" {
+	if rec := alice.Decrypt(ctx, e.Message, alice.Keyring); rec.Err != nil || rec.Text() != "live from bob" || !rec.Signed {
 		t.Fatalf("alice decrypts %q, %v", rec.Text(), rec.Err)
 	}
 	// myKey in a subscription is the subscriber's own.
-	if e := next(t, bobEvents, client.EventMessage); client.Decrypt(e.Message, bob.Keyring).Text() != "live from bob" {
+	if e := next(t, bobEvents, client.EventMessage); bob.Decrypt(ctx, e.Message, bob.Keyring).Text() != "live from bob" {
 		t.Errorf("bob's own copy does not open")
 	}
 	if _, err := alice.MarkRead(ctx, sent.Id); err != nil {
@@ -569,7 +575,8 @@ func TestListsPageToTheEnd(t *testing.T) {
 	bob := register(t, srv, "bob", pqcrypto.MLKEM768)
 	ids := []string{bob.Self.Id}
 	for i := range 104 {
-		ids = append(ids, srv.Register(t, fmt.Sprintf("member%03d", i)).ID)
+		// Through the SDK: every member needs a certified key to be sealed to.
+		ids = append(ids, register(t, srv, fmt.Sprintf("member%03d", i), pqcrypto.MLKEM768).Self.Id)
 	}
 	r, err := alice.CreateRoom(ctx, "big", true, ids...)
 	if err != nil || r.MemberCount != 106 {

@@ -4,6 +4,13 @@
 // file leaves the process, opening after it arrives), so that callers never
 // handle envelopes unless they want to.
 //
+// Everything the client sends is signed with the caller's identity key
+// (envelope version 2: WithIdentity, Register), and every key it seals to and
+// every signature it opens is checked against what the caller trusts, not
+// against what the server presents: the caller's Pins (trust.go), which
+// remember each user's identity key from first use, whether it was verified
+// by safety number, and the newest certified key seen.
+//
 // The operations live in operations.graphql; generated.go is generated from
 // them and the server's schema (../graph/*.graphqls) by genqlient:
 //

@@ -59,14 +59,18 @@ func (c *Client) UploadDocument(ctx context.Context, conv Conversation, name, mi
 	}
 	oid := uuid.NewString()
 	var out *Document
-	err := c.sealAndSend(ctx, conv, pqcrypto.KindDocument, oid, data, func(env *pqcrypto.Envelope) error {
+	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: oid, Name: name, MimeType: mimeType}
+	err := c.sealAndSend(ctx, conv, h, data, func(env *pqcrypto.SignedEnvelope) error {
+
 		// A per-call transport carries the file part: genqlient's request
 		// has only JSON variables, where the Upload placeholder is null.
 		t := &transport{c: c, files: map[string][]byte{"variables.input.file": env.Ciphertext}}
-		resp, err := uploadDocument(ctx, t, UploadDocumentInput{
+		in := UploadDocumentInput{
 			Id: oid, RoomId: conv.roomPtr(), RecipientId: conv.userPtr(),
 			Name: name, MimeType: mimeType, Nonce: pqcrypto.EncodeB64(env.Nonce), Keys: wireKeys(env),
-		})
+		}
+		in.SetSignature(pqcrypto.EncodeB64(env.Signature))
+		resp, err := uploadDocument(ctx, t, in)
 		if err != nil {
 			return err
 		}
@@ -121,25 +125,36 @@ func (c *Client) DownloadCiphertext(ctx context.Context, d *Document) ([]byte, e
 	return body, nil
 }
 
-// OpenDocument decrypts a document's ciphertext with the caller's keyring.
-func OpenDocument(d *Document, ciphertext []byte, kr Keyring) ([]byte, error) {
-	h := pqcrypto.Header{Kind: pqcrypto.KindDocument, ObjectID: d.Id, SenderID: d.Uploader.Id, ConversationID: d.ConversationID()}
-	return kr.open(h, ciphertext, d.Nonce, d.MyKey)
+// OpenDocument decrypts a document's ciphertext with the caller's keyring,
+// verifying a version 2 document against senders as OpenMessage does;
+// signed reports that it verified (false: version 1, sender not verified).
+func OpenDocument(d *Document, ciphertext []byte, kr Keyring, senders []*pqcrypto.IdentityPublicKey) (plaintext []byte, signed bool, err error) {
+	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: d.Id, SenderID: d.Uploader.Id, ConversationID: d.ConversationID(),
+		Name: d.Name, MimeType: d.MimeType}
+	return kr.open(h, ciphertext, d.Nonce, d.MyKey, signedFields{d.Version, d.Signature, d.KeyDigests}, senders)
 }
 
-// DownloadDocument fetches a document's metadata and ciphertext and opens it.
-func (c *Client) DownloadDocument(ctx context.Context, id string, kr Keyring) (*Document, []byte, error) {
-	d, err := c.Document(ctx, id)
+// DownloadDocument fetches a document's metadata and ciphertext and opens
+// it, verifying a version 2 document against its uploader's pinned identity
+// key. signed is false for a version 1 document (sender not verified).
+func (c *Client) DownloadDocument(ctx context.Context, id string, kr Keyring) (d *Document, plaintext []byte, signed bool, err error) {
+	d, err = c.Document(ctx, id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("download %s: %w", id, err)
+		return nil, nil, false, fmt.Errorf("download %s: %w", id, err)
 	}
 	ct, err := c.DownloadCiphertext(ctx, d)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	pt, err := OpenDocument(d, ct, kr)
+	var senders []*pqcrypto.IdentityPublicKey
+	if d.Version != 1 {
+		if senders, err = c.senderKeys(d.Uploader.Id, func() (*User, error) { return c.User(ctx, d.Uploader.Id) }); err != nil {
+			return d, nil, false, fmt.Errorf("download %s: %w", id, pqcrypto.ErrCannotOpen)
+		}
+	}
+	pt, signed, err := OpenDocument(d, ct, kr, senders)
 	if err != nil {
-		return d, nil, fmt.Errorf("download %s: %w", id, err)
+		return d, nil, false, fmt.Errorf("download %s: %w", id, err)
 	}
-	return d, pt, nil
+	return d, pt, signed, nil
 }

@@ -83,10 +83,16 @@ type Document struct {
 	Size  int    `json:"size"`
 	Nonce string `json:"nonce"`
 	// GET with the Authorization header streams the ciphertext.
-	DownloadUrl string        `json:"downloadUrl"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	Uploader    UserRef       `json:"uploader"`
-	Room        *DocumentRoom `json:"room"`
+	DownloadUrl string    `json:"downloadUrl"`
+	CreatedAt   time.Time `json:"createdAt"`
+	// The envelope version: 1, or 2 for signed content.
+	Version int `json:"version"`
+	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64; null for version 1.
+	Signature *string `json:"signature"`
+	// Version 2: every recipient key's leaf (standard base64 of 32 bytes), in the signed order; null for version 1.
+	KeyDigests []string      `json:"keyDigests"`
+	Uploader   UserRef       `json:"uploader"`
+	Room       *DocumentRoom `json:"room"`
 	// extension: the other user of a direct conversation.
 	Recipient *DocumentRecipientUser `json:"recipient"`
 	// The caller's recipient key; null if none.
@@ -113,6 +119,15 @@ func (v *Document) GetDownloadUrl() string { return v.DownloadUrl }
 
 // GetCreatedAt returns Document.CreatedAt, and is useful for accessing the field via an interface.
 func (v *Document) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// GetVersion returns Document.Version, and is useful for accessing the field via an interface.
+func (v *Document) GetVersion() int { return v.Version }
+
+// GetSignature returns Document.Signature, and is useful for accessing the field via an interface.
+func (v *Document) GetSignature() *string { return v.Signature }
+
+// GetKeyDigests returns Document.KeyDigests, and is useful for accessing the field via an interface.
+func (v *Document) GetKeyDigests() []string { return v.KeyDigests }
 
 // GetUploader returns Document.Uploader, and is useful for accessing the field via an interface.
 func (v *Document) GetUploader() UserRef { return v.Uploader }
@@ -142,6 +157,52 @@ type DocumentRoom struct {
 // GetId returns DocumentRoom.Id, and is useful for accessing the field via an interface.
 func (v *DocumentRoom) GetId() string { return v.Id }
 
+// IdentityKey includes the GraphQL fields of IdentityKey requested by the fragment IdentityKey.
+// The GraphQL type's documentation follows.
+//
+// An ML-DSA-65 identity key (envelope version 2).
+type IdentityKey struct {
+	// The raw public key, standard base64.
+	Key         string    `json:"key"`
+	Fingerprint string    `json:"fingerprint"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// GetKey returns IdentityKey.Key, and is useful for accessing the field via an interface.
+func (v *IdentityKey) GetKey() string { return v.Key }
+
+// GetFingerprint returns IdentityKey.Fingerprint, and is useful for accessing the field via an interface.
+func (v *IdentityKey) GetFingerprint() string { return v.Fingerprint }
+
+// GetCreatedAt returns IdentityKey.CreatedAt, and is useful for accessing the field via an interface.
+func (v *IdentityKey) GetCreatedAt() time.Time { return v.CreatedAt }
+
+// KeyChange includes the requested fields of the GraphQL type KeyChange.
+type KeyChange struct {
+	User UserRef       `json:"user"`
+	Kind KeyChangeKind `json:"kind"`
+}
+
+// GetUser returns KeyChange.User, and is useful for accessing the field via an interface.
+func (v *KeyChange) GetUser() UserRef { return v.User }
+
+// GetKind returns KeyChange.Kind, and is useful for accessing the field via an interface.
+func (v *KeyChange) GetKind() KeyChangeKind { return v.Kind }
+
+type KeyChangeKind string
+
+const (
+	// A new KEM key (rotateKey).
+	KeyChangeKindKemRotated KeyChangeKind = "KEM_ROTATED"
+	// A new identity key, with a new KEM key it certifies (setIdentityKey).
+	KeyChangeKindIdentityChanged KeyChangeKind = "IDENTITY_CHANGED"
+)
+
+var AllKeyChangeKind = []KeyChangeKind{
+	KeyChangeKindKemRotated,
+	KeyChangeKindIdentityChanged,
+}
+
 // Member includes the GraphQL fields of RoomMember requested by the fragment Member.
 type Member struct {
 	Role     RoomRole  `json:"role"`
@@ -162,13 +223,21 @@ func (v *Member) GetUser() User { return v.User }
 type Message struct {
 	Id string `json:"id"`
 	// AES-256-GCM ciphertext with tag, standard base64; empty once deleted.
-	Ciphertext string       `json:"ciphertext"`
-	Nonce      string       `json:"nonce"`
-	CreatedAt  time.Time    `json:"createdAt"`
-	Deleted    bool         `json:"deleted"`
-	Sender     UserRef      `json:"sender"`
-	Room       *MessageRoom `json:"room"`
-	Recipient  *UserRef     `json:"recipient"`
+	Ciphertext string    `json:"ciphertext"`
+	Nonce      string    `json:"nonce"`
+	CreatedAt  time.Time `json:"createdAt"`
+	Deleted    bool      `json:"deleted"`
+	// The envelope version: 1, or 2 for signed content.
+	Version int `json:"version"`
+	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64; null for version 1.
+	Signature *string `json:"signature"`
+	// Version 2: every recipient key's leaf (standard base64 of 32 bytes), in the signed order; null for version 1.
+	KeyDigests []string `json:"keyDigests"`
+	// The attached document's id exactly as sent (it is signed); kept after the document is deleted.
+	AttachmentId *string      `json:"attachmentId"`
+	Sender       UserRef      `json:"sender"`
+	Room         *MessageRoom `json:"room"`
+	Recipient    *UserRef     `json:"recipient"`
 	// The caller's recipient key; null if none.
 	MyKey *RecipientKey `json:"myKey"`
 	// The attached document, while it exists.
@@ -189,6 +258,18 @@ func (v *Message) GetCreatedAt() time.Time { return v.CreatedAt }
 
 // GetDeleted returns Message.Deleted, and is useful for accessing the field via an interface.
 func (v *Message) GetDeleted() bool { return v.Deleted }
+
+// GetVersion returns Message.Version, and is useful for accessing the field via an interface.
+func (v *Message) GetVersion() int { return v.Version }
+
+// GetSignature returns Message.Signature, and is useful for accessing the field via an interface.
+func (v *Message) GetSignature() *string { return v.Signature }
+
+// GetKeyDigests returns Message.KeyDigests, and is useful for accessing the field via an interface.
+func (v *Message) GetKeyDigests() []string { return v.KeyDigests }
+
+// GetAttachmentId returns Message.AttachmentId, and is useful for accessing the field via an interface.
+func (v *Message) GetAttachmentId() *string { return v.AttachmentId }
 
 // GetSender returns Message.Sender, and is useful for accessing the field via an interface.
 func (v *Message) GetSender() UserRef { return v.Sender }
@@ -297,6 +378,10 @@ type PublicKey struct {
 	CreatedAt   time.Time `json:"createdAt"`
 	// extension: whether this is the user's current key.
 	Current bool `json:"current"`
+	// The key's certificate by its owner's identity key, standard base64; null for keys published before version 2.
+	Signature *string `json:"signature"`
+	// The certificate's sequence number; null before version 2.
+	Seq *int `json:"seq"`
 }
 
 // GetId returns PublicKey.Id, and is useful for accessing the field via an interface.
@@ -316,6 +401,12 @@ func (v *PublicKey) GetCreatedAt() time.Time { return v.CreatedAt }
 
 // GetCurrent returns PublicKey.Current, and is useful for accessing the field via an interface.
 func (v *PublicKey) GetCurrent() bool { return v.Current }
+
+// GetSignature returns PublicKey.Signature, and is useful for accessing the field via an interface.
+func (v *PublicKey) GetSignature() *string { return v.Signature }
+
+// GetSeq returns PublicKey.Seq, and is useful for accessing the field via an interface.
+func (v *PublicKey) GetSeq() *int { return v.Seq }
 
 // ReadReceipt includes the requested fields of the GraphQL type ReadReceipt.
 type ReadReceipt struct {
@@ -666,6 +757,8 @@ type User struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// The current key; envelopes for this user must name it.
 	PublicKey *PublicKey `json:"publicKey"`
+	// The current identity key; null only for an account made before version 2 that has not set one.
+	IdentityKey *IdentityKey `json:"identityKey"`
 }
 
 // GetId returns User.Id, and is useful for accessing the field via an interface.
@@ -682,6 +775,9 @@ func (v *User) GetCreatedAt() time.Time { return v.CreatedAt }
 
 // GetPublicKey returns User.PublicKey, and is useful for accessing the field via an interface.
 func (v *User) GetPublicKey() *PublicKey { return v.PublicKey }
+
+// GetIdentityKey returns User.IdentityKey, and is useful for accessing the field via an interface.
+func (v *User) GetIdentityKey() *IdentityKey { return v.IdentityKey }
 
 // UserRef includes the GraphQL fields of User requested by the fragment UserRef.
 type UserRef struct {
@@ -951,6 +1047,8 @@ func (v *__roomPreviewInput) GetCode() string { return v.Code }
 type __rotateKeyInput struct {
 	PublicKey string             `json:"publicKey"`
 	Algorithm pqcrypto.Algorithm `json:"algorithm"`
+	Seq       int                `json:"seq"`
+	Signature string             `json:"signature"`
 }
 
 // GetPublicKey returns __rotateKeyInput.PublicKey, and is useful for accessing the field via an interface.
@@ -958,6 +1056,12 @@ func (v *__rotateKeyInput) GetPublicKey() string { return v.PublicKey }
 
 // GetAlgorithm returns __rotateKeyInput.Algorithm, and is useful for accessing the field via an interface.
 func (v *__rotateKeyInput) GetAlgorithm() pqcrypto.Algorithm { return v.Algorithm }
+
+// GetSeq returns __rotateKeyInput.Seq, and is useful for accessing the field via an interface.
+func (v *__rotateKeyInput) GetSeq() int { return v.Seq }
+
+// GetSignature returns __rotateKeyInput.Signature, and is useful for accessing the field via an interface.
+func (v *__rotateKeyInput) GetSignature() string { return v.Signature }
 
 // __rotateRoomCodeInput is used internally by genqlient
 type __rotateRoomCodeInput struct {
@@ -974,6 +1078,42 @@ type __sendMessageInput struct {
 
 // GetInput returns __sendMessageInput.Input, and is useful for accessing the field via an interface.
 func (v *__sendMessageInput) GetInput() SendMessageInput { return v.Input }
+
+// __setIdentityKeyInput is used internally by genqlient
+type __setIdentityKeyInput struct {
+	IdentityKey string             `json:"identityKey"`
+	PublicKey   string             `json:"publicKey"`
+	Algorithm   pqcrypto.Algorithm `json:"algorithm"`
+	Seq         int                `json:"seq"`
+	Signature   string             `json:"signature"`
+	Password    *string            `json:"password,omitempty"`
+}
+
+// GetIdentityKey returns __setIdentityKeyInput.IdentityKey, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetIdentityKey() string { return v.IdentityKey }
+
+// GetPublicKey returns __setIdentityKeyInput.PublicKey, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetPublicKey() string { return v.PublicKey }
+
+// GetAlgorithm returns __setIdentityKeyInput.Algorithm, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetAlgorithm() pqcrypto.Algorithm { return v.Algorithm }
+
+// GetSeq returns __setIdentityKeyInput.Seq, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetSeq() int { return v.Seq }
+
+// GetSignature returns __setIdentityKeyInput.Signature, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetSignature() string { return v.Signature }
+
+// GetPassword returns __setIdentityKeyInput.Password, and is useful for accessing the field via an interface.
+func (v *__setIdentityKeyInput) GetPassword() *string { return v.Password }
+
+// __setKeyBackupInput is used internally by genqlient
+type __setKeyBackupInput struct {
+	Backup string `json:"backup"`
+}
+
+// GetBackup returns __setKeyBackupInput.Backup, and is useful for accessing the field via an interface.
+func (v *__setKeyBackupInput) GetBackup() string { return v.Backup }
 
 // __setMemberRoleInput is used internally by genqlient
 type __setMemberRoleInput struct {
@@ -1166,6 +1306,14 @@ type deleteDocumentResponse struct {
 // GetDeleteDocument returns deleteDocumentResponse.DeleteDocument, and is useful for accessing the field via an interface.
 func (v *deleteDocumentResponse) GetDeleteDocument() bool { return v.DeleteDocument }
 
+// deleteKeyBackupResponse is returned by deleteKeyBackup on success.
+type deleteKeyBackupResponse struct {
+	DeleteKeyBackup bool `json:"deleteKeyBackup"`
+}
+
+// GetDeleteKeyBackup returns deleteKeyBackupResponse.DeleteKeyBackup, and is useful for accessing the field via an interface.
+func (v *deleteKeyBackupResponse) GetDeleteKeyBackup() bool { return v.DeleteKeyBackup }
+
 // deleteMessageResponse is returned by deleteMessage on success.
 type deleteMessageResponse struct {
 	// Sender only; leaves a tombstone (deleted: true).
@@ -1207,6 +1355,27 @@ type joinRoomResponse struct {
 
 // GetJoinRoom returns joinRoomResponse.JoinRoom, and is useful for accessing the field via an interface.
 func (v *joinRoomResponse) GetJoinRoom() Room { return v.JoinRoom }
+
+// keyBackupResponse is returned by keyBackup on success.
+type keyBackupResponse struct {
+	// The caller's own sealed key backup, or null.
+	KeyBackup *string `json:"keyBackup"`
+}
+
+// GetKeyBackup returns keyBackupResponse.KeyBackup, and is useful for accessing the field via an interface.
+func (v *keyBackupResponse) GetKeyBackup() *string { return v.KeyBackup }
+
+// keyChangedResponse is returned by keyChanged on success.
+type keyChangedResponse struct {
+	// Users who share a room or a direct conversation with the caller changing
+	// keys: KEM_ROTATED after their rotateKey, IDENTITY_CHANGED after their
+	// setIdentityKey. A client re-fetches the user's keys, and warns on an
+	// identity change until the user is verified again.
+	KeyChanged KeyChange `json:"keyChanged"`
+}
+
+// GetKeyChanged returns keyChangedResponse.KeyChanged, and is useful for accessing the field via an interface.
+func (v *keyChangedResponse) GetKeyChanged() KeyChange { return v.KeyChanged }
 
 // leaveRoomResponse is returned by leaveRoom on success.
 type leaveRoomResponse struct {
@@ -1576,6 +1745,26 @@ type sendMessageResponse struct {
 // GetSendMessage returns sendMessageResponse.SendMessage, and is useful for accessing the field via an interface.
 func (v *sendMessageResponse) GetSendMessage() Message { return v.SendMessage }
 
+// setIdentityKeyResponse is returned by setIdentityKey on success.
+type setIdentityKeyResponse struct {
+	// Sets the caller's identity key with a KEM key it certifies (seq continues
+	// from the caller's current key's, or 1). Replacing an identity key needs the
+	// account password.
+	SetIdentityKey User `json:"setIdentityKey"`
+}
+
+// GetSetIdentityKey returns setIdentityKeyResponse.SetIdentityKey, and is useful for accessing the field via an interface.
+func (v *setIdentityKeyResponse) GetSetIdentityKey() User { return v.SetIdentityKey }
+
+// setKeyBackupResponse is returned by setKeyBackup on success.
+type setKeyBackupResponse struct {
+	// Stores the caller's sealed key backup, replacing any earlier one.
+	SetKeyBackup bool `json:"setKeyBackup"`
+}
+
+// GetSetKeyBackup returns setKeyBackupResponse.SetKeyBackup, and is useful for accessing the field via an interface.
+func (v *setKeyBackupResponse) GetSetKeyBackup() bool { return v.SetKeyBackup }
+
 // setMemberRoleResponse is returned by setMemberRole on success.
 type setMemberRoleResponse struct {
 	// extension, owner: make a member an ADMIN or a MEMBER.
@@ -1918,6 +2107,34 @@ func deleteDocument(
 	return data_, err_
 }
 
+// The mutation executed by deleteKeyBackup.
+const deleteKeyBackup_Operation = `
+mutation deleteKeyBackup {
+	deleteKeyBackup
+}
+`
+
+func deleteKeyBackup(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *deleteKeyBackupResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "deleteKeyBackup",
+		Query:  deleteKeyBackup_Operation,
+	}
+
+	data_ = &deleteKeyBackupResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
 // The mutation executed by deleteMessage.
 const deleteMessage_Operation = `
 mutation deleteMessage ($id: ID!) {
@@ -2007,6 +2224,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -2083,6 +2304,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}
@@ -2184,6 +2408,91 @@ func joinRoom(
 	return data_, err_
 }
 
+// The query executed by keyBackup.
+const keyBackup_Operation = `
+query keyBackup {
+	keyBackup
+}
+`
+
+func keyBackup(
+	ctx_ context.Context,
+	client_ graphql.Client,
+) (data_ *keyBackupResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "keyBackup",
+		Query:  keyBackup_Operation,
+	}
+
+	data_ = &keyBackupResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The subscription executed by keyChanged.
+const keyChanged_Operation = `
+subscription keyChanged {
+	keyChanged {
+		user {
+			... UserRef
+		}
+		kind
+	}
+}
+fragment UserRef on User {
+	id
+	username
+}
+`
+
+// To unsubscribe, use [graphql.WebSocketClient.Unsubscribe]
+func keyChanged(
+	ctx_ context.Context,
+	client_ graphql.WebSocketClient,
+) (dataChan_ chan keyChangedWsResponse, subscriptionID_ string, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "keyChanged",
+		Query:  keyChanged_Operation,
+	}
+
+	dataChan_ = make(chan keyChangedWsResponse)
+	subscriptionID_, err_ = client_.Subscribe(req_, dataChan_, keyChangedForwardData)
+
+	return dataChan_, subscriptionID_, err_
+}
+
+type keyChangedWsResponse graphql.BaseResponse[*keyChangedResponse]
+
+func keyChangedForwardData(interfaceChan interface{}, jsonRawMsg json.RawMessage) error {
+	var gqlResp graphql.Response
+	var wsResp keyChangedWsResponse
+	err := json.Unmarshal(jsonRawMsg, &gqlResp)
+	if err != nil {
+		return err
+	}
+	if len(gqlResp.Errors) == 0 {
+		err = json.Unmarshal(jsonRawMsg, &wsResp)
+		if err != nil {
+			return err
+		}
+	} else {
+		wsResp.Errors = gqlResp.Errors
+	}
+	dataChan_, ok := interfaceChan.(chan keyChangedWsResponse)
+	if !ok {
+		return errors.New("failed to cast interface into 'chan keyChangedWsResponse'")
+	}
+	dataChan_ <- wsResp
+	return nil
+}
+
 // The mutation executed by leaveRoom.
 const leaveRoom_Operation = `
 mutation leaveRoom ($roomId: ID!) {
@@ -2238,6 +2547,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -2246,6 +2558,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -2351,6 +2670,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -2359,6 +2681,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -2396,6 +2725,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -2466,6 +2799,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -2726,6 +3063,8 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
 }
 `
 
@@ -2838,6 +3177,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -2846,6 +3188,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -3001,6 +3350,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}
@@ -3154,6 +3506,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -3162,6 +3517,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -3221,6 +3583,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -3324,8 +3690,8 @@ func roomPreview(
 
 // The mutation executed by rotateKey.
 const rotateKey_Operation = `
-mutation rotateKey ($publicKey: String!, $algorithm: KeyAlgorithm!) {
-	rotateKey(publicKey: $publicKey, algorithm: $algorithm) {
+mutation rotateKey ($publicKey: String!, $algorithm: KeyAlgorithm!, $seq: Int!, $signature: String!) {
+	rotateKey(publicKey: $publicKey, algorithm: $algorithm, seq: $seq, signature: $signature) {
 		... User
 	}
 }
@@ -3337,6 +3703,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -3345,6 +3714,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -3353,6 +3729,8 @@ func rotateKey(
 	client_ graphql.Client,
 	publicKey string,
 	algorithm pqcrypto.Algorithm,
+	seq int,
+	signature string,
 ) (data_ *rotateKeyResponse, err_ error) {
 	req_ := &graphql.Request{
 		OpName: "rotateKey",
@@ -3360,6 +3738,8 @@ func rotateKey(
 		Variables: &__rotateKeyInput{
 			PublicKey: publicKey,
 			Algorithm: algorithm,
+			Seq:       seq,
+			Signature: signature,
 		},
 	}
 
@@ -3438,6 +3818,10 @@ fragment Message on Message {
 	nonce
 	createdAt
 	deleted
+	version
+	signature
+	keyDigests
+	attachmentId
 	sender {
 		... UserRef
 	}
@@ -3484,6 +3868,109 @@ func sendMessage(
 	}
 
 	data_ = &sendMessageResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by setIdentityKey.
+const setIdentityKey_Operation = `
+mutation setIdentityKey ($identityKey: String!, $publicKey: String!, $algorithm: KeyAlgorithm!, $seq: Int!, $signature: String!, $password: String) {
+	setIdentityKey(identityKey: $identityKey, publicKey: $publicKey, algorithm: $algorithm, seq: $seq, signature: $signature, password: $password) {
+		... User
+	}
+}
+fragment User on User {
+	id
+	username
+	online
+	createdAt
+	publicKey {
+		... PublicKey
+	}
+	identityKey {
+		... IdentityKey
+	}
+}
+fragment PublicKey on PublicKey {
+	id
+	algorithm
+	key
+	fingerprint
+	createdAt
+	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
+}
+`
+
+func setIdentityKey(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	identityKey string,
+	publicKey string,
+	algorithm pqcrypto.Algorithm,
+	seq int,
+	signature string,
+	password *string,
+) (data_ *setIdentityKeyResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "setIdentityKey",
+		Query:  setIdentityKey_Operation,
+		Variables: &__setIdentityKeyInput{
+			IdentityKey: identityKey,
+			PublicKey:   publicKey,
+			Algorithm:   algorithm,
+			Seq:         seq,
+			Signature:   signature,
+			Password:    password,
+		},
+	}
+
+	data_ = &setIdentityKeyResponse{}
+	resp_ := &graphql.Response{Data: data_}
+
+	err_ = client_.MakeRequest(
+		ctx_,
+		req_,
+		resp_,
+	)
+
+	return data_, err_
+}
+
+// The mutation executed by setKeyBackup.
+const setKeyBackup_Operation = `
+mutation setKeyBackup ($backup: String!) {
+	setKeyBackup(backup: $backup)
+}
+`
+
+func setKeyBackup(
+	ctx_ context.Context,
+	client_ graphql.Client,
+	backup string,
+) (data_ *setKeyBackupResponse, err_ error) {
+	req_ := &graphql.Request{
+		OpName: "setKeyBackup",
+		Query:  setKeyBackup_Operation,
+		Variables: &__setKeyBackupInput{
+			Backup: backup,
+		},
+	}
+
+	data_ = &setKeyBackupResponse{}
 	resp_ := &graphql.Response{Data: data_}
 
 	err_ = client_.MakeRequest(
@@ -3715,6 +4202,9 @@ fragment Document on Document {
 	nonce
 	downloadUrl
 	createdAt
+	version
+	signature
+	keyDigests
 	uploader {
 		... UserRef
 	}
@@ -3781,6 +4271,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -3789,6 +4282,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -3832,6 +4332,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -3840,6 +4343,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 
@@ -3892,6 +4402,8 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
 }
 `
 
@@ -3942,6 +4454,9 @@ fragment User on User {
 	publicKey {
 		... PublicKey
 	}
+	identityKey {
+		... IdentityKey
+	}
 }
 fragment PublicKey on PublicKey {
 	id
@@ -3950,6 +4465,13 @@ fragment PublicKey on PublicKey {
 	fingerprint
 	createdAt
 	current
+	signature
+	seq
+}
+fragment IdentityKey on IdentityKey {
+	key
+	fingerprint
+	createdAt
 }
 `
 

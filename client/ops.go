@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -11,25 +12,61 @@ import (
 // generated functions that keep the client's token current and turn a null
 // result into a NOT_FOUND *Error, so that callers never check for nil.
 
-// Register creates an account with kp's public key as its first key and
-// switches the client to the new session. Only the public key leaves the
-// process; keeping kp.Seed safe is the caller's job.
-func (c *Client) Register(ctx context.Context, username, password string, kp *pqcrypto.KeyPair) (*Session, error) {
-	if kp == nil {
-		return nil, fmt.Errorf("register: no key pair")
+// Register creates an account with ik as its identity key and kp's public
+// key, certified by ik with seq 1, as its first KEM key, and switches the
+// client to the new session and identity. Only public keys leave the
+// process; keeping ik's and kp's seeds safe is the caller's job.
+func (c *Client) Register(ctx context.Context, username, password string, ik *pqcrypto.IdentityKey, kp *pqcrypto.KeyPair) (*Session, error) {
+	if ik == nil || kp == nil {
+		return nil, fmt.Errorf("register: an identity key and a key pair are both needed")
+	}
+	cert, err := pqcrypto.CertifyKEMKey(ik, kp.Algorithm, 1, kp.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("register: %w", err)
 	}
 	alg := kp.Algorithm
-	resp, err := register(ctx, c.gql, RegisterInput{
-		Username: username, Password: password,
-		PublicKey: pqcrypto.EncodeB64(kp.PublicKey), KeyAlgorithm: &alg,
-	})
+	in := RegisterInput{Username: username, Password: password, PublicKey: pqcrypto.EncodeB64(kp.PublicKey), KeyAlgorithm: &alg}
+	setInput(&in.IdentityKey, pqcrypto.EncodeB64(ik.PublicKey()))
+	setInput(&in.PublicKeySignature, pqcrypto.EncodeB64(cert))
+	resp, err := register(ctx, c.gql, in)
 	if err != nil {
 		return nil, err
 	}
 	s := &resp.Register
 	c.SetToken(s.Token)
 	c.rememberSelf(s.Token, s.User.Id)
+	c.SetIdentity(ik)
+	if err := c.pinSelf(s.User.Id, s.User.Username, ik, 1, kp.PublicKey); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// pinSelf pins the caller's own keys as just published from here, so that
+// a server presenting other keys for the caller (in a room's member list,
+// say) is caught like for anyone else.
+func (c *Client) pinSelf(id, username string, ik *pqcrypto.IdentityKey, seq int, pub []byte) error {
+	pin, err := c.pins.Pin(id)
+	if err != nil {
+		return fmt.Errorf("read your own pin: %w", err)
+	}
+	if pin == nil {
+		pin = &Pin{}
+	}
+	if raw := ik.PublicKey(); !bytes.Equal(pin.IdentityKey, raw) {
+		if pin.IdentityKey != nil {
+			pin.Previous = append(pin.Previous, pin.IdentityKey)
+		}
+		pin.IdentityKey = raw
+	}
+	pin.Username, pin.Verified = username, true
+	if seq > pin.Seq {
+		pin.Seq, pin.KEMKey = seq, bytes.Clone(pub)
+	}
+	if err := c.pins.SetPin(id, pin); err != nil {
+		return fmt.Errorf("pin your own keys: %w", err)
+	}
+	return nil
 }
 
 // Login opens a session and switches the client to it.
@@ -158,18 +195,137 @@ func (c *Client) PublicKey(ctx context.Context, keyID string) (*PublicKey, error
 	return resp.PublicKey, nil
 }
 
-// RotateKey makes kp the caller's current key. Envelopes sealed for the old
-// key still open with the old secret key only, so callers keep it (see
-// Keyring).
+// RotateKey makes kp the caller's current key, certified by the client's
+// identity key with the next sequence number (read from the server first).
+// Envelopes sealed for the old key still open with the old secret key
+// only, so callers keep it (see Keyring). An account without an identity
+// key on the server gets one with SetIdentityKey instead.
 func (c *Client) RotateKey(ctx context.Context, kp *pqcrypto.KeyPair) (*User, error) {
 	if kp == nil {
 		return nil, fmt.Errorf("rotate key: no key pair")
 	}
-	resp, err := rotateKey(ctx, c.gql, pqcrypto.EncodeB64(kp.PublicKey), kp.Algorithm)
+	ik := c.Identity()
+	if ik == nil {
+		return nil, fmt.Errorf("rotate key: %w", ErrNoIdentity)
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rotate key: %w", err)
+	}
+	if me.IdentityKey == nil {
+		return nil, fmt.Errorf("rotate key: the account has no identity key yet: set one with SetIdentityKey")
+	}
+	seq := nextSeq(me)
+	cert, err := pqcrypto.CertifyKEMKey(ik, kp.Algorithm, seq, kp.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("rotate key: %w", err)
+	}
+	resp, err := rotateKey(ctx, c.gql, pqcrypto.EncodeB64(kp.PublicKey), kp.Algorithm, seq, pqcrypto.EncodeB64(cert))
 	if err != nil {
 		return nil, err
 	}
-	return &resp.RotateKey, nil
+	u := &resp.RotateKey
+	if err := c.pinSelf(u.Id, u.Username, ik, seq, kp.PublicKey); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// nextSeq is the sequence number of u's next certified key: one more than
+// its current key's, or 1 if that has none.
+func nextSeq(u *User) int {
+	if u.PublicKey == nil || u.PublicKey.Seq == nil {
+		return 1
+	}
+	return *u.PublicKey.Seq + 1
+}
+
+// SetIdentityKey makes ik the caller's identity key, published with kp as
+// a new current KEM key that ik certifies. An account without an identity
+// key (one made before version 2) sets its first one with an empty
+// password; replacing an existing identity key (after losing every device
+// and the key backup) needs the account password, and every contact is
+// told of the change and warned by their client. The client switches to ik.
+func (c *Client) SetIdentityKey(ctx context.Context, ik *pqcrypto.IdentityKey, kp *pqcrypto.KeyPair, password string) (*User, error) {
+	if ik == nil || kp == nil {
+		return nil, fmt.Errorf("set identity key: an identity key and a key pair are both needed")
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("set identity key: %w", err)
+	}
+	seq := nextSeq(me)
+	cert, err := pqcrypto.CertifyKEMKey(ik, kp.Algorithm, seq, kp.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("set identity key: %w", err)
+	}
+	resp, err := setIdentityKey(ctx, c.gql, pqcrypto.EncodeB64(ik.PublicKey()), pqcrypto.EncodeB64(kp.PublicKey),
+		kp.Algorithm, seq, pqcrypto.EncodeB64(cert), nonEmpty(password))
+	if err != nil {
+		return nil, err
+	}
+	u := &resp.SetIdentityKey
+	c.SetIdentity(ik)
+	if err := c.pinSelf(u.Id, u.Username, ik, seq, kp.PublicKey); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// SetKeyBackup stores the caller's sealed key backup (pqcrypto.SealBackup),
+// replacing any earlier one. StoreKeyBackup seals and stores in one call.
+func (c *Client) SetKeyBackup(ctx context.Context, sealed string) error {
+	_, err := setKeyBackup(ctx, c.gql, sealed)
+	return err
+}
+
+// KeyBackup is the caller's sealed key backup; NOT_FOUND if it has none.
+func (c *Client) KeyBackup(ctx context.Context) (string, error) {
+	resp, err := keyBackup(ctx, c.gql)
+	if err != nil {
+		return "", err
+	}
+	if resp.KeyBackup == nil {
+		return "", notFound("key backup")
+	}
+	return *resp.KeyBackup, nil
+}
+
+// DeleteKeyBackup deletes the caller's key backup.
+func (c *Client) DeleteKeyBackup(ctx context.Context) error {
+	_, err := deleteKeyBackup(ctx, c.gql)
+	return err
+}
+
+// StoreKeyBackup seals b under secret (a passphrase of at least
+// pqcrypto.MinPassphraseLength characters, or a recovery key from
+// pqcrypto.GenerateRecoveryKey) for the caller and stores it. The secret
+// never leaves the process; Argon2id makes this take a moment.
+func (c *Client) StoreKeyBackup(ctx context.Context, secret string, b *pqcrypto.Backup) error {
+	uid, err := c.userID(ctx)
+	if err != nil {
+		return err
+	}
+	sealed, err := pqcrypto.SealBackup(nil, uid, secret, b, pqcrypto.BackupParams{})
+	if err != nil {
+		return fmt.Errorf("seal key backup: %w", err)
+	}
+	return c.SetKeyBackup(ctx, sealed)
+}
+
+// OpenKeyBackup fetches the caller's key backup and opens it with secret:
+// NOT_FOUND if there is none, pqcrypto.ErrCannotOpenBackup for a wrong
+// secret or a backup that was tampered with.
+func (c *Client) OpenKeyBackup(ctx context.Context, secret string) (*pqcrypto.Backup, error) {
+	uid, err := c.userID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := c.KeyBackup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pqcrypto.OpenBackup(uid, secret, sealed)
 }
 
 // MyRooms lists every room the caller is a member of, most recently joined
@@ -254,7 +410,9 @@ func (c *Client) Room(ctx context.Context, id string) (*Room, error) {
 // first (page by page: a room holds up to a few hundred).
 func (c *Client) RoomMembers(ctx context.Context, roomID string) ([]Member, error) {
 	return collect(func(after *string) ([]Member, bool, *string, error) {
-		resp, err := roomMembers(ctx, c.gql, roomID, listPageSize, after)
+		// Pages of 50: a Member with its identity key and certified key
+		// costs about 25 in the server's pricing.
+		resp, err := roomMembers(ctx, c.gql, roomID, DefaultPageSize, after)
 		if err != nil {
 			return nil, false, nil, err
 		}

@@ -25,7 +25,8 @@ func (c *Client) OverWebsocket(ctx context.Context) (*Client, error) {
 		return nil, fmt.Errorf("operations socket: %w", err)
 	}
 	c.mu.Lock()
-	ws := &Client{base: c.base, http: c.http, token: c.token, selfID: c.selfID}
+	ws := &Client{base: c.base, http: c.http, token: c.token, selfID: c.selfID,
+		identity: c.identity, pins: c.pins, identities: c.identities}
 	c.mu.Unlock()
 	ws.gql = &socketTransport{conn: conn}
 	return ws, nil

@@ -46,8 +46,12 @@ func TestOperationsOverWebsocket(t *testing.T) {
 
 	// A refused mutation: the same code and extensions as over HTTP, and the
 	// socket stays usable.
-	_, err = ws.SendMessageRaw(ctx, client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
-		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}})
+	// A signature of the right shape: the key list is checked first, and a
+	// signature is required once every client signs.
+	refused := client.SendMessageInput{Id: "0b6f3c1e-8d2a-4f5b-9c7e-1a2b3c4d5e6f", RoomId: &r.Id,
+		Ciphertext: pqcrypto.EncodeB64(make([]byte, 16)), Nonce: pqcrypto.EncodeB64(make([]byte, 12)), Keys: []client.RecipientKeyInput{}}
+	refused.SetSignature(pqcrypto.EncodeB64(make([]byte, pqcrypto.SignatureSize)))
+	_, err = ws.SendMessageRaw(ctx, refused)
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != client.CodeBadUserInput || len(ce.StringList("missingUserIds")) != 2 {
 		t.Fatalf("empty key list over the socket: %#v", err)

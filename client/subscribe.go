@@ -33,6 +33,9 @@ const (
 	EventReadReceipt    EventKind = "readReceipt"
 	EventRoom           EventKind = "room"
 	EventPresence       EventKind = "presence"
+	// EventKeyChange: a user who shares a conversation with the caller has
+	// a new KEM key (KEM_ROTATED) or a new identity key (IDENTITY_CHANGED).
+	EventKeyChange EventKind = "keyChange"
 	// EventError carries Err: a subscription the server refused or ended
 	// (with an error or a plain complete), or the socket failing or being
 	// closed by the server. After a socket failure the channel is closed.
@@ -85,11 +88,12 @@ type Event struct {
 	ReadReceipt      *ReadReceipt
 	Room             *RoomEvent
 	Presence         *PresenceEvent
+	KeyChange        *KeyChange
 	Err              error
 }
 
 // Subscription is one GraphQL subscription to run; build them with
-// MessagesAdded, MessagesDeleted, Typing, ReadReceipts, RoomEvents and
+// MessagesAdded, MessagesDeleted, Typing, ReadReceipts, RoomEvents, KeyChanges and
 // Presence.
 type Subscription struct {
 	op     string
@@ -148,6 +152,18 @@ func RoomEvents() Subscription {
 		var r roomEventsResponse
 		err := json.Unmarshal(d, &r)
 		return Event{Kind: EventRoom, Room: &r.RoomEvents}, err
+	}}
+}
+
+// KeyChanges delivers the key changes of users who share a conversation
+// with the caller. On IDENTITY_CHANGED a client warns: the next send to
+// that user fails with an *IdentityChangedError until the caller accepts
+// the new key.
+func KeyChanges() Subscription {
+	return Subscription{"keyChanged", keyChanged_Operation, map[string]any{}, func(d json.RawMessage) (Event, error) {
+		var r keyChangedResponse
+		err := json.Unmarshal(d, &r)
+		return Event{Kind: EventKeyChange, KeyChange: &r.KeyChanged}, err
 	}}
 }
 

@@ -39,6 +39,18 @@ type cluster struct {
 	logMu    sync.Mutex
 	hintOnce sync.Once
 	nextUser atomic.Int64
+	// identities holds every registered user's identity key by user id:
+	// what a real client would have pinned, to verify what it opens.
+	identities sync.Map
+}
+
+// identity is the identity key of a user this run registered, nil for
+// another.
+func (c *cluster) identity(userID string) *pqcrypto.IdentityPublicKey {
+	if k, ok := c.identities.Load(userID); ok {
+		return k.(*pqcrypto.IdentityPublicKey)
+	}
+	return nil
 }
 
 func newCluster(o *options, stderr io.Writer) *cluster {
@@ -115,6 +127,7 @@ func (c *cluster) version(ctx context.Context, base string) string {
 type user struct {
 	id, name, keyID string
 	kp              *pqcrypto.KeyPair
+	ik              *pqcrypto.IdentityKey // signs everything the user sends
 	home            int
 	sock            *client.Client
 	api             *client.Client
@@ -122,8 +135,9 @@ type user struct {
 
 func (u *user) keyring() client.Keyring { return client.Keyring{u.keyID: u.kp} }
 
-// registerUsers creates n users with fresh ML-KEM-768 keys, spread
-// round-robin over the instances.
+// registerUsers creates n users with fresh ML-DSA-65 identity keys and
+// ML-KEM-768 keys certified by them, spread round-robin over the instances.
+// Every message they send is signed, as every client's must be.
 func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 	users := make([]*user, n)
 	err := parallel(ctx, n, max(c.o.Concurrency, 8), func(ctx context.Context, i int) error {
@@ -132,12 +146,16 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 		if err != nil {
 			return err
 		}
+		ik, err := pqcrypto.GenerateIdentityKey(nil)
+		if err != nil {
+			return err
+		}
 		home := seq % len(c.urls)
-		u := &user{name: fmt.Sprintf("ld-%s-%d", c.runID, seq), kp: kp, home: home}
+		u := &user{name: fmt.Sprintf("ld-%s-%d", c.runID, seq), kp: kp, ik: ik, home: home}
 		if u.sock, err = client.New(c.urls[home], client.WithHTTPClient(c.hc)); err != nil {
 			return err
 		}
-		s, err := u.sock.Register(ctx, u.name, c.password(), kp)
+		s, err := u.sock.Register(ctx, u.name, c.password(), ik, kp)
 		if err != nil {
 			return fmt.Errorf("register %s: %w", u.name, err)
 		}
@@ -145,7 +163,10 @@ func (c *cluster) registerUsers(ctx context.Context, n int) ([]*user, error) {
 			return fmt.Errorf("register %s: no public key in the answer", u.name)
 		}
 		u.id, u.keyID = s.User.Id, s.User.PublicKey.Id
-		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc), client.WithToken(s.Token)); err != nil {
+		c.identities.Store(u.id, ik.Public())
+		// One trust store per user: its two clients pin the same keys.
+		if u.api, err = client.New(c.urls[(home+1)%len(c.urls)], client.WithHTTPClient(c.hc),
+			client.WithToken(s.Token), client.WithIdentity(ik), client.WithPins(u.sock.Pins())); err != nil {
 			return err
 		}
 		users[i] = u

@@ -41,7 +41,9 @@ func runJSON(t *testing.T, args ...string) (*report, string) {
 // the same count, slowly.
 func TestScenarios(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	short := []string{"--warmup", "0s", "--drain", "10m", "--concurrency", "4", "--preseal-budget", "10m"}
+	// Every delivery is opened: each must verify against its sender's
+	// identity key and decrypt to the text sent.
+	short := []string{"--warmup", "0s", "--drain", "10m", "--concurrency", "4", "--preseal-budget", "10m", "--open-sample", "1"}
 	// The tool samples its own process here (server and tool in one): the
 	// figures are not the server's, but the arithmetic is the same.
 	short = append(short, "--pid", strconv.Itoa(os.Getpid()))
@@ -95,6 +97,9 @@ func TestScenarios(t *testing.T) {
 			d := r.Delivery
 			if d == nil || d.Expected == 0 || d.Delivered != d.Expected || d.Dropped != 0 || d.Duplicates != 0 || d.Latency.Count != d.Delivered {
 				t.Errorf("delivery: %+v", d)
+			}
+			if d != nil && (d.Opened < d.Delivered || d.OpenFailed != 0) { // probes are opened too
+				t.Errorf("opened %d of %d deliveries, %d failed (unsigned, or not verified)", d.Opened, d.Delivered, d.OpenFailed)
 			}
 			if r.Seal == nil || r.Seal.Presealed == 0 || r.Seal.Inline != 0 {
 				t.Errorf("seal: %+v", r.Seal)

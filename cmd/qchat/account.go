@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -49,26 +48,32 @@ func (a *app) keygen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		return err
+	}
 	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
 	if err != nil {
 		return err
 	}
 	pub := pqcrypto.EncodeB64(kp.PublicKey)
-	ks := keyStore{Version: 1, Keys: []storedKey{{Algorithm: alg, PublicKey: pub, CreatedAt: time.Now().UTC()}}}
-	if err := ks.setSeeds(map[string]string{pub: pqcrypto.EncodeB64(kp.Seed)}, pp); err != nil {
+	ks := keyStore{Version: 1, Identity: pqcrypto.EncodeB64(ik.PublicKey()),
+		Keys: []storedKey{{Algorithm: alg, PublicKey: pub, CreatedAt: time.Now().UTC()}}}
+	seeds := withSeed(withSeed(nil, ik.PublicKey(), ik.Seed()), kp.PublicKey, kp.Seed)
+	if err := ks.setSeeds(seeds, pp); err != nil {
 		return err
 	}
 	if err := writeJSON(a.dir, keysFile, &ks); err != nil {
 		return err
 	}
 	path := filepath.Join(a.dir, keysFile)
-	fp := pqcrypto.Fingerprint(kp.PublicKey)
+	fp, ifp := pqcrypto.Fingerprint(kp.PublicKey), pqcrypto.Fingerprint(ik.PublicKey())
 	how := "unencrypted; protect it like a password, or use --encrypt"
 	if pp != nil {
 		how = "sealed under your passphrase"
 	}
-	return a.out(map[string]any{"algorithm": alg, "fingerprint": fp, "file": path, "encrypted": pp != nil},
-		"generated a %s key pair\nfingerprint %s\nsecret key saved to %s (%s)\n", alg, fp, path, how)
+	return a.out(map[string]any{"algorithm": alg, "fingerprint": fp, "identityFingerprint": ifp, "file": path, "encrypted": pp != nil},
+		"generated an identity key (ML-DSA-65) and a %s key pair\nidentity fingerprint %s\nkey fingerprint %s\nsecret keys saved to %s (%s)\n", alg, ifp, fp, path, how)
 }
 
 // newPassphrase is the passphrase of a new key store: asked for with
@@ -104,9 +109,28 @@ func (a *app) register(ctx context.Context, args []string) error {
 	if ks.Keys[0].KeyID != "" {
 		return &failure{msg: fmt.Sprintf("this device's key is already registered; for another account use --profile NAME (e.g. qchat --profile %s keygen)", name)}
 	}
-	pub, err := pqcrypto.DecodeB64(ks.Keys[0].PublicKey)
+	// The identity key certifies the first key: its seed is needed, so an
+	// encrypted store asks for its passphrase.
+	seeds, err := ks.seeds(a.getPassphrase)
 	if err != nil {
-		return fmt.Errorf("key store: %w", err)
+		return err
+	}
+	kp, err := ks.Keys[0].pair(seeds)
+	if err != nil {
+		return err
+	}
+	ik, err := ks.identity(seeds)
+	if err != nil {
+		return err
+	}
+	if ik == nil { // a store from keygen before version 2
+		if ik, err = pqcrypto.GenerateIdentityKey(nil); err != nil {
+			return err
+		}
+		ks.Identity = pqcrypto.EncodeB64(ik.PublicKey())
+		if err := a.writeStore(ks, withSeed(seeds, ik.PublicKey(), ik.Seed())); err != nil {
+			return err
+		}
 	}
 	password, err := a.secret(a.passwordFile, "QCHAT_PASSWORD", "password")
 	if err != nil {
@@ -116,8 +140,7 @@ func (a *app) register(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Register needs the public half only.
-	s, err := c.Register(ctx, name, string(password), &pqcrypto.KeyPair{Algorithm: ks.Keys[0].Algorithm, PublicKey: pub})
+	s, err := c.Register(ctx, name, string(password), ik, kp)
 	if client.HasCode(err, client.CodeConflict) {
 		return &failure{msg: fmt.Sprintf("the username %s is taken: choose another", name), code: client.CodeConflict, cause: err}
 	}
@@ -131,8 +154,27 @@ func (a *app) register(ctx context.Context, args []string) error {
 	if err := writeJSON(a.dir, sessionFile, &session{Server: c.ServerURL(), Token: s.Token, UserID: s.User.Id, Username: s.User.Username}); err != nil {
 		return err
 	}
-	return a.out(map[string]any{"user": userJSON(s.User.Id, s.User.Username), "keyId": s.User.PublicKey.Id, "fingerprint": ks.Keys[0].fingerprint()},
-		"registered %s on %s and logged in\nfingerprint %s\n", s.User.Username, c.ServerURL(), ks.Keys[0].fingerprint())
+	return a.out(map[string]any{"user": userJSON(s.User.Id, s.User.Username), "keyId": s.User.PublicKey.Id, "fingerprint": ks.Keys[0].fingerprint(),
+		"identityFingerprint": pqcrypto.Fingerprint(ik.PublicKey())},
+		"registered %s on %s and logged in\nidentity fingerprint %s\nkey fingerprint %s\nback your keys up with: %s backup create\n",
+		s.User.Username, c.ServerURL(), pqcrypto.Fingerprint(ik.PublicKey()), ks.Keys[0].fingerprint(), a.me())
+}
+
+// writeStore writes ks with seeds, sealed under the store's passphrase if
+// it has one (already asked for: the seeds were read with it).
+func (a *app) writeStore(ks *keyStore, seeds map[string]string) error {
+	var pp []byte
+	if ks.Encrypted != nil {
+		pp = a.passphrase
+	}
+	if err := ks.setSeeds(seeds, pp); err != nil {
+		return err
+	}
+	if err := writeJSON(a.dir, keysFile, ks); err != nil {
+		return err
+	}
+	a.seeds = seeds
+	return nil
 }
 
 func userJSON(id, name string) map[string]string {
@@ -165,23 +207,69 @@ func (a *app) login(ctx context.Context, args []string) error {
 	if err := writeJSON(a.dir, sessionFile, &session{Server: c.ServerURL(), Token: s.Token, UserID: s.User.Id, Username: s.User.Username}); err != nil {
 		return err
 	}
-	a.checkCurrentKey(&s.User)
+	a.client = c
+	if err := a.afterLogin(ctx, &s.User); err != nil {
+		return err
+	}
 	return a.out(map[string]any{"user": userJSON(s.User.Id, s.User.Username), "expiresAt": s.ExpiresAt},
 		"logged in as %s on %s until %s\n", s.User.Username, c.ServerURL(), s.ExpiresAt.Local().Format(time.DateTime))
 }
 
-// checkCurrentKey tells a person logging in on a device that cannot open
-// their messages what to do about it. Key backups do not exist yet, so the
-// one remedy is a new key published from here.
-func (a *app) checkCurrentKey(u *client.User) {
-	remedy := fmt.Sprintf("run %s rotate-key to publish a new key from this device; messages sealed before that stay unreadable here", a.me())
+// afterLogin looks at this device's keys against the account's and says
+// what to do when they do not match: a device without keys restores the
+// backup (or, without one, resets the identity); a store from before
+// version 2 gets its identity key now.
+func (a *app) afterLogin(ctx context.Context, u *client.User) error {
 	var ks keyStore
 	ok, err := readJSON(a.dir, keysFile, &ks)
-	if err != nil || !ok || len(ks.Keys) == 0 {
-		fmt.Fprintf(a.stderr, "note: this device has no key for %s, so it cannot open their messages: %s\n", u.Username, remedy)
+	if err != nil {
+		return err
+	}
+	if !ok || len(ks.Keys) == 0 {
+		a.noKeysHere(ctx, u)
+		return nil
+	}
+	if ks.Identity == "" {
+		if u.IdentityKey != nil {
+			fmt.Fprintf(a.stderr, "note: this device has no identity key, but %s has one (set up on another device): restore your keys with %s backup restore\n", u.Username, a.me())
+			return nil
+		}
+		// An account from before version 2: its first sign-in with this
+		// client gives it an identity key (unlock does it).
+		return a.unlock(ctx)
+	}
+	if u.IdentityKey != nil && u.IdentityKey.Key != ks.Identity {
+		fmt.Fprintf(a.stderr, "note: %s's identity key is not this device's (it was reset on another device): restore the new keys with %s backup restore, or make new ones here with %s reset-identity\n",
+			u.Username, a.me(), a.me())
+		return nil
+	}
+	a.checkCurrentKey(u, &ks)
+	return nil
+}
+
+// noKeysHere says what a person logging in on a device without keys can do.
+func (a *app) noKeysHere(ctx context.Context, u *client.User) {
+	reset := fmt.Sprintf("%s reset-identity makes new keys (it needs your password; your contacts will see that your identity changed, and messages sealed for your old keys stay unreadable)", a.me())
+	if u.IdentityKey == nil {
+		fmt.Fprintf(a.stderr, "note: this device has no keys for %s, so it cannot open their messages: %s\n", u.Username, reset)
 		return
 	}
-	if u.PublicKey == nil || u.PublicKey.Key == ks.Keys[0].PublicKey {
+	_, err := a.client.KeyBackup(ctx)
+	switch {
+	case err == nil:
+		fmt.Fprintf(a.stderr, "note: this device has no keys for %s yet: restore them from your key backup with %s backup restore\n", u.Username, a.me())
+	case client.HasCode(err, client.CodeNotFound):
+		fmt.Fprintf(a.stderr, "note: this device has no keys for %s and there is no key backup. If your keys are on another device, run %s backup create there, then %s backup restore here; if they are lost, %s\n",
+			u.Username, a.me(), a.me(), reset)
+	default:
+		fmt.Fprintf(a.stderr, "note: this device has no keys for %s (and the key backup could not be checked: %s): try %s backup restore\n", u.Username, reason(err), a.me())
+	}
+}
+
+// checkCurrentKey tells a person logging in on a device whose keys are
+// older than the account's (rotated on another device) what to do.
+func (a *app) checkCurrentKey(u *client.User, ks *keyStore) {
+	if u.PublicKey == nil {
 		return
 	}
 	for _, k := range ks.Keys {
@@ -189,7 +277,73 @@ func (a *app) checkCurrentKey(u *client.User) {
 			return // rotated here, or an older copy of this store: it opens
 		}
 	}
-	fmt.Fprintf(a.stderr, "note: %s's current key was made on another device, so new messages cannot be opened here: %s\n", u.Username, remedy)
+	fmt.Fprintf(a.stderr, "note: %s's current key was made on another device, so new messages cannot be opened here: run %s backup restore to fetch it (if that device backed it up), or %s rotate-key to publish a new key from here\n",
+		u.Username, a.me(), a.me())
+}
+
+// upgradeIdentity gives an account from before version 2, signed in with a
+// store that has no identity key, its identity key: a new one, published
+// with a new KEM key it certifies. The new secret keys are saved before the
+// server learns of them.
+func (a *app) upgradeIdentity(ctx context.Context, ks *keyStore, seeds map[string]string) (*pqcrypto.IdentityKey, error) {
+	me, err := a.client.Me(ctx)
+	if err != nil {
+		return nil, fail(err, "cannot read your account")
+	}
+	if me.IdentityKey != nil {
+		return nil, &failure{msg: fmt.Sprintf("this device has no identity key, but %s has one (set up on another device): restore your keys with %s backup restore", me.Username, a.me())}
+	}
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	alg := pqcrypto.MLKEM768
+	if len(ks.Keys) > 0 {
+		alg = ks.Keys[0].Algorithm
+	}
+	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.publishPending(ks, seeds, ik, kp, func() (*client.User, error) { return a.client.SetIdentityKey(ctx, ik, kp, "") })
+	if err != nil {
+		return nil, fail(err, "cannot set up your identity key")
+	}
+	a.ring[u.PublicKey.Id] = kp
+	fmt.Fprintf(a.stderr, "note: set up your identity key (fingerprint %s) with a new key it certifies; your contacts will be told. Back your keys up with %s backup create\n",
+		pqcrypto.Fingerprint(ik.PublicKey()), a.me())
+	return ik, nil
+}
+
+// publishPending saves kp (and ik, if not nil, as the new identity key) in
+// the store, then publishes them with publish; if that fails, the store is
+// put back as it was. The secret keys are on disk before the server learns
+// the public ones, so a failure in between never leaves the account with a
+// key whose secret is lost.
+func (a *app) publishPending(ks *keyStore, seeds map[string]string, ik *pqcrypto.IdentityKey, kp *pqcrypto.KeyPair, publish func() (*client.User, error)) (*client.User, error) {
+	oldIdentity, oldKeys := ks.Identity, ks.Keys
+	next := withSeed(seeds, kp.PublicKey, kp.Seed)
+	if ik != nil {
+		next = withSeed(next, ik.PublicKey(), ik.Seed())
+		ks.Identity = pqcrypto.EncodeB64(ik.PublicKey())
+	}
+	ks.Keys = append([]storedKey{{Algorithm: kp.Algorithm, PublicKey: pqcrypto.EncodeB64(kp.PublicKey), CreatedAt: time.Now().UTC()}}, oldKeys...)
+	if err := a.writeStore(ks, next); err != nil {
+		return nil, err
+	}
+	u, err := publish()
+	if err != nil {
+		ks.Identity, ks.Keys = oldIdentity, oldKeys
+		if werr := a.writeStore(ks, seeds); werr != nil {
+			return nil, fmt.Errorf("%w (and restoring %s: %v)", err, keysFile, werr)
+		}
+		return nil, err
+	}
+	ks.Keys[0].KeyID = u.PublicKey.Id
+	if err := writeJSON(a.dir, keysFile, ks); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 func (a *app) logout(ctx context.Context, args []string) error {
@@ -214,7 +368,8 @@ func (a *app) logout(ctx context.Context, args []string) error {
 // substitutes keys.
 func (a *app) fingerprint(ctx context.Context, args []string) error {
 	pos, err := a.start(ctx, a.flags("fingerprint"), args, spec{args: "[@user]", max: 1,
-		about: "Shows the fingerprint of my current key, or of a user's: compare it with them in person or by phone."})
+		about: "Shows the fingerprints of my identity key and current key, or of a user's. Safety numbers\n" +
+			"(qchat verify @user) compare both users' identity keys at once."})
 	if err != nil {
 		return err
 	}
@@ -225,8 +380,12 @@ func (a *app) fingerprint(ctx context.Context, args []string) error {
 		}
 		k := ks.Keys[0]
 		s, _ := a.loadSession()
-		return a.out(map[string]any{"username": s.Username, "keyId": k.KeyID, "algorithm": k.Algorithm, "fingerprint": k.fingerprint()},
-			"my key (%s)\n%s\n", k.Algorithm, k.fingerprint())
+		out := map[string]any{"username": s.Username, "keyId": k.KeyID, "algorithm": k.Algorithm, "fingerprint": k.fingerprint()}
+		if ks.Identity == "" {
+			return a.out(out, "my key (%s)\n%s\n", k.Algorithm, k.fingerprint())
+		}
+		out["identityFingerprint"] = fingerprintB64(ks.Identity)
+		return a.out(out, "my identity key\n%s\nmy key (%s)\n%s\n", fingerprintB64(ks.Identity), k.Algorithm, k.fingerprint())
 	}
 	c, _, err := a.authed()
 	if err != nil {
@@ -244,92 +403,89 @@ func (a *app) fingerprint(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s's key: %w", u.Username, err)
 	}
 	fp := pqcrypto.Fingerprint(pub)
-	return a.out(map[string]any{"username": u.Username, "keyId": u.PublicKey.Id, "algorithm": u.PublicKey.Algorithm, "fingerprint": fp},
-		"%s's key (%s)\n%s\n", u.Username, u.PublicKey.Algorithm, fp)
+	out := map[string]any{"username": u.Username, "keyId": u.PublicKey.Id, "algorithm": u.PublicKey.Algorithm, "fingerprint": fp}
+	if u.IdentityKey == nil {
+		return a.out(out, "%s's key (%s)\n%s\n", u.Username, u.PublicKey.Algorithm, fp)
+	}
+	// Computed here from the key, like the KEM key's: the server's
+	// fingerprint field is the server's word. verify compares both
+	// identity keys at once, with the pinned one.
+	ifp := fingerprintB64(u.IdentityKey.Key)
+	out["identityFingerprint"] = ifp
+	return a.out(out, "%s's identity key, as the server presents it (qchat verify @%s compares the pinned one)\n%s\n%s's key (%s)\n%s\n",
+		u.Username, u.Username, ifp, u.Username, u.PublicKey.Algorithm, fp)
 }
 
-// rotateKey replaces the current key. The new secret key is saved before the
-// server learns the public key, so a failure in between never leaves the
-// account with a key whose secret is lost. On a device without a key store
-// (a new machine) it starts one: the way to read new messages there.
+// rotateKey replaces the current key with one certified by the identity
+// key. If the account has a key backup, the backup is rewritten with the
+// new key, which needs its passphrase or recovery key: qchat keeps nothing
+// that opens the backup (a stolen device would otherwise be able to read
+// every backup written after the theft), so it asks, and checks the secret
+// on the current backup before changing anything.
 func (a *app) rotateKey(ctx context.Context, args []string) error {
 	fs := a.flags("rotate-key")
 	algName := fs.String("algorithm", "", "ML_KEM_768 or X_WING (default: the current key's)")
-	encrypt := fs.Bool("encrypt", false, "on a device without keys: seal the new key store under a passphrase")
-	if _, err := a.start(ctx, fs, args, spec{signIn: true,
-		about: "Makes a new key pair and publishes it as the account's current key. Older keys stay on this device, so older messages still open."}); err != nil {
+	noBackup := fs.Bool("no-backup", false, "do not rewrite the key backup (then it cannot open messages sealed for the new key)")
+	if _, err := a.start(ctx, fs, args, spec{signIn: true, keys: true,
+		about: "Makes a new key pair, certified by your identity key, and publishes it as the account's current key.\n" +
+			"Older keys stay on this device, so older messages still open. If you have a key backup, its\n" +
+			"passphrase or recovery key is asked for and the backup is rewritten with the new key."}); err != nil {
 		return err
 	}
-	ks, err := a.loadKeys()
-	var noKeys errNoKeys
-	fresh := errors.As(err, &noKeys)
-	if fresh {
-		ks, err = &keyStore{Version: 1}, nil
-	}
+	ks, seeds, err := a.unlocked()
 	if err != nil {
 		return err
 	}
-	alg := pqcrypto.MLKEM768
-	if len(ks.Keys) > 0 {
-		alg = ks.Keys[0].Algorithm
-	}
+	alg := ks.Keys[0].Algorithm
 	if *algName != "" {
 		if alg, err = parseAlgorithm(*algName); err != nil {
 			return err
 		}
 	}
-	var seeds map[string]string
-	var pp []byte
-	if fresh {
-		if pp, err = a.newPassphrase(*encrypt); err != nil {
+	secret := ""
+	if !*noBackup {
+		if secret, err = a.currentBackupSecret(ctx, "to rewrite it with the new key; --no-backup skips that"); err != nil {
 			return err
-		}
-	} else {
-		if seeds, err = ks.seeds(a.getPassphrase); err != nil {
-			return err
-		}
-		if ks.Encrypted != nil {
-			pp = a.passphrase
 		}
 	}
 	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
 	if err != nil {
 		return err
 	}
-	pub := pqcrypto.EncodeB64(kp.PublicKey)
-	next := make(map[string]string, len(seeds)+1)
-	for k, v := range seeds {
-		next[k] = v
-	}
-	next[pub] = pqcrypto.EncodeB64(kp.Seed)
-	ks.Keys = append([]storedKey{{Algorithm: alg, PublicKey: pub, CreatedAt: time.Now().UTC()}}, ks.Keys...)
-	if err := ks.setSeeds(next, pp); err != nil {
-		return err
-	}
-	if err := writeJSON(a.dir, keysFile, ks); err != nil {
-		return err
-	}
-	u, err := a.client.RotateKey(ctx, kp)
+	u, err := a.publishPending(ks, seeds, nil, kp, func() (*client.User, error) { return a.client.RotateKey(ctx, kp) })
 	if err != nil {
-		// Take the pending key out again; the old one stays current.
-		ks.Keys = ks.Keys[1:]
-		delete(next, pub)
-		if serr := ks.setSeeds(next, pp); serr != nil {
-			return fmt.Errorf("rotate key: %w (and restoring %s: %v)", err, keysFile, serr)
-		}
-		if werr := writeJSON(a.dir, keysFile, ks); werr != nil {
-			return fmt.Errorf("rotate key: %w (and restoring %s: %v)", err, keysFile, werr)
-		}
 		return fail(err, "cannot publish the new key")
 	}
-	ks.Keys[0].KeyID = u.PublicKey.Id
-	if err := writeJSON(a.dir, keysFile, ks); err != nil {
-		return err
+	backedUp := false
+	if secret != "" {
+		if err := a.writeBackup(ctx, secret); err != nil {
+			fmt.Fprintf(a.stderr, "warning: the new key is published, but the key backup could not be rewritten (%s): run %s backup create\n", reason(err), a.me())
+		} else {
+			backedUp = true
+		}
 	}
 	kept := fmt.Sprintf("%d keys kept, so older messages still open", len(ks.Keys))
-	if fresh {
-		kept = "messages sealed before now were for keys this device does not have and stay unreadable here"
+	if backedUp {
+		kept += "; key backup rewritten"
 	}
-	return a.out(map[string]any{"keyId": u.PublicKey.Id, "algorithm": alg, "fingerprint": ks.Keys[0].fingerprint(), "keys": len(ks.Keys)},
+	return a.out(map[string]any{"keyId": u.PublicKey.Id, "algorithm": alg, "fingerprint": ks.Keys[0].fingerprint(), "keys": len(ks.Keys), "backup": backedUp},
 		"new current key (%s)\nfingerprint %s\n%s\n", alg, ks.Keys[0].fingerprint(), kept)
+}
+
+// unlocked reads the key store again with the seeds this process unlocked
+// or wrote last: an encrypted store is not unsealed again (Argon2id with
+// 64 MiB, a noticeable pause each time).
+func (a *app) unlocked() (*keyStore, map[string]string, error) {
+	ks, err := a.loadKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.seeds != nil {
+		return ks, a.seeds, nil
+	}
+	seeds, err := ks.seeds(a.getPassphrase)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ks, seeds, nil
 }

@@ -194,7 +194,7 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 	bob.do(ctx, "room", "join", room.Code)
 
 	live := bob.listen(ctx, "--json")
-	first.WaitSubscribers(t, 5)
+	first.WaitSubscribers(t, 6)
 	alice.do(ctx, "send", "Plans", "before anything")
 	alice.do(ctx, "send", "@bob", "a direct word")
 	live.waitText(t, "before anything")
@@ -223,7 +223,7 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 	carol.do(ctx, "send", "@bob", missed[2])
 	front.gated.Store(false)
 	live.waitStderr(t, "reconnected; 3 missed messages shown")
-	second.WaitSubscribers(t, 5)
+	second.WaitSubscribers(t, 6)
 	alice.do(ctx, "send", "Plans", "live again")
 	live.waitText(t, "live again")
 
@@ -246,7 +246,7 @@ func TestListenSurvivesRestartAndRotation(t *testing.T) {
 // TestEveryCommandAnswersHelp is item 10: --help (and -h, and "help
 // COMMAND") describes every command and subcommand and succeeds.
 func TestEveryCommandAnswersHelp(t *testing.T) {
-	lines := [][]string{{"--help"}, {"-h"}, {"help"}, {"room", "--help"}, {"help", "send"}, {"help", "room"}}
+	lines := [][]string{{"--help"}, {"-h"}, {"help"}, {"room", "--help"}, {"help", "send"}, {"help", "room"}, {"backup", "--help"}, {"help", "backup"}}
 	for name := range (&app{}).commands() {
 		lines = append(lines, append(strings.Fields(name), "--help"))
 	}
@@ -463,7 +463,9 @@ func TestFileSizesAreTheFilesOwn(t *testing.T) {
 
 // TestKeysAreNotReplacedSilently is item 14: keygen --force cannot replace
 // a registered key (rotate-key is the way), and logging in on a device
-// without the key says what helps, which then works.
+// without the keys says what helps, which then works: the key backup brings
+// the whole history to a new device, and rotating on one device leaves the
+// other a note and a way to catch up.
 func TestKeysAreNotReplacedSilently(t *testing.T) {
 	ctx := context.Background()
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
@@ -479,24 +481,65 @@ func TestKeysAreNotReplacedSilently(t *testing.T) {
 	}
 	bob.do(ctx, "send", "@alice", "before the new device")
 
-	// Alice on a new laptop: no keys there.
+	// Alice on a new laptop, before she has a backup: no keys there, and
+	// login says what she can do.
 	laptop := newCLIUser(t, srv.URL, "alice")
 	_, note, err := laptop.exec(ctx, "login", "alice")
-	if err != nil || !strings.Contains(note, "this device has no key for alice") || !strings.Contains(note, "rotate-key") || strings.Contains(note, "keygen") {
-		t.Fatalf("login on a new device: %v, said:\n%s", err, note)
+	if err != nil || !strings.Contains(note, "no key backup") || !strings.Contains(note, "backup restore") ||
+		!strings.Contains(note, "reset-identity") || strings.Contains(note, "keygen") {
+		t.Fatalf("login on a new device without a backup: %v, said:\n%s", err, note)
 	}
-	if _, _, err := laptop.exec(ctx, "history", "@bob"); err == nil || !strings.Contains(err.Error(), "rotate-key") {
+	if _, _, err := laptop.exec(ctx, "history", "@bob"); err == nil || !strings.Contains(err.Error(), "backup restore") {
 		t.Errorf("history without keys: %v", err)
 	}
+	if _, _, err := laptop.exec(ctx, "backup", "restore"); err == nil || !strings.Contains(err.Error(), "no key backup") {
+		t.Errorf("restore without a backup: %v", err)
+	}
+
+	// A passphrase under 12 characters is refused; a good one backs up.
+	alice.env["QCHAT_BACKUP_SECRET"] = "too short"
+	if _, _, err := alice.exec(ctx, "backup", "create"); err == nil || !strings.Contains(err.Error(), "at least 12 characters") {
+		t.Errorf("short backup passphrase: %v", err)
+	}
+	alice.env["QCHAT_BACKUP_SECRET"] = "a long backup passphrase of alice"
+	alice.do(ctx, "backup", "create")
+	_, note, err = laptop.exec(ctx, "login", "alice")
+	if err != nil || !strings.Contains(note, "backup restore") || strings.Contains(note, "no key backup") {
+		t.Fatalf("login on a new device with a backup: %v, said:\n%s", err, note)
+	}
+	laptop.env["QCHAT_BACKUP_SECRET"] = "not the passphrase of the backup"
+	if _, _, err := laptop.exec(ctx, "backup", "restore"); err == nil || !strings.Contains(err.Error(), "cannot open key backup") {
+		t.Errorf("restore with a wrong passphrase: %v", err)
+	}
+	laptop.env["QCHAT_BACKUP_SECRET"] = alice.env["QCHAT_BACKUP_SECRET"]
+	laptop.do(ctx, "backup", "restore")
+	if info, err := os.Stat(filepath.Join(laptop.dir(), keysFile)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("restored keys.json: %v, %v", info, err)
+	}
+
+	// The laptop rotates: the backup is rewritten with the new key (its
+	// passphrase from QCHAT_BACKUP_SECRET), and bob seals to the new key.
 	laptop.do(ctx, "rotate-key")
 	bob.do(ctx, "send", "@alice", "after the new device")
 	hist := laptop.do(ctx, "history", "@bob")
-	if !strings.Contains(hist, "bob: after the new device") || !strings.Contains(hist, "bob: (cannot open: sealed for a key this device does not have)") {
+	if !strings.Contains(hist, "before the new device") || !strings.Contains(hist, "after the new device") || strings.Contains(hist, "cannot open") {
 		t.Errorf("laptop history:\n%s", hist)
 	}
-	// The first machine learns its key is no longer the current one.
-	if _, note, err := alice.exec(ctx, "login", "alice"); err != nil || !strings.Contains(note, "made on another device") {
+	// The first machine learns its key is no longer the current one, and
+	// catches up from the rewritten backup.
+	if _, note, err := alice.exec(ctx, "login", "alice"); err != nil || !strings.Contains(note, "made on another device") || !strings.Contains(note, "backup restore") {
 		t.Errorf("login on the first machine: %v, said:\n%s", err, note)
+	}
+	if hist := alice.do(ctx, "history", "@bob"); !strings.Contains(hist, "cannot open: sealed for a key this device does not have") {
+		t.Errorf("first machine before restoring:\n%s", hist)
+	}
+	alice.do(ctx, "backup", "restore")
+	if hist := alice.do(ctx, "history", "@bob"); !strings.Contains(hist, "after the new device") || strings.Contains(hist, "cannot open") {
+		t.Errorf("first machine after restoring:\n%s", hist)
+	}
+	alice.do(ctx, "backup", "delete")
+	if _, _, err := laptop.exec(ctx, "backup", "restore"); err == nil || !strings.Contains(err.Error(), "no key backup") {
+		t.Errorf("restore after delete: %v", err)
 	}
 }
 

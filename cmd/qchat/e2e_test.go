@@ -45,6 +45,7 @@ func TestEndToEnd(t *testing.T) {
 
 	nonce := randomHex(t)
 	alice := newPerson(t, qchatBin, tmp, "alice", url, "passphrase of alice "+nonce)
+	alice.env = append(alice.env, "QCHAT_BACKUP_SECRET=backup passphrase of alice "+nonce)
 	bob := newPerson(t, qchatBin, tmp, "bob", url, "")
 
 	alice.run(ctx, "keygen", "--algorithm", "X_WING") // sealed under QCHAT_PASSPHRASE
@@ -131,6 +132,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("downloaded PDF differs (%d bytes, %v), want the %d bytes uploaded", len(b), err, len(pdf))
 	}
 
+	// Alice backs her keys up; her rotation below rewrites the backup (its
+	// passphrase comes from QCHAT_BACKUP_SECRET, as a script gives it).
+	alice.run(ctx, "backup", "create")
+
 	// Both rotate; old messages still open from history, new ones too.
 	bob.run(ctx, "rotate-key")
 	alice.run(ctx, "rotate-key", "--algorithm", "ML_KEM_768")
@@ -151,6 +156,81 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("fingerprint output: %q", fp)
 	}
 
+	// Alice on a second machine: a fresh config dir, a login that says to
+	// restore, the backup opened with her passphrase, and the whole history
+	// readable, from before her rotation too.
+	laptop := newPerson(t, qchatBin, tmp, "alice-laptop", url, "")
+	laptop.env = append(laptop.env, "QCHAT_PASSWORD=password of alice", "QCHAT_BACKUP_SECRET=backup passphrase of alice "+nonce)
+	if _, note := laptop.runOK(ctx, "login", "alice"); !strings.Contains(note, "backup restore") {
+		t.Errorf("login on a fresh machine said:\n%s", note)
+	}
+	laptop.run(ctx, "backup", "restore")
+	hist := laptop.run(ctx, "history", "lab", "--json")
+	for _, want := range []string{helloBob, helloAlice, afterRotation} {
+		if !strings.Contains(hist, `"text":"`+want+`"`) {
+			t.Errorf("the restored laptop's history lacks %q:\n%s", want, hist)
+		}
+	}
+	if strings.Contains(hist, `"error"`) {
+		t.Errorf("the restored laptop cannot open some of the history:\n%s", hist)
+	}
+
+	// Both users' verify print the same safety number.
+	number := regexp.MustCompile(`\b(\d{5} ){11}\d{5}\b`)
+	if a, b := number.FindString(alice.run(ctx, "verify", "@bob")), number.FindString(bob.run(ctx, "verify", "@alice")); a == "" || a != b {
+		t.Errorf("safety numbers %q and %q, want the same", a, b)
+	}
+
+	// Messages written straight into the database under alice's name: a
+	// copy of her genuine message under a new id (her signature copied), a
+	// new text signed by someone else, and one labelled version 1. Bob's
+	// client shows the first two as unverifiable and never their text,
+	// and the third only as "sender not verified".
+	var genuine struct{ ID string }
+	alice.jsonOut(ctx, &genuine, "send", "lab", "genuinely from alice "+nonce, "--json")
+	forged := forgeMessages(t, ctx, dataDir, genuine.ID, "forged in alice's name "+nonce)
+	var rows []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(bob.run(ctx, "history", "lab", "--json")), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("history line %q: %v", line, err)
+		}
+		rows = append(rows, m)
+	}
+	byID := map[string]map[string]any{}
+	for _, m := range rows {
+		byID[m["id"].(string)] = m
+	}
+	if m := byID[genuine.ID]; m == nil || m["signed"] != true || m["text"] != "genuinely from alice "+nonce {
+		t.Errorf("the genuine message: %v", m)
+	}
+	for _, id := range []string{forged.copied, forged.resigned} {
+		if m := byID[id]; m == nil || m["unverifiable"] != true || m["text"] != nil || m["from"] != "alice" {
+			t.Errorf("forged message %s: %v, want it unverifiable and without text", id, m)
+		}
+	}
+	if m := byID[forged.v1]; m == nil || m["signed"] != false || m["text"] == nil {
+		t.Errorf("forged version 1 message: %v, want its text marked unsigned", m)
+	}
+	human := bob.run(ctx, "history", "lab")
+	if strings.Contains(human, "alice: forged in alice's name") || !strings.Contains(human, "alice (sender not verified): forged in alice's name") ||
+		!strings.Contains(human, "unverifiable") {
+		t.Errorf("bob's history shows:\n%s", human)
+	}
+
+	// The server swaps bob's identity key (written straight into its
+	// tables): alice's client refuses to send to bob and warns; trust
+	// clears the warning.
+	swapIdentity(t, ctx, dataDir, "bob")
+	_, stderr, err := alice.runErr(ctx, "send", "@bob", "must not be sealed to a stranger")
+	if err == nil || !strings.Contains(stderr, "WARNING: bob's identity key has changed") || !strings.Contains(stderr, "trust @bob") {
+		t.Errorf("send after the swap: %v\n%s", err, stderr)
+	}
+	alice.run(ctx, "trust", "@bob")
+	if out := alice.run(ctx, "verify", "@bob"); !number.MatchString(out) {
+		t.Errorf("verify after trust:\n%s", out)
+	}
+
 	aliceLive.stop(t)
 	bobLive.stop(t)
 
@@ -159,6 +239,16 @@ func TestEndToEnd(t *testing.T) {
 	secrets := map[string][]byte{
 		"hello bob": []byte(helloBob), "hi alice": []byte(helloAlice), "after rotation": []byte(afterRotation),
 		"pdf marker": []byte("QChat e2e secret " + nonce), "pdf": pdf,
+		"backup passphrase": []byte("backup passphrase of alice " + nonce),
+	}
+	// Nor a secret key: bob's key store is unencrypted, so its seeds are
+	// readable here, and must not be found in the database either.
+	var bobKeys keyStore
+	if _, err := readJSON(bob.dir, keysFile, &bobKeys); err != nil {
+		t.Fatal(err)
+	}
+	for pub, seed := range bobKeys.Seeds {
+		secrets["bob's seed of "+pub[:8]] = []byte(seed)
 	}
 	grepDatabase(t, dataDir, secrets)
 }
@@ -204,6 +294,30 @@ func (p *person) run(ctx context.Context, args ...string) string {
 		p.t.Fatalf("%s: qchat %s: %v\n%s%s", p.name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
+}
+
+// runErr runs one qchat command that may fail.
+func (p *person) runErr(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Env = p.env
+	cmd.Dir = p.home
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// runOK runs one qchat command that must succeed and returns its stdout
+// and stderr (where notes go).
+func (p *person) runOK(ctx context.Context, args ...string) (stdout, stderr string) {
+	p.t.Helper()
+	stdout, stderr, err := p.runErr(ctx, args...)
+	if err != nil {
+		p.t.Fatalf("%s: qchat %s: %v\n%s%s", p.name, strings.Join(args, " "), err, stdout, stderr)
+	}
+	return stdout, stderr
 }
 
 func (p *person) jsonOut(ctx context.Context, v any, args ...string) {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qchat/qchat/client"
+	"github.com/qchat/qchat/pqcrypto"
 )
 
 // maxCatchUp bounds the messages fetched per conversation after a
@@ -33,7 +34,7 @@ func (a *app) listen(ctx context.Context, args []string) error {
 	fs := a.flags("listen")
 	noReceipts := fs.Bool("no-receipts", false, "do not mark shown messages read")
 	pos, err := a.start(ctx, fs, args, spec{args: "[ROOM]", max: 1, signIn: true, keys: true,
-		about: "Shows new messages (opened here), typing and read receipts of every conversation, or of one room,\n" +
+		about: "Shows new messages (opened here), typing, read receipts and key changes of every conversation, or of one room,\n" +
 			"until Ctrl-C. If the server restarts, it reconnects and shows what was sent meanwhile."})
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ type listening struct {
 
 func (l *listening) subscriptions() []client.Subscription {
 	r := l.roomID
-	return []client.Subscription{client.MessagesAdded(r), client.Typing(r), client.ReadReceipts(r), client.MessagesDeleted(r), client.RoomEvents()}
+	return []client.Subscription{client.MessagesAdded(r), client.Typing(r), client.ReadReceipts(r), client.MessagesDeleted(r), client.RoomEvents(), client.KeyChanges()}
 }
 
 func (l *listening) run(ctx context.Context) error {
@@ -370,9 +371,9 @@ func (l *listening) showMessage(ctx context.Context, m *client.Message) error {
 	if conv.UserID != "" && l.roomID == "" {
 		l.peers[conv.UserID] = true
 	}
-	r := client.Decrypt(m, l.a.ring)
+	r := l.c.Decrypt(ctx, m, l.a.ring)
 	if errors.Is(r.Err, client.ErrMissingSecretKey) && l.reloadKeys() {
-		r = client.Decrypt(m, l.a.ring)
+		r = l.c.Decrypt(ctx, m, l.a.ring)
 	}
 	v := l.v
 	if r.Err == nil {
@@ -446,6 +447,8 @@ func (l *listening) show(ctx context.Context, e client.Event) error {
 			what = "a message"
 		}
 		return a.out(map[string]any{"event": "deleted", "messageId": e.DeletedMessageID}, "  deleted: %s\n", what)
+	case client.EventKeyChange:
+		return l.showKeyChange(ctx, e.KeyChange)
 	case client.EventRoom:
 		re := e.Room
 		v.rooms[re.Room.Id] = re.Room.Name // renames and joins keep names current
@@ -457,6 +460,35 @@ func (l *listening) show(ctx context.Context, e client.Event) error {
 			"  [%s] %s\n", re.Room.Name, roomEventText(re.Type, who))
 	}
 	return nil
+}
+
+// showKeyChange prints a key change as it arrives. A new KEM key certified
+// by the pinned identity key is routine; a new identity key is a warning
+// unless it is the one already pinned (accepted meanwhile, or the first
+// identity key of an account from before version 2).
+func (l *listening) showKeyChange(ctx context.Context, kc *client.KeyChange) error {
+	a, who := l.a, kc.User.Username
+	if kc.Kind == client.KeyChangeKindKemRotated {
+		return a.out(map[string]any{"event": "keyChange", "kind": kc.Kind, "user": who, "userId": kc.User.Id, "warning": false},
+			"  %s has a new key\n", who)
+	}
+	pin, err := a.pins().Pin(kc.User.Id)
+	if err != nil {
+		return err
+	}
+	text, warn := who+" set up an identity key", false
+	if pin != nil {
+		u, err := l.c.User(ctx, kc.User.Id)
+		if err != nil {
+			return fail(err, "cannot look up %s", who)
+		}
+		text = who + "'s identity key changed; you have already accepted it"
+		if u.IdentityKey == nil || u.IdentityKey.Key != pqcrypto.EncodeB64(pin.IdentityKey) {
+			text = fmt.Sprintf("WARNING: %s's identity key changed: nothing will be sent to them until you check with them and run %s trust @%s", who, a.me(), who)
+			warn = true
+		}
+	}
+	return a.out(map[string]any{"event": "keyChange", "kind": kc.Kind, "user": who, "userId": kc.User.Id, "warning": warn}, "  %s\n", text)
 }
 
 func roomEventText(t client.RoomEventType, who string) string {

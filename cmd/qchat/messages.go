@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/qchat/qchat/client"
+	"github.com/qchat/qchat/pqcrypto"
 )
 
 func (a *app) send(ctx context.Context, args []string) error {
-	pos, err := a.start(ctx, a.flags("send"), args, spec{args: "ROOM|@user TEXT...", min: 2, max: -1, signIn: true,
+	pos, err := a.start(ctx, a.flags("send"), args, spec{args: "ROOM|@user TEXT...", min: 2, max: -1, signIn: true, keys: true,
 		about: "Seals a message for every member of ROOM (or for you and @user) and sends it.\n" +
 			"The words of TEXT are joined with spaces. Text that starts like a flag goes after --:\n" +
 			"  qchat send Plans -- --not-a-flag"})
@@ -28,10 +29,24 @@ func (a *app) send(ctx context.Context, args []string) error {
 	}
 	m, err := a.client.SendText(ctx, conv, strings.Join(pos[1:], " "))
 	if err != nil {
-		return fail(err, "cannot send to %s", title)
+		return a.sealFailure(err, "cannot send to %s", title)
 	}
 	return a.out(map[string]any{"id": m.Id, "roomId": conv.RoomID, "recipientId": conv.UserID, "createdAt": m.CreatedAt},
 		"sent to %s\n", title)
+}
+
+// sealFailure explains a send or upload that failed: a changed identity
+// key gets its warning, a key that cannot be trusted names its user.
+func (a *app) sealFailure(err error, format string, args ...any) error {
+	var changed *client.IdentityChangedError
+	if errors.As(err, &changed) {
+		return a.identityChanged(changed)
+	}
+	var rejected *client.KeyRejectedError
+	if errors.As(err, &rejected) {
+		return &failure{msg: fmt.Sprintf(format, args...) + ": " + rejected.Error(), code: "KEY_REJECTED", cause: err}
+	}
+	return fail(err, format, args...)
 }
 
 // view is what history and listen print about a message: resolved names and
@@ -66,9 +81,18 @@ func (v *view) messageJSON(r *client.Received) map[string]any {
 	if r.Recipient != nil {
 		out["recipientId"] = r.Recipient.Id
 	}
-	if r.Err != nil {
+	// signed: the signature verified against the sender's pinned identity
+	// key. A plaintext without it is version 1 content, whose sender only
+	// the server vouches for; a signature that fails is unverifiable, and
+	// its text is never shown.
+	out["signed"] = r.Signed
+	switch {
+	case errors.Is(r.Err, pqcrypto.ErrCannotOpen):
 		out["error"] = r.Err.Error()
-	} else {
+		out["unverifiable"] = true
+	case r.Err != nil:
+		out["error"] = r.Err.Error()
+	default:
 		out["text"] = r.Text()
 	}
 	if at := r.Attachment; at != nil {
@@ -86,10 +110,16 @@ func (v *view) messageLine(r *client.Received) string {
 		text = "(cannot open: sealed for a key this device does not have)"
 	case errors.Is(r.Err, client.ErrNoRecipientKey):
 		text = "(cannot open: not sealed for you, e.g. sent before you joined)"
+	case errors.Is(r.Err, pqcrypto.ErrCannotOpen):
+		text = "(unverifiable: cannot open envelope; its signature or content does not check out, so it is not shown)"
 	case r.Err != nil:
 		text = "(cannot open: " + r.Err.Error() + ")"
 	}
-	line := fmt.Sprintf("%s [%s] %s: %s", r.CreatedAt.Local().Format(time.DateTime), v.conversation(&r.Message), r.Sender.Username, text)
+	from := r.Sender.Username
+	if r.Err == nil && !r.Signed {
+		from += " (sender not verified)"
+	}
+	line := fmt.Sprintf("%s [%s] %s: %s", r.CreatedAt.Local().Format(time.DateTime), v.conversation(&r.Message), from, text)
 	if at := r.Attachment; at != nil {
 		line += fmt.Sprintf("  [file %s, %s: qchat download %s]", at.Name, humanSize(int64(client.FileSize(at.Size))), at.Id)
 	}
@@ -246,9 +276,14 @@ func (a *app) upload(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The keys sign the upload; they are unlocked after the checks, so
+	// that a file the server would refuse is refused without a passphrase.
+	if err := a.unlock(ctx); err != nil {
+		return err
+	}
 	d, err := a.client.UploadDocument(ctx, conv, name, *typ, data)
 	if err != nil {
-		return fail(err, "cannot upload %s to %s", name, title)
+		return a.sealFailure(err, "cannot upload %s to %s", name, title)
 	}
 	size := humanSize(int64(len(data)))
 	out := map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "size": len(data), "roomId": conv.RoomID, "recipientId": conv.UserID}
@@ -277,7 +312,7 @@ func (a *app) download(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, data, err := a.client.DownloadDocument(ctx, pos[0], a.ring)
+	d, data, signed, err := a.client.DownloadDocument(ctx, pos[0], a.ring)
 	if err != nil {
 		what := "the file " + pos[0]
 		if d != nil {
@@ -287,6 +322,9 @@ func (a *app) download(ctx context.Context, args []string) error {
 			return &failure{msg: fmt.Sprintf("there is no file %s that you can see", pos[0]), code: client.CodeNotFound, cause: err}
 		}
 		return fail(err, "cannot download %s", what)
+	}
+	if !signed {
+		fmt.Fprintf(a.stderr, "note: %s was uploaded before signatures (version 1): sender not verified\n", d.Name)
 	}
 	if *output == "-" {
 		_, err := a.stdout.Write(data)
@@ -319,6 +357,6 @@ func (a *app) download(ctx context.Context, args []string) error {
 	if err := f.Close(); err != nil {
 		return fail(err, "cannot save %s", d.Name)
 	}
-	return a.out(map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "file": path, "size": len(data)},
+	return a.out(map[string]any{"id": d.Id, "name": d.Name, "mimeType": d.MimeType, "file": path, "size": len(data), "signed": signed},
 		"saved %s (%s) to %s\n", d.Name, humanSize(int64(len(data))), path)
 }

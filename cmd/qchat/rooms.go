@@ -103,7 +103,7 @@ func (a *app) roomJoin(ctx context.Context, args []string) error {
 
 func (a *app) roomMembers(ctx context.Context, args []string) error {
 	c, _, conv, title, err := a.roomTarget(ctx, a.flags("room members"), args, spec{args: "ROOM", min: 1, max: 1,
-		about: "Lists a room's members with their key fingerprints."})
+		about: "Lists a room's members with their key fingerprints and whether you verified them (qchat verify)."})
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (a *app) roomMembers(ctx context.Context, args []string) error {
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if !a.json {
-		fmt.Fprintln(tw, "USER\tROLE\tONLINE\tKEY FINGERPRINT")
+		fmt.Fprintln(tw, "USER\tROLE\tONLINE\tKEY FINGERPRINT\tIDENTITY")
 	}
 	for _, m := range ms {
 		fp, alg := "(no key)", ""
@@ -122,14 +122,15 @@ func (a *app) roomMembers(ctx context.Context, args []string) error {
 				fp, alg = pqcrypto.Fingerprint(pub), string(k.Algorithm)
 			}
 		}
+		trust := a.trustState(&m.User)
 		if a.json {
 			if err := a.out(map[string]any{"user": userJSON(m.User.Id, m.User.Username), "role": m.Role, "online": m.User.Online,
-				"algorithm": alg, "fingerprint": fp, "joinedAt": m.JoinedAt}, ""); err != nil {
+				"algorithm": alg, "fingerprint": fp, "joinedAt": m.JoinedAt, "identity": trust}, ""); err != nil {
 				return err
 			}
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\n", m.User.Username, strings.ToLower(string(m.Role)), m.User.Online, fp)
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", m.User.Username, strings.ToLower(string(m.Role)), m.User.Online, fp, trust)
 	}
 	return tw.Flush()
 }

@@ -41,13 +41,28 @@ Usage: qchat [global flags] COMMAND [arguments] [flags]
 
 Keys and account
   keygen [--algorithm ML_KEM_768|X_WING] [--encrypt]
-                              new key pair; the secret seed goes to keys.json
-                              (0600), sealed under a passphrase if one is given
-  register USERNAME           create an account with the generated key
+                              new identity key (ML-DSA-65) and key pair; the
+                              secret seeds go to keys.json (0600), sealed under
+                              a passphrase if one is given
+  register USERNAME           create an account with the generated keys
   login USERNAME | logout     open / end a session (token in session.json, 0600)
-  fingerprint [@user]         key fingerprint to compare out of band
-  rotate-key [--algorithm A]  new key pair, published as the account's current
-                              key; old secret keys are kept
+  fingerprint [@user]         identity and key fingerprints
+  rotate-key [--algorithm A]  new key pair, certified by your identity key and
+                              published as current; old secret keys are kept,
+                              and the key backup is rewritten (its secret is
+                              asked for)
+  backup create [--recovery-key] | restore | delete
+                              key backup on the server, sealed with a passphrase
+                              (12 characters or more) or a generated recovery
+                              key that the server never sees
+  reset-identity              new identity key when every device and the backup
+                              are lost (needs the password; contacts are warned)
+
+Contacts and trust
+  contacts                    users you have met, with their verification state
+  verify @user [--mark]       the 60-digit safety number of you and @user, to
+                              compare in person; --mark records that it matched
+  trust @user                 accept @user's new identity key after a warning
 
 Rooms
   rooms                       my rooms and direct conversations, with unread counts
@@ -56,10 +71,10 @@ Rooms
   room rename ROOM NAME | delete ROOM
 
 Messages and files (ROOM is a room id or the name of one of my rooms)
-  send ROOM|@user TEXT...     seal and send a message
+  send ROOM|@user TEXT...     seal, sign and send a message
   history ROOM|@user [--limit N]
-  listen [ROOM]               live messages, typing and read receipts (Ctrl-C
-                              ends); reconnects and catches up by itself
+  listen [ROOM]               live messages, typing, read receipts and key
+                              changes (Ctrl-C ends); reconnects and catches up
   upload ROOM|@user FILE [--type MIME]
   download DOCUMENT_ID [-o FILE]
 
@@ -73,6 +88,8 @@ Global flags (anywhere on the line, before or after the command)
                               errors too, as {"error":...,"code":...} on stderr
   --password-file F           password (or QCHAT_PASSWORD; else a prompt)
   --passphrase-file F         key store passphrase (or QCHAT_PASSPHRASE; else a prompt)
+  --backup-secret-file F      key backup passphrase or recovery key (or
+                              QCHAT_BACKUP_SECRET; else a prompt)
 
 Flags and arguments may come in any order. An argument that starts with a
 dash and a letter is a flag, and an unknown one is an error; everything after
@@ -84,11 +101,24 @@ of the user config dir ($QCHAT_CONFIG_DIR overrides it), a profile's in its
 profiles/NAME subdirectory. Tokens, passwords and secret keys are never printed.
 `
 
+const backupUsage = `Usage: qchat backup SUBCOMMAND [flags]
+
+  create [--recovery-key]     seal your secret keys with a passphrase (or a
+                              generated recovery key, shown once) and store
+                              them on the server, replacing any earlier backup
+  restore [--encrypt]         after qchat login on a device without keys: fetch
+                              the backup and open it here
+  delete                      delete the backup from the server
+
+"qchat backup SUBCOMMAND --help" describes one.
+`
+
 const roomUsage = `Usage: qchat room SUBCOMMAND [arguments] [flags]
 
   create NAME [--direct]      a new room; prints its invite code
   join CODE                   join a room by its invite code
-  members ROOM                who is in a room, with key fingerprints
+  members ROOM                who is in a room, with key fingerprints and
+                              whether you verified them
   add ROOM @user              add someone (owner or admin)
   remove ROOM @user           remove someone (owner or admin, or yourself)
   leave ROOM                  leave a room
@@ -102,6 +132,7 @@ const roomUsage = `Usage: qchat room SUBCOMMAND [arguments] [flags]
 // parsed common flags, and the state loaded from the config dir.
 type app struct {
 	stdin          io.Reader
+	stdinLines     *bufio.Reader // stdin, once a secret was read from it
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
@@ -112,11 +143,17 @@ type app struct {
 	passwordFile   string
 	passphraseFile string
 	passphrase     []byte // cached after the first prompt or file read
+	backupFile     string // --backup-secret-file
+
+	pinStore    *filePins        // contacts.json, once the config dir is known
+	priorBackup *pqcrypto.Backup // the backup rotate-key replaces, opened with its secret
 
 	// Set by start for the commands that need them.
-	client  *client.Client
-	session *session
-	ring    client.Keyring
+	client   *client.Client
+	session  *session
+	ring     client.Keyring
+	identity *pqcrypto.IdentityKey
+	seeds    map[string]string // the unlocked seeds, as this process last read or wrote them
 }
 
 // run is the whole program: args without the program name, the environment
@@ -154,20 +191,20 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if cmd == "help" { // help COMMAND is COMMAND --help
 		cmd, rest = rest[0], append(rest[1:], "--help")
 	}
-	if cmd == "room" {
+	if group, ok := groups[cmd]; ok {
 		sub, err := parseArgs(fs, rest, true)
 		if errors.Is(err, errHelp) {
-			fmt.Fprint(a.stdout, roomUsage)
+			fmt.Fprint(a.stdout, group.usage)
 			return errHelp
 		}
 		if err != nil {
 			return err
 		}
 		if len(sub) == 0 {
-			fmt.Fprint(a.stderr, roomUsage)
-			return usageErr("room needs a subcommand: create, join, members, add, remove, leave, rename or delete")
+			fmt.Fprint(a.stderr, group.usage)
+			return usageErr("%s needs a subcommand: %s", cmd, group.subs)
 		}
-		cmd, rest = "room "+sub[0], sub[1:]
+		cmd, rest = cmd+" "+sub[0], sub[1:]
 	}
 	h, ok := a.commands()[cmd]
 	if !ok {
@@ -178,29 +215,42 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 
 type handler func(ctx context.Context, args []string) error
 
+// groups are the commands that take a subcommand.
+var groups = map[string]struct{ usage, subs string }{
+	"room":   {roomUsage, "create, join, members, add, remove, leave, rename or delete"},
+	"backup": {backupUsage, "create, restore or delete"},
+}
+
 func (a *app) commands() map[string]handler {
 	return map[string]handler{
-		"keygen":       a.keygen,
-		"register":     a.register,
-		"login":        a.login,
-		"logout":       a.logout,
-		"fingerprint":  a.fingerprint,
-		"rotate-key":   a.rotateKey,
-		"rooms":        a.rooms,
-		"room create":  a.roomCreate,
-		"room join":    a.roomJoin,
-		"room members": a.roomMembers,
-		"room add":     a.roomAdd,
-		"room remove":  a.roomRemove,
-		"room leave":   a.roomLeave,
-		"room rename":  a.roomRename,
-		"room delete":  a.roomDelete,
-		"send":         a.send,
-		"history":      a.history,
-		"listen":       a.listen,
-		"upload":       a.upload,
-		"download":     a.download,
-		"version":      a.printVersion,
+		"keygen":         a.keygen,
+		"register":       a.register,
+		"login":          a.login,
+		"logout":         a.logout,
+		"fingerprint":    a.fingerprint,
+		"rotate-key":     a.rotateKey,
+		"reset-identity": a.resetIdentity,
+		"backup create":  a.backupCreate,
+		"backup restore": a.backupRestore,
+		"backup delete":  a.backupDelete,
+		"contacts":       a.contacts,
+		"verify":         a.verify,
+		"trust":          a.trust,
+		"rooms":          a.rooms,
+		"room create":    a.roomCreate,
+		"room join":      a.roomJoin,
+		"room members":   a.roomMembers,
+		"room add":       a.roomAdd,
+		"room remove":    a.roomRemove,
+		"room leave":     a.roomLeave,
+		"room rename":    a.roomRename,
+		"room delete":    a.roomDelete,
+		"send":           a.send,
+		"history":        a.history,
+		"listen":         a.listen,
+		"upload":         a.upload,
+		"download":       a.download,
+		"version":        a.printVersion,
 	}
 }
 
@@ -259,6 +309,7 @@ func (a *app) flags(name string) *flag.FlagSet {
 	fs.BoolVar(&a.json, "json", a.json, "machine-readable output")
 	fs.StringVar(&a.passwordFile, "password-file", a.passwordFile, "read the password from `FILE`")
 	fs.StringVar(&a.passphraseFile, "passphrase-file", a.passphraseFile, "read the key store passphrase from `FILE`")
+	fs.StringVar(&a.backupFile, "backup-secret-file", a.backupFile, "read the key backup passphrase or recovery key from `FILE`")
 	return fs
 }
 
@@ -295,7 +346,7 @@ func (a *app) start(ctx context.Context, fs *flag.FlagSet, args []string, sp spe
 		}
 	}
 	if sp.keys {
-		if a.ring, err = a.keyring(); err != nil {
+		if err := a.unlock(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -429,7 +480,15 @@ func (a *app) anonymous() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(a.serverURL(s))
+	return client.New(a.serverURL(s), client.WithPins(a.pins()))
+}
+
+// pins is contacts.json as the SDK's trust store.
+func (a *app) pins() *filePins {
+	if a.pinStore == nil {
+		a.pinStore = &filePins{dir: a.dir}
+	}
+	return a.pinStore
 }
 
 // authed is a client with the stored session; the session's token is used
@@ -443,7 +502,7 @@ func (a *app) authed() (*client.Client, *session, error) {
 	if s.Token == "" || strings.TrimRight(s.Server, "/") != strings.TrimRight(url, "/") {
 		return nil, nil, fmt.Errorf("not logged in to %s: run %s login USERNAME", url, a.me())
 	}
-	c, err := client.New(url, client.WithSession(s.Token, s.UserID))
+	c, err := client.New(url, client.WithSession(s.Token, s.UserID), client.WithPins(a.pins()))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -466,8 +525,8 @@ func (a *app) loadKeys() (*keyStore, error) {
 type errNoKeys struct{ dir, me string }
 
 func (e errNoKeys) Error() string {
-	return fmt.Sprintf("no key on this device (%s): run %s keygen for a new account, or %s rotate-key after logging in to an existing one",
-		filepath.Join(e.dir, keysFile), e.me, e.me)
+	return fmt.Sprintf("no keys on this device (%s): run %s keygen for a new account; for an existing one, log in and run %s backup restore (or, with no backup, %s reset-identity)",
+		filepath.Join(e.dir, keysFile), e.me, e.me, e.me)
 }
 
 // me is how hints name this program, with the profile in use: the command
@@ -485,6 +544,37 @@ func (a *app) keyring() (client.Keyring, error) {
 		return nil, err
 	}
 	return ks.keyring(a.getPassphrase)
+}
+
+// unlock loads the secret keys: a.ring, and a.identity, which the client
+// signs with. A store made before version 2 gets its identity key here, at
+// the first signed-in command that needs the keys (login does it too).
+func (a *app) unlock(ctx context.Context) error {
+	ks, err := a.loadKeys()
+	if err != nil {
+		return err
+	}
+	seeds, err := ks.seeds(a.getPassphrase)
+	if err != nil {
+		return err
+	}
+	a.seeds = seeds
+	if a.ring, err = ks.keyringFrom(seeds); err != nil {
+		return err
+	}
+	if a.identity, err = ks.identity(seeds); err != nil {
+		return err
+	}
+	if a.client == nil {
+		return nil
+	}
+	if a.identity == nil {
+		if a.identity, err = a.upgradeIdentity(ctx, ks, seeds); err != nil {
+			return err
+		}
+	}
+	a.client.SetIdentity(a.identity)
+	return nil
 }
 
 // secret reads a password or passphrase: from the file flag, then the
@@ -510,7 +600,13 @@ func (a *app) secret(file, env, prompt string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	// One reader for the whole command: a script may pipe several secrets
+	// (the key store passphrase, then the password), one per line, and a
+	// reader of its own per secret would swallow the lines after its own.
+	if a.stdinLines == nil {
+		a.stdinLines = bufio.NewReader(a.stdin)
+	}
+	line, err := a.stdinLines.ReadString('\n')
 	if err != nil && (err != io.EOF || line == "") {
 		return nil, fmt.Errorf("no %s: use a file flag, %s, or a terminal", prompt, env)
 	}

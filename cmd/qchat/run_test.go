@@ -49,7 +49,7 @@ func TestKeygenStoresSecretsSealed(t *testing.T) {
 				t.Fatal(err)
 			}
 			seeds, err := ks.seeds(func() ([]byte, error) { return []byte(tc.passphrase), nil })
-			if err != nil || len(seeds) != 1 {
+			if err != nil || len(seeds) != 2 { // the identity key's and the KEM key's
 				t.Fatalf("seeds: %v", err)
 			}
 			for _, seed := range seeds {

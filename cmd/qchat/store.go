@@ -17,18 +17,23 @@ import (
 	"github.com/qchat/qchat/pqcrypto"
 )
 
-// The config directory holds two files, both 0600 in a 0700 directory:
+// The config directory holds three files, all 0600 in a 0700 directory:
 //
-//	keys.json     the key store: public keys, and the secret key seeds in
-//	              clear or sealed under a passphrase (argon2id + AES-256-GCM)
+//	keys.json     the key store: the identity key (ML-DSA-65) and the KEM
+//	              keys, public halves in clear, the secret seeds in clear or
+//	              sealed under a passphrase (argon2id + AES-256-GCM)
 //	session.json  the server URL, session token and user of the last login
+//	contacts.json the pins: each contact's identity key as first seen (or
+//	              last accepted with qchat trust), whether it was verified by
+//	              safety number, and the newest certified key seen
 //
 // Every rotated-out key stays in keys.json: envelopes name the key they were
 // sealed for, and old messages are never re-sealed.
 
 const (
-	keysFile    = "keys.json"
-	sessionFile = "session.json"
+	keysFile     = "keys.json"
+	sessionFile  = "session.json"
+	contactsFile = "contacts.json"
 )
 
 // storedKey is the public half of one key pair. KeyID is empty between
@@ -60,9 +65,12 @@ type sealedSeeds struct {
 
 // keyStore is keys.json. Keys are newest first; Keys[0] is the current key.
 // Seeds are keyed by the public key (base64), which exists before the server
-// assigns an id.
+// assigns an id; the identity key's seed too, under its public key.
 type keyStore struct {
-	Version   int               `json:"version"`
+	Version int `json:"version"`
+	// Identity is the identity public key (base64); "" in a store made
+	// before version 2, which gets one at its first sign-in.
+	Identity  string            `json:"identityKey,omitempty"`
 	Keys      []storedKey       `json:"keys"`
 	Seeds     map[string]string `json:"seeds,omitempty"`     // public key → seed, both base64; unencrypted stores
 	Encrypted *sealedSeeds      `json:"encrypted,omitempty"` // encrypted stores
@@ -184,6 +192,11 @@ func (ks *keyStore) keyring(passphrase func() ([]byte, error)) (client.Keyring, 
 	if err != nil {
 		return nil, err
 	}
+	return ks.keyringFrom(seeds)
+}
+
+// keyringFrom is keyring with the seeds already unlocked.
+func (ks *keyStore) keyringFrom(seeds map[string]string) (client.Keyring, error) {
 	kr := make(client.Keyring, len(ks.Keys))
 	for _, k := range ks.Keys {
 		if k.KeyID == "" {
@@ -196,6 +209,40 @@ func (ks *keyStore) keyring(passphrase func() ([]byte, error)) (client.Keyring, 
 		kr[k.KeyID] = kp
 	}
 	return kr, nil
+}
+
+// identity rebuilds the identity key from its seed; nil if the store has
+// none.
+func (ks *keyStore) identity(seeds map[string]string) (*pqcrypto.IdentityKey, error) {
+	if ks.Identity == "" {
+		return nil, nil
+	}
+	s, ok := seeds[ks.Identity]
+	if !ok {
+		return nil, errors.New("key store: no secret key for the identity key")
+	}
+	seed, err := pqcrypto.DecodeB64(s)
+	if err != nil {
+		return nil, fmt.Errorf("key store: identity seed: %w", err)
+	}
+	ik, err := pqcrypto.IdentityKeyFromSeed(seed)
+	if err != nil {
+		return nil, fmt.Errorf("key store: %w", err)
+	}
+	if pqcrypto.EncodeB64(ik.PublicKey()) != ks.Identity {
+		return nil, errors.New("key store: the identity seed does not give the identity public key")
+	}
+	return ik, nil
+}
+
+// withSeed returns a copy of seeds with one more.
+func withSeed(seeds map[string]string, pub, seed []byte) map[string]string {
+	next := make(map[string]string, len(seeds)+1)
+	for k, v := range seeds {
+		next[k] = v
+	}
+	next[pqcrypto.EncodeB64(pub)] = pqcrypto.EncodeB64(seed)
+	return next
 }
 
 func (k storedKey) pair(seeds map[string]string) (*pqcrypto.KeyPair, error) {

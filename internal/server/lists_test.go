@@ -24,12 +24,32 @@ import (
 // seedUsers stores n users with the public key pub (of alg) directly, far
 // faster than registering them; every one gets a key id of its own.
 func seedUsers(t *testing.T, s *db.Store, n int, alg models.KeyAlgorithm, pub []byte) []*models.User {
+	return seedSignedUsers(t, s, n, alg, pub, nil)
+}
+
+// seedSignedUsers is seedUsers for version 2 users: with ik as every one's
+// identity key and pub certified by it (seq 1), so that a client seals to
+// them.
+func seedSignedUsers(t *testing.T, s *db.Store, n int, alg models.KeyAlgorithm, pub []byte, ik *pqcrypto.IdentityKey) []*models.User {
 	t.Helper()
+	var cert []byte
+	if ik != nil {
+		var err error
+		if cert, err = pqcrypto.CertifyKEMKey(ik, pqcrypto.Algorithm(alg), 1, pub); err != nil {
+			t.Fatal(err)
+		}
+	}
 	us := make([]*models.User, n)
 	for i := range us {
 		u := &models.User{ID: uuid.NewString(), Username: fmt.Sprintf("seed%s", uuid.NewString()[:8]), PasswordHash: []byte("x"), CreatedAt: models.Now()}
 		k := &models.PublicKey{ID: uuid.NewString(), Algorithm: alg, KeyBytes: pub, Fingerprint: pqcrypto.Fingerprint(pub), CreatedAt: models.Now()}
-		if err := s.CreateUser(t.Context(), u, k); err != nil {
+		var idk *models.IdentityKey
+		if ik != nil {
+			seq := 1
+			k.SignatureBytes, k.Seq = cert, &seq
+			idk = &models.IdentityKey{ID: uuid.NewString(), KeyBytes: ik.PublicKey(), Fingerprint: pqcrypto.Fingerprint(ik.PublicKey()), CreatedAt: models.Now()}
+		}
+		if err := s.CreateUserWithIdentity(t.Context(), u, k, idk); err != nil {
 			t.Fatal(err)
 		}
 		us[i] = u
@@ -85,7 +105,11 @@ func TestFullRoomWorstCaseSendFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := alice.Register(ctx, "alice", "password-alice", kp)
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := alice.Register(ctx, "alice", "password-alice", ik, kp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +120,7 @@ func TestFullRoomWorstCaseSendFits(t *testing.T) {
 	}
 	// Every member shares alice's public key (their key ids differ), so that
 	// the SDK really encapsulates to each.
-	addMembers(t, srv.Store, room.Id, seedUsers(t, srv.Store, models.MaxRoomMembers-1, models.KeyAlgorithmXWing, kp.PublicKey))
+	addMembers(t, srv.Store, room.Id, seedSignedUsers(t, srv.Store, models.MaxRoomMembers-1, models.KeyAlgorithmXWing, kp.PublicKey, ik))
 
 	late := srv.Register(t, "late")
 	r := srv.Do(t, late.Token, `mutation($c: String!) { joinRoom(code: $c) { id } }`, map[string]any{"c": room.Code})
@@ -119,7 +143,7 @@ func TestFullRoomWorstCaseSendFits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("worst-case send to a full room: %v", err)
 	}
-	if got := client.Decrypt(m, kr); got.Err != nil || len(got.Plaintext) != len(text) {
+	if got := alice.Decrypt(ctx, m, kr); got.Err != nil || len(got.Plaintext) != len(text) || !got.Signed {
 		t.Fatalf("the sender cannot open its own message: %v", got.Err)
 	}
 	// Over a websocket the same request travels in a graphql-transport-ws
