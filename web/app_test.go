@@ -121,10 +121,10 @@ var bannerRe = regexp.MustCompile(`listening on (http://\S+)`)
 // and get it back, fail a send and retry it, reload; alice backs her keys up,
 // rotates her key, and a third context (alice on a new device) restores the
 // backup and reads the whole history; a qchat CLI user talks with the
-// browsers (one without identity keys is refused by name); they page back
-// through history, open a direct conversation, compare safety numbers, and
-// bob starting over with a new identity key blocks alice's sending until she
-// accepts it; then sign out,
+// browsers, signatures verified both ways; they page back through history,
+// open a direct conversation, compare safety numbers; bob resets his
+// identity with the CLI, which blocks alice's sending until she accepts it;
+// alice starts over with new keys on yet another browser; then sign out,
 // with the CSP header checked and no console error or CSP violation. It runs
 // against the real server binary on SQLite, on a free port. Screenshots go to
 // QCHAT_SCREENSHOTS if set (kept), else to the test's temporary directory.

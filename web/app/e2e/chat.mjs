@@ -147,6 +147,14 @@ async function sees(p, text) {
   checks++;
 }
 
+// The qchat CLI (when given): carol's account, and bob's own profile for his identity reset.
+const run = promisify(execFile);
+const cliDir = mkdtempSync(join(tmpdir(), 'qchat-cli-'));
+process.on('exit', () => rmSync(cliDir, { recursive: true, force: true }));
+const cliAs = (password, profile) => async (...args) =>
+  (await run(cli, args, { env: { ...process.env, QCHAT_CONFIG_DIR: cliDir, QCHAT_SERVER: base, QCHAT_PASSWORD: password, QCHAT_PROFILE: profile }, timeout: TIMEOUT })).stdout;
+const qchat = cliAs('password of carol', 'carol');
+
 const alice = await person('alice', { width: 1200, height: 800 }, 'light');
 // Bob: a phone-sized screen, with the system in dark mode.
 const bob = await person('bob', { width: 360, height: 740 }, 'dark');
@@ -316,52 +324,22 @@ try {
   await shot(bob, 'chat-phone.png');
 
   if (cli) {
-    // A qchat CLI user joins by the code and talks with the browsers.
-    const run = promisify(execFile);
-    const env = { ...process.env, QCHAT_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'qchat-cli-')), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
-    process.on('exit', () => rmSync(env.QCHAT_CONFIG_DIR, { recursive: true, force: true }));
-    const qchat = async (...args) => (await run(cli, args, { env, timeout: TIMEOUT })).stdout;
-    // A CLI without identity keys (envelope version 1) makes an account the
-    // browsers cannot seal to: they refuse, naming it, until it leaves.
-    const signs = /identity|safety/i.test(await qchat('help'));
+    // A qchat CLI user joins by the code and talks with the browsers; each
+    // side verifies the other's signatures (the CLI's Go, the browsers' JS).
     await qchat('keygen');
     await qchat('register', 'carol');
     await qchat('room', 'join', code);
     await qchat('send', 'General', 'Hello from the terminal');
     await sees(alice, 'Hello from the terminal');
     await sees(bob, 'Hello from the terminal');
-    if (!signs) {
-      // Unsigned (version 1) content never shows under a name alone.
-      await item(alice, 'Hello from the terminal').getByText('sender not verified').waitFor();
-      check((await item(alice, 'Hi Alice').getByText('sender not verified').count()) === 0, 'signed messages are not marked');
-    }
+    check((await item(alice, 'Hello from the terminal').getByText('sender not verified').count()) === 0, 'the CLI\'s signature verifies in the browser');
     // More than a page (40) of history, for paging back below.
     for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
     await sees(alice, 'Filler 40');
-    if (signs) {
-      // The browsers' envelopes open in the CLI (bob's key is X-Wing).
-      await send(bob, 'Welcome, carol!');
-      const history = await qchat('history', 'General');
-      check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
-    } else {
-      const bbox = bob.page.getByLabel('Message', { exact: true });
-      await bbox.fill('Welcome, carol!');
-      await bbox.press('Enter');
-      await bob.page.getByText(/Not sent: carol uses an account from before signed messages/).waitFor();
-      checks++;
-      // Carol signs in on a browser: the first sign-in of an account from
-      // before signed messages gives it an identity key by itself, and then
-      // bob's message goes through (Retry) and carol reads it there.
-      const carolWeb = await person('carol-browser', { width: 1000, height: 760 }, 'light');
-      await signIn(carolWeb, 'carol', 'password of carol');
-      await carolWeb.page.getByRole('link', { name: /^General/ }).click();
-      await carolWeb.page.getByRole('heading', { name: 'General' }).waitFor();
-      await bob.page.getByRole('button', { name: 'Retry sending' }).click();
-      await sees(alice, 'Welcome, carol!');
-      await sees(carolWeb, 'Welcome, carol!');
-      check((await item(carolWeb, 'Welcome, carol!').getByText('sender not verified').count()) === 0, 'carol verifies bob\'s signature');
-      await carolWeb.context.close();
-    }
+    // The browsers' envelopes open in the CLI (bob's key is X-Wing).
+    await send(bob, 'Welcome, carol!');
+    const history = await qchat('history', 'General');
+    check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
 
     // A fresh view shows the newest page, and scrolling to the top (Home,
     // from the keyboard) loads the older one.
@@ -480,19 +458,26 @@ try {
   await alice.page.getByRole('link', { name: /^Team/ }).waitFor({ state: 'detached' });
   checks++;
 
-  // Bob loses his browser and starts over on a new one without a backup: a
-  // new identity key (setIdentityKey with his password, through the app; the
-  // CLI has no reset yet). Alice's browser warns at once and blocks sending
-  // to him until she accepts the new key.
+  // Bob loses every device and has no backup: he resets his identity with
+  // the CLI (reset-identity, with his password), or, when the test runs
+  // without a CLI, starts over in a new browser (the same setIdentityKey). Alice's browser
+  // warns at once and blocks sending to him until she accepts the new key.
   await alice.page.getByRole('link', { name: /@bob/ }).click();
   await sees(alice, 'Agreed.');
-  const bob2 = await person('bob-new-device', { width: 360, height: 740 }, 'light');
-  await signIn(bob2, 'bob', 'another good password');
-  await bob2.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
-  await bob2.page.getByText('You have no key backup').waitFor();
-  await bob2.page.getByLabel('Your account password').fill('another good password');
-  await bob2.page.getByRole('button', { name: 'Make new keys' }).click();
-  await bob2.page.getByRole('link', { name: 'Settings' }).waitFor();
+  const bobCli = cliAs('another good password', 'bob');
+  let bob2 = null;
+  if (cli) {
+    await bobCli('login', 'bob');
+    await bobCli('reset-identity');
+  } else {
+    bob2 = await person('bob-new-device', { width: 360, height: 740 }, 'light');
+    await signIn(bob2, 'bob', 'another good password');
+    await bob2.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
+    await bob2.page.getByText('You have no key backup').waitFor();
+    await bob2.page.getByLabel('Your account password').fill('another good password');
+    await bob2.page.getByRole('button', { name: 'Make new keys' }).click();
+    await bob2.page.getByRole('link', { name: 'Settings' }).waitFor();
+  }
   const warning = alice.page.getByRole('alertdialog', { name: 'bob: identity key changed' });
   await warning.waitFor();
   check(await warning.evaluate((e) => e.contains(document.activeElement)), 'focus moves to the warning');
@@ -512,9 +497,28 @@ try {
   await alice.page.getByRole('link', { name: 'Message bob' }).click();
   check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'sending to bob again');
   await send(alice, 'Welcome back, bob.');
-  await bob2.page.getByRole('link', { name: /@alice/ }).click();
-  await sees(bob2, 'Welcome back, bob.');
-  await bob2.context.close();
+  if (bob2) {
+    await bob2.page.getByRole('link', { name: /@alice/ }).click();
+    await sees(bob2, 'Welcome back, bob.');
+    await bob2.context.close();
+  } else {
+    const history = await bobCli('history', '@alice');
+    check(history.includes('Welcome back, bob.'), `bob's new keys in the CLI open it:\n${history}`);
+  }
+
+  // Alice on yet another browser, after deleting her backup: nothing to
+  // restore, so she starts over with new keys (her password first mistyped).
+  const fresh = await person('alice-start-over', { width: 1000, height: 760 }, 'light');
+  await signIn(fresh, 'alice', 'correct horse battery');
+  await fresh.page.getByText('You have no key backup, so your keys cannot be restored').waitFor();
+  await fresh.page.getByLabel('Your account password').fill('not my password');
+  await fresh.page.getByRole('button', { name: 'Make new keys' }).click();
+  await fresh.page.getByText(/^Please check what you entered: password/).waitFor();
+  await fresh.page.getByLabel('Your account password').fill('correct horse battery');
+  await fresh.page.getByRole('button', { name: 'Make new keys' }).click();
+  await fresh.page.getByRole('link', { name: 'Create a key backup' }).waitFor();
+  checks++;
+  await fresh.context.close();
 
   // Signing out closes the websocket.
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
