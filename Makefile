@@ -27,15 +27,18 @@ test: vet
 	@test -n "$$QCHAT_TEST_POSTGRES_URL" || echo "qchat: PostgreSQL tests skipped: QCHAT_TEST_POSTGRES_URL is not set"
 	@test -n "$$QCHAT_TEST_REDIS_URL" || echo "qchat: Redis tests skipped: QCHAT_TEST_REDIS_URL is not set"
 
-# Regenerates the server's executor (gqlgen) and the Go client (genqlient).
+# Regenerates the server's executor (gqlgen), the Go client (genqlient) and
+# the TypeScript library's typed operations (graphql-codegen, web/lib).
 generate:
 	$(GO) run github.com/99designs/gqlgen generate
 	$(GO) generate ./client
+	test -d web/node_modules || (cd web && npm ci --no-audit --no-fund)
+	cd web && npm run codegen -w lib
 
 # CI: generated code must be what `make generate` produces, and generating
 # must not touch anything else (gqlgen tidies go.sum). Run on a clean checkout:
 # it compares with the last commit, so uncommitted work fails it.
-GENERATED_PATHS := graph models resolvers client go.mod go.sum
+GENERATED_PATHS := graph models resolvers client go.mod go.sum web/lib/src/api/generated
 check-generated: generate
 	@test -z "$$(git status --porcelain -- $(GENERATED_PATHS))" || { git status --short -- $(GENERATED_PATHS); git diff -- $(GENERATED_PATHS); echo "generated code is stale: run make generate and commit"; exit 1; }
 

@@ -115,11 +115,16 @@ func gzipSize(t *testing.T, b []byte) int {
 var bannerRe = regexp.MustCompile(`listening on (http://\S+)`)
 
 // TestBrowserChat runs app/e2e/chat.mjs: alice and bob (a phone-sized
-// screen) in two contexts of a real Chromium register, create and join a room
-// by its code, chat both ways live, see typing, exchange HTML that must stay
-// text, lose the websocket and get it back, fail a send and retry it, reload,
-// talk with a qchat CLI user, page back through history, open a direct
-// conversation and sign out,
+// screen) in two contexts of a real Chromium register (identity keys made in
+// the browser), create and join a room by its code, chat both ways live, see
+// typing and receipts, exchange HTML that must stay text, lose the websocket
+// and get it back, fail a send and retry it, reload; alice backs her keys up,
+// rotates her key, and a third context (alice on a new device) restores the
+// backup and reads the whole history; a qchat CLI user talks with the
+// browsers, signatures verified both ways; they page back through history,
+// open a direct conversation, compare safety numbers; bob resets his
+// identity with the CLI, which blocks alice's sending until she accepts it;
+// alice starts over with new keys on yet another browser; then sign out,
 // with the CSP header checked and no console error or CSP violation. It runs
 // against the real server binary on SQLite, on a free port. Screenshots go to
 // QCHAT_SCREENSHOTS if set (kept), else to the test's temporary directory.

@@ -19,7 +19,7 @@ import (
 // pageSizeOf names, for each list operation of the library, its entry in
 // PAGE_SIZE (lib/src/api/pages.ts), the page size it is priced at.
 var pageSizeOf = map[string]string{
-	"RoomMembers":    "members",
+	"RoomMembers":    "recipients",
 	"RoomMemberList": "members",
 	"MyRooms":        "rooms",
 	"RoomMessages":   "messages",

@@ -114,6 +114,25 @@ async function register(p, username, password, algorithm) {
   check(p.page.viewportSize().width < 700 || (await p.page.getByText(`Signed in as ${username}`).isVisible()), `${username} signed in`);
 }
 
+async function signIn(p, username, password) {
+  await p.page.goto('/');
+  await p.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await p.page.getByLabel('Username').fill(username);
+  await p.page.getByLabel('Password').fill(password);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+  await p.page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+// The 60 digits of a safety number as shown: twelve groups of five.
+async function safetyDigits(p, username) {
+  await p.page.goto(`/safety/${username}`);
+  const number = p.page.getByRole('group', { name: 'Safety number' });
+  await number.waitFor();
+  const groups = await number.locator('span').allInnerTexts();
+  check(groups.length === 12 && groups.every((g) => /^\d{5}$/.test(g)), `${p.name}: twelve groups of five digits: ${groups.join(' ')}`);
+  return groups.join(' ');
+}
+
 async function send(p, text) {
   const box = p.page.getByLabel('Message', { exact: true });
   await box.fill(text);
@@ -128,12 +147,24 @@ async function sees(p, text) {
   checks++;
 }
 
+// The qchat CLI (when given): carol's account, and bob's own profile for his identity reset.
+const run = promisify(execFile);
+const cliDir = mkdtempSync(join(tmpdir(), 'qchat-cli-'));
+process.on('exit', () => rmSync(cliDir, { recursive: true, force: true }));
+const cliAs = (password, profile) => async (...args) =>
+  (await run(cli, args, { env: { ...process.env, QCHAT_CONFIG_DIR: cliDir, QCHAT_SERVER: base, QCHAT_PASSWORD: password, QCHAT_PROFILE: profile }, timeout: TIMEOUT })).stdout;
+const qchat = cliAs('password of carol', 'carol');
+
 const alice = await person('alice', { width: 1200, height: 800 }, 'light');
 // Bob: a phone-sized screen, with the system in dark mode.
 const bob = await person('bob', { width: 360, height: 740 }, 'dark');
 try {
   await register(alice, 'alice', 'correct horse battery', null);
   await register(bob, 'bob', 'another good password', 'X_WING');
+  // Bob is offered a key backup too; not now.
+  await bob.page.getByRole('button', { name: 'Not now' }).click();
+  await bob.page.getByRole('link', { name: 'Create a key backup' }).waitFor({ state: 'detached' });
+  checks++;
   await shot(bob, 'home-phone.png');
 
   // Alice makes a room and reads its invite code.
@@ -225,31 +256,93 @@ try {
   await alice.page.unroute('**/graphql');
   checks++;
 
+  // Alice backs her keys up with a recovery key (the default), then rotates
+  // her key: the backup is resealed with the new key by itself.
+  // (The app offers it while she has none.)
+  await alice.page.getByRole('link', { name: 'Create a key backup' }).click();
+  await alice.page.getByRole('heading', { name: 'Settings' }).waitFor();
+  await alice.page.getByText('You have no key backup yet').waitFor();
+  await alice.page.getByRole('button', { name: 'Create backup' }).click();
+  const recoveryKey = (await alice.page.getByLabel('Recovery key', { exact: true }).innerText()).trim();
+  check(/^[A-Za-z0-9_-]{43}$/.test(recoveryKey), `recovery key ${recoveryKey}`);
+  await alice.page.getByText('You have a key backup').waitFor();
+  await shot(alice, 'settings.png');
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await send(alice, 'Sealed to my first key.');
+  await sees(bob, 'Sealed to my first key.');
+  await alice.page.getByRole('link', { name: 'Settings' }).click();
+  await alice.page.getByRole('button', { name: 'Rotate my encryption key' }).click();
+  await alice.page.getByText('New encryption key made (number 2). Your key backup was updated with it.').waitFor();
+  checks++;
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await send(bob, 'Sealed to your second key.');
+  await sees(alice, 'Sealed to your second key.');
+
+  // A third context: alice on a new device. Signed in, it has no keys, so it
+  // offers the backup; with the recovery key it reads the whole history,
+  // from before and after the rotation.
+  const device = await person('alice-new-device', { width: 1000, height: 760 }, 'dark');
+  await signIn(device, 'alice', 'correct horse battery');
+  await device.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
+  await device.page.getByLabel('Recovery key or passphrase').fill('not the recovery key at all');
+  await device.page.getByRole('button', { name: 'Restore keys' }).click();
+  await device.page.getByText('Cannot open the key backup').waitFor();
+  checks++;
+  await shot(device, 'restore-keys.png');
+  await device.page.getByLabel('Recovery key or passphrase').fill(recoveryKey);
+  await device.page.getByRole('button', { name: 'Restore keys' }).click();
+  await device.page.getByRole('link', { name: /^General/ }).click();
+  for (const text of ['Hello Bob, this is sealed with ML-KEM-768.', 'Hi Alice', 'Sealed to my first key.', 'Sealed to your second key.', 'Sent on the second try']) await sees(device, text);
+  check((await log(device).getByText('Cannot open this message').count()) === 0, 'the new device opens every message');
+  check((await log(device).getByText('sender not verified').count()) === 0, 'every message is signed and verified against the pinned key');
+  await send(device, 'Written on my new device.');
+  await sees(bob, 'Written on my new device.');
+  await device.context.close();
+
+  // Alice replaces her backup with a passphrase of her own (too short first),
+  // then deletes it.
+  await alice.page.getByRole('link', { name: 'Settings' }).click();
+  await alice.page.getByText('You have a key backup').waitFor();
+  await alice.page.getByLabel('A passphrase of my own').check();
+  await alice.page.getByLabel('Passphrase', { exact: true }).fill('too short');
+  await alice.page.getByLabel('Repeat passphrase').fill('too short');
+  await alice.page.getByRole('button', { name: 'Replace backup' }).click();
+  await alice.page.getByText('The passphrase must be at least 12 characters long.').waitFor();
+  await alice.page.getByLabel('Passphrase', { exact: true }).fill('ünïcödé pässphrase');
+  await alice.page.getByLabel('Repeat passphrase').fill('ünïcödé pässphrase');
+  await alice.page.getByRole('button', { name: 'Replace backup' }).click();
+  await alice.page.getByText('Key backup replaced.').waitFor();
+  checks++;
+  await alice.page.getByRole('button', { name: 'Delete backup' }).click();
+  await alice.page.getByRole('button', { name: 'Yes, delete the backup' }).click();
+  await alice.page.getByText('You have no key backup yet').waitFor();
+  checks++;
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+
   // The chat view (docs/screenshot.png is alice's), before the CLI's filler.
   await shot(alice, 'chat.png');
   await shot(bob, 'chat-phone.png');
 
   if (cli) {
-    // A qchat CLI user joins by the code and talks with the browsers.
-    const run = promisify(execFile);
-    const env = { ...process.env, QCHAT_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'qchat-cli-')), QCHAT_SERVER: base, QCHAT_PASSWORD: 'password of carol' };
-    process.on('exit', () => rmSync(env.QCHAT_CONFIG_DIR, { recursive: true, force: true }));
-    const qchat = async (...args) => (await run(cli, args, { env, timeout: TIMEOUT })).stdout;
+    // A qchat CLI user joins by the code and talks with the browsers; each
+    // side verifies the other's signatures (the CLI's Go, the browsers' JS).
     await qchat('keygen');
     await qchat('register', 'carol');
     await qchat('room', 'join', code);
     await qchat('send', 'General', 'Hello from the terminal');
     await sees(alice, 'Hello from the terminal');
     await sees(bob, 'Hello from the terminal');
-    // And the browsers' envelopes open in the CLI (bob's key is X-Wing).
+    check((await item(alice, 'Hello from the terminal').getByText('sender not verified').count()) === 0, 'the CLI\'s signature verifies in the browser');
+    // More than a page (40) of history, for paging back below.
+    for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
+    await sees(alice, 'Filler 40');
+    // The browsers' envelopes open in the CLI (bob's key is X-Wing).
     await send(bob, 'Welcome, carol!');
     const history = await qchat('history', 'General');
     check(history.includes('Welcome, carol!') && history.includes('Hello from the terminal'), `carol's history:\n${history}`);
 
-    // More than a page (40) of history: a fresh view shows the newest page,
-    // and scrolling to the top (Home, from the keyboard) loads the older one.
-    for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
-    await sees(alice, 'Filler 40');
+    // A fresh view shows the newest page, and scrolling to the top (Home,
+    // from the keyboard) loads the older one.
     await alice.page.reload();
     await sees(alice, 'Filler 40');
     check((await log(alice).getByText('Hi Alice', { exact: true }).count()) === 0, 'only the newest page at first');
@@ -279,6 +372,22 @@ try {
   await sees(alice, 'Agreed.');
   checks++;
   await shot(alice, 'direct.png');
+
+  // Safety numbers: both see the same sixty digits; alice marks bob verified.
+  const aliceSees = await safetyDigits(alice, 'bob');
+  const bobSees = await safetyDigits(bob, 'alice');
+  check(aliceSees === bobSees, `the same safety number: ${aliceSees} / ${bobSees}`);
+  await alice.page.getByRole('button', { name: 'Mark bob as verified' }).click();
+  await alice.page.getByText('Verified.').waitFor();
+  checks++;
+  await shot(bob, 'safety-number-phone.png');
+  await alice.page.getByRole('link', { name: 'Message bob' }).click();
+  await bob.page.getByRole('link', { name: 'Settings' }).click();
+  await bob.page.getByRole('heading', { name: 'Key backup' }).waitFor();
+  await shot(bob, 'settings-phone.png');
+  await bob.page.goBack();
+  await bob.page.getByRole('link', { name: 'Message alice' }).click();
+  await sees(bob, 'Agreed.');
 
   // Attachments: alice sends an image and a PDF; bob sees the image inline
   // and downloads both, decrypted, byte for byte what she attached.
@@ -326,8 +435,14 @@ try {
   const list = alice.page.getByRole('list', { name: 'Members' });
   await list.getByText(/^bob, member/).waitFor();
   checks++;
+  // The owner makes bob an admin, and a member again.
+  await list.getByRole('button', { name: 'Make bob an admin' }).click();
+  await list.getByText(/^bob, admin/).waitFor();
+  await list.getByRole('button', { name: 'Make bob a member' }).click();
+  await list.getByText(/^bob, member/).waitFor();
+  checks++;
   await list.getByRole('button', { name: 'Remove bob' }).click();
-  await list.getByText(/^bob, member/).waitFor({ state: 'detached' });
+  await list.getByText(/^bob, /).waitFor({ state: 'detached' });
   checks++;
   await alice.page.getByRole('button', { name: /^Members/ }).click();
   await manage.click();
@@ -342,6 +457,68 @@ try {
   await alice.page.getByRole('button', { name: 'Yes, delete Team' }).click();
   await alice.page.getByRole('link', { name: /^Team/ }).waitFor({ state: 'detached' });
   checks++;
+
+  // Bob loses every device and has no backup: he resets his identity with
+  // the CLI (reset-identity, with his password), or, when the test runs
+  // without a CLI, starts over in a new browser (the same setIdentityKey). Alice's browser
+  // warns at once and blocks sending to him until she accepts the new key.
+  await alice.page.getByRole('link', { name: /@bob/ }).click();
+  await sees(alice, 'Agreed.');
+  const bobCli = cliAs('another good password', 'bob');
+  let bob2 = null;
+  if (cli) {
+    await bobCli('login', 'bob');
+    await bobCli('reset-identity');
+  } else {
+    bob2 = await person('bob-new-device', { width: 360, height: 740 }, 'light');
+    await signIn(bob2, 'bob', 'another good password');
+    await bob2.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
+    await bob2.page.getByText('You have no key backup').waitFor();
+    await bob2.page.getByLabel('Your account password').fill('another good password');
+    await bob2.page.getByRole('button', { name: 'Make new keys' }).click();
+    await bob2.page.getByRole('link', { name: 'Settings' }).waitFor();
+  }
+  const warning = alice.page.getByRole('alertdialog', { name: 'bob: identity key changed' });
+  await warning.waitFor();
+  check(await warning.evaluate((e) => e.contains(document.activeElement)), 'focus moves to the warning');
+  check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to bob is blocked');
+  await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
+  await shot(alice, 'identity-changed.png');
+  // Not forgotten by a reload: the pins are checked at start-up.
+  await alice.page.reload();
+  await warning.waitFor();
+  check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'still blocked after a reload');
+  await warning.getByRole('link', { name: 'Compare safety numbers with bob' }).click();
+  const changedSees = await alice.page.getByRole('group', { name: 'Safety number' }).locator('span').allInnerTexts();
+  check(changedSees.join(' ') !== aliceSees, 'a new identity key, a new safety number');
+  await alice.page.getByRole('button', { name: "Accept bob's new key" }).first().click();
+  await warning.waitFor({ state: 'detached' });
+  await alice.page.getByText('Not verified yet.').waitFor();
+  await alice.page.getByRole('link', { name: 'Message bob' }).click();
+  check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'sending to bob again');
+  await send(alice, 'Welcome back, bob.');
+  if (bob2) {
+    await bob2.page.getByRole('link', { name: /@alice/ }).click();
+    await sees(bob2, 'Welcome back, bob.');
+    await bob2.context.close();
+  } else {
+    const history = await bobCli('history', '@alice');
+    check(history.includes('Welcome back, bob.'), `bob's new keys in the CLI open it:\n${history}`);
+  }
+
+  // Alice on yet another browser, after deleting her backup: nothing to
+  // restore, so she starts over with new keys (her password first mistyped).
+  const fresh = await person('alice-start-over', { width: 1000, height: 760 }, 'light');
+  await signIn(fresh, 'alice', 'correct horse battery');
+  await fresh.page.getByText('You have no key backup, so your keys cannot be restored').waitFor();
+  await fresh.page.getByLabel('Your account password').fill('not my password');
+  await fresh.page.getByRole('button', { name: 'Make new keys' }).click();
+  await fresh.page.getByText(/^Please check what you entered: password/).waitFor();
+  await fresh.page.getByLabel('Your account password').fill('correct horse battery');
+  await fresh.page.getByRole('button', { name: 'Make new keys' }).click();
+  await fresh.page.getByRole('link', { name: 'Create a key backup' }).waitFor();
+  checks++;
+  await fresh.context.close();
 
   // Signing out closes the websocket.
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');

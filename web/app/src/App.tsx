@@ -19,11 +19,12 @@ export function App() {
   const signIn = useCallback(async (s: SavedSession, store?: KeyStore) => {
     const keys = store ?? (await KeyStore.open());
     const keyRing = await keys.keyRing(s.userId);
+    const identity = await keys.getIdentity(s.userId);
     tokenRef.current = s.token;
     saveSession(s);
     // The websocket, if any, still carries the previous token.
     await api.link.reconnect();
-    setSession({ ...s, store: keys, keyRing });
+    setSession({ ...s, store: keys, keyRing, identity });
   }, [api]);
 
   const signOut = useCallback(async () => {
@@ -46,7 +47,14 @@ export function App() {
       .finally(() => setRestoring(false));
   }, [signIn]);
 
-  const updateKeys = useCallback((keyRing: Session['keyRing']) => setSession((s) => (s ? { ...s, keyRing } : s)), []);
+  // After a restore, a rotation or a new identity: the store is the truth.
+  const reloadKeys = useCallback(async () => {
+    const s = session;
+    if (!s) return;
+    const keyRing = await s.store.keyRing(s.userId);
+    const identity = await s.store.getIdentity(s.userId);
+    setSession((cur) => (cur && cur.userId === s.userId ? { ...cur, keyRing, identity } : cur));
+  }, [session]);
 
   return (
     <ApolloProvider client={api.client}>
@@ -54,7 +62,7 @@ export function App() {
         {restoring ? (
           <p className="loading" role="status">Loading…</p>
         ) : session ? (
-          <Shell session={session} api={api} onSignOut={signOut} onKeys={updateKeys} />
+          <Shell session={session} api={api} onSignOut={signOut} onKeys={reloadKeys} />
         ) : (
           <SignedOut onSignedIn={signIn} />
         )}

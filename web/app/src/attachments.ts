@@ -5,20 +5,8 @@
 // ciphertext with the bearer token and opens it in the browser.
 
 import { type ApolloClient, CombinedGraphQLErrors } from '@apollo/client';
-import {
-  type ConversationRef,
-  DocumentByIdDocument,
-  type KeyPair,
-  authHeaders,
-
-  conversationId,
-  fetchRecipients,
-  fromWireKey,
-  openV1,
-  sealV1,
-  toWire,
-  unb64,
-} from '@qchat/client';
+import { print } from 'graphql';
+import { type Account, type ConversationRef, DocumentByIdDocument, type KeyPair, UploadDocumentDocument, authHeaders, readDocument, sealDocument } from '@qchat/client';
 
 /** What the server accepts (PROTOCOL.md §8); anything else is refused before sealing. */
 export const ALLOWED_TYPES = [
@@ -39,35 +27,23 @@ export class AttachmentError extends Error {
   override readonly name = 'AttachmentError';
 }
 
-const UPLOAD = 'mutation UploadDocument($input: UploadDocumentInput!) { uploadDocument(input: $input) { id } }';
+const UPLOAD = print(UploadDocumentDocument);
 
-/** Seals file for the conversation's members and uploads it; resolves to the document's id. */
+/** Seals file for the conversation's members (their keys checked) and uploads it; resolves to the document's id. */
 export async function uploadFile(
   client: ApolloClient,
   token: string,
-  selfId: string,
+  account: Account,
   conversation: ConversationRef,
   file: File,
   onProgress: (fraction: number) => void,
 ): Promise<string> {
-  const plaintext = new Uint8Array(await file.arrayBuffer());
-  const recipients = await fetchRecipients(client, selfId, conversation);
-  const id = crypto.randomUUID();
-  const env = await sealV1({ kind: 'doc', objectId: id, senderId: selfId, conversationId: conversationId(conversation) }, plaintext, recipients);
-  const w = toWire(env);
-  const input = {
-    id,
-    ...('roomId' in conversation ? { roomId: conversation.roomId } : { recipientId: conversation.userId }),
-    name: file.name,
-    mimeType: file.type,
-    nonce: w.nonce,
-    keys: w.keys,
-    file: null,
-  };
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const sealed = await sealDocument(client, account, conversation, { name: file.name, mimeType: file.type, bytes });
   const form = new FormData();
-  form.append('operations', JSON.stringify({ query: UPLOAD, variables: { input } }));
+  form.append('operations', JSON.stringify({ query: UPLOAD, operationName: 'UploadDocument', variables: { input: sealed.input } }));
   form.append('map', JSON.stringify({ 0: ['variables.input.file'] }));
-  form.append('0', new Blob([env.ciphertext.slice()], { type: 'application/octet-stream' }), file.name);
+  form.append('0', new Blob([sealed.ciphertext], { type: 'application/octet-stream' }), file.name);
   const body = await new Promise<unknown>((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/graphql');
@@ -92,18 +68,25 @@ export async function uploadFile(
   return doc.id;
 }
 
-/** Downloads a document and opens it: its plaintext bytes. */
-export async function downloadFile(client: ApolloClient, token: string, documentId: string, keyPair: (keyId: string) => KeyPair | null | undefined): Promise<Uint8Array<ArrayBuffer>> {
+/**
+ * Downloads a document and opens it: its plaintext bytes, and whether the
+ * uploader's signature verified (false for a version 1 document).
+ */
+export async function downloadFile(
+  client: ApolloClient,
+  token: string,
+  account: Account,
+  documentId: string,
+  keyPair: (keyId: string) => KeyPair | null | undefined,
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; verified: boolean }> {
   const { data } = await client.query({ query: DocumentByIdDocument, variables: { id: documentId }, fetchPolicy: 'network-only' });
   const d = data?.document;
   if (!d) throw new AttachmentError('This file no longer exists.');
   const kp = d.myKey ? keyPair(d.myKey.keyId) : null;
-  const cid = d.room?.id ?? d.recipient?.id;
-  if (!kp || !d.myKey || !cid) throw new AttachmentError('This file cannot be opened on this browser: it was sealed to a key this browser does not have.');
+  if (!kp || !d.myKey) throw new AttachmentError('This file cannot be opened on this browser: it was sealed to a key this browser does not have.');
   const resp = await fetch(d.downloadUrl, { headers: authHeaders(token) });
   if (!resp.ok) throw new AttachmentError(resp.status === 404 ? 'This file no longer exists.' : `The server answered HTTP ${resp.status}.`);
   const ct = new Uint8Array(await resp.arrayBuffer());
-  const pt = await openV1({ kind: 'doc', objectId: d.id, senderId: d.uploader.id, conversationId: cid }, ct, unb64(d.nonce), fromWireKey(d.myKey), kp);
-  return pt.slice();
+  const o = await readDocument(client, account, d, ct, keyPair);
+  return { bytes: o.plaintext.slice(), verified: o.verified };
 }
-

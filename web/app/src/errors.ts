@@ -1,6 +1,8 @@
 // The API's errors in words a person understands (codes from extensions.code).
 
-import { SendFailedError, apiErrors, errorCode, retryAfterSeconds } from '@qchat/client';
+import {
+  CannotOpenBackupError, IdentityChangedError, SendFailedError, StaleBackupError, UntrustedKeyError, apiErrors, errorCode, retryAfterSeconds,
+} from '@qchat/client';
 
 export interface DescribeOptions {
   /** On the sign-in form UNAUTHENTICATED means a wrong name or password, not an expired session. */
@@ -11,6 +13,14 @@ export interface DescribeOptions {
 
 export function describeError(err: unknown, opts: DescribeOptions = {}): string {
   const e = err instanceof SendFailedError ? err.cause : err;
+  if (e instanceof IdentityChangedError) return `${e.username}'s identity key has changed. Sending is blocked until you accept the new key.`;
+  if (e instanceof UntrustedKeyError) {
+    return e.reason === 'no-certificate'
+      ? `${e.username} uses an account from before signed messages and has no certified key yet: nothing can be sent here until ${e.username} signs in again.`
+      : `The server gave a key for ${e.username} that this browser cannot trust (${e.reason === 'bad-certificate' ? 'its certificate does not match the identity key you know' : 'it is older than one seen before'}). Nothing was sent.`;
+  }
+  if (e instanceof CannotOpenBackupError) return 'Cannot open the key backup: check the recovery key or passphrase and try again.';
+  if (e instanceof StaleBackupError) return 'This backup is of keys your account no longer uses (they were replaced after the backup was made).';
   const first = apiErrors(e)[0];
   switch (errorCode(e)) {
     case 'RATE_LIMITED': {

@@ -7,7 +7,7 @@
 // of someone else's away from it. The secret key seeds are never here: they
 // live only in IndexedDB, through @qchat/client's KeyStore.
 
-import type { KeyPair, KeyStore } from '@qchat/client';
+import type { IdentityKeyPair, KeyPair, KeyStore } from '@qchat/client';
 
 export interface SavedSession {
   readonly token: string;
@@ -15,9 +15,14 @@ export interface SavedSession {
   readonly username: string;
 }
 
-/** A signed-in user on this browser: the token, and the key pairs the KeyStore holds for it. */
+/**
+ * A signed-in user on this browser: the token, and the keys the KeyStore
+ * holds for it (an Account of @qchat/client: sending and opening take it).
+ */
 export interface Session extends SavedSession {
   readonly store: KeyStore;
+  /** The identity key pair; null until this browser has the account's keys (restored from the backup). */
+  readonly identity: IdentityKeyPair | null;
   /** Key id → key pair; replaced (not mutated) when a key is added. */
   readonly keyRing: ReadonlyMap<string, KeyPair>;
 }

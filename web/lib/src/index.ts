@@ -8,3 +8,6 @@ export * from './api/messages.js';
 export * from './api/pages.js';
 export * from './api/generated/graphql.js';
 export * from './storage/keystore.js';
+export * from './api/trust.js';
+export * from './api/account.js';
+export * from './api/documents.js';

@@ -5,7 +5,10 @@
 import { ApolloClient, ApolloLink, InMemoryCache } from '@apollo/client';
 import { Observable } from 'rxjs';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { type KeyPair, b64, generateKeyPair, hex, randomUUID, unb64, utf8 } from '../src/index.js';
+import {
+  type Account, type IdentityKeyPair, type KeyPair, KeyStore, b64, certifyKemKey, fromWireKey, generateIdentity, generateKeyPair, hex, randomUUID, sortedLeaves, unb64, utf8,
+  verifyEnvelope,
+} from '../src/index.js';
 
 export interface FakeUser {
   id: string;
@@ -14,11 +17,17 @@ export interface FakeUser {
   kp: KeyPair;
   /** Every key pair the user had, by key id (to open old messages). */
   ring: Map<string, KeyPair>;
+  /** null: an account from before version 2 (no identity key, no certificates). */
+  identity: IdentityKeyPair | null;
+  seq: number;
+  /** The current key's certificate; null before version 2. */
+  certificate: Uint8Array | null;
 }
 
 interface Stored {
   input: Record<string, unknown>;
   hash: string;
+  sender: string;
 }
 
 type Vars = Record<string, unknown>;
@@ -35,18 +44,34 @@ export class FakeServer {
   /** Runs once, just before the next sendMessage is handled (a member rotating a key in between, say). */
   beforeNextSend: (() => void) | null = null;
 
-  addUser(username: string): FakeUser {
+  /** A user with an identity key and a certified first key (v1: neither, an account from before version 2). */
+  addUser(username: string, opts: { v1?: boolean } = {}): FakeUser {
     const kp = generateKeyPair();
-    const u: FakeUser = { id: randomUUID(), username, keyId: randomUUID(), kp, ring: new Map() };
+    const identity = opts.v1 ? null : generateIdentity();
+    const u: FakeUser = { id: randomUUID(), username, keyId: randomUUID(), kp, ring: new Map(), identity, seq: 1, certificate: identity ? certifyKemKey(identity, kp.algorithm, 1, kp.publicKey) : null };
     u.ring.set(u.keyId, kp);
     this.users.set(u.id, u);
     return u;
   }
 
-  rotate(u: FakeUser): void {
+  /** A new key certified with the next seq (or, given, another seq). */
+  rotate(u: FakeUser, seq = u.seq + 1): void {
     u.kp = generateKeyPair('X_WING');
     u.keyId = randomUUID();
     u.ring.set(u.keyId, u.kp);
+    u.seq = seq;
+    u.certificate = u.identity ? certifyKemKey(u.identity, u.kp.algorithm, seq, u.kp.publicKey) : null;
+  }
+
+  /** A new identity key with a new key it certifies (setIdentityKey; or a server lying about the user). */
+  resetIdentity(u: FakeUser): void {
+    u.identity = generateIdentity();
+    this.rotate(u);
+  }
+
+  /** The account of a user on a fresh device of its own (its identity key; pins start empty). */
+  async account(u: FakeUser): Promise<Account> {
+    return { userId: u.id, store: await KeyStore.open(`fake-${u.id}-${randomUUID()}`), identity: u.identity };
   }
 
   room(...members: FakeUser[]): string {
@@ -58,16 +83,21 @@ export class FakeServer {
   private userJSON(u: FakeUser) {
     return {
       __typename: 'User', id: u.id, username: u.username, online: true, createdAt: '2026-11-30T00:00:00Z',
-      publicKey: { __typename: 'PublicKey', id: u.keyId, algorithm: u.kp.algorithm, key: b64(u.kp.publicKey), fingerprint: 'f', createdAt: '2026-11-30T00:00:00Z', current: true },
+      publicKey: {
+        __typename: 'PublicKey', id: u.keyId, algorithm: u.kp.algorithm, key: b64(u.kp.publicKey), fingerprint: 'f', createdAt: '2026-11-30T00:00:00Z', current: true,
+        signature: u.certificate ? b64(u.certificate) : null, seq: u.certificate ? u.seq : null,
+      },
+      identityKey: u.identity ? { __typename: 'IdentityKey', key: b64(u.identity.publicKey), fingerprint: 'f' } : null,
     };
   }
 
-  private messageJSON(senderId: string, input: Record<string, unknown>) {
+  /** A stored message as reader self sees it. */
+  private messageJSON(self: string, senderId: string, input: Record<string, unknown>) {
     const s = this.users.get(senderId)!;
     const roomId = input['roomId'] as string | undefined;
     const recipientId = input['recipientId'] as string | undefined;
     const r = recipientId ? this.users.get(recipientId) : undefined;
-    const myKey = (input['keys'] as { userId: string }[]).find((k) => k.userId === senderId);
+    const myKey = (input['keys'] as { userId: string }[]).find((k) => k.userId === self);
     return {
       __typename: 'Message', id: input['id'], ciphertext: input['ciphertext'], nonce: input['nonce'], createdAt: '2026-11-30T00:00:00Z', deleted: false,
       sender: { __typename: 'User', id: s.id, username: s.username },
@@ -75,6 +105,10 @@ export class FakeServer {
       recipient: r ? { __typename: 'User', id: r.id, username: r.username } : null,
       myKey: myKey ? { __typename: 'RecipientKey', readAt: null, ...myKey } : null,
       attachment: null,
+      version: input['signature'] ? 2 : 1,
+      signature: input['signature'] ?? null,
+      keyDigests: input['signature'] ? sortedLeaves(storedKeys(input).map(fromWireKey)).map(b64) : null,
+      attachmentId: input['attachmentId'] ?? null,
     };
   }
 
@@ -106,7 +140,7 @@ export class FakeServer {
       }
       case 'MessageById': {
         const m = this.messages.get(vars['id'] as string);
-        return { data: { message: m ? this.messageJSON(self, m.input) : null } };
+        return { data: { message: m ? this.messageJSON(self, m.sender, m.input) : null } };
       }
       case 'SendMessage':
         return this.send(self, vars['input'] as Record<string, unknown>);
@@ -132,12 +166,23 @@ export class FakeServer {
     if (missing.length + unexpected.length + stale.length > 0) {
       return gqlError('keys: stale key ids; fetch the recipients\' current keys and seal again', { code: 'BAD_USER_INPUT', missingUserIds: missing, unexpectedUserIds: unexpected, staleKeyIds: stale });
     }
+    // As the server does: a signature must verify against the sender's current identity key.
+    const sig = input['signature'] as string | undefined;
+    const sender = this.users.get(self)!;
+    if (sig !== undefined) {
+      const cid = roomId ?? (input['recipientId'] as string);
+      const meta = { kind: 'msg' as const, objectId: input['id'] as string, senderId: self, conversationId: cid, attachmentId: (input['attachmentId'] as string | undefined) ?? '', name: '', mimeType: '' };
+      const leaves = sortedLeaves(storedKeys(input).map(fromWireKey));
+      if (!sender.identity || !verifyEnvelope(sender.identity.publicKey, meta, unb64(input['ciphertext'] as string), unb64(input['nonce'] as string), leaves, unb64(sig))) {
+        return gqlError('signature: does not verify', { code: 'BAD_USER_INPUT', field: 'signature' });
+      }
+    }
     const hash = hex(sha256(utf8(JSON.stringify(input))));
     const id = input['id'] as string;
     const old = this.messages.get(id);
     if (old && old.hash !== hash) return gqlError(`message id ${id} is taken by other content`, { code: 'CONFLICT' });
-    if (!old) this.messages.set(id, { input, hash });
-    const answer = { data: { sendMessage: this.messageJSON(self, input) } };
+    if (!old) this.messages.set(id, { input, hash, sender: self });
+    const answer = { data: { sendMessage: this.messageJSON(self, self, input) } };
     return fault === 'lose-answer' ? 'network' : answer;
   }
 

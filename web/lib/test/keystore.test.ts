@@ -53,6 +53,20 @@ test('backup contents from the store, sealed, opened and restored on a "new devi
   fresh.close();
 });
 
+test('the backup key is kept per user and forgotten with the user', async () => {
+  const ks = await KeyStore.open('t-backup-key');
+  const key = { userId: alice, key: new Uint8Array(32).fill(7), salt: new Uint8Array(16).fill(1), params: { t: 2, m: 19456, p: 1 } };
+  await ks.putBackupKey(key);
+  assert.deepEqual(await ks.getBackupKey(alice), key);
+  assert.equal(await ks.getBackupKey(bob), null);
+  await ks.forgetUser(alice);
+  assert.equal(await ks.getBackupKey(alice), null);
+  await ks.putBackupKey(key);
+  await ks.deleteBackupKey(alice);
+  assert.equal(await ks.getBackupKey(alice), null);
+  ks.close();
+});
+
 test('pins: first use, same, changed until accepted; verification; seqs never go back', async () => {
   const ks = await KeyStore.open('t-pins');
   const k1 = generateIdentity().publicKey;
@@ -64,11 +78,17 @@ test('pins: first use, same, changed until accepted; verification; seqs never go
   assert.equal(await ks.checkIdentity(alice, bob, k2), 'changed');
   assert.equal(await ks.checkIdentity(alice, bob, k2), 'changed', 'still changed until the user accepts');
   assert.ok(!(await ks.markVerified(alice, bob, k2)), 'only the pinned key can be verified');
-  assert.ok(await ks.noteKemSeq(alice, bob, 3));
-  assert.ok(!(await ks.noteKemSeq(alice, bob, 2)), 'an older key offered as current');
+  const pk3 = generateKeyPair().publicKey;
+  assert.equal(await ks.noteKemKey(alice, bob, 3, pk3), 'ok');
+  assert.equal(await ks.noteKemKey(alice, bob, 3, pk3), 'ok', 'the same key again');
+  assert.equal(await ks.noteKemKey(alice, bob, 3, generateKeyPair().publicKey), 'reused', 'another key under a seq already seen');
+  assert.equal(await ks.noteKemKey(alice, bob, 2, generateKeyPair().publicKey), 'lower', 'an older key offered as current');
+  assert.equal(await ks.noteKemKey(alice, 'nobody', 1, pk3), 'lower', 'no pin to note it on');
   await ks.acceptIdentity(alice, bob, k2);
   assert.equal(await ks.checkIdentity(alice, bob, k2), 'same');
-  assert.deepEqual(await ks.getPin(alice, bob), { userId: alice, contactId: bob, identityKey: k2, verified: false, highestSeq: 0 });
+  assert.deepEqual(await ks.getPin(alice, bob), { userId: alice, contactId: bob, identityKey: k2, verified: false, highestSeq: 0, highestKey: null, formerKeys: [k1] });
+  assert.deepEqual(await ks.pinnedKeys(alice, bob), [k2, k1]);
+  assert.equal(await ks.noteKemKey(alice, bob, 1, pk3), 'ok', 'seqs start again under the new identity');
   assert.equal(await ks.checkIdentity(bob, alice, k1), 'first-use', 'pins are per local user');
   ks.close();
 });

@@ -8,7 +8,7 @@ import {
   type Algorithm, CannotOpenBackupError, CannotOpenError, type MetaV2, type Recipient, type RecipientKey, b64, certificateMessage,
   certifyKemKey, deriveBackupKey, fingerprint, formatSafetyNumber, fromWireKey, generateIdentity, generateKeyPair, generateRecoveryKey, hex,
   identityFromSeed, isAlgorithm, keyPairFromSeed, leaf, openBackup, openV1, openV2, safetyNumber, sealBackup, sealV2, signEnvelope, transcript,
-  unb64, verifyEnvelope, verifyKemCertificate, type BackupContents,
+  unb64, verifyEnvelope, verifyKemCertificate, type BackupContents, newBackupKey, openBackupWithKey, sealBackupWithKey,
 } from '../src/index.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { flip, queue, testdata } from './helpers.js';
@@ -218,4 +218,23 @@ test('backup: recovery keys, short secrets refused, random round trip', async ()
   await assert.rejects(sealBackup('u', rk, contents, { params: { t: 1, m: 19456, p: 1 } }), /out of bounds/);
   const sealed = await sealBackup('u', rk, contents);
   assert.deepEqual(await openBackup('u', rk, sealed), contents);
+});
+
+test('a backup resealed with the kept key (a rotation) opens with the same secret, under a new nonce', async () => {
+  const uid = '11111111-1111-4111-8111-111111111111';
+  const secret = generateRecoveryKey();
+  const first: BackupContents = { identitySeed: generateIdentity().seed, kemKeys: [{ keyId: 'k1', algorithm: 'ML_KEM_768', seed: generateKeyPair('ML_KEM_768').seed }] };
+  const bk = await newBackupKey(secret);
+  const sealed1 = await sealBackupWithKey(uid, bk, first);
+  const opened = await openBackupWithKey(uid, secret, sealed1);
+  assert.deepEqual(opened.contents, first);
+  assert.deepEqual(opened.key, bk, 'opening gives the key back, to seal the next backup with');
+  const second: BackupContents = { ...first, kemKeys: [...first.kemKeys, { keyId: 'k2', algorithm: 'X_WING', seed: generateKeyPair('X_WING').seed }] };
+  const sealed2 = await sealBackupWithKey(uid, opened.key, second);
+  const [o1, o2] = [JSON.parse(sealed1), JSON.parse(sealed2)] as { salt: string; nonce: string }[];
+  assert.equal(o2!.salt, o1!.salt, 'same secret, same salt');
+  assert.notEqual(o2!.nonce, o1!.nonce, 'a fresh nonce');
+  assert.deepEqual(await openBackup(uid, secret, sealed2), second);
+  await assert.rejects(openBackup(uid, generateRecoveryKey(), sealed2), CannotOpenBackupError);
+  await assert.rejects(newBackupKey('too short'), /at least 12/);
 });

@@ -1,8 +1,9 @@
-// Registration and sign-in. Registration makes the key pair here, in the
-// browser: the public key goes to the server, the seed into IndexedDB.
+// Registration and sign-in. Registration makes the keys here, in the
+// browser: an ML-DSA-65 identity key and a KEM key it certifies; the public
+// keys go to the server, the seeds into IndexedDB.
 
 import { useApolloClient } from '@apollo/client/react';
-import { type Algorithm, KeyStore, LoginDocument, RegisterDocument, b64, generateKeyPair } from '@qchat/client';
+import { type Algorithm, KeyStore, LoginDocument, registerAccount } from '@qchat/client';
 import { type FormEvent, useState } from 'react';
 import { Link, useRouter } from '../router';
 import type { SavedSession } from '../session';
@@ -71,15 +72,7 @@ function Register({ onSignedIn }: { onSignedIn: OnSignedIn }) {
     e.preventDefault();
     void run(async () => {
       const store = await KeyStore.open();
-      const kp = generateKeyPair(algorithm);
-      const { data } = await client.mutate({
-        mutation: RegisterDocument,
-        variables: { input: { username: username.trim(), password, publicKey: b64(kp.publicKey), keyAlgorithm: algorithm } },
-      });
-      if (!data) throw new Error('no answer');
-      const p = data.register;
-      if (!p.user.publicKey) throw new Error('the server kept no key');
-      await store.putKemKey(p.user.id, p.user.publicKey.id, kp);
+      const p = await registerAccount(client, store, { username: username.trim(), password, algorithm });
       await onSignedIn({ token: p.token, userId: p.user.id, username: p.user.username }, store);
       navigate('/');
     });

@@ -22,11 +22,13 @@ import {
   RoomMessagesDocument,
   RotateRoomCodeDocument,
   SendFailedError,
+  SetMemberRoleDocument,
   SetTypingDocument,
   UpdateRoomDocument,
   UserByUsernameDocument,
-  openMessage,
+  type OpenedMessage,
   prepareMessage,
+  readMessage,
   sendPrepared,
 } from '@qchat/client';
 import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
@@ -35,12 +37,17 @@ import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, downloadFile, uploadFil
 import { describeError } from '../errors';
 import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
-import { useRouter } from '../router';
+import { Link, useRouter } from '../router';
+import { useTrust } from '../trust';
 import { formatWhen } from './Conversations';
 
 export function RoomChat({ roomId, session }: { roomId: string; session: Session }) {
   const { data, error } = useQuery(RoomDocument, { variables: { id: roomId } });
   const room = data?.room;
+  // Sending is blocked while a member's identity key change is not accepted.
+  const trust = useTrust();
+  const members = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members } });
+  const blockedBy = (members.data?.room?.membersConnection.edges ?? []).flatMap((e) => (trust.changed.has(e.node.user.id) ? [e.node.user.username] : []));
   if (error) return <p className="error" role="alert">{describeError(error)}</p>;
   if (data && !room) return <p className="error" role="alert">This room does not exist or you are not a member.</p>;
   return (
@@ -57,7 +64,7 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
         {room && (room.myRole === 'OWNER' || room.myRole === 'ADMIN') && <ManageRoom roomId={room.id} name={room.name} owner={room.myRole === 'OWNER'} />}
         {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
-      <Conversation conversation={{ roomId }} session={session} />
+      <Conversation conversation={{ roomId }} session={session} blockedBy={blockedBy} />
     </section>
   );
 }
@@ -65,6 +72,13 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
 export function DirectChat({ username, session }: { username: string; session: Session }) {
   const { data, error } = useQuery(UserByUsernameDocument, { variables: { username } });
   const user = data?.userByUsername;
+  const trust = useTrust();
+  const { check } = trust;
+  const peerId = user?.id;
+  // A change that happened while this page was closed shows when the conversation opens.
+  useEffect(() => {
+    if (peerId) void check(peerId);
+  }, [peerId, check]);
   if (error) return <p className="error" role="alert">{describeError(error)}</p>;
   if (data && !user) return <p className="error" role="alert">There is no user named {username}.</p>;
   return (
@@ -72,8 +86,9 @@ export function DirectChat({ username, session }: { username: string; session: S
       <header className="chat-header">
         <h2 id="chat-title">@{username}</h2>
         {user && <span className="hint">{user.online ? 'online' : 'offline'}</span>}
+        {user && user.id !== session.userId && <Link to={`/safety/${encodeURIComponent(username)}`}>Safety number</Link>}
       </header>
-      {user && <Conversation conversation={{ userId: user.id }} session={session} />}
+      {user && <Conversation conversation={{ userId: user.id }} session={session} blockedBy={trust.changed.has(user.id) ? [user.username] : []} />}
     </section>
   );
 }
@@ -96,6 +111,14 @@ function Members({ roomId, count, myRole, selfId }: { roomId: string; count: num
       setRemoveError(describeError(err));
     }
   };
+  const setRole = async (userId: string, role: 'ADMIN' | 'MEMBER') => {
+    setRemoveError(null);
+    try {
+      await client.mutate({ mutation: SetMemberRoleDocument, variables: { roomId, userId, role }, refetchQueries: [RoomMemberListDocument] });
+    } catch (err) {
+      setRemoveError(describeError(err));
+    }
+  };
   const { data, error } = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members }, skip: !open });
   const members = data?.room?.membersConnection.edges.map((e) => e.node) ?? [];
   return (
@@ -111,6 +134,20 @@ function Members({ roomId, count, myRole, selfId }: { roomId: string; count: num
             <li key={m.user.id}>
               <span className="sender">{m.user.username}</span>, {ROLE_NAMES[m.role] ?? m.role.toLowerCase()},{' '}
               <span className={m.user.online ? 'online' : 'hint'}>{m.user.online ? 'online' : 'offline'}</span>
+              {m.user.id !== selfId && (
+                <>
+                  {' '}
+                  <Link to={`/safety/${encodeURIComponent(m.user.username)}`} className="small">Safety number of {m.user.username}</Link>
+                </>
+              )}
+              {myRole === 'OWNER' && m.role !== 'OWNER' && (
+                <>
+                  {' '}
+                  <button type="button" className="link" onClick={() => void setRole(m.user.id, m.role === 'ADMIN' ? 'MEMBER' : 'ADMIN')}>
+                    {m.role === 'ADMIN' ? `Make ${m.user.username} a member` : `Make ${m.user.username} an admin`}
+                  </button>
+                </>
+              )}
               {mayRemove(m.role, m.user.id) && (
                 <>
                   {' '}
@@ -321,8 +358,9 @@ function useMessages(c: ConversationRef) {
   };
 }
 
-function Conversation({ conversation, session }: { conversation: ConversationRef; session: Session }) {
+function Conversation({ conversation, session, blockedBy }: { conversation: ConversationRef; session: Session; blockedBy: readonly string[] }) {
   const client = useApolloClient();
+  const trust = useTrust();
   const { messages, hasOlder, loading, error, loadOlder } = useMessages(conversation);
   const [pending, setPending] = useState<readonly Pending[]>([]);
   const [loadingOlder, setLoadingOlder] = useState(false);
@@ -386,14 +424,16 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
   const deliver = async (localId: string, text: string, prepared?: PreparedMessage) => {
     let latest = prepared;
     try {
-      latest ??= await prepareMessage(client, session.userId, conversation, text);
+      latest ??= await prepareMessage(client, session, conversation, text);
       update(localId, { prepared: latest });
-      const m = await sendPrepared(client, session.userId, latest, { onResealed: (p) => (latest = p) });
+      const m = await sendPrepared(client, session, latest, { onResealed: (p) => (latest = p) });
       addMessage(client.cache, session.userId, m);
       update(localId, null);
       void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
     } catch (err) {
       if (err instanceof SendFailedError) latest = err.prepared;
+      // An identity change shows the warning; the failed message stays, to retry once accepted.
+      trust.report(err);
       update(localId, { status: 'failed', error: describeError(err), ...(latest ? { prepared: latest } : {}) });
     }
   };
@@ -445,30 +485,38 @@ function Conversation({ conversation, session }: { conversation: ConversationRef
       <p className="typing" role="status">
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
       </p>
-      <Composer conversation={conversation} onSend={send} />
-      <AttachFile conversation={conversation} session={session} />
+      {blockedBy.length > 0 && (
+        <p className="blocked" id="composer-blocked">
+          Sending is blocked: {blockedBy.join(', ')} {blockedBy.length === 1 ? 'has' : 'have'} a new identity key. Compare safety numbers and accept the new key first.
+        </p>
+      )}
+      <Composer conversation={conversation} onSend={send} blocked={blockedBy.length > 0} />
+      <AttachFile conversation={conversation} session={session} blocked={blockedBy.length > 0} />
     </>
   );
 }
 
 function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Session }) {
-  const [text, setText] = useState<string | null | undefined>(undefined);
+  const client = useApolloClient();
+  const [opened, setOpened] = useState<OpenedMessage | null | undefined>(undefined);
   useEffect(() => {
     if (m.deleted) return;
     let live = true;
-    openMessage(m, (id) => session.keyRing.get(id))
-      .then((t) => live && setText(t))
-      .catch(() => live && setText(null));
+    readMessage(client, session, m, (id) => session.keyRing.get(id))
+      .then((o) => live && setOpened(o))
+      .catch(() => live && setOpened(null));
     return () => {
       live = false;
     };
-  }, [m, session.keyRing]);
+  }, [m, session, client]);
   const mine = m.sender.id === session.userId;
+  const text = opened?.text ?? (opened === null ? null : undefined);
   const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
   return (
     <li className={mine ? 'message mine' : 'message'}>
       <p className="from">
         <span className="sender">{mine ? 'You' : m.sender.username}</span> <time dateTime={m.createdAt}>{formatWhen(m.createdAt)}</time>
+        {opened && !opened.verified && !m.deleted && <span className="unverified">sender not verified</span>}
         {mine && !m.deleted && <DeleteMessage id={m.id} text={text} />}
       </p>
       {m.deleted ? (
@@ -476,7 +524,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
       ) : text === undefined ? (
         <p className="text hint">Decrypting…</p>
       ) : text === null ? (
-        <p className="text deleted">This message cannot be opened on this browser: it was sealed to a key this browser does not have.</p>
+        <p className="text deleted">Cannot open this message on this browser: it was sealed to a key this browser does not have, or its signature does not verify.</p>
       ) : (
         // Text only: React escapes it; nothing in a message is ever parsed as HTML.
         <p className="text">{text}</p>
@@ -521,7 +569,7 @@ function DeleteMessage({ id, text }: { id: string; text: string | null | undefin
 // How often "typing" is repeated while a person keeps typing.
 const TYPING_REPEAT_MS = 3000;
 
-function Composer({ conversation, onSend }: { conversation: ConversationRef; onSend: (text: string) => void }) {
+function Composer({ conversation, onSend, blocked }: { conversation: ConversationRef; onSend: (text: string) => void; blocked: boolean }) {
   const client = useApolloClient();
   const [text, setText] = useState('');
   const lastTyping = useRef(0);
@@ -532,7 +580,7 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const t = text.trim();
-    if (!t) return;
+    if (!t || blocked) return;
     setText('');
     if (lastTyping.current) {
       lastTyping.current = 0;
@@ -546,6 +594,7 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
       <textarea
         id="composer-input"
         rows={1}
+        aria-describedby={blocked ? 'composer-blocked' : undefined}
         value={text}
         placeholder="Write a message"
         onChange={(e) => {
@@ -567,7 +616,7 @@ function Composer({ conversation, onSend }: { conversation: ConversationRef; onS
           }
         }}
       />
-      <button type="submit">Send</button>
+      <button type="submit" disabled={blocked}>Send</button>
     </form>
   );
 }
@@ -576,7 +625,7 @@ const describeFileError = (err: unknown) =>
   err instanceof AttachmentError
     ? err.message
     : err instanceof CannotOpenError
-      ? 'This file cannot be opened on this browser: it was sealed to a key this browser does not have.'
+      ? 'Cannot open this file on this browser: it was sealed to a key this browser does not have, or its signature does not verify.'
       : describeError(err);
 
 function formatSize(n: number): string {
@@ -585,7 +634,7 @@ function formatSize(n: number): string {
 
 // Attaching a file: sealed, uploaded with its progress shown, then shared by
 // a message whose text is the file's name.
-function AttachFile({ conversation, session }: { conversation: ConversationRef; session: Session }) {
+function AttachFile({ conversation, session, blocked }: { conversation: ConversationRef; session: Session; blocked: boolean }) {
   const client = useApolloClient();
   const [progress, setProgress] = useState<{ name: string; fraction: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -601,9 +650,9 @@ function AttachFile({ conversation, session }: { conversation: ConversationRef; 
     }
     setProgress({ name: file.name, fraction: 0 });
     try {
-      const attachmentId = await uploadFile(client, session.token, session.userId, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
-      const prepared = await prepareMessage(client, session.userId, conversation, file.name, { attachmentId });
-      addMessage(client.cache, session.userId, await sendPrepared(client, session.userId, prepared));
+      const attachmentId = await uploadFile(client, session.token, session, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
+      const prepared = await prepareMessage(client, session, conversation, file.name, { attachmentId });
+      addMessage(client.cache, session.userId, await sendPrepared(client, session, prepared));
       void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
     } catch (err) {
       setError(`${file.name} was not sent: ${describeFileError(err)}`);
@@ -618,7 +667,7 @@ function AttachFile({ conversation, session }: { conversation: ConversationRef; 
         id="attach-file"
         type="file"
         accept={ALLOWED_TYPES.join(',')}
-        disabled={progress !== null}
+        disabled={progress !== null || blocked}
         onChange={(e) => {
           const file = e.target.files?.[0];
           e.target.value = '';
@@ -649,7 +698,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
   const [preview, setPreview] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const image = doc.mimeType.startsWith('image/');
-  const open = () => downloadFile(client, session.token, doc.id, (id) => session.keyRing.get(id));
+  const open = async () => (await downloadFile(client, session.token, session, doc.id, (id) => session.keyRing.get(id))).bytes;
   useEffect(() => {
     if (!image) return;
     let url: string | null = null;

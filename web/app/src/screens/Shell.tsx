@@ -1,23 +1,25 @@
 // The signed-in screen: header, the conversation list and the open screen.
 // Below 700 px only one of list and screen shows, by route.
 
-import { useApolloClient, useQuery } from '@apollo/client/react';
-import { MeDocument, RotateKeyDocument, b64, generateKeyPair, hasErrorCode } from '@qchat/client';
+import { useQuery } from '@apollo/client/react';
+import { MeDocument, b64, hasErrorCode } from '@qchat/client';
 import { useEffect, useState } from 'react';
 import type { Api, ConnectionState } from '../api';
-import { describeError } from '../errors';
 import { Live } from '../live';
+import { TrustProvider } from '../trust';
 import { Link, param, useRouter } from '../router';
 import type { Session } from '../session';
 import { DirectChat, RoomChat } from './Chat';
 import { ConversationList } from './Conversations';
 import { CreateRoom, JoinRoom, NewDirect } from './Forms';
+import { BackupOffer, IdentityWarnings, RestoreKeys, SafetyNumber, Settings } from './Keys';
 
 interface ShellProps {
   session: Session;
   api: Api;
   onSignOut: () => Promise<void>;
-  onKeys: (keyRing: Session['keyRing']) => void;
+  /** Reloads the session's keys from the store (after a restore, a rotation, new keys). */
+  onKeys: () => Promise<void>;
 }
 
 export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
@@ -29,8 +31,27 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
 
   const roomId = param(path, '/room/');
   const dmName = param(path, '/dm/');
+  const safetyName = param(path, '/safety/');
+  const user = me.data?.me ?? null;
+  // Without its keys (a new browser, or a key made elsewhere) this browser
+  // can neither read nor send: restoring them comes first.
+  const current = user?.publicKey ?? null;
+  // A current key this session does not hold may just have been made here
+  // (the answer reaches the cache before the session reloads its keys): the
+  // store is read again before the key counts as missing.
+  const [reread, setReread] = useState<string | null>(null);
+  const unknownKey = current !== null && !session.keyRing.has(current.id) ? current.id : null;
+  useEffect(() => {
+    if (unknownKey) void onKeys().finally(() => setReread(unknownKey));
+  }, [unknownKey, onKeys]);
+  const needsKeys =
+    user !== null &&
+    (!session.identity || user.identityKey === null || user.identityKey.key !== b64(session.identity.publicKey) || (unknownKey !== null && reread === unknownKey));
   let screen;
-  if (roomId) screen = <RoomChat key={roomId} roomId={roomId} session={session} />;
+  if (needsKeys && user) screen = <RestoreKeys session={session} me={user} onKeys={onKeys} />;
+  else if (path === '/settings') screen = <Settings session={session} onKeys={onKeys} />;
+  else if (safetyName) screen = <SafetyNumber key={safetyName} username={safetyName} session={session} />;
+  else if (roomId) screen = <RoomChat key={roomId} roomId={roomId} session={session} />;
   else if (dmName) screen = <DirectChat key={dmName} username={dmName} session={session} />;
   else if (path === '/new-room') screen = <CreateRoom />;
   else if (path === '/join' || path.startsWith('/join/')) screen = <JoinRoom initialCode={param(path, '/join/') ?? ''} />;
@@ -38,19 +59,19 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
   else screen = <Welcome />;
   const home = screen.type === Welcome;
 
-  const current = me.data?.me?.publicKey ?? null;
-  const missingKey = current !== null && !session.keyRing.has(current.id);
-
   return (
     <Live selfId={session.userId}>
+      <TrustProvider session={session}>
       <div className={home ? 'shell at-home' : 'shell'}>
         <header className="topbar">
           <Link to="/" className="brand">QChat</Link>
           <span className="whoami">Signed in as <strong>{session.username}</strong></span>
+          <Link to="/settings" className="button secondary" current={path === '/settings'}>Settings</Link>
           <button type="button" onClick={() => void onSignOut()}>Sign out</button>
         </header>
         <ConnectionBanner api={api} />
-        {missingKey && current && <MissingKey session={session} algorithm={current.algorithm} onKeys={onKeys} />}
+        {!needsKeys && path !== '/settings' && <BackupOffer session={session} />}
+        <IdentityWarnings />
         <nav className="sidebar" aria-label="Conversations">
           <div className="actions">
             <Link to="/new-room" className="button">New room</Link>
@@ -61,6 +82,7 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
         </nav>
         <main className="content">{screen}</main>
       </div>
+      </TrustProvider>
     </Live>
   );
 }
@@ -83,37 +105,5 @@ function ConnectionBanner({ api }: { api: Api }) {
     <p className="banner warning" role="status">
       Connection lost. Reconnecting… New messages will appear once the connection is back.
     </p>
-  );
-}
-
-// A user signed in on a browser that does not hold its key (another device):
-// it cannot open messages sealed to that key. Until key backups (envelope v2)
-// land, the way forward is a new key made here.
-function MissingKey({ session, algorithm, onKeys }: { session: Session; algorithm: 'ML_KEM_768' | 'X_WING'; onKeys: ShellProps['onKeys'] }) {
-  const client = useApolloClient();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const make = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const kp = generateKeyPair(algorithm);
-      const { data } = await client.mutate({ mutation: RotateKeyDocument, variables: { publicKey: b64(kp.publicKey), algorithm } });
-      const key = data?.rotateKey.publicKey;
-      if (!key) throw new Error('no key in the answer');
-      await session.store.putKemKey(session.userId, key.id, kp);
-      onKeys(await session.store.keyRing(session.userId));
-    } catch (err) {
-      setError(describeError(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <div className="banner warning" role="alert">
-      <p>This browser does not have your encryption key, so it cannot open messages sent to it. You can make a new key here: new messages will be readable on this browser.</p>
-      {error && <p className="error">{error}</p>}
-      <button type="button" onClick={() => void make()} disabled={busy}>{busy ? 'Making a key…' : 'Make a new key for this browser'}</button>
-    </div>
   );
 }

@@ -5,8 +5,10 @@
 // server's default complexity limit (2000).
 
 export const PAGE_SIZE = {
-  /** RoomMembers: Room.membersConnection's maximum. */
+  /** RoomMemberList: Room.membersConnection's maximum. */
   members: 100,
+  /** RoomMembers: the recipients with their certificates and identity keys. */
+  recipients: 75,
   /** MyRooms. */
   rooms: 50,
   /** RoomMessages and DirectMessages. */

@@ -84,20 +84,42 @@ export interface SealBackupOptions {
   readonly random?: Random;
 }
 
-/** Seals a backup for user uid with secret; returns the JSON the server stores. */
-export async function sealBackup(uid: string, secret: string, contents: BackupContents, opts: SealBackupOptions = {}): Promise<string> {
+/** A backup secret's Argon2id key with what it was derived from: enough to seal again without the secret. */
+export interface BackupKey {
+  readonly key: Uint8Array;
+  readonly salt: Uint8Array;
+  readonly params: KdfParams;
+}
+
+/** Derives a fresh backup key from secret (a random salt); checks the secret's length and the parameters. */
+export async function newBackupKey(secret: string, opts: SealBackupOptions = {}): Promise<BackupKey> {
   const params = opts.params ?? DEFAULT_KDF;
   if (!checkParams(params)) throw new Error('backup: Argon2id parameters out of bounds (t 2-10, m 19456-262144 KiB, p 1-4)');
   if (!isStrongEnoughSecret(secret)) throw new Error(`backup: the secret must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
+  const salt = (opts.random ?? defaultRandom)(16);
+  return { key: await deriveBackupKey(secret, salt, params), salt, params };
+}
+
+/**
+ * Seals contents for user uid under a derived backup key with a fresh nonce
+ * (a rotation's new backup reuses the key and salt: the secret is the same).
+ */
+export async function sealBackupWithKey(uid: string, bk: BackupKey, contents: BackupContents, random: Random = defaultRandom): Promise<string> {
+  if (!checkParams(bk.params) || bk.salt.length !== 16 || bk.key.length !== 32) throw new Error('backup: not a backup key');
   checkContents(contents);
-  const random = opts.random ?? defaultRandom;
-  const salt = random(16);
   const nonce = random(12);
-  const key = await deriveBackupKey(secret, salt, params);
-  const ct = await gcmSeal(key, nonce, utf8(backupPlaintext(contents)), backupAad(uid));
-  const sealed = JSON.stringify({ v: 2, kdf: 'argon2id', t: params.t, m: params.m, p: params.p, salt: b64(salt), nonce: b64(nonce), ciphertext: b64(ct) });
+  const ct = await gcmSeal(bk.key, nonce, utf8(backupPlaintext(contents)), backupAad(uid));
+  const { t, m, p } = bk.params;
+  const sealed = JSON.stringify({ v: 2, kdf: 'argon2id', t, m, p, salt: b64(bk.salt), nonce: b64(nonce), ciphertext: b64(ct) });
   if (sealed.length > MAX_SEALED_BACKUP) throw new Error('backup: too many keys for one backup (64 KiB)');
   return sealed;
+}
+
+/** Seals a backup for user uid with secret; returns the JSON the server stores. */
+export async function sealBackup(uid: string, secret: string, contents: BackupContents, opts: SealBackupOptions = {}): Promise<string> {
+  checkContents(contents);
+  const bk = await newBackupKey(secret, opts);
+  return sealBackupWithKey(uid, bk, contents, opts.random ?? defaultRandom);
 }
 
 function checkContents(c: BackupContents): void {
@@ -139,14 +161,19 @@ export function backupParams(sealed: string): KdfParams | null {
  * memory or time.
  */
 export async function openBackup(uid: string, secret: string, sealed: string): Promise<BackupContents> {
-  let key: Uint8Array, nonce: Uint8Array, ct: Uint8Array;
+  return (await openBackupWithKey(uid, secret, sealed)).contents;
+}
+
+/** openBackup, also giving the derived key (to seal the next backup with the same secret). */
+export async function openBackupWithKey(uid: string, secret: string, sealed: string): Promise<{ contents: BackupContents; key: BackupKey }> {
+  let key: Uint8Array, nonce: Uint8Array, ct: Uint8Array, salt: Uint8Array, params: KdfParams | null;
   try {
     if (sealed.length > MAX_SEALED_BACKUP) throw new Error('size');
     const o: unknown = JSON.parse(sealed);
     if (!isRecord(o) || o['v'] !== 2 || o['kdf'] !== 'argon2id') throw new Error('shape');
-    const params = backupParams(sealed);
+    params = backupParams(sealed);
     if (!params) throw new Error('params');
-    const salt = unb64(str(o, 'salt'));
+    salt = unb64(str(o, 'salt'));
     nonce = unb64(str(o, 'nonce'));
     ct = unb64(str(o, 'ciphertext'));
     if (salt.length !== 16 || nonce.length !== 12) throw new Error('sizes');
@@ -165,7 +192,7 @@ export async function openBackup(uid: string, secret: string, sealed: string): P
     });
     const contents = { identitySeed: unb64(str(pt, 'identitySeed')), kemKeys };
     checkContents(contents);
-    return contents;
+    return { contents, key: { key, salt, params } };
   } catch {
     throw new CannotOpenBackupError();
   }
