@@ -475,10 +475,10 @@ type RegisterInput struct {
 	// Standard base64 of the raw public key.
 	PublicKey    string              `json:"publicKey"`
 	KeyAlgorithm *pqcrypto.Algorithm `json:"keyAlgorithm"`
-	// Version 2 (optional for now): the ML-DSA-65 identity key, standard base64.
-	IdentityKey *string `json:"identityKey"`
-	// Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey.
-	PublicKeySignature *string `json:"publicKeySignature"`
+	// The ML-DSA-65 identity key (envelope v2), standard base64.
+	IdentityKey string `json:"identityKey"`
+	// The first KEM key's certificate (seq 1) by identityKey, standard base64.
+	PublicKeySignature string `json:"publicKeySignature"`
 }
 
 // GetUsername returns RegisterInput.Username, and is useful for accessing the field via an interface.
@@ -494,10 +494,10 @@ func (v *RegisterInput) GetPublicKey() string { return v.PublicKey }
 func (v *RegisterInput) GetKeyAlgorithm() *pqcrypto.Algorithm { return v.KeyAlgorithm }
 
 // GetIdentityKey returns RegisterInput.IdentityKey, and is useful for accessing the field via an interface.
-func (v *RegisterInput) GetIdentityKey() *string { return v.IdentityKey }
+func (v *RegisterInput) GetIdentityKey() string { return v.IdentityKey }
 
 // GetPublicKeySignature returns RegisterInput.PublicKeySignature, and is useful for accessing the field via an interface.
-func (v *RegisterInput) GetPublicKeySignature() *string { return v.PublicKeySignature }
+func (v *RegisterInput) GetPublicKeySignature() string { return v.PublicKeySignature }
 
 // Room includes the GraphQL fields of Room requested by the fragment Room.
 type Room struct {
@@ -642,7 +642,7 @@ type SendMessageInput struct {
 	Nonce       string              `json:"nonce"`
 	Keys        []RecipientKeyInput `json:"keys"`
 	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64.
-	Signature *string `json:"signature"`
+	Signature string `json:"signature"`
 	// A document of the same conversation to attach.
 	AttachmentId *string `json:"attachmentId"`
 }
@@ -666,7 +666,7 @@ func (v *SendMessageInput) GetNonce() string { return v.Nonce }
 func (v *SendMessageInput) GetKeys() []RecipientKeyInput { return v.Keys }
 
 // GetSignature returns SendMessageInput.Signature, and is useful for accessing the field via an interface.
-func (v *SendMessageInput) GetSignature() *string { return v.Signature }
+func (v *SendMessageInput) GetSignature() string { return v.Signature }
 
 // GetAttachmentId returns SendMessageInput.AttachmentId, and is useful for accessing the field via an interface.
 func (v *SendMessageInput) GetAttachmentId() *string { return v.AttachmentId }
@@ -719,7 +719,7 @@ type UploadDocumentInput struct {
 	Nonce string              `json:"nonce"`
 	Keys  []RecipientKeyInput `json:"keys"`
 	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64.
-	Signature *string `json:"signature"`
+	Signature string `json:"signature"`
 }
 
 // GetId returns UploadDocumentInput.Id, and is useful for accessing the field via an interface.
@@ -747,7 +747,7 @@ func (v *UploadDocumentInput) GetNonce() string { return v.Nonce }
 func (v *UploadDocumentInput) GetKeys() []RecipientKeyInput { return v.Keys }
 
 // GetSignature returns UploadDocumentInput.Signature, and is useful for accessing the field via an interface.
-func (v *UploadDocumentInput) GetSignature() *string { return v.Signature }
+func (v *UploadDocumentInput) GetSignature() string { return v.Signature }
 
 // User includes the GraphQL fields of User requested by the fragment User.
 type User struct {
@@ -1720,8 +1720,9 @@ func (v *roomResponse) GetRoom() *Room { return v.Room }
 
 // rotateKeyResponse is returned by rotateKey on success.
 type rotateKeyResponse struct {
-	// seq and signature certify the new key (version 2); both are required once
-	// the caller has an identity key, and seq must be the next one.
+	// seq and signature certify the new key by the caller's identity key; seq
+	// must be the next one. An account without an identity key sets one (with a
+	// new key) through setIdentityKey instead.
 	RotateKey User `json:"rotateKey"`
 }
 

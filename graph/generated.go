@@ -152,7 +152,7 @@ type ComplexityRoot struct {
 		MarkRead         func(childComplexity int, messageIds []string) int
 		Register         func(childComplexity int, input models.RegisterInput) int
 		RemoveRoomMember func(childComplexity int, roomID string, userID string) int
-		RotateKey        func(childComplexity int, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) int
+		RotateKey        func(childComplexity int, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string) int
 		RotateRoomCode   func(childComplexity int, roomID string) int
 		SendMessage      func(childComplexity int, input models.SendMessageInput) int
 		SetIdentityKey   func(childComplexity int, identityKey string, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) int
@@ -337,7 +337,7 @@ type MutationResolver interface {
 	Register(ctx context.Context, input models.RegisterInput) (*models.AuthPayload, error)
 	Login(ctx context.Context, username string, password string) (*models.AuthPayload, error)
 	Logout(ctx context.Context) (bool, error)
-	RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error)
+	RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string) (*models.User, error)
 	SetIdentityKey(ctx context.Context, identityKey string, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string, password *string) (*models.User, error)
 	SetKeyBackup(ctx context.Context, backup string) (bool, error)
 	DeleteKeyBackup(ctx context.Context) (bool, error)
@@ -908,7 +908,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RotateKey(childComplexity, args["publicKey"].(string), args["algorithm"].(*models.KeyAlgorithm), args["seq"].(*int), args["signature"].(*string)), true
+		return e.ComplexityRoot.Mutation.RotateKey(childComplexity, args["publicKey"].(string), args["algorithm"].(*models.KeyAlgorithm), args["seq"].(int), args["signature"].(string)), true
 	case "Mutation.rotateRoomCode":
 		if e.ComplexityRoot.Mutation.RotateRoomCode == nil {
 			break
@@ -2500,16 +2500,16 @@ func (ec *executionContext) field_Mutation_rotateKey_args(ctx context.Context, r
 	}
 	args["algorithm"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "seq",
-		func(ctx context.Context, v any) (*int, error) {
-			return ec.unmarshalOInt2ᚖint(ctx, v)
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["seq"] = arg2
 	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "signature",
-		func(ctx context.Context, v any) (*string, error) {
-			return ec.unmarshalOString2ᚖstring(ctx, v)
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4675,7 +4675,7 @@ func (ec *executionContext) _Mutation_rotateKey(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RotateKey(ctx, fc.Args["publicKey"].(string), fc.Args["algorithm"].(*models.KeyAlgorithm), fc.Args["seq"].(*int), fc.Args["signature"].(*string))
+			return ec.Resolvers.Mutation().RotateKey(ctx, fc.Args["publicKey"].(string), fc.Args["algorithm"].(*models.KeyAlgorithm), fc.Args["seq"].(int), fc.Args["signature"].(string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *models.User) graphql.Marshaler {
@@ -9461,14 +9461,14 @@ func (ec *executionContext) unmarshalInputRegisterInput(ctx context.Context, obj
 			it.KeyAlgorithm = data
 		case "identityKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("identityKey"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalNString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.IdentityKey = data
 		case "publicKeySignature":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("publicKeySignature"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalNString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9552,7 +9552,7 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 			it.Keys = data
 		case "signature":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalNString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9657,7 +9657,7 @@ func (ec *executionContext) unmarshalInputUploadDocumentInput(ctx context.Contex
 			it.Keys = data
 		case "signature":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("signature"))
-			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			data, err := ec.unmarshalNString2string(ctx, v)
 			if err != nil {
 				return it, err
 			}

@@ -95,10 +95,10 @@ type RegisterInput struct {
 	// Standard base64 of the raw public key.
 	PublicKey    string        `json:"publicKey"`
 	KeyAlgorithm *KeyAlgorithm `json:"keyAlgorithm,omitempty"`
-	// Version 2 (optional for now): the ML-DSA-65 identity key, standard base64.
-	IdentityKey *string `json:"identityKey,omitempty"`
-	// Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey.
-	PublicKeySignature *string `json:"publicKeySignature,omitempty"`
+	// The ML-DSA-65 identity key (envelope v2), standard base64.
+	IdentityKey string `json:"identityKey"`
+	// The first KEM key's certificate (seq 1) by identityKey, standard base64.
+	PublicKeySignature string `json:"publicKeySignature"`
 }
 
 // extension: a page of rooms.
@@ -141,7 +141,7 @@ type SendMessageInput struct {
 	Nonce       string               `json:"nonce"`
 	Keys        []*RecipientKeyInput `json:"keys"`
 	// Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64.
-	Signature *string `json:"signature,omitempty"`
+	Signature string `json:"signature"`
 	// A document of the same conversation to attach.
 	AttachmentID *string `json:"attachmentId,omitempty"`
 }
@@ -161,7 +161,7 @@ type UploadDocumentInput struct {
 	Nonce string               `json:"nonce"`
 	Keys  []*RecipientKeyInput `json:"keys"`
 	// Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64.
-	Signature *string `json:"signature,omitempty"`
+	Signature string `json:"signature"`
 }
 
 type KeyAlgorithm string

@@ -60,7 +60,7 @@ func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
 }
 
 // RotateKey is the resolver for the rotateKey field.
-func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error) {
+func (r *mutationResolver) RotateKey(ctx context.Context, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string) (*models.User, error) {
 	u, err := me(ctx)
 	if err != nil {
 		return nil, err

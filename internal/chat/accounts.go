@@ -64,23 +64,14 @@ func (s *Service) Register(ctx context.Context, input models.RegisterInput) (*mo
 	if err != nil {
 		return nil, err
 	}
-	// Version 2 accounts come with an identity key that certifies the first
-	// KEM key (seq 1); version 1 registrations stay accepted for now.
-	var ik *models.IdentityKey
-	switch {
-	case input.IdentityKey != nil:
-		if input.PublicKeySignature == nil {
-			return nil, models.InvalidField("publicKeySignature", "publicKeySignature: required with identityKey")
-		}
-		var owner *pqcrypto.IdentityPublicKey
-		if ik, owner, err = s.newIdentityKey("identityKey", *input.IdentityKey); err != nil {
-			return nil, err
-		}
-		if err := certify(owner, key, 1, "publicKeySignature", *input.PublicKeySignature); err != nil {
-			return nil, err
-		}
-	case input.PublicKeySignature != nil:
-		return nil, models.InvalidField("identityKey", "identityKey: required with publicKeySignature")
+	// An account comes with an identity key that certifies its first KEM
+	// key (seq 1): new accounts are version 2 only.
+	ik, owner, err := s.newIdentityKey("identityKey", input.IdentityKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := certify(owner, key, 1, "publicKeySignature", input.PublicKeySignature); err != nil {
+		return nil, err
 	}
 	hash, err := s.auth.HashPassword(input.Password)
 	if err != nil {
@@ -118,7 +109,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (*models
 // sessions of u here and everywhere, so the next request reads the new key.
 // Once u has an identity key, the new key must carry its certificate with
 // the next seq, so that an old key cannot be presented again as current.
-func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey string, algorithm *models.KeyAlgorithm, seq *int, signature *string) (*models.User, error) {
+func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey string, algorithm *models.KeyAlgorithm, seq int, signature string) (*models.User, error) {
 	key, err := newPublicKey(publicKey, algorithmOr(algorithm))
 	if err != nil {
 		return nil, err
@@ -127,32 +118,24 @@ func (s *Service) RotateKey(ctx context.Context, u *models.User, publicKey strin
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case ik != nil:
-		if seq == nil {
-			return nil, models.InvalidField("seq", "seq: required once the account has an identity key")
-		}
-		if signature == nil {
-			return nil, models.InvalidField("signature", "signature: required once the account has an identity key")
-		}
-		want, err := s.nextSeq(ctx, u)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkSeq(*seq, want); err != nil {
-			return nil, err
-		}
-		owner, err := s.parseIdentity(ik.KeyBytes)
-		if err != nil {
-			return nil, fmt.Errorf("stored identity key of %s: %w", u.ID, err)
-		}
-		if err := certify(owner, key, *seq, "signature", *signature); err != nil {
-			return nil, err
-		}
-	case signature != nil:
-		return nil, models.InvalidField("signature", "signature: the account has no identity key to check it against (setIdentityKey)")
-	case seq != nil:
-		return nil, models.InvalidField("seq", "seq: the account has no identity key (setIdentityKey)")
+	if ik == nil {
+		// An account made before version 2: its next key comes with its
+		// first identity key, which certifies it.
+		return nil, models.InvalidField("signature", "signature: the account has no identity key to check it against; set one with setIdentityKey, which takes the new key too")
+	}
+	want, err := s.nextSeq(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSeq(seq, want); err != nil {
+		return nil, err
+	}
+	owner, err := s.parseIdentity(ik.KeyBytes)
+	if err != nil {
+		return nil, fmt.Errorf("stored identity key of %s: %w", u.ID, err)
+	}
+	if err := certify(owner, key, seq, "signature", signature); err != nil {
+		return nil, err
 	}
 	if err := s.store.RotateKey(ctx, u.ID, key); err != nil {
 		return nil, err

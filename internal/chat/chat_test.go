@@ -97,20 +97,38 @@ type user struct {
 	*models.User
 	token string
 	key   *pqcrypto.KeyPair
+	ik    *pqcrypto.IdentityKey
+	seq   int
 }
 
 func (f *fixture) register(t *testing.T, name string) *user {
 	t.Helper()
-	kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := qchattest.NewV2Keys(t)
 	name = fmt.Sprintf("%s%d", name, f.n.Add(1))
-	p, err := f.svc.Register(context.Background(), models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: pqcrypto.EncodeB64(kp.PublicKey)})
+	p, err := f.svc.Register(context.Background(), models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: c.Pub(),
+		IdentityKey: c.Identity(), PublicKeySignature: c.Cert(t, 1)})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
-	return &user{User: p.User, token: p.Token, key: kp}
+	return &user{User: p.User, token: p.Token, key: c.KP, ik: c.IK, seq: 1}
+}
+
+// rotate gives u a fresh KEM key certified with the next seq.
+func (f *fixture) rotate(ctx context.Context, u *user) error {
+	kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+	if err != nil {
+		return err
+	}
+	cert, err := pqcrypto.CertifyKEMKey(u.ik, kp.Algorithm, u.seq+1, kp.PublicKey)
+	if err != nil {
+		return err
+	}
+	fresh, err := f.svc.RotateKey(ctx, u.User, pqcrypto.EncodeB64(kp.PublicKey), nil, u.seq+1, pqcrypto.EncodeB64(cert))
+	if err != nil {
+		return err
+	}
+	u.User, u.key, u.seq = fresh, kp, u.seq+1
+	return nil
 }
 
 // world is a group room owned by alice, with bob an admin and carol a
@@ -150,7 +168,7 @@ func seal(t *testing.T, sender *user, roomID, recipientID *string, recipients ..
 	for i, u := range recipients {
 		rs[i] = pqcrypto.Recipient{UserID: u.ID, KeyID: u.CurrentKeyID, Algorithm: u.key.Algorithm, PublicKey: u.key.PublicKey}
 	}
-	env, err := pqcrypto.Seal(nil, pqcrypto.Header{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: sender.ID, ConversationID: conv}, []byte("hi"), rs)
+	env, err := pqcrypto.SealSigned(nil, sender.ik, pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: sender.ID, ConversationID: conv}, []byte("hi"), rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +177,7 @@ func seal(t *testing.T, sender *user, roomID, recipientID *string, recipients ..
 	for i, k := range wire.Keys {
 		keys[i] = &models.RecipientKeyInput{UserID: k.UserID, KeyID: k.KeyID, KemCiphertext: k.KEMCiphertext, WrappedKey: k.WrappedKey}
 	}
-	return models.SendMessageInput{ID: id, RoomID: roomID, RecipientID: recipientID, Ciphertext: wire.Ciphertext, Nonce: wire.Nonce, Keys: keys}
+	return models.SendMessageInput{ID: id, RoomID: roomID, RecipientID: recipientID, Ciphertext: wire.Ciphertext, Nonce: wire.Nonce, Keys: keys, Signature: wire.Signature}
 }
 
 // kindOf names an error's contract kind for comparisons ("" for nil).
@@ -428,22 +446,12 @@ func TestPublishingReachesTheRightAudience(t *testing.T) {
 							return err
 						}
 					}
-					kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-					if err != nil {
-						return err
-					}
-					_, err = f.svc.RotateKey(ctx, w.alice.User, pqcrypto.EncodeB64(kp.PublicKey), nil, nil, nil)
-					return err
+					return f.rotate(ctx, w.alice)
 				},
 				func(w *world) [][]string { return [][]string{sorted(w.bob, w.carol, w.dave)} }},
 			{"a key rotation of someone alone reaches nobody", broker.KeyChanged,
 				func(t *testing.T, w *world) error {
-					kp, err := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
-					if err != nil {
-						return err
-					}
-					_, err = f.svc.RotateKey(ctx, w.dave.User, pqcrypto.EncodeB64(kp.PublicKey), nil, nil, nil)
-					return err
+					return f.rotate(ctx, w.dave)
 				},
 				func(w *world) [][]string { return nil }},
 		}
@@ -590,4 +598,17 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 func waitSubscribers(t *testing.T, m *broker.Memory, n int) {
 	t.Helper()
 	eventually(t, 10*time.Second, "subscribers", func() bool { return m.Subscribers() >= n })
+}
+
+// legacy makes an account as it was before version 2 (no identity key) and
+// signs it in.
+func (f *fixture) legacy(t *testing.T, name string) *user {
+	t.Helper()
+	name = fmt.Sprintf("%s%d", name, f.n.Add(1))
+	_, kp := qchattest.CreateLegacyUser(t, f.store, name)
+	p, err := f.svc.Login(context.Background(), name, "password-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &user{User: p.User, token: p.Token, key: kp}
 }

@@ -58,8 +58,7 @@ func (s *Service) UploadDocument(ctx context.Context, u *models.User, in models.
 	if err := checkID("id", in.ID); err != nil {
 		return nil, err
 	}
-	name, err := checkDocumentName(in.Name)
-	if err != nil {
+	if _, err := checkDocumentName(in.Name); err != nil {
 		return nil, err
 	}
 	mime := strings.ToLower(strings.TrimSpace(in.MimeType))
@@ -86,21 +85,18 @@ func (s *Service) UploadDocument(ctx context.Context, u *models.User, in models.
 	}
 	d := &models.Document{
 		ID: in.ID, Conversation: conv, RoomID: in.RoomID, UploaderID: u.ID, RecipientID: in.RecipientID,
-		Name: name, MimeType: mime, Size: len(data), NonceBytes: env.Nonce, CreatedAt: models.Now(), Version: 1,
-	}
-	if in.Signature != nil {
 		// The signature covers the name and MIME type exactly as uploaded,
-		// so a signed document keeps them so (they passed the checks above
-		// in their normalised form).
-		h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: in.ID, SenderID: u.ID,
-			ConversationID: cid(in.RoomID, in.RecipientID), Name: in.Name, MimeType: in.MimeType}
-		sig, err := s.verifySignature(ctx, u.ID, h, env, *in.Signature)
-		if err != nil {
-			return nil, err
-		}
-		d.Name, d.MimeType = in.Name, in.MimeType
-		d.Version, d.SignatureBytes, d.KeyDigestBytes = 2, sig.signature, sig.digests
+		// so they are kept so (they passed the checks above in their
+		// normalised form).
+		Name: in.Name, MimeType: in.MimeType, Size: len(data), NonceBytes: env.Nonce, CreatedAt: models.Now(),
 	}
+	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: in.ID, SenderID: u.ID,
+		ConversationID: cid(in.RoomID, in.RecipientID), Name: in.Name, MimeType: in.MimeType}
+	sig, err := s.verifySignature(ctx, u.ID, h, env, in.Signature)
+	if err != nil {
+		return nil, err
+	}
+	d.Version, d.SignatureBytes, d.KeyDigestBytes = 2, sig.signature, sig.digests
 	keys := make([]*models.DocumentKey, len(env.Keys))
 	for i, k := range env.Keys {
 		keys[i] = &models.DocumentKey{DocumentID: d.ID, UserID: k.UserID, KeyID: k.KeyID, KEMBytes: k.KEMCiphertext, WrappedBytes: k.WrappedKey}

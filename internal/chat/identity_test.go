@@ -36,7 +36,7 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 		ctx := context.Background()
 		c, other := qchattest.NewV2Keys(t), qchattest.NewV2Keys(t)
 		in := func(name string, mod func(*models.RegisterInput)) models.RegisterInput {
-			r := models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: c.Pub(), IdentityKey: ptr(c.Identity()), PublicKeySignature: ptr(c.Cert(t, 1))}
+			r := models.RegisterInput{Username: name, Password: "password-" + name, PublicKey: c.Pub(), IdentityKey: c.Identity(), PublicKeySignature: c.Cert(t, 1)}
 			if mod != nil {
 				mod(&r)
 			}
@@ -47,13 +47,13 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 			mod   func(*models.RegisterInput)
 			field string
 		}{
-			{"seq 2", func(r *models.RegisterInput) { r.PublicKeySignature = ptr(c.Cert(t, 2)) }, "publicKeySignature"},
-			{"other identity", func(r *models.RegisterInput) { r.IdentityKey = ptr(other.Identity()) }, "publicKeySignature"},
+			{"seq 2", func(r *models.RegisterInput) { r.PublicKeySignature = c.Cert(t, 2) }, "publicKeySignature"},
+			{"other identity", func(r *models.RegisterInput) { r.IdentityKey = other.Identity() }, "publicKeySignature"},
 			{"other key", func(r *models.RegisterInput) { r.PublicKey = other.Pub() }, "publicKeySignature"},
-			{"no signature", func(r *models.RegisterInput) { r.PublicKeySignature = nil }, "publicKeySignature"},
-			{"no identity", func(r *models.RegisterInput) { r.IdentityKey = nil }, "identityKey"},
-			{"short identity", func(r *models.RegisterInput) { r.IdentityKey = ptr("AAAA") }, "identityKey"},
-			{"not base64", func(r *models.RegisterInput) { r.PublicKeySignature = ptr("!") }, "publicKeySignature"},
+			{"empty signature", func(r *models.RegisterInput) { r.PublicKeySignature = "" }, "publicKeySignature"},
+			{"empty identity", func(r *models.RegisterInput) { r.IdentityKey = "" }, "identityKey"},
+			{"short identity", func(r *models.RegisterInput) { r.IdentityKey = "AAAA" }, "identityKey"},
+			{"not base64", func(r *models.RegisterInput) { r.PublicKeySignature = "!" }, "publicKeySignature"},
 		} {
 			_, err := f.svc.Register(ctx, in("bad_"+strings.ReplaceAll(tc.name, " ", "_"), tc.mod))
 			if kindOf(err) != "invalid" || fieldOf(err) != tc.field {
@@ -76,8 +76,8 @@ func TestRegisterWithIdentityKey(t *testing.T) {
 		if err := pqcrypto.VerifyKEMKeyCertificate(c.IK.Public(), c.KP.Algorithm, 1, k.KeyBytes, k.SignatureBytes); err != nil {
 			t.Fatalf("the stored certificate: %v", err)
 		}
-		// A version 1 registration still works and has no identity key.
-		v1 := f.register(t, "old")
+		// An account made before version 2 signs in and has no identity key.
+		v1 := f.legacy(t, "old")
 		if ik, err := f.svc.IdentityKey(ctx, v1.ID); ik != nil || err != nil {
 			t.Fatalf("a v1 account's identity key: %+v %v", ik, err)
 		}
@@ -88,12 +88,13 @@ func TestSetIdentityKeyAndRotate(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, store *db.Store) {
 		f := newFixture(t, store)
 		ctx := context.Background()
-		u := f.register(t, "dana") // a version 1 account
+		u := f.legacy(t, "dana") // an account made before version 2
 		password := "password-" + u.Username
 		c := qchattest.NewV2Keys(t)
 
-		// Without an identity key, rotateKey takes no certificate.
-		if _, err := f.svc.RotateKey(ctx, u.User, c.Pub(), nil, ptr(1), ptr(c.Cert(t, 1))); fieldOf(err) != "signature" {
+		// Without an identity key, rotateKey cannot be certified: the next
+		// key comes with setIdentityKey.
+		if _, err := f.svc.RotateKey(ctx, u.User, c.Pub(), nil, 1, c.Cert(t, 1)); fieldOf(err) != "signature" {
 			t.Fatalf("certified rotation without an identity key: %v", err)
 		}
 		// The first identity key: no password needed; seq must be 1.
@@ -112,21 +113,21 @@ func TestSetIdentityKeyAndRotate(t *testing.T) {
 		// rotateKey now needs the next seq and a certificate.
 		c.KP, _ = pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
 		for _, tc := range []struct {
-			seq   *int
-			sig   *string
+			seq   int
+			sig   string
 			field string
 		}{
-			{nil, ptr(c.Cert(t, 2)), "seq"},
-			{ptr(2), nil, "signature"},
-			{ptr(1), ptr(c.Cert(t, 1)), "seq"}, // an old seq cannot come back
-			{ptr(3), ptr(c.Cert(t, 3)), "seq"},
-			{ptr(2), ptr(c.Cert(t, 3)), "signature"},
+			{0, c.Cert(t, 2), "seq"},
+			{2, "", "signature"},
+			{1, c.Cert(t, 1), "seq"}, // an old seq cannot come back
+			{3, c.Cert(t, 3), "seq"},
+			{2, c.Cert(t, 3), "signature"},
 		} {
 			if _, err := f.svc.RotateKey(ctx, u.User, c.Pub(), nil, tc.seq, tc.sig); kindOf(err) != "invalid" || fieldOf(err) != tc.field {
 				t.Errorf("rotate with seq %v: %v (field %q), want %s", tc.seq, err, fieldOf(err), tc.field)
 			}
 		}
-		if u.User, err = f.svc.RotateKey(ctx, u.User, c.Pub(), nil, ptr(2), ptr(c.Cert(t, 2))); err != nil {
+		if u.User, err = f.svc.RotateKey(ctx, u.User, c.Pub(), nil, 2, c.Cert(t, 2)); err != nil {
 			t.Fatal(err)
 		}
 
@@ -215,7 +216,7 @@ func TestIdentityKeyReplacementIsASecurityEvent(t *testing.T) {
 	t.Cleanup(func() { svc.Close(); authn.Close(); _ = bk.Close() })
 	ctx := context.Background()
 	c, n := qchattest.NewV2Keys(t), qchattest.NewV2Keys(t)
-	p, err := svc.Register(ctx, models.RegisterInput{Username: "sam", Password: "password-sam", PublicKey: c.Pub(), IdentityKey: ptr(c.Identity()), PublicKeySignature: ptr(c.Cert(t, 1))})
+	p, err := svc.Register(ctx, models.RegisterInput{Username: "sam", Password: "password-sam", PublicKey: c.Pub(), IdentityKey: c.Identity(), PublicKeySignature: c.Cert(t, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,23 +204,20 @@ func (s *Service) SendMessage(ctx context.Context, u *models.User, in models.Sen
 	if err := s.attachmentFor(ctx, conv, in.AttachmentID); err != nil {
 		return nil, err
 	}
-	var sig *signed
-	if in.Signature != nil {
-		h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: in.ID, SenderID: u.ID, ConversationID: cid(in.RoomID, in.RecipientID)}
-		if in.AttachmentID != nil {
-			h.AttachmentID = *in.AttachmentID
-		}
-		if sig, err = s.verifySignature(ctx, u.ID, h, env, *in.Signature); err != nil {
-			return nil, err
-		}
+	// New content is version 2 only: signed by the sender's identity key.
+	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: in.ID, SenderID: u.ID, ConversationID: cid(in.RoomID, in.RecipientID)}
+	if in.AttachmentID != nil {
+		h.AttachmentID = *in.AttachmentID
+	}
+	sig, err := s.verifySignature(ctx, u.ID, h, env, in.Signature)
+	if err != nil {
+		return nil, err
 	}
 	m := &models.Message{
 		ID: in.ID, Conversation: conv, RoomID: in.RoomID, SenderID: u.ID, RecipientID: in.RecipientID,
 		CipherBytes: env.Ciphertext, NonceBytes: env.Nonce, AttachmentID: in.AttachmentID,
-		ContentHash: contentHash(conv, in.AttachmentID, env, sig), CreatedAt: models.Now(), Version: 1,
-	}
-	if sig != nil {
-		m.Version, m.SignatureBytes, m.KeyDigestBytes = 2, sig.signature, sig.digests
+		ContentHash: contentHash(conv, in.AttachmentID, env, sig), CreatedAt: models.Now(),
+		Version: 2, SignatureBytes: sig.signature, KeyDigestBytes: sig.digests,
 	}
 	keys := make([]*models.RecipientKey, len(env.Keys))
 	for i, k := range env.Keys {

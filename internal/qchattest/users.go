@@ -53,11 +53,16 @@ func (s *Server) RegisterWith(t testing.TB, name string, alg pqcrypto.Algorithm)
 	return s.register(t, name, alg, ik)
 }
 
-// RegisterV1 creates an account as a client before version 2 did: no
-// identity key, an uncertified KEM key.
+// RegisterV1 makes an account as clients before version 2 did (no identity
+// key, an uncertified KEM key), which the API no longer registers: straight
+// in the store, then signed in through the API.
 func (s *Server) RegisterV1(t testing.TB, name string) *User {
 	t.Helper()
-	return s.register(t, name, pqcrypto.MLKEM768, nil)
+	u, kp := CreateLegacyUser(t, s.Store, name)
+	var out struct{ Login struct{ Token string } }
+	s.MustDo(t, "", `mutation($u: String!, $p: String!) { login(username: $u, password: $p) { token } }`,
+		map[string]any{"u": name, "p": "password-" + name}, &out)
+	return &User{ID: u.ID, Name: name, Token: out.Login.Token, KeyID: u.CurrentKeyID, Key: kp, Password: "password-" + name}
 }
 
 func (s *Server) register(t testing.TB, name string, alg pqcrypto.Algorithm, ik *pqcrypto.IdentityKey) *User {
@@ -66,18 +71,13 @@ func (s *Server) register(t testing.TB, name string, alg pqcrypto.Algorithm, ik 
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := map[string]any{"username": name, "password": "password-" + name, "publicKey": pqcrypto.EncodeB64(kp.PublicKey), "keyAlgorithm": string(alg)}
-	if ik != nil {
-		cert, err := pqcrypto.CertifyKEMKey(ik, alg, 1, kp.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in["identityKey"], in["publicKeySignature"] = pqcrypto.EncodeB64(ik.PublicKey()), pqcrypto.EncodeB64(cert)
+	cert, err := pqcrypto.CertifyKEMKey(ik, alg, 1, kp.PublicKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	seq := 0
-	if ik != nil {
-		seq = 1
-	}
+	in := map[string]any{"username": name, "password": "password-" + name, "publicKey": pqcrypto.EncodeB64(kp.PublicKey), "keyAlgorithm": string(alg),
+		"identityKey": pqcrypto.EncodeB64(ik.PublicKey()), "publicKeySignature": pqcrypto.EncodeB64(cert)}
+	const seq = 1
 	var out struct {
 		Register struct {
 			Token string

@@ -13,11 +13,27 @@ import (
 
 const registerMutation = `mutation($in: RegisterInput!) { register(input: $in) { token expiresAt user { id username publicKey { id algorithm fingerprint } } } }`
 
+// registerVars is a register input for key (base64) of alg ("" for the
+// default) with a fresh identity key certifying it. A key that is not one
+// gets a well-formed certificate of another key: the key's own check answers.
 func registerVars(username, password, key, alg string) map[string]any {
 	in := map[string]any{"username": username, "password": password, "publicKey": key}
+	a := pqcrypto.MLKEM768
 	if alg != "" {
 		in["keyAlgorithm"] = alg
+		a = pqcrypto.Algorithm(alg)
 	}
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		panic(err)
+	}
+	raw, _ := pqcrypto.DecodeB64(key)
+	cert, err := pqcrypto.CertifyKEMKey(ik, a, 1, raw)
+	if err != nil {
+		other, _ := pqcrypto.GenerateKeyPair(pqcrypto.MLKEM768, nil)
+		cert, _ = pqcrypto.CertifyKEMKey(ik, pqcrypto.MLKEM768, 1, other.PublicKey)
+	}
+	in["identityKey"], in["publicKeySignature"] = pqcrypto.EncodeB64(ik.PublicKey()), pqcrypto.EncodeB64(cert)
 	return map[string]any{"in": in}
 }
 
@@ -199,7 +215,7 @@ func TestKeys(t *testing.T) {
 		if me.Me.PublicKey.ID != rk.PublicKey.ID {
 			t.Fatalf("me sees stale key %s", me.Me.PublicKey.ID)
 		}
-		if r := srv.Do(t, alice.Token, `mutation { rotateKey(publicKey: "AAAA") { id } }`, nil); r.Code() != "BAD_USER_INPUT" {
+		if r := srv.Do(t, alice.Token, `mutation($sig: String!) { rotateKey(publicKey: "AAAA", seq: 3, signature: $sig) { id } }`, map[string]any{"sig": alice.RotateVars(t, next)["sig"]}); r.Code() != "BAD_USER_INPUT" {
 			t.Fatalf("bad key code = %q", r.Code())
 		}
 		// Lookups.

@@ -17,7 +17,7 @@ import (
 const (
 	meKeysQuery       = `{ me { identityKey { key fingerprint createdAt } publicKey { seq signature } } }`
 	setIdentityMut    = `mutation($ik: String!, $pk: String!, $seq: Int!, $sig: String!, $pw: String) { setIdentityKey(identityKey: $ik, publicKey: $pk, seq: $seq, signature: $sig, password: $pw) { identityKey { key } publicKey { seq } } }`
-	rotateCertMut     = `mutation($pk: String!, $seq: Int, $sig: String) { rotateKey(publicKey: $pk, seq: $seq, signature: $sig) { publicKey { seq signature } } }`
+	rotateCertMut     = `mutation($pk: String!, $seq: Int!, $sig: String!) { rotateKey(publicKey: $pk, seq: $seq, signature: $sig) { publicKey { seq signature } } }`
 	keyBackupQuery    = `{ keyBackup }`
 	setKeyBackupMut   = `mutation($b: String!) { setKeyBackup(backup: $b) }`
 	deleteKeyBackupMu = `mutation { deleteKeyBackup }`
@@ -57,24 +57,34 @@ func TestRegisterWithAndWithoutIdentityKey(t *testing.T) {
 			t.Fatalf("first key after a v2 registration: %+v", s)
 		}
 
-		// A version 1 client registers, reads and sends as before.
+		// Registration is version 2 only.
+		unsigned := registerVars("plain", "password1", k.Pub(), "")
+		delete(unsigned["in"].(map[string]any), "identityKey")
+		delete(unsigned["in"].(map[string]any), "publicKeySignature")
+		if r := srv.Do(t, "", registerMutation, unsigned); r.Code() != "GRAPHQL_VALIDATION_FAILED" {
+			t.Fatalf("a registration without an identity key answered %+v", r.Errors)
+		}
+
+		// An account made before version 2 signs in and reads its history;
+		// it sends nothing until it has an identity key.
 		old := srv.RegisterV1(t, "oldie")
+		bob := srv.Register(t, "bob")
+		msg := send(t, srv, bob, qchattest.Seal(t, uuid.NewString(), bob, "", old.ID, "to an old account", bob, old))
 		srv.MustDo(t, old.Token, meKeysQuery, nil, &got)
 		if got.Me.IdentityKey != nil || got.Me.PublicKey.Seq != nil || got.Me.PublicKey.Signature != nil {
 			t.Fatalf("a v1 account shows v2 keys: %+v", got.Me)
 		}
-		bob := srv.Register(t, "bob")
-		var sent struct {
-			SendMessage struct {
-				ID      string
-				Version int
-			}
+		var read struct{ Message qchattest.WireMessage }
+		srv.MustDo(t, old.Token, `query($id: ID!) { message(id: $id) { `+qchattest.MessageFields+` } }`, map[string]any{"id": msg.ID}, &read)
+		if text := qchattest.Open(t, old, read.Message); text != "to an old account" {
+			t.Fatalf("the old account reads %q", text)
 		}
-		srv.MustDo(t, old.Token, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id version } }`,
-			map[string]any{"in": qchattest.Seal(t, uuid.NewString(), old, "", bob.ID, "hi", old, bob)}, &sent)
-		if sent.SendMessage.Version != 1 {
-			t.Fatalf("a v1 message reads as version %d", sent.SendMessage.Version)
+		in := qchattest.Seal(t, uuid.NewString(), old, "", bob.ID, "hi", old, bob)
+		if r := srv.Do(t, old.Token, sendMutation, map[string]any{"in": in}); r.Code() != "GRAPHQL_VALIDATION_FAILED" {
+			t.Fatalf("an unsigned message answered %+v", r.Errors)
 		}
+		in["signature"] = msg.Signature
+		wantFieldError(t, srv.Do(t, old.Token, sendMutation, map[string]any{"in": in}), "signature")
 	})
 }
 
@@ -100,7 +110,7 @@ func TestSetIdentityKeyThroughTheAPI(t *testing.T) {
 		rotate := func(seq any, sig any) *qchattest.Response {
 			return srv.Do(t, u.Token, rotateCertMut, map[string]any{"pk": k.Pub(), "seq": seq, "sig": sig})
 		}
-		wantFieldError(t, rotate(nil, nil), "seq")
+		wantFieldError(t, rotate(0, k.Cert(t, 2)), "seq")
 		wantFieldError(t, rotate(1, k.Cert(t, 1)), "seq")
 		wantFieldError(t, rotate(2, qchattest.NewV2Keys(t).Cert(t, 2)), "signature")
 		var rot struct {

@@ -161,6 +161,7 @@ func TestFullRoomWorstCaseSendFits(t *testing.T) {
 	r = srv.Do(t, s.Token, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": map[string]any{
 		"id": uuid.NewString(), "roomId": room.Id, "nonce": pqcrypto.EncodeB64(make([]byte, 12)), "keys": []any{},
 		"ciphertext": pqcrypto.EncodeB64(make([]byte, models.MaxMessageCiphertext+1)),
+		"signature":  pqcrypto.EncodeB64(make([]byte, pqcrypto.SignatureSize)),
 	}})
 	if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "ciphertext: at most") {
 		t.Errorf("ciphertext over the maximum: %+v", r.Errors)

@@ -169,9 +169,8 @@ func TestFailedRegistrationsDoNotBlockLogins(t *testing.T) {
 	srv := qchattest.NewServer(t, qchattest.NewSQLite(t), defaultLimits(nil))
 	alice := srv.Register(t, "alice")
 	const ip = "192.0.2.30"
-	register := `mutation($k: String!) { register(input: { username: "alice", password: "another password", publicKey: $k }) { token } }`
 	for i := range 10 {
-		if r := from(t, srv, ip, "", register, map[string]any{"k": pqcrypto.EncodeB64(alice.Key.PublicKey)}); r.Code() == "" {
+		if r := from(t, srv, ip, "", registerMutation, registerVars("alice", "another password", pqcrypto.EncodeB64(alice.Key.PublicKey), "")); r.Code() == "" {
 			t.Fatalf("registration %d of a taken name succeeded", i+1)
 		}
 	}

@@ -28,15 +28,15 @@ export type RecipientKeyInput = {
 };
 
 export type RegisterInput = {
-  /** Version 2 (optional for now): the ML-DSA-65 identity key, standard base64. */
-  readonly identityKey?: string | null | undefined;
+  /** The ML-DSA-65 identity key (envelope v2), standard base64. */
+  readonly identityKey: string;
   readonly keyAlgorithm?: KeyAlgorithm | null | undefined;
   /** 8 to 72 bytes. */
   readonly password: string;
   /** Standard base64 of the raw public key. */
   readonly publicKey: string;
-  /** Version 2: the first KEM key's certificate (seq 1) by identityKey, standard base64; required with identityKey. */
-  readonly publicKeySignature?: string | null | undefined;
+  /** The first KEM key's certificate (seq 1) by identityKey, standard base64. */
+  readonly publicKeySignature: string;
   /** 3 to 32 characters of A-Z a-z 0-9 _ . - */
   readonly username: string;
 };
@@ -66,7 +66,7 @@ export type SendMessageInput = {
   readonly recipientId?: string | null | undefined;
   readonly roomId?: string | null | undefined;
   /** Version 2: the sender's ML-DSA-65 signature over the envelope's transcript, standard base64. */
-  readonly signature?: string | null | undefined;
+  readonly signature: string;
 };
 
 export type UploadDocumentInput = {
@@ -81,7 +81,7 @@ export type UploadDocumentInput = {
   readonly recipientId?: string | null | undefined;
   readonly roomId?: string | null | undefined;
   /** Version 2: the uploader's ML-DSA-65 signature over the envelope's transcript, standard base64. */
-  readonly signature?: string | null | undefined;
+  readonly signature: string;
 };
 
 export type UploadDocumentMutationVariables = Exact<{
