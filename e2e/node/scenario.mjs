@@ -935,6 +935,12 @@ async function main() {
     await misuse('nonce of 8 bytes', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
   }
   {
+    // New content is version 2 only: an unsigned envelope is refused.
+    const input = await sealFor(alice, { roomId }, `unsigned ${RUN}`, keys.alice);
+    delete input.signature;
+    await misuseRequired('message without a signature', alice.client, Q.sendMessage, { input }, 'signature');
+  }
+  {
     const input = await sealFor(alice, { recipientId: alice.id }, `note to self ${RUN}`, keys.alice.filter((r) => r.userId === alice.id));
     await misuse('direct message to oneself', alice.client, Q.sendMessage, { input }, 'BAD_USER_INPUT');
   }
