@@ -48,11 +48,7 @@ func (a *app) keygen(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ik, err := pqcrypto.GenerateIdentityKey(nil)
-	if err != nil {
-		return err
-	}
-	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
+	ik, kp, err := newKeys(alg)
 	if err != nil {
 		return err
 	}
@@ -293,15 +289,11 @@ func (a *app) upgradeIdentity(ctx context.Context, ks *keyStore, seeds map[strin
 	if me.IdentityKey != nil {
 		return nil, &failure{msg: fmt.Sprintf("this device has no identity key, but %s has one (set up on another device): restore your keys with %s backup restore", me.Username, a.me())}
 	}
-	ik, err := pqcrypto.GenerateIdentityKey(nil)
-	if err != nil {
-		return nil, err
-	}
 	alg := pqcrypto.MLKEM768
 	if len(ks.Keys) > 0 {
 		alg = ks.Keys[0].Algorithm
 	}
-	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
+	ik, kp, err := newKeys(alg)
 	if err != nil {
 		return nil, err
 	}
@@ -488,4 +480,18 @@ func (a *app) unlocked() (*keyStore, map[string]string, error) {
 		return nil, nil, err
 	}
 	return ks, seeds, nil
+}
+
+// newKeys makes a fresh identity key and a KEM key pair of alg, which it
+// will certify: what an account (or its reset) starts with.
+func newKeys(alg pqcrypto.Algorithm) (*pqcrypto.IdentityKey, *pqcrypto.KeyPair, error) {
+	ik, err := pqcrypto.GenerateIdentityKey(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ik, kp, nil
 }

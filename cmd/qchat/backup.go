@@ -352,11 +352,7 @@ func (a *app) resetIdentity(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ik, err := pqcrypto.GenerateIdentityKey(nil)
-	if err != nil {
-		return err
-	}
-	kp, err := pqcrypto.GenerateKeyPair(alg, nil)
+	ik, kp, err := newKeys(alg)
 	if err != nil {
 		return err
 	}
