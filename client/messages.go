@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
-
 	"github.com/qchat/qchat/pqcrypto"
 )
 
@@ -282,7 +280,7 @@ type SendOptions struct {
 // Send seals plaintext for every member of conv (the caller included, so it
 // can read its own history) and sends it.
 func (c *Client) Send(ctx context.Context, conv Conversation, plaintext []byte, opts SendOptions) (*Message, error) {
-	oid := uuid.NewString()
+	oid := NewID()
 	var out *Message
 	err := c.sealAndSend(ctx, conv, pqcrypto.KindMessage, oid, plaintext, func(env *pqcrypto.Envelope) error {
 		m, err := c.SendMessageRaw(ctx, SendMessageInput{

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/pqcrypto"
 )
@@ -53,7 +51,7 @@ func plaintext(id string) []byte {
 }
 
 func seal(u *user, conv *conversation) (prepared, error) {
-	id := uuid.NewString()
+	id := client.NewID()
 	env, err := pqcrypto.Seal(nil, pqcrypto.Header{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: u.id, ConversationID: conv.conv.ID()},
 		plaintext(id), conv.recipients)
 	if err != nil {
