@@ -158,9 +158,7 @@ func (d *paramDecoder) literal(s string) bool {
 }
 
 // plainString reads a string. One without escapes whose bytes are valid
-// UTF-8 is its own value; one with escapes is unquoted by encoding/json
-// itself (genqlient's and Apollo's query texts have \n in them), so that
-// every escape, surrogate and replacement character comes out as it would.
+// UTF-8 is its own value; see unescape for the others.
 // Control characters and invalid UTF-8 are left to encoding/json's decode.
 func (d *paramDecoder) plainString() (string, bool) {
 	if !d.next('"') {
@@ -178,11 +176,7 @@ func (d *paramDecoder) plainString() (string, bool) {
 				return "", false
 			}
 			if escaped {
-				var s string
-				if err := json.Unmarshal(d.b[start-1:d.i], &s); err != nil {
-					return "", false
-				}
-				return s, true
+				return unescape(d.b[start-1 : d.i])
 			}
 			return string(raw), true
 		case c == '\\':
@@ -196,6 +190,47 @@ func (d *paramDecoder) plainString() (string, bool) {
 		d.i++
 	}
 	return "", false
+}
+
+// unescape unquotes quoted, a string with escapes in valid UTF-8. The
+// one-character escapes (genqlient's and Apollo's query texts are full of
+// \n) are replaced here; a string with a \u escape is unquoted by
+// encoding/json itself, so that surrogates and replacement characters come
+// out as they would.
+func unescape(quoted []byte) (string, bool) {
+	raw := quoted[1 : len(quoted)-1]
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++ // plainString saw a byte after every backslash
+		switch raw[i] {
+		case '"', '\\', '/':
+			out = append(out, raw[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			var s string
+			if err := json.Unmarshal(quoted, &s); err != nil {
+				return "", false
+			}
+			return s, true
+		default:
+			return "", false
+		}
+	}
+	return string(out), true
 }
 
 func (d *paramDecoder) value(depth int) (any, bool) {
