@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/qchat/qchat/pqcrypto"
 )
 
@@ -57,7 +55,7 @@ func (c *Client) UploadDocument(ctx context.Context, conv Conversation, name, mi
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("upload %s: %d bytes is over the %d-byte limit", name, len(data), MaxFileSize)
 	}
-	oid := uuid.NewString()
+	oid := NewID()
 	var out *Document
 	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindDocument, ObjectID: oid, Name: name, MimeType: mimeType}
 	err := c.sealAndSend(ctx, conv, h, data, func(env *pqcrypto.SignedEnvelope) error {

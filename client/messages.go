@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
-
 	"github.com/qchat/qchat/pqcrypto"
 )
 
@@ -393,7 +391,7 @@ type SendOptions struct {
 // can read its own history), signs it and sends it. Every recipient's key
 // is checked against the caller's pins first (see Recipients).
 func (c *Client) Send(ctx context.Context, conv Conversation, plaintext []byte, opts SendOptions) (*Message, error) {
-	oid := uuid.NewString()
+	oid := NewID()
 	var out *Message
 	h := pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: oid, AttachmentID: opts.AttachmentID}
 	err := c.sealAndSend(ctx, conv, h, plaintext, func(env *pqcrypto.SignedEnvelope) error {

@@ -116,8 +116,14 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 	// killed (the WAL is written before commit returns); only an OS crash or power
 	// loss can drop the last transactions. _txlock=immediate takes the write lock
 	// at BEGIN so a transaction never has to upgrade a read lock.
+	// wal_autocheckpoint(4000): the WAL is copied back into the database every
+	// 4,000 pages (16 MB) instead of SQLite's default 1,000. The pages every
+	// batch of messages dirties again (the tails of the indexes) are copied
+	// once per checkpoint, and the checkpoint's fsync is paid a quarter as
+	// often: 118 -> 99 µs of CPU per direct message written
+	// (BenchmarkInsertDirectMessage, 30,000 messages).
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
-		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(4000)&_txlock=immediate"
 	wdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)

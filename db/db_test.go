@@ -20,7 +20,7 @@ import (
 	"github.com/qchat/qchat/models"
 )
 
-func seedUser(t *testing.T, s *db.Store, name string) *models.User {
+func seedUser(t testing.TB, s *db.Store, name string) *models.User {
 	t.Helper()
 	u := &models.User{ID: uuid.NewString(), Username: name, PasswordHash: []byte("x"), CreatedAt: models.Now()}
 	k := &models.PublicKey{ID: uuid.NewString(), Algorithm: models.KeyAlgorithmMlKem768, KeyBytes: []byte{1}, Fingerprint: "f", CreatedAt: models.Now()}

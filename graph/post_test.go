@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -89,6 +90,51 @@ func TestWriteResponseMatchesJSONMarshal(t *testing.T) {
 		writeResponse(&got, resp)
 		if got.String() != string(want) {
 			t.Errorf("got  %s\nwant %s", got.String(), want)
+		}
+	}
+}
+
+// captureExecutor keeps the parameters of every request and refuses it.
+type captureExecutor struct{ params []*graphql.RawParams }
+
+func (c *captureExecutor) CreateOperationContext(_ context.Context, p *graphql.RawParams) (*graphql.OperationContext, gqlerror.List) {
+	c.params = append(c.params, p)
+	return &graphql.OperationContext{}, gqlerror.List{gqlerror.Errorf("captured")}
+}
+
+func (c *captureExecutor) DispatchOperation(context.Context, *graphql.OperationContext) (graphql.ResponseHandler, context.Context) {
+	panic("not dispatched")
+}
+
+func (c *captureExecutor) DispatchError(_ context.Context, list gqlerror.List) *graphql.Response {
+	return &graphql.Response{Errors: list}
+}
+
+// Bodies are read into pooled buffers: what a request decoded must not change
+// when the next request reuses its buffer, on the fast path and the fallback.
+func TestPooledBodiesAreNotReferenced(t *testing.T) {
+	bodies := []string{
+		`{"query":"query A($v: String) {\n a }","operationName":"A","variables":{"v":"aaaa","n":1.5,"l":["x"]},"extensions":{"e":"a"}}`,
+		`{"query":"query B($v: String) {\n b }","operationName":"B","variables":{"v":"bbbb","n":2.5,"l":["y"]},"extensions":{"e":"b"}}`,
+		`{"query":"query C \u0041 { c }","Variables":{"v":"cccc"}}`, // encoding/json's path
+		`{"query":"query D { d }","variables":{"v":"dddd","n":3.5,"l":["z"]}}`,
+	}
+	exec := &captureExecutor{}
+	var want []*graphql.RawParams
+	for _, b := range bodies {
+		p, err := decodeStd([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		postJSON{}.Do(httptest.NewRecorder(), req, exec)
+	}
+	for i, p := range exec.params {
+		p.Headers, p.ReadTime = nil, graphql.TraceTiming{}
+		if !reflect.DeepEqual(p, want[i]) {
+			t.Errorf("request %d decoded to %#v after the later ones, want %#v", i, *p, *want[i])
 		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/pqcrypto"
 )
@@ -57,7 +55,7 @@ func plaintext(id string) []byte {
 // the signature is client CPU (ML-DSA-65, about a third of a millisecond),
 // spent before the clock starts for the pre-sealed pool.
 func seal(u *user, conv *conversation) (prepared, error) {
-	id := uuid.NewString()
+	id := client.NewID()
 	env, err := pqcrypto.SealSigned(nil, u.ik, pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: u.id, ConversationID: conv.conv.ID()},
 		plaintext(id), conv.recipients)
 	if err != nil {

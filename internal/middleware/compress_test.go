@@ -15,7 +15,7 @@ import (
 )
 
 func TestCompress(t *testing.T) {
-	big := `{"data":{"x":"` + strings.Repeat("abcdefgh", 400) + `"}}` // ~3 KiB
+	big := `{"data":{"x":"` + strings.Repeat("abcdefgh", 800) + `"}}` // ~6 KiB
 	small := `{"data":{"x":"small"}}`
 	tests := []struct {
 		name        string
@@ -28,7 +28,7 @@ func TestCompress(t *testing.T) {
 		{name: "large graphql-response+json", body: big, contentType: "application/graphql-response+json", reqHeaders: map[string]string{"Accept-Encoding": "gzip, deflate, br"}, wantGzip: true},
 		{name: "large sniffed type", body: big, reqHeaders: map[string]string{"Accept-Encoding": "gzip"}, wantGzip: true},
 		{name: "small json", body: small, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
-		{name: "just under 1 KiB", body: strings.Repeat("a", 1023), contentType: "text/plain", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
+		{name: "just under 4 KiB", body: strings.Repeat("a", 4095), contentType: "text/plain", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
 		{name: "x-no-compression", body: big, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "gzip", "x-no-compression": "1"}},
 		{name: "client does not accept gzip", body: big, contentType: "application/json"},
 		{name: "client accepts only zstd", body: big, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "zstd"}},
@@ -99,7 +99,7 @@ func TestCompressWebsocket(t *testing.T) {
 		if err != nil {
 			return
 		}
-		_ = c.Write(ctx, typ, bytes.Repeat(msg, 500)) // > 1 KiB
+		_ = c.Write(ctx, typ, bytes.Repeat(msg, 2000)) // > 4 KiB
 		_ = c.Close(websocket.StatusNormalClosure, "")
 	})
 	srv := httptest.NewServer(Recover(nil)(compress(echo)))
@@ -122,7 +122,7 @@ func TestCompressWebsocket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(msg) != strings.Repeat("ping ", 500) {
+		if string(msg) != strings.Repeat("ping ", 2000) {
 			t.Errorf("echo %d bytes", len(msg))
 		}
 		_ = c.Close(websocket.StatusNormalClosure, "")

@@ -50,8 +50,8 @@ func TestAllocationBudgets(t *testing.T) {
 		budget float64
 		run    func()
 	}{
-		{"me", 210, func() { do(me) }},
-		{"sendMessage into a room of 2", 620, func() { do(bodies[i%len(bodies)]); i++ }},
+		{"me", 185, func() { do(me) }},
+		{"sendMessage into a room of 2", 570, func() { do(bodies[i%len(bodies)]); i++ }},
 	}
 	for _, c := range cases {
 		got := testing.AllocsPerRun(50, c.run)

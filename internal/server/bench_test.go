@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/db"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/qchattest"
@@ -154,7 +155,7 @@ func sealedBodies(b *testing.B, users []*qchattest.User, roomID string, n int) [
 	}
 	out := make([][]byte, n)
 	for i := range out {
-		id := uuid.NewString()
+		id := client.NewID() // time-ordered, as the SDK's and the load tool's
 		sig, err := pqcrypto.SignEnvelope(users[0].IK, pqcrypto.SignedHeader{Kind: pqcrypto.KindMessage, ObjectID: id, SenderID: users[0].ID, ConversationID: roomID + recipientID}, env)
 		if err != nil {
 			b.Fatal(err)
