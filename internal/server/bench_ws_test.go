@@ -85,7 +85,7 @@ func BenchmarkIdleWebsocket(b *testing.B) {
 
 // dialIdle opens a socket, authenticates it and subscribes to messageAdded,
 // reading nothing after connection_ack.
-func dialIdle(b *testing.B, srv *qchattest.Server, token string) *websocket.Conn {
+func dialIdle(b testing.TB, srv *qchattest.Server, token string) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{qchattest.TransportWS}})
