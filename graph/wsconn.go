@@ -1,10 +1,14 @@
 package graph
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -31,7 +35,7 @@ func (f frameSocket) accept(w http.ResponseWriter, r *http.Request, protocols []
 			accept.Subprotocols = append(accept.Subprotocols, p)
 		}
 	}
-	conn, err := coderws.Accept(w, r, &accept)
+	conn, err := coderws.Accept(smallBuffers{w}, r, &accept)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +51,47 @@ func (f frameSocket) accept(w http.ResponseWriter, r *http.Request, protocols []
 		c.writeTimer.Stop()
 	}
 	return c, nil
+}
+
+// The buffers a websocket reads and writes through. net/http hands a
+// hijacked connection its own 4 KiB buffers; most sockets are idle, so the
+// read buffer is smaller (a larger frame is read straight into its
+// message), while the write buffer keeps a delivery of a few KiB to one
+// system call.
+const (
+	socketReadBuffer  = 1 << 10
+	socketWriteBuffer = 4 << 10
+)
+
+// smallBuffers gives coder/websocket the hijacked connection with buffers of
+// the sizes above instead of net/http's. net/http's buffer structs are
+// reused in place: the connection's serving goroutine, which runs the
+// socket, keeps pointers to them, so their old arrays are freed only if the
+// structs stop holding them.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	if brw.Writer.Buffered() > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			return conn, brw, err
+		}
+	}
+	// Whatever the client sent after its upgrade request is buffered, and
+	// must stay in the buffer: coder/websocket keeps the buffered bytes and
+	// reads the rest from conn.
+	n := brw.Reader.Buffered()
+	pending, _ := brw.Reader.Peek(n)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn), max(socketReadBuffer, n))
+	if _, err := r.Peek(n); err != nil {
+		return conn, brw, err
+	}
+	*brw.Reader = *r
+	*brw.Writer = *bufio.NewWriterSize(conn, socketWriteBuffer)
+	return conn, brw, nil
 }
 
 type frameConn struct {
