@@ -6,7 +6,9 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -101,12 +103,15 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			OriginPatterns:  cfg.OriginPatterns,
 			CompressionMode: coderws.CompressionDisabled,
 		}, WriteTimeout: cfg.WSWriteTimeout},
-		initTimeout:  10 * time.Second,
-		keepAlive:    15 * time.Second,
-		readLimit:    cfg.WSReadLimit,
-		init:         cfg.WSInit,
-		closed:       cfg.WSClose,
-		errorf:       errorf,
+		initTimeout: 10 * time.Second,
+		keepAlive:   15 * time.Second,
+		readLimit:   cfg.WSReadLimit,
+		init:        cfg.WSInit,
+		closed:      cfg.WSClose,
+		errorf:      errorf,
+		panicked: func(ctx context.Context, v any) {
+			cfg.Log.ErrorContext(ctx, "panic serving a websocket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		},
 		shuttingDown: shuttingDown,
 	})
 	srv.AddTransport(transport.Options{})

@@ -14,6 +14,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // socketTransport serves GraphQL over a websocket in both protocols that
@@ -38,6 +40,7 @@ type socketTransport struct {
 	init         func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
 	closed       func(ctx context.Context)
 	errorf       func(ctx context.Context, err error)
+	panicked     func(ctx context.Context, v any) // a panic serving a detached socket
 	shuttingDown func() bool
 }
 
@@ -54,6 +57,7 @@ const (
 	closeNormal        = 1000
 	closeGoingAway     = 1001
 	closeProtocolError = 1002
+	closeInternalError = 1011
 	closeForbidden     = 4403
 	closeTooManyInits  = 4429
 )
@@ -81,10 +85,31 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 	if t.readLimit > 0 {
 		fc.conn.SetReadLimit(t.readLimit)
 	}
+	// connection_init is served here: authenticating it (a database query
+	// at worst) grows the stack, which would then stay with the socket.
 	if !c.initialise() {
 		return
 	}
-	c.run()
+	end, detached := reqctx.Detach(r.Context())
+	if !detached {
+		c.run()
+		return
+	}
+	// The socket is served on by a goroutine of its own, so that this
+	// one's stack of middleware frames and net/http's state for the
+	// upgrade request are not kept for the socket's life (most of an idle
+	// socket's memory). The middlewares' end of the request (its log line,
+	// the socket accounting) waits for end.
+	go func() {
+		defer end()
+		defer func() {
+			if v := recover(); v != nil {
+				t.panicked(c.ctx, v)
+				c.close(closeInternalError, "internal server error")
+			}
+		}()
+		c.run()
+	}()
 }
 
 // wsConn is one socket's session.

@@ -97,29 +97,20 @@ func RequestLog(log *slog.Logger, clientIP func(*http.Request) string, opts ...R
 			rec := respwriter.New(w)
 			ctx := context.WithValue(r.Context(), requestInfoKey{}, ri)
 			next.ServeHTTP(rec, r.WithContext(ctx))
-
+			// A websocket served after its handler returned ends later; what
+			// the line says of the request is taken now, so that the
+			// request and its response are not kept for the socket's life.
 			status := rec.Status()
-			op, ops, user := ri.snapshot()
 			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(cfg.now().Sub(start).Microseconds())/1000),
+				{}, // duration_ms, at the end
 				slog.String("client_ip", clientIP(r)),
 				slog.String("user_agent", r.UserAgent()),
 				slog.String("request_id", reqctx.RequestID(r.Context())),
 			}
-			if rec.Upgraded() {
-				attrs = append(attrs, slog.Bool("websocket", true), slog.Int("operations", ops))
-			} else {
-				attrs = append(attrs, slog.Int64("bytes", rec.Bytes()))
-				if op != "" {
-					attrs = append(attrs, slog.String("operation", op))
-				}
-			}
-			if user != "" {
-				attrs = append(attrs, slog.String("user_id", user))
-			}
+			upgraded, bytes := rec.Upgraded(), rec.Bytes()
 			level := slog.LevelInfo
 			switch {
 			case status >= 500:
@@ -127,7 +118,23 @@ func RequestLog(log *slog.Logger, clientIP func(*http.Request) string, opts ...R
 			case cfg.isQuiet(r.URL.Path):
 				level = slog.LevelDebug
 			}
-			log.LogAttrs(r.Context(), level, "http request", attrs...)
+			logCtx := r.Context()
+			reqctx.AtEnd(ctx, func() {
+				attrs[3] = slog.Float64("duration_ms", float64(cfg.now().Sub(start).Microseconds())/1000)
+				op, ops, user := ri.snapshot()
+				if upgraded {
+					attrs = append(attrs, slog.Bool("websocket", true), slog.Int("operations", ops))
+				} else {
+					attrs = append(attrs, slog.Int64("bytes", bytes))
+					if op != "" {
+						attrs = append(attrs, slog.String("operation", op))
+					}
+				}
+				if user != "" {
+					attrs = append(attrs, slog.String("user_id", user))
+				}
+				log.LogAttrs(logCtx, level, "http request", attrs...)
+			})
 		})
 	}
 }
