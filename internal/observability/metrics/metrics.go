@@ -175,7 +175,12 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 		rec := respwriter.New(w)
 		next.ServeHTTP(rec, r)
 		counter := m.httpRequests.WithLabelValues(method(r.Method), strconv.Itoa(rec.Status()))
-		reqctx.AtEnd(r.Context(), counter.Inc)
+		if rec.Upgraded() {
+			// A websocket served after its handler returned ends later.
+			reqctx.AtEnd(r.Context(), counter.Inc)
+			return
+		}
+		counter.Inc()
 	})
 }
 
