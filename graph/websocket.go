@@ -450,35 +450,12 @@ func (c *wsConn) subscribe(start time.Time, m message) {
 func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string, rc *graphql.OperationContext) {
 	ctx, errs := withSubscriptionErrors(ctx)
 	ctx, slot := withStreamSlot(ctx)
+	op := &operation{c: c, id: id, rc: rc, cancel: cancel, errs: errs, slot: slot}
+	handedOff := false
 	defer func() {
-		if r := recover(); r != nil {
-			err := rc.Recover(ctx, r)
-			var gqlErr *gqlerror.Error
-			if !errors.As(err, &gqlErr) {
-				gqlErr = &gqlerror.Error{}
-				if err != nil {
-					gqlErr.Message = err.Error()
-				}
-			}
-			c.sendErrors(id, gqlErr)
-			if loop := slot.take(); loop != nil {
-				// A panic before the loop ran: it still has to release
-				// what the resolver took.
-				cancel()
-				loop(func() bool { return false })
-			}
+		if !handedOff {
+			op.end(ctx, recover())
 		}
-		if list := errs.list(); len(list) != 0 {
-			c.sendErrors(id, list...)
-		} else if c.ctx.Err() == nil {
-			// An ended socket context closes the socket: complete would
-			// tell the client of a normal end.
-			c.write(kindComplete, id, nil)
-		}
-		c.mu.Lock()
-		delete(c.active, id)
-		c.mu.Unlock()
-		cancel()
 	}()
 	responses, ctx := c.exec.DispatchOperation(ctx, rc)
 	deliver := func() bool {
@@ -489,13 +466,70 @@ func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string
 		c.sendResponse(id, resp)
 		return true
 	}
-	if loop := slot.take(); loop != nil {
-		// The resolver's loop, here: each value it emits is resolved and
-		// written before it reads its next event.
+	loop := slot.take()
+	if loop == nil {
+		for deliver() {
+		}
+		return
+	}
+	// The resolver's loop runs in a goroutine of its own that starts with a
+	// small stack, rather than in this one, whose stack grew deep
+	// dispatching the operation and would stay that large while the
+	// subscription waits for events (most of its life). This one ends
+	// at once: still one goroutine per subscription.
+	handedOff = true
+	go func() {
+		defer func() { op.end(ctx, recover()) }()
+		// Each value the loop emits is resolved and written before it
+		// reads its next event.
 		loop(deliver)
+		for deliver() {
+		}
+	}()
+}
+
+// operation is what ends a websocket operation.
+type operation struct {
+	c      *wsConn
+	id     string
+	rc     *graphql.OperationContext
+	cancel context.CancelFunc
+	errs   *subscriptionErrors
+	slot   *streamSlot
+}
+
+// end finishes the operation: an error for a panic (r) or for the errors
+// it ended with (SLOW_CONSUMER), complete otherwise.
+func (op *operation) end(ctx context.Context, r any) {
+	c, id := op.c, op.id
+	if r != nil {
+		err := op.rc.Recover(ctx, r)
+		var gqlErr *gqlerror.Error
+		if !errors.As(err, &gqlErr) {
+			gqlErr = &gqlerror.Error{}
+			if err != nil {
+				gqlErr.Message = err.Error()
+			}
+		}
+		c.sendErrors(id, gqlErr)
+		if loop := op.slot.take(); loop != nil {
+			// A panic before the loop ran: it still has to release what
+			// the resolver took.
+			op.cancel()
+			loop(func() bool { return false })
+		}
 	}
-	for deliver() {
+	if list := op.errs.list(); len(list) != 0 {
+		c.sendErrors(id, list...)
+	} else if c.ctx.Err() == nil {
+		// An ended socket context closes the socket: complete would tell
+		// the client of a normal end.
+		c.write(kindComplete, id, nil)
 	}
+	c.mu.Lock()
+	delete(c.active, id)
+	c.mu.Unlock()
+	op.cancel()
 }
 
 func (c *wsConn) sendResponse(id string, resp *graphql.Response) {

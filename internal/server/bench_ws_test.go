@@ -88,7 +88,7 @@ func TestIdleWebsocketBudget(t *testing.T) {
 
 // idleSocketBytes is the budget of heap and stack per idle subscribed socket
 // (issue 15's target is 20 KB; see docs/PERFORMANCE.md for what the rest is).
-const idleSocketBytes = 40 << 10
+const idleSocketBytes = 36 << 10
 
 // idleSockets opens n idle subscribed sockets and returns the goroutines and
 // the bytes of live heap and stacks each adds to the server, then closes them.
