@@ -6,8 +6,9 @@ package graph
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -71,10 +72,6 @@ const (
 // mobile link to take a frame of a large message.
 const DefaultWSWriteTimeout = 10 * time.Second
 
-// websocketForbidden is the close code graphql-transport-ws uses for a refused
-// connection_init.
-const websocketForbidden = 4403
-
 // NewHandler builds the gqlgen server with both websocket protocols, GET/POST
 // JSON and multipart transports, the error presenter and panic recovery.
 func NewHandler(cfg HandlerConfig) *handler.Server {
@@ -94,37 +91,28 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 		cfg.WSWriteTimeout = DefaultWSWriteTimeout
 	}
 	srv := handler.New(cfg.Schema)
-	readLimit := cfg.WSReadLimit
-	srv.AddTransport(transport.Websocket{
-		Implementation: goingAway{
-			inner: frameSocket{AcceptOptions: coderws.AcceptOptions{
-				OriginPatterns:  cfg.OriginPatterns,
-				CompressionMode: coderws.CompressionDisabled,
-			}, WriteTimeout: cfg.WSWriteTimeout},
-			shuttingDown: cfg.ShuttingDown,
+	errorf := func(ctx context.Context, err error) {
+		cfg.Log.DebugContext(ctx, "websocket error", "err", err)
+	}
+	shuttingDown := cfg.ShuttingDown
+	if shuttingDown == nil {
+		shuttingDown = func() bool { return false }
+	}
+	srv.AddTransport(socketTransport{
+		sockets: frameSocket{AcceptOptions: coderws.AcceptOptions{
+			OriginPatterns:  cfg.OriginPatterns,
+			CompressionMode: coderws.CompressionDisabled,
+		}, WriteTimeout: cfg.WSWriteTimeout},
+		initTimeout: 10 * time.Second,
+		keepAlive:   15 * time.Second,
+		readLimit:   cfg.WSReadLimit,
+		init:        cfg.WSInit,
+		closed:      cfg.WSClose,
+		errorf:      errorf,
+		panicked: func(ctx context.Context, v any) {
+			cfg.Log.ErrorContext(ctx, "panic serving a websocket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		},
-		InitTimeout:           10 * time.Second,
-		KeepAlivePingInterval: 15 * time.Second,
-		PayloadReadLimit:      &readLimit,
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-			if cfg.WSInit == nil {
-				return ctx, nil, nil
-			}
-			next, err := cfg.WSInit(ctx, payload)
-			if err != nil {
-				ctx = transport.WithWebsocketCloseCode(ctx, websocketForbidden)
-				return transport.AppendCloseReason(ctx, "Forbidden"), nil, err
-			}
-			return next, nil, nil
-		},
-		CloseFunc: func(ctx context.Context, _ int) {
-			if cfg.WSClose != nil {
-				cfg.WSClose(ctx)
-			}
-		},
-		ErrorFunc: func(ctx context.Context, err error) {
-			cfg.Log.DebugContext(ctx, "websocket error", "err", err)
-		},
+		shuttingDown: shuttingDown,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
@@ -156,48 +144,4 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.Use(documentGuard{limits: limits, cache: queries})
 	srv.Use(slowConsumers{})
 	return srv
-}
-
-// goingAway wraps the websocket implementation so that a close during a
-// graceful shutdown carries 1001 (going away) instead of gqlgen's 1000.
-type goingAway struct {
-	inner        transport.WebsocketImplementation
-	shuttingDown func() bool
-}
-
-func (g goingAway) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	conn, err := g.inner.Accept(w, r, opts)
-	if err != nil {
-		return conn, err
-	}
-	shuttingDown := g.shuttingDown
-	if shuttingDown == nil {
-		shuttingDown = func() bool { return false }
-	}
-	return goingAwayConn{WebsocketConn: conn, shuttingDown: shuttingDown, state: SocketStateFrom(r.Context())}, nil
-}
-
-type goingAwayConn struct {
-	transport.WebsocketConn
-	shuttingDown func() bool
-	state        *SocketState
-}
-
-// websocketGoingAway is RFC 6455's 1001.
-const websocketGoingAway = 1001
-
-// websocketTooManyInits is graphql-ws's close code for too many
-// initialisation requests.
-const websocketTooManyInits = 4429
-
-func (c goingAwayConn) WriteClose(code int, msg string) error {
-	switch {
-	case c.state != nil && c.state.rateLimited.Load():
-		return c.WebsocketConn.WriteClose(websocketTooManyInits, "Too many initialisation requests")
-	case c.state != nil && c.state.revoked.Load():
-		return c.WebsocketConn.WriteClose(websocketForbidden, "Forbidden: session ended")
-	case c.shuttingDown() && code == transport.WebsocketCloseNormalClosure:
-		return c.WebsocketConn.WriteClose(websocketGoingAway, "server shutting down")
-	}
-	return c.WebsocketConn.WriteClose(code, msg)
 }

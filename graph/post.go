@@ -116,7 +116,11 @@ func responseType(accept string) string {
 // writeResponse writes resp as json.Marshal would lay it out (errors, data,
 // then the optional fields), with the data copied as gqlgen encoded it.
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	b := make([]byte, 0, len(resp.Data)+64)
+	_, _ = w.Write(appendResponse(make([]byte, 0, len(resp.Data)+64), resp))
+}
+
+// appendResponse appends resp encoded as writeResponse writes it.
+func appendResponse(b []byte, resp *graphql.Response) []byte {
 	b = append(b, '{')
 	if len(resp.Errors) > 0 {
 		errs, err := json.Marshal(resp.Errors)
@@ -140,6 +144,5 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 			b = append(b, rest[len(`{"data":null`):len(rest)-1]...)
 		}
 	}
-	b = append(b, '}')
-	_, _ = w.Write(b)
+	return append(b, '}')
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -42,7 +41,7 @@ func (slowConsumers) InterceptOperation(ctx context.Context, next graphql.Operat
 	ctx = broker.OnDrop(ctx, func() {
 		// Read by the transport only after the subscription's channel has
 		// closed, which happens after this call.
-		transport.AddSubscriptionError(errCtx, &gqlerror.Error{
+		addSubscriptionError(errCtx, &gqlerror.Error{
 			Message:    "subscription ended: the client fell too far behind; resubscribe and catch up through history",
 			Extensions: map[string]any{"code": apierr.CodeSlowConsumer},
 		})

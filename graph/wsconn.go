@@ -1,51 +1,41 @@
 package graph
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
 )
 
-// frameSocket is gqlgen's coder/websocket adapter
-// (transport.CoderWebsocketImplementation) with one change: WriteJSON writes
-// gqlgen's protocol messages without encoding/json. gqlgen hands WriteJSON a
-// message whose payload is already-encoded JSON (a json.RawMessage), and
-// json.Marshal validates and compacts every byte of that payload again: 6% of
-// server CPU under the fan-out load, where each event becomes one frame per
-// subscriber. Anything that is not such a message still goes through
-// json.Marshal.
+// frameSocket accepts websockets for socketTransport over coder/websocket,
+// and frameConn writes its protocol messages.
 //
-// It also bounds every write by WriteTimeout: gqlgen writes with no deadline,
-// so a client that stops reading would block the write, and with it the
-// socket's subscriptions, for ever.
+// Every write is bounded by WriteTimeout: a client that stops reading would
+// otherwise block the write, and with it the socket's subscriptions, for
+// ever.
 type frameSocket struct {
 	AcceptOptions coderws.AcceptOptions
 	WriteTimeout  time.Duration // <= 0: none
 }
 
-func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	for key, values := range options.ResponseHeader {
-		for _, value := range values {
-			w.Header().Add(key, value)
-		}
-	}
+func (f frameSocket) accept(w http.ResponseWriter, r *http.Request, protocols []string) (*frameConn, error) {
 	accept := f.AcceptOptions
-	for _, p := range options.Subprotocols {
+	for _, p := range protocols {
 		if !slices.Contains(accept.Subprotocols, p) {
 			accept.Subprotocols = append(accept.Subprotocols, p)
 		}
 	}
-	conn, err := coderws.Accept(w, r, &accept)
+	conn, err := coderws.Accept(smallBuffers{w}, r, &accept)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +53,47 @@ func (f frameSocket) Accept(w http.ResponseWriter, r *http.Request, options tran
 	return c, nil
 }
 
+// The buffers a websocket reads and writes through. net/http hands a
+// hijacked connection its own 4 KiB buffers; most sockets are idle, so the
+// read buffer is smaller (a larger frame is read straight into its
+// message), while the write buffer keeps a delivery of a few KiB to one
+// system call.
+const (
+	socketReadBuffer  = 1 << 10
+	socketWriteBuffer = 4 << 10
+)
+
+// smallBuffers gives coder/websocket the hijacked connection with buffers of
+// the sizes above instead of net/http's. net/http's buffer structs are
+// reused in place: the connection's serving goroutine, which runs the
+// socket, keeps pointers to them, so their old arrays are freed only if the
+// structs stop holding them.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	if brw.Writer.Buffered() > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			return conn, brw, err
+		}
+	}
+	// Whatever the client sent after its upgrade request is buffered, and
+	// must stay in the buffer: coder/websocket keeps the buffered bytes and
+	// reads the rest from conn.
+	n := brw.Reader.Buffered()
+	pending, _ := brw.Reader.Peek(n)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn), max(socketReadBuffer, n))
+	if _, err := r.Peek(n); err != nil {
+		return conn, brw, err
+	}
+	*brw.Reader = *r
+	*brw.Writer = *bufio.NewWriterSize(conn, socketWriteBuffer)
+	return conn, brw, nil
+}
+
 type frameConn struct {
 	conn  *coderws.Conn
 	state *SocketState // nil outside the server's socket tracking
@@ -71,7 +102,6 @@ type frameConn struct {
 	writeTimer   *time.Timer // nil: writes are not bounded
 
 	mu           sync.Mutex
-	deadline     *time.Timer
 	closeStarted bool
 }
 
@@ -79,17 +109,14 @@ type frameConn struct {
 // connection: thousands of mostly idle sockets would each keep one.
 var frames = sync.Pool{New: func() any { return new([]byte) }}
 
-var (
-	_ transport.WebsocketReadLimiter   = (*frameConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*frameConn)(nil)
-)
+// errSocketClosed is the peer's normal close.
+var errSocketClosed = errors.New("websocket connection closed")
 
-func (c *frameConn) Close() error {
+func (c *frameConn) close() error {
 	if c.writeTimer != nil {
 		c.writeTimer.Stop()
 	}
 	c.mu.Lock()
-	c.stopDeadlineLocked()
 	closing := c.closeStarted
 	c.mu.Unlock()
 	// A close handshake started by WriteClose owns the connection's end;
@@ -100,29 +127,24 @@ func (c *frameConn) Close() error {
 	return c.conn.CloseNow()
 }
 
-func (c *frameConn) NextReader() (int, io.Reader, error) {
-	typ, data, err := c.conn.Read(context.Background())
+// read returns the next message's bytes.
+func (c *frameConn) read() ([]byte, error) {
+	_, data, err := c.conn.Read(context.Background())
 	if err != nil {
 		switch coderws.CloseStatus(err) {
 		case coderws.StatusNormalClosure, coderws.StatusNoStatusRcvd:
-			return int(typ), nil, transport.ErrWebsocketClosed
+			return nil, errSocketClosed
 		}
-		return int(typ), nil, err
+		return nil, err
 	}
-	return int(typ), bytes.NewReader(data), nil
+	return data, nil
 }
 
-func (c *frameConn) WriteJSON(v any) error {
+// writeMessage writes one protocol message, {"payload":…,"id":…,"type":…}
+// as gqlgen lays it out; payload is JSON the server encoded, or empty.
+func (c *frameConn) writeMessage(typ, id string, payload []byte) error {
 	buf := frames.Get().(*[]byte)
-	frame, ok := appendFrame((*buf)[:0], v)
-	if !ok {
-		frames.Put(buf)
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		return c.write(data)
-	}
+	frame := appendMessage((*buf)[:0], typ, id, payload)
 	// coder/websocket has copied the frame out when Write returns.
 	err := c.write(frame)
 	if cap(frame) <= 64<<10 { // one huge payload's buffer is not kept
@@ -147,9 +169,8 @@ func (c *frameConn) write(frame []byte) error {
 	return nil
 }
 
-func (c *frameConn) WriteClose(code int, msg string) error {
+func (c *frameConn) writeClose(code int, msg string) error {
 	c.mu.Lock()
-	c.stopDeadlineLocked()
 	if c.closeStarted {
 		c.mu.Unlock()
 		return nil
@@ -173,77 +194,9 @@ func (c *frameConn) WriteClose(code int, msg string) error {
 	return nil
 }
 
-func (c *frameConn) Subprotocol() string { return c.conn.Subprotocol() }
-
-func (c *frameConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
-
-func (c *frameConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.stopDeadlineLocked()
-	if !t.IsZero() {
-		if d := time.Until(t); d > 0 {
-			c.deadline = time.AfterFunc(d, func() { _ = c.conn.CloseNow() })
-			t = time.Time{}
-		}
-	}
-	c.mu.Unlock()
-	if !t.IsZero() { // already past
-		return c.conn.CloseNow()
-	}
-	return nil
-}
-
-func (c *frameConn) stopDeadlineLocked() {
-	if c.deadline != nil {
-		c.deadline.Stop()
-		c.deadline = nil
-	}
-}
-
-// messageFields locates Payload, ID and Type in one of gqlgen's (unexported)
-// protocol message types, found by reflection once per type. A type of any
-// other shape is not a protocol message and gets nil.
-type messageFields struct{ payload, id, typ int }
-
-var protocolTypes sync.Map // reflect.Type -> *messageFields (nil: not one)
-
-func fieldsOf(t reflect.Type) *messageFields {
-	if f, ok := protocolTypes.Load(t); ok {
-		return f.(*messageFields)
-	}
-	var f *messageFields
-	payload, ok1 := t.FieldByName("Payload")
-	id, ok2 := t.FieldByName("ID")
-	typ, ok3 := t.FieldByName("Type")
-	if ok1 && ok2 && ok3 && t.NumField() >= 3 &&
-		payload.Type == reflect.TypeFor[json.RawMessage]() && payload.Tag.Get("json") == "payload,omitempty" &&
-		id.Type.Kind() == reflect.String && id.Tag.Get("json") == "id,omitempty" &&
-		typ.Type.Kind() == reflect.String && typ.Tag.Get("json") == "type" &&
-		!reflect.PointerTo(typ.Type).Implements(reflect.TypeFor[json.Marshaler]()) &&
-		!typ.Type.Implements(reflect.TypeFor[json.Marshaler]()) &&
-		len(payload.Index) == 1 && len(id.Index) == 1 && len(typ.Index) == 1 {
-		f = &messageFields{payload.Index[0], id.Index[0], typ.Index[0]}
-	}
-	protocolTypes.Store(t, f)
-	return f
-}
-
-// appendFrame appends v encoded as json.Marshal would (fields in declaration
-// order: payload, id, type), trusting the payload to be JSON that gqlgen
-// itself encoded with json.Marshal. ok is false for anything else.
-func appendFrame(b []byte, v any) ([]byte, bool) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-		return b, false
-	}
-	rv = rv.Elem()
-	f := fieldsOf(rv.Type())
-	if f == nil {
-		return b, false
-	}
-	payload := rv.Field(f.payload).Bytes()
-	id := rv.Field(f.id).String()
-	typ := rv.Field(f.typ).String()
+// appendMessage appends a protocol message as json.Marshal would encode
+// gqlgen's message struct (payload, id, type, the empty ones left out).
+func appendMessage(b []byte, typ, id string, payload []byte) []byte {
 	b = append(b, '{')
 	if len(payload) > 0 {
 		b = append(b, `"payload":`...)
@@ -257,7 +210,7 @@ func appendFrame(b []byte, v any) ([]byte, bool) {
 	}
 	b = append(b, `"type":`...)
 	b = appendString(b, typ)
-	return append(b, '}'), true
+	return append(b, '}')
 }
 
 // appendString appends s as a JSON string, escaped exactly as json.Marshal

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
+	"errors"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/testserver"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	coderws "github.com/coder/websocket"
@@ -18,22 +18,22 @@ import (
 
 // Look-alikes of gqlgen's protocol messages, for ids and payloads a real
 // session would rarely produce.
-type kind string
+type msgKind string
 
-func (k kind) MarshalText() ([]byte, error) { return []byte(k), nil }
+func (k msgKind) MarshalText() ([]byte, error) { return []byte(k), nil }
 
 type lookAlike struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	ID      string          `json:"id,omitempty"`
-	Type    kind            `json:"type"`
+	Type    msgKind         `json:"type"`
 	noOp    bool
 }
 
-func TestAppendFrameMatchesJSONMarshal(t *testing.T) {
+func TestAppendMessageMatchesJSONMarshal(t *testing.T) {
 	ids := []string{"", "1", "a-b_c", `q"uote`, `back\slash`, "<html>&", "tab\there", "nul\x00", "é日本", "\u2028", "bad\xffutf8"}
-	// gqlgen encodes every payload with json.Marshal before WriteJSON sees it.
+	// Payloads are JSON the server encoded.
 	var payloads []json.RawMessage
-	for _, raw := range []string{`{}`, `{"data":{"x":"<&>\u00e9 é"}}`, `[ {"message" : "e"} ]`} {
+	for _, raw := range []string{`{}`, `{"data":{"x":"\u003c\u0026\u003e\u00e9 é"}}`, `[{"message":"e"}]`} {
 		p, err := json.Marshal(json.RawMessage(raw))
 		if err != nil {
 			t.Fatal(err)
@@ -43,134 +43,144 @@ func TestAppendFrameMatchesJSONMarshal(t *testing.T) {
 	payloads = append(payloads, nil)
 	for _, id := range ids {
 		for _, p := range payloads {
-			for _, typ := range []kind{"next", "connection_ack", "ka"} {
-				m := &lookAlike{Payload: p, ID: id, Type: typ}
-				want, err := json.Marshal(m)
+			for _, typ := range []msgKind{"next", "connection_ack", "ka"} {
+				want, err := json.Marshal(&lookAlike{Payload: p, ID: id, Type: typ})
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, ok := appendFrame(nil, m)
-				if !ok || !bytes.Equal(got, want) {
-					t.Errorf("id %q payload %s: got %s (fast %v), want %s", id, p, got, ok, want)
+				if got := appendMessage(nil, string(typ), id, p); !bytes.Equal(got, want) {
+					t.Errorf("id %q payload %s: got %s, want %s", id, p, got, want)
 				}
 			}
 		}
 	}
-	// Anything else is left to json.Marshal.
-	for _, v := range []any{map[string]any{"a": 1}, lookAlike{}, (*lookAlike)(nil), &struct{ Payload string }{}, &struct {
-		Payload json.RawMessage
-		ID      string
-		Type    string
-	}{}} {
-		if _, ok := appendFrame(nil, v); ok {
-			t.Errorf("%T took the fast path", v)
-		}
+}
+
+// TestSocketTransportProtocols runs both protocols through socketTransport
+// against gqlgen's test schema, and through gqlgen's transport.Websocket,
+// which it replaces: the messages, their bytes, their order and the close
+// codes are the same.
+func TestSocketTransportProtocols(t *testing.T) {
+	transports := map[string]graphql.Transport{
+		"ours": socketTransport{
+			sockets:      frameSocket{WriteTimeout: time.Minute},
+			initTimeout:  time.Minute,
+			keepAlive:    time.Hour,
+			errorf:       func(context.Context, error) {},
+			shuttingDown: func() bool { return false },
+		},
+		"gqlgen": transport.Websocket{InitTimeout: time.Minute, KeepAlivePingInterval: time.Hour},
 	}
-}
-
-// recording wraps frameSocket and checks, for every message gqlgen's real
-// transport writes, that the fast encoding was taken and equals json.Marshal.
-type recording struct {
-	frameSocket
-	mu    sync.Mutex
-	types map[string]bool
-	fails []string
-}
-
-type recordingConn struct {
-	transport.WebsocketConn
-	r *recording
-}
-
-func (r *recording) Accept(w http.ResponseWriter, req *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	c, err := r.frameSocket.Accept(w, req, o)
-	if err != nil {
-		return nil, err
-	}
-	return recordingConn{c, r}, nil
-}
-
-func (c recordingConn) WriteJSON(v any) error {
-	want, _ := json.Marshal(v)
-	got, ok := appendFrame(nil, v)
-	var typ struct{ Type string }
-	_ = json.Unmarshal(want, &typ)
-	c.r.mu.Lock()
-	c.r.types[typ.Type] = true
-	if !ok || !bytes.Equal(got, want) {
-		c.r.fails = append(c.r.fails, string(want))
-	}
-	c.r.mu.Unlock()
-	return c.WebsocketConn.WriteJSON(v)
-}
-
-func TestFrameSocketWithGqlgenTransport(t *testing.T) {
 	for _, tc := range []struct {
-		proto            string
-		init, sub, types []string
+		proto string
+		// init is sent first; ack is what follows connection_ack.
+		init   []string
+		ack    string
+		sub    func(id, query string) string
+		stop   func(id string) string
+		next   string
+		badMsg string // a client message the protocol does not take after init
 	}{
 		{"graphql-transport-ws",
-			[]string{`{"type":"connection_init"}`, `{"type":"ping"}`},
-			[]string{`{"type":"subscribe","id":"s\"1","payload":{"query":"subscription { name }"}}`, `{"type":"subscribe","id":"bad","payload":{"query":"subscription { nope }"}}`},
-			[]string{"connection_ack", "pong", "next", "error", "complete"}},
+			[]string{`{"type":"connection_init"}`, `{"type":"ping","payload":{"x":1}}`},
+			`{"payload":{"x":1},"type":"pong"}`,
+			func(id, q string) string {
+				return `{"type":"subscribe","id":` + quote(id) + `,"payload":{"query":` + quote(q) + `}}`
+			},
+			func(id string) string { return `{"type":"complete","id":` + quote(id) + `}` },
+			"next", `{"type":"next","id":"1"}`},
 		{"graphql-ws",
 			[]string{`{"type":"connection_init"}`},
-			[]string{`{"type":"start","id":"s<1>","payload":{"query":"subscription { name }"}}`, `{"type":"start","id":"bad","payload":{"query":"subscription { nope }"}}`},
-			[]string{"connection_ack", "ka", "data", "error", "complete"}},
+			`{"type":"ka"}`,
+			func(id, q string) string {
+				return `{"type":"start","id":` + quote(id) + `,"payload":{"query":` + quote(q) + `}}`
+			},
+			func(id string) string { return `{"type":"stop","id":` + quote(id) + `}` },
+			"data", `{"type":"data","id":"1"}`},
 	} {
-		t.Run(tc.proto, func(t *testing.T) {
-			rec := &recording{types: map[string]bool{}}
-			ts := testserver.New()
-			ts.AddTransport(transport.Websocket{Implementation: rec, KeepAlivePingInterval: time.Hour})
-			hs := httptest.NewServer(ts)
-			defer hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, _, err := coderws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &coderws.DialOptions{Subprotocols: []string{tc.proto}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.CloseNow()
-			read := func(want string) string {
-				t.Helper()
-				_, b, err := c.Read(ctx)
-				if err != nil || !strings.Contains(string(b), want) {
-					t.Fatalf("read %s (%v), want %s", b, err, want)
-				}
-				return string(b)
-			}
-			write := func(s string) {
-				if err := c.Write(ctx, coderws.MessageText, []byte(s)); err != nil {
+		for name, tr := range transports {
+			t.Run(tc.proto+"/"+name, func(t *testing.T) {
+				ts := testserver.New()
+				ts.AddTransport(tr)
+				hs := httptest.NewServer(ts)
+				defer hs.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				c, _, err := coderws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &coderws.DialOptions{Subprotocols: []string{tc.proto}})
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			for _, m := range tc.init {
-				write(m)
-			}
-			read("connection_ack")
-			if tc.proto == "graphql-ws" {
-				read(`"ka"`)
-			} else {
-				read("pong")
-			}
-			write(tc.sub[0])
-			ts.SendNextSubscriptionMessage()
-			read(`"name":"test"`)
-			write(tc.sub[1])
-			read(`"error"`)
-			ts.SendCompleteSubscriptionMessage()
-			read(`"complete"`)
-
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			if len(rec.fails) > 0 {
-				t.Errorf("frames not written by the fast path or differing from json.Marshal: %q", rec.fails)
-			}
-			for _, typ := range tc.types {
-				if !rec.types[typ] {
-					t.Errorf("no %s frame seen (seen %v)", typ, rec.types)
+				defer c.CloseNow()
+				read := func(want string) {
+					t.Helper()
+					_, b, err := c.Read(ctx)
+					if err != nil || string(b) != want {
+						t.Fatalf("read %s (%v), want %s", b, err, want)
+					}
 				}
-			}
-		})
+				write := func(s string) {
+					t.Helper()
+					if err := c.Write(ctx, coderws.MessageText, []byte(s)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, m := range tc.init {
+					write(m)
+				}
+				read(`{"type":"connection_ack"}`)
+				read(tc.ack)
+				id := `s"<1>`
+				write(tc.sub(id, "subscription { name }"))
+				ts.SendNextSubscriptionMessage()
+				read(`{"payload":{"data":{"name":"test"}},"id":` + quote(id) + `,"type":"` + tc.next + `"}`)
+				write(tc.stop(id))
+				read(`{"id":` + quote(id) + `,"type":"complete"}`)
+				write(tc.sub("bad", "subscription { nope }"))
+				read(`{"payload":[{"message":"Cannot query field \"nope\" on type \"Subscription\". Did you mean \"name\"?","locations":[{"line":1,"column":16}],"extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}],"id":"bad","type":"error"}`)
+				read(`{"id":"bad","type":"complete"}`)
+				write(tc.badMsg)
+				if tc.proto == "graphql-ws" {
+					read(`{"payload":{"message":"unexpected message data"},"type":"connection_error"}`)
+				}
+				_, _, err = c.Read(ctx)
+				want := coderws.StatusProtocolError
+				if tc.proto == "graphql-transport-ws" {
+					// Not a client's message: the socket ends as after a read error.
+					want = coderws.StatusNormalClosure
+				}
+				if got := coderws.CloseStatus(err); got != want {
+					t.Fatalf("closed with %v (%v), want %v", got, err, want)
+				}
+			})
+		}
 	}
+}
+
+func TestSocketTransportInitTimeout(t *testing.T) {
+	ts := testserver.New()
+	ts.AddTransport(socketTransport{
+		sockets:      frameSocket{WriteTimeout: time.Minute},
+		initTimeout:  time.Millisecond,
+		errorf:       func(context.Context, error) {},
+		shuttingDown: func() bool { return false },
+	})
+	hs := httptest.NewServer(ts)
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := coderws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &coderws.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, _, err = c.Read(ctx)
+	var ce coderws.CloseError
+	if !errors.As(err, &ce) || ce.Code != coderws.StatusProtocolError || ce.Reason != "connection initialisation timeout" {
+		t.Fatalf("got %v, want close 1002 connection initialisation timeout", err)
+	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 
+	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/auth"
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/models"
@@ -47,7 +48,20 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 		return nil, err
 	}
 	out := make(chan T, 1)
+	// The websocket transport runs the loop in the goroutine that serves
+	// the subscription (graph.RunStream): each value is resolved and
+	// written before the next event is read. Elsewhere it runs in a
+	// goroutine of its own, feeding the transport's.
+	var flush func() bool
 	emit := func(v T) bool {
+		if flush != nil {
+			select {
+			case out <- v: // room: write took the last one
+				return flush()
+			default: // the transport stopped reading the channel
+				return false
+			}
+		}
 		select {
 		case out <- v:
 			return true
@@ -55,7 +69,8 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 			return false
 		}
 	}
-	go func() {
+	loop := func(write func() bool) {
+		flush = write
 		defer release()
 		defer close(out)
 		for ev := range in {
@@ -63,7 +78,10 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 				return
 			}
 		}
-	}()
+	}
+	if !graph.RunStream(ctx, loop) {
+		go loop(nil)
+	}
 	return out, nil
 }
 

@@ -14,12 +14,19 @@ const RequestIDHeader = "X-Request-Id"
 
 // RequestID gives every request an id, echoed in the response header and
 // available to every log line of the request through reqctx.RequestID. A client's
-// own id is not trusted: it could forge or collide with another's.
+// own id is not trusted: it could forge or collide with another's. An
+// upgrade request may also outlive its handler (reqctx.Detach): RequestID is
+// the outermost middleware, so every one below can defer its end's work
+// with reqctx.AtEnd.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newRequestID()
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(reqctx.WithRequestID(r.Context(), id)))
+		ctx := reqctx.WithRequestID(r.Context(), id)
+		if r.Header.Get("Upgrade") != "" {
+			ctx = reqctx.WithLifetime(ctx)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -181,7 +181,7 @@ func BenchmarkRoomMessages(b *testing.B) {
 		}
 		body := qchattest.GraphQLBody(`query($r: ID!) { room(id: $r) { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt sender { id } myKey { keyId kemCiphertext wrappedKey } } } pageInfo { hasNextPage endCursor } } } }`,
 			map[string]any{"r": room.CreateRoom.ID})
-		// gzip is the server's level-6 compression (and the client's
+		// gzip is the server's compression (and the client's
 		// decompression, in the same process); identity is the same page
 		// asked for with x-no-compression, so the difference is what gzip
 		// costs a page.

@@ -75,21 +75,24 @@ func (ws *websockets) track(next http.Handler) http.Handler {
 		ws.perIP[ip]++
 		ws.wg.Add(1)
 		ws.mu.Unlock()
-		defer func() {
+		// The socket's context ends with the socket, or the shutdown: not
+		// with the upgrade handler, which may return while the socket is
+		// served on (reqctx.Detach).
+		ctx, cancel := context.WithCancel(graph.WithSocketState(context.WithoutCancel(r.Context())))
+		stop := context.AfterFunc(ws.stop, cancel)
+		next.ServeHTTP(w, r.WithContext(ctx))
+		reqctx.AtEnd(ctx, func() {
+			cancel()
+			stop()
+			// The socket counts as open until its close frame is out (see
+			// graph.SocketState.WaitClosed), so wait covers the handshake.
+			graph.SocketStateFrom(ctx).WaitClosed()
 			ws.mu.Lock()
 			if ws.perIP[ip]--; ws.perIP[ip] <= 0 {
 				delete(ws.perIP, ip)
 			}
 			ws.mu.Unlock()
 			ws.wg.Done()
-		}()
-		ctx, cancel := context.WithCancel(graph.WithSocketState(r.Context()))
-		defer cancel()
-		stop := context.AfterFunc(ws.stop, cancel)
-		defer stop()
-		next.ServeHTTP(w, r.WithContext(ctx))
-		// The socket counts as open until its close frame is out (see
-		// graph.SocketState.WaitClosed), so wait covers the handshake.
-		graph.SocketStateFrom(ctx).WaitClosed()
+		})
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/qchat/qchat/internal/qchattest/syncbuf"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 // The operation name reaches the log line through gqlgen's real POST
@@ -82,6 +83,58 @@ func TestWebsocketLoggedAtClose(t *testing.T) {
 	}
 	_ = c.Close(websocket.StatusNormalClosure, "bye")
 	<-done
+	lines := decodeLines(t, buf.Bytes())
+	if len(lines) != 1 {
+		t.Fatalf("lines = %v", lines)
+	}
+	if l := lines[0]; l["status"] != float64(101) || l["websocket"] != true || l["user_id"] != "user-9" {
+		t.Fatalf("line = %v", l)
+	}
+}
+
+// A websocket served on after its handler returned (reqctx.Detach) is
+// logged when it ends, with what was set meanwhile.
+func TestDetachedWebsocketLoggedAtEnd(t *testing.T) {
+	var buf syncbuf.Buffer
+	ended := make(chan struct{})
+	ws := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		end, ok := reqctx.Detach(r.Context())
+		if !ok {
+			t.Error("the upgrade cannot be detached")
+			return
+		}
+		ctx := context.WithoutCancel(r.Context())
+		go func() {
+			defer close(ended)
+			defer end()
+			SetUser(ctx, "user-9")
+			_, _, _ = c.Read(ctx) // until the client closes
+			_ = c.CloseNow()
+		}()
+	})
+	returned := make(chan struct{})
+	logged := RequestLog(slog.New(slog.NewJSONHandler(&buf, nil)), nil)(ws)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(returned)
+		logged.ServeHTTP(w, r.WithContext(reqctx.WithLifetime(r.Context())))
+	}))
+	defer srv.Close()
+
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-returned
+	if len(buf.Bytes()) != 0 {
+		t.Fatal("logged before the socket ended")
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "bye")
+	<-ended
 	lines := decodeLines(t, buf.Bytes())
 	if len(lines) != 1 {
 		t.Fatalf("lines = %v", lines)

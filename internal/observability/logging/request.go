@@ -97,39 +97,70 @@ func RequestLog(log *slog.Logger, clientIP func(*http.Request) string, opts ...R
 			rec := respwriter.New(w)
 			ctx := context.WithValue(r.Context(), requestInfoKey{}, ri)
 			next.ServeHTTP(rec, r.WithContext(ctx))
-
 			status := rec.Status()
-			op, ops, user := ri.snapshot()
-			attrs := []slog.Attr{
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(cfg.now().Sub(start).Microseconds())/1000),
-				slog.String("client_ip", clientIP(r)),
-				slog.String("user_agent", r.UserAgent()),
-				slog.String("request_id", reqctx.RequestID(r.Context())),
+			ln := requestLine{
+				log: log, ctx: r.Context(), now: cfg.now, start: start, ri: ri,
+				upgraded: rec.Upgraded(), bytes: rec.Bytes(),
+				// Room for the attributes write adds.
+				attrs: append(make([]slog.Attr, 0, 10),
+					slog.String("method", r.Method),
+					slog.String("path", r.URL.Path),
+					slog.Int("status", status),
+					slog.Attr{}, // duration_ms, at the end
+					slog.String("client_ip", clientIP(r)),
+					slog.String("user_agent", r.UserAgent()),
+					slog.String("request_id", reqctx.RequestID(r.Context())),
+				),
 			}
-			if rec.Upgraded() {
-				attrs = append(attrs, slog.Bool("websocket", true), slog.Int("operations", ops))
-			} else {
-				attrs = append(attrs, slog.Int64("bytes", rec.Bytes()))
-				if op != "" {
-					attrs = append(attrs, slog.String("operation", op))
-				}
-			}
-			if user != "" {
-				attrs = append(attrs, slog.String("user_id", user))
-			}
-			level := slog.LevelInfo
 			switch {
 			case status >= 500:
-				level = slog.LevelError
+				ln.level = slog.LevelError
 			case cfg.isQuiet(r.URL.Path):
-				level = slog.LevelDebug
+				ln.level = slog.LevelDebug
 			}
-			log.LogAttrs(r.Context(), level, "http request", attrs...)
+			if ln.upgraded {
+				// A websocket served after its handler returned ends later;
+				// the line holds what it says of the request, so that the
+				// request and its response are not kept for the socket's
+				// life.
+				later := ln
+				reqctx.AtEnd(ctx, later.write)
+				return
+			}
+			ln.write()
 		})
 	}
+}
+
+// requestLine is a request's log line, written when the request ends.
+type requestLine struct {
+	log      *slog.Logger
+	ctx      context.Context
+	level    slog.Level
+	now      func() time.Time
+	start    time.Time
+	ri       *requestInfo
+	upgraded bool
+	bytes    int64
+	attrs    []slog.Attr
+}
+
+func (l *requestLine) write() {
+	attrs := l.attrs
+	attrs[3] = slog.Float64("duration_ms", float64(l.now().Sub(l.start).Microseconds())/1000)
+	op, ops, user := l.ri.snapshot()
+	if l.upgraded {
+		attrs = append(attrs, slog.Bool("websocket", true), slog.Int("operations", ops))
+	} else {
+		attrs = append(attrs, slog.Int64("bytes", l.bytes))
+		if op != "" {
+			attrs = append(attrs, slog.String("operation", op))
+		}
+	}
+	if user != "" {
+		attrs = append(attrs, slog.String("user_id", user))
+	}
+	l.log.LogAttrs(l.ctx, l.level, "http request", attrs...)
 }
 
 func (c requestLogConfig) isQuiet(path string) bool {

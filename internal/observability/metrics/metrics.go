@@ -20,6 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/qchat/qchat/internal/observability/internal/respwriter"
+	"github.com/qchat/qchat/internal/reqctx"
 )
 
 const namespace = "qchat"
@@ -173,7 +174,13 @@ func (m *Metrics) HTTPMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := respwriter.New(w)
 		next.ServeHTTP(rec, r)
-		m.httpRequests.WithLabelValues(method(r.Method), strconv.Itoa(rec.Status())).Inc()
+		counter := m.httpRequests.WithLabelValues(method(r.Method), strconv.Itoa(rec.Status()))
+		if rec.Upgraded() {
+			// A websocket served after its handler returned ends later.
+			reqctx.AtEnd(r.Context(), counter.Inc)
+			return
+		}
+		counter.Inc()
 	})
 }
 

@@ -1,0 +1,686 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/qchat/qchat/internal/reqctx"
+)
+
+// socketTransport serves GraphQL over a websocket in both protocols that
+// gqlgen's transport.Websocket speaks, graphql-transport-ws (graphql-ws's
+// current protocol, Apollo Client's) and the legacy graphql-ws, with the
+// same messages, close codes and errors. It replaces gqlgen's transport
+// because of what that one holds per socket: besides the handler's own
+// goroutine, one that waits for the socket's context to end, one per
+// keepalive ticker, and per subscription one goroutine in the transport
+// that reads the resolver's channel on top of the resolver's own goroutine
+// that feeds it — four goroutines for a socket with one subscription, most
+// of a socket's memory. Here the handler's goroutine reads the socket,
+// timers stand in for the waiting goroutines (they run only when they
+// fire), and a subscription runs in one goroutine: the resolver hands its
+// loop to the transport (RunStream), which resolves and writes each value as
+// the loop produces it.
+type socketTransport struct {
+	sockets      frameSocket
+	initTimeout  time.Duration
+	keepAlive    time.Duration // graphql-ws's "ka" messages; <= 0: none
+	readLimit    int64
+	init         func(ctx context.Context, payload transport.InitPayload) (context.Context, error)
+	closed       func(ctx context.Context)
+	errorf       func(ctx context.Context, err error)
+	panicked     func(ctx context.Context, v any) // a panic serving a detached socket
+	shuttingDown func() bool
+}
+
+var _ graphql.Transport = socketTransport{}
+
+// The subprotocols, in the order gqlgen offers them.
+const (
+	protoLegacy  = "graphql-ws"
+	protoCurrent = "graphql-transport-ws"
+)
+
+// Close codes (RFC 6455 and graphql-ws's).
+const (
+	closeNormal        = 1000
+	closeGoingAway     = 1001
+	closeProtocolError = 1002
+	closeInternalError = 1011
+	closeForbidden     = 4403
+	closeTooManyInits  = 4429
+)
+
+func (socketTransport) Supports(r *http.Request) bool { return r.Header.Get("Upgrade") != "" }
+
+func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	fc, err := t.sockets.accept(w, r, []string{protoLegacy, protoCurrent})
+	if err != nil {
+		// As gqlgen (coder/websocket has usually answered already).
+		t.errorf(r.Context(), fmt.Errorf("websocket upgrade: %w", err))
+		transport.SendErrorf(w, http.StatusBadRequest, "unable to upgrade")
+		return
+	}
+	c := &wsConn{t: t, conn: fc, ctx: r.Context(), exec: exec, headers: r.Header, state: SocketStateFrom(r.Context())}
+	switch fc.conn.Subprotocol() {
+	case protoLegacy, "":
+		// gqlgen's default for a client that names no subprotocol.
+		c.legacy = true
+	case protoCurrent:
+	default:
+		_ = fc.writeClose(closeProtocolError, "unsupported negotiated subprotocol "+fc.conn.Subprotocol())
+		return
+	}
+	if t.readLimit > 0 {
+		fc.conn.SetReadLimit(t.readLimit)
+	}
+	// connection_init is served here: authenticating it (a database query
+	// at worst) grows the stack, which would then stay with the socket.
+	if !c.initialise() {
+		return
+	}
+	end, detached := reqctx.Detach(r.Context())
+	if !detached {
+		c.run()
+		return
+	}
+	// The socket is served on by a goroutine of its own, so that this
+	// one's stack of middleware frames and net/http's state for the
+	// upgrade request are not kept for the socket's life (most of an idle
+	// socket's memory). The middlewares' end of the request (its log line,
+	// the socket accounting) waits for end.
+	go func() {
+		defer end()
+		defer func() {
+			if v := recover(); v != nil {
+				t.panicked(c.ctx, v)
+				c.close(closeInternalError, "internal server error")
+			}
+		}()
+		c.run()
+	}()
+}
+
+// wsConn is one socket's session.
+type wsConn struct {
+	t       socketTransport
+	conn    *frameConn
+	state   *SocketState // nil outside the server's socket tracking
+	ctx     context.Context
+	exec    graphql.GraphExecutor
+	headers http.Header
+	legacy  bool // graphql-ws rather than graphql-transport-ws
+
+	wmu sync.Mutex // serialises writes
+
+	mu        sync.Mutex
+	active    map[string]context.CancelFunc
+	closed    bool
+	keepAlive *time.Timer
+	stopWatch func() // stops watching the socket's context
+}
+
+// kind is a protocol message's meaning, whatever its name in either protocol.
+type kind int
+
+const (
+	kindInvalid kind = iota // a name the protocol has, but not from a client
+	kindInit
+	kindAck
+	kindKeepAlive
+	kindConnectionError
+	kindTerminate
+	kindStart
+	kindStop
+	kindData
+	kindComplete
+	kindError
+	kindPing
+	kindPong
+)
+
+// String is gqlgen's name of the kind, as its "unexpected message" errors
+// say it.
+func (k kind) String() string {
+	switch k {
+	case kindInit:
+		return "init"
+	case kindAck:
+		return "connection ack"
+	case kindKeepAlive:
+		return "keep alive"
+	case kindConnectionError:
+		return "connection error"
+	case kindTerminate:
+		return "connection close"
+	case kindStart:
+		return "start"
+	case kindStop:
+		return "stop subscription"
+	case kindData:
+		return "data"
+	case kindComplete:
+		return "complete"
+	case kindError:
+		return "error"
+	case kindPing:
+		return "ping"
+	case kindPong:
+		return "pong"
+	}
+	return "unknown"
+}
+
+// What a client may send, by protocol. A name the protocol knows that is
+// not a client's is kindInvalid in graphql-transport-ws; graphql-ws maps
+// every one of its names (gqlgen does both).
+var (
+	clientKinds = map[string]kind{
+		"connection_init": kindInit, "subscribe": kindStart, "complete": kindStop,
+		"ping": kindPing, "pong": kindPong,
+		"connection_ack": kindInvalid, "next": kindInvalid, "error": kindInvalid,
+	}
+	legacyClientKinds = map[string]kind{
+		"connection_init": kindInit, "connection_terminate": kindTerminate, "start": kindStart,
+		"stop": kindStop, "connection_ack": kindAck, "connection_error": kindConnectionError,
+		"data": kindData, "error": kindError, "complete": kindComplete, "ka": kindKeepAlive,
+	}
+)
+
+// serverName is the name of what the server sends, by protocol; "" is a
+// message the protocol does not have, which is not sent.
+func (c *wsConn) serverName(k kind) string {
+	if c.legacy {
+		switch k {
+		case kindAck:
+			return "connection_ack"
+		case kindKeepAlive:
+			return "ka"
+		case kindConnectionError:
+			return "connection_error"
+		case kindData:
+			return "data"
+		case kindComplete:
+			return "complete"
+		case kindError:
+			return "error"
+		}
+		return ""
+	}
+	switch k {
+	case kindAck:
+		return "connection_ack"
+	case kindData:
+		return "next"
+	case kindComplete:
+		return "complete"
+	case kindError:
+		return "error"
+	case kindPing:
+		return "ping"
+	case kindPong:
+		return "pong"
+	}
+	return ""
+}
+
+type message struct {
+	kind    kind
+	id      string
+	payload json.RawMessage
+}
+
+var (
+	errInvalidMessage = errors.New("invalid message received")
+	errInitTimeout    = errors.New("connection initialisation timeout")
+)
+
+// next reads one message. errInvalidMessage is a frame that is not a
+// message of the protocol; a message of the protocol that a client may not
+// send is an error too, as in gqlgen.
+func (c *wsConn) next() (message, error) {
+	data, err := c.conn.read()
+	if err != nil {
+		return message{}, err
+	}
+	var m struct {
+		Payload json.RawMessage `json:"payload,omitempty"`
+		ID      string          `json:"id,omitempty"`
+		Type    string          `json:"type"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return message{}, errInvalidMessage
+	}
+	kinds := clientKinds
+	if c.legacy {
+		kinds = legacyClientKinds
+	}
+	k, ok := kinds[m.Type]
+	if !ok {
+		return message{}, errInvalidMessage
+	}
+	if k == kindInvalid {
+		return message{}, fmt.Errorf("invalid client->server message type %s", m.Type)
+	}
+	return message{kind: k, id: m.ID, payload: m.Payload}, nil
+}
+
+// initialise waits for connection_init and authenticates it.
+func (c *wsConn) initialise() bool {
+	var m message
+	var err error
+	if c.t.initTimeout > 0 {
+		// A timer rather than a goroutine with the read: firing, it closes
+		// the socket, which ends the read.
+		timer := time.AfterFunc(c.t.initTimeout, func() {
+			c.close(closeProtocolError, "connection initialisation timeout")
+		})
+		m, err = c.next()
+		if !timer.Stop() {
+			err = errInitTimeout
+		}
+	} else {
+		m, err = c.next()
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, errInitTimeout):
+			// closed by the timer
+		case errors.Is(err, errInvalidMessage):
+			c.connectionError("invalid json")
+			fallthrough
+		default:
+			c.close(closeProtocolError, "decoding error")
+		}
+		return false
+	}
+	switch m.kind {
+	case kindInit:
+	case kindTerminate:
+		c.close(closeNormal, "terminated")
+		return false
+	default:
+		c.connectionError("unexpected message %s", m.kind)
+		c.close(closeProtocolError, "unexpected message")
+		return false
+	}
+	var payload transport.InitPayload
+	if len(m.payload) > 0 {
+		payload = make(transport.InitPayload)
+		if err := json.Unmarshal(m.payload, &payload); err != nil {
+			c.close(closeProtocolError, "decoding error")
+			return false
+		}
+	}
+	if c.t.init != nil {
+		ctx, err := c.t.init(c.ctx, payload)
+		if err != nil {
+			c.connectionError("%s", err.Error())
+			c.close(closeForbidden, "Forbidden")
+			return false
+		}
+		c.ctx = ctx
+	}
+	c.write(kindAck, "", nil)
+	c.write(kindKeepAlive, "", nil)
+	return true
+}
+
+// run serves the socket's messages until it closes.
+func (c *wsConn) run() {
+	c.mu.Lock()
+	if !c.closed {
+		// The socket closes when its context ends (a revoked session, the
+		// server's shutdown), or with the handler's return below.
+		ctx, cancel := context.WithCancel(c.ctx)
+		c.ctx = ctx
+		stop := context.AfterFunc(ctx, func() { c.close(closeNormal, "terminated") })
+		c.stopWatch = func() { stop(); cancel() }
+		if c.legacy && c.t.keepAlive > 0 {
+			c.keepAlive = time.AfterFunc(c.t.keepAlive, c.sendKeepAlive)
+		}
+	}
+	c.mu.Unlock()
+	defer c.close(closeNormal, "terminated")
+	for {
+		start := graphql.Now()
+		m, err := c.next()
+		if err != nil {
+			if !errors.Is(err, errSocketClosed) {
+				c.t.errorf(c.ctx, transport.WebsocketError{Err: err, IsReadError: true})
+			}
+			return
+		}
+		switch m.kind {
+		case kindStart:
+			c.subscribe(start, m)
+		case kindStop:
+			c.mu.Lock()
+			cancel := c.active[m.id]
+			c.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		case kindTerminate:
+			c.close(closeNormal, "terminated")
+			return
+		case kindPing:
+			c.write(kindPong, "", m.payload)
+		case kindPong:
+		default:
+			c.connectionError("unexpected message %s", m.kind)
+			c.close(closeProtocolError, "unexpected message")
+			return
+		}
+	}
+}
+
+func (c *wsConn) sendKeepAlive() {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	c.write(kindKeepAlive, "", nil)
+	c.mu.Lock()
+	if !c.closed {
+		c.keepAlive.Reset(c.t.keepAlive)
+	}
+	c.mu.Unlock()
+}
+
+// subscribe starts one operation (a subscription, or a query or mutation:
+// both protocols carry them) in a goroutine of its own.
+func (c *wsConn) subscribe(start time.Time, m message) {
+	ctx := graphql.StartOperationTrace(c.ctx)
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(m.payload))
+	dec.UseNumber()
+	if err := dec.Decode(params); err != nil {
+		c.sendErrors(m.id, &gqlerror.Error{Message: "invalid json"})
+		c.write(kindComplete, m.id, nil)
+		return
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	params.Headers = c.headers
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			c.sendErrors(m.id, resp.Errors...)
+		} else {
+			c.sendResponse(m.id, &graphql.Response{Errors: errs})
+		}
+		c.write(kindComplete, m.id, nil)
+		return
+	}
+	ctx = graphql.WithOperationContext(ctx, rc)
+	ctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cancel()
+		return
+	}
+	if c.active == nil {
+		c.active = map[string]context.CancelFunc{}
+	}
+	c.active[m.id] = cancel
+	c.mu.Unlock()
+	go c.serve(ctx, cancel, m.id, rc)
+}
+
+// serve runs one operation: its responses are written as they come, and
+// the operation ends with complete, or error for a subscription that ended
+// with one (SLOW_CONSUMER).
+func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string, rc *graphql.OperationContext) {
+	ctx, errs := withSubscriptionErrors(ctx)
+	ctx, slot := withStreamSlot(ctx)
+	op := &operation{c: c, id: id, rc: rc, cancel: cancel, errs: errs, slot: slot}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			op.end(ctx, recover())
+		}
+	}()
+	responses, ctx := c.exec.DispatchOperation(ctx, rc)
+	deliver := func() bool {
+		resp := responses(ctx)
+		if resp == nil {
+			return false
+		}
+		c.sendResponse(id, resp)
+		return true
+	}
+	loop := slot.take()
+	if loop == nil {
+		for deliver() {
+		}
+		return
+	}
+	// The resolver's loop runs in a goroutine of its own that starts with a
+	// small stack, rather than in this one, whose stack grew deep
+	// dispatching the operation and would stay that large while the
+	// subscription waits for events (most of its life). This one ends
+	// at once: still one goroutine per subscription.
+	handedOff = true
+	go func() {
+		defer func() { op.end(ctx, recover()) }()
+		// Each value the loop emits is resolved and written before it
+		// reads its next event.
+		loop(deliver)
+		for deliver() {
+		}
+	}()
+}
+
+// operation is what ends a websocket operation.
+type operation struct {
+	c      *wsConn
+	id     string
+	rc     *graphql.OperationContext
+	cancel context.CancelFunc
+	errs   *subscriptionErrors
+	slot   *streamSlot
+}
+
+// end finishes the operation: an error for a panic (r) or for the errors
+// it ended with (SLOW_CONSUMER), complete otherwise.
+func (op *operation) end(ctx context.Context, r any) {
+	c, id := op.c, op.id
+	if r != nil {
+		err := op.rc.Recover(ctx, r)
+		var gqlErr *gqlerror.Error
+		if !errors.As(err, &gqlErr) {
+			gqlErr = &gqlerror.Error{}
+			if err != nil {
+				gqlErr.Message = err.Error()
+			}
+		}
+		c.sendErrors(id, gqlErr)
+		if loop := op.slot.take(); loop != nil {
+			// A panic before the loop ran: it still has to release what
+			// the resolver took.
+			op.cancel()
+			loop(func() bool { return false })
+		}
+	}
+	if list := op.errs.list(); len(list) != 0 {
+		c.sendErrors(id, list...)
+	} else if c.ctx.Err() == nil {
+		// An ended socket context closes the socket: complete would tell
+		// the client of a normal end.
+		c.write(kindComplete, id, nil)
+	}
+	c.mu.Lock()
+	delete(c.active, id)
+	c.mu.Unlock()
+	op.cancel()
+}
+
+func (c *wsConn) sendResponse(id string, resp *graphql.Response) {
+	buf := frames.Get().(*[]byte)
+	payload := appendResponse((*buf)[:0], resp)
+	c.write(kindData, id, payload)
+	if cap(payload) <= 64<<10 {
+		*buf = payload
+		frames.Put(buf)
+	}
+}
+
+func (c *wsConn) sendErrors(id string, list ...*gqlerror.Error) {
+	b, err := json.Marshal(list)
+	if err != nil {
+		b = []byte(`[{"message":"the error could not be encoded"}]`)
+	}
+	c.write(kindError, id, b)
+}
+
+func (c *wsConn) connectionError(format string, args ...any) {
+	b, _ := json.Marshal(&gqlerror.Error{Message: fmt.Sprintf(format, args...)})
+	c.write(kindConnectionError, "", b)
+}
+
+// write sends one message, if the protocol has it.
+func (c *wsConn) write(k kind, id string, payload []byte) {
+	name := c.serverName(k)
+	if name == "" {
+		return
+	}
+	c.wmu.Lock()
+	err := c.conn.writeMessage(name, id, payload)
+	c.wmu.Unlock()
+	if err != nil {
+		c.t.errorf(c.ctx, transport.WebsocketError{Err: err})
+	}
+}
+
+// close ends the socket once: the close frame (whose code says why: a
+// revoked session, a refused init for its rate, a shutdown), every
+// operation cancelled, the closed callback.
+func (c *wsConn) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	active := c.active
+	c.active = nil
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	stopWatch := c.stopWatch
+	c.mu.Unlock()
+	switch {
+	case c.state != nil && c.state.rateLimited.Load():
+		code, reason = closeTooManyInits, "Too many initialisation requests"
+	case c.state != nil && c.state.revoked.Load():
+		code, reason = closeForbidden, "Forbidden: session ended"
+	case code == closeNormal && c.t.shuttingDown():
+		code, reason = closeGoingAway, "server shutting down"
+	}
+	_ = c.conn.writeClose(code, reason)
+	for _, cancel := range active {
+		cancel()
+	}
+	_ = c.conn.close()
+	if stopWatch != nil {
+		stopWatch()
+	}
+	if c.t.closed != nil {
+		c.t.closed(c.ctx)
+	}
+}
+
+// streamSlot is where a subscription resolver leaves its loop for the
+// transport to run (see RunStream).
+type streamSlot struct {
+	mu   sync.Mutex
+	loop func(deliver func() bool)
+}
+
+type streamSlotKey struct{}
+
+func withStreamSlot(ctx context.Context) (context.Context, *streamSlot) {
+	s := &streamSlot{}
+	return context.WithValue(ctx, streamSlotKey{}, s), s
+}
+
+func (s *streamSlot) take() func(deliver func() bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loop := s.loop
+	s.loop = func(func() bool) {} // taken: a later RunStream is refused
+	return loop
+}
+
+// RunStream lets a subscription resolver run its loop in the goroutine that
+// serves the subscription, instead of a goroutine of its own feeding the
+// channel it returns: one goroutine per subscription instead of two. loop
+// runs after the resolver returns; after each value it puts in the channel
+// (which must have room for one), it calls deliver, which takes the value
+// from the channel, resolves and writes it, and reports false once the
+// subscription has ended (loop must then return). loop must close the
+// channel when it returns. RunStream reports false when the transport does
+// not offer this (then the resolver starts its own goroutine); the
+// subscription's context is ctx.
+func RunStream(ctx context.Context, loop func(deliver func() bool)) bool {
+	s, _ := ctx.Value(streamSlotKey{}).(*streamSlot)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loop != nil {
+		return false
+	}
+	s.loop = loop
+	return true
+}
+
+// subscriptionErrors collects the errors a subscription ends with.
+type subscriptionErrors struct {
+	mu   sync.Mutex
+	errs []*gqlerror.Error
+}
+
+type subscriptionErrorsKey struct{}
+
+func withSubscriptionErrors(ctx context.Context) (context.Context, *subscriptionErrors) {
+	e := &subscriptionErrors{}
+	return context.WithValue(ctx, subscriptionErrorsKey{}, e), e
+}
+
+// addSubscriptionError makes the subscription of ctx end with err instead
+// of complete; false outside a websocket operation.
+func addSubscriptionError(ctx context.Context, err *gqlerror.Error) bool {
+	e, _ := ctx.Value(subscriptionErrorsKey{}).(*subscriptionErrors)
+	if e == nil {
+		return false
+	}
+	e.mu.Lock()
+	e.errs = append(e.errs, err)
+	e.mu.Unlock()
+	return true
+}
+
+func (e *subscriptionErrors) list() []*gqlerror.Error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.errs
+}
