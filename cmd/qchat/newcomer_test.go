@@ -97,8 +97,15 @@ func TestNewcomer(t *testing.T) {
 	live.wait(t, "[Plans] alice: after bob's new key")
 
 	// The server restarts on its port; listen says so once and comes back.
+	// It normally hears the server's 1001 (going away), which e2e and the
+	// SDK's tests hold exactly; on a starved machine the process may be gone
+	// before the close frame is read, and a plain lost connection is as
+	// right for a person. Either way, one line.
 	srv.stop(t)
-	live.wait(t, "the server is restarting or shutting down: reconnecting…")
+	const goingAway, lostConn = "the server is restarting or shutting down: reconnecting…", "lost the connection to the server: reconnecting…"
+	live.until(t, goingAway, func(out string) bool {
+		return strings.Contains("\n"+out, "\n"+goingAway+"\n") || strings.Contains("\n"+out, "\n"+lostConn+"\n")
+	})
 	srv = startDefaultServer(t, serverBin, filepath.Join(tmp, "data"), srv.port)
 	live.waitPrefix(t, "reconnected; ")
 	nc.do(`bin/qchat --profile alice send Plans "hello bob"`, "after the restart")
