@@ -407,6 +407,55 @@ try {
   }
   await shot(bob, 'attachments-phone.png');
 
+  // A room's documents: alice shares a text file in General; bob lists it
+  // (name, size, who), downloads it (identical bytes, alice's signature
+  // verified against the key his browser pinned) and cannot delete it; alice
+  // deletes it after confirming: gone from the lists, and the message that
+  // shared it says so.
+  const minutes = Buffer.from(`Minutes of the meeting\n${'ü'.repeat(500)}`, 'utf8');
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  await alice.page.getByLabel('Attach a file').setInputFiles({ name: 'minutes.txt', mimeType: 'text/plain', buffer: minutes });
+  await sees(alice, 'minutes.txt');
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  await bob.page.getByRole('link', { name: /^General/ }).click();
+  await sees(bob, 'minutes.txt');
+  await bob.page.getByRole('button', { name: 'Documents' }).click();
+  const bobDocs = bob.page.getByRole('list', { name: 'Documents' });
+  const bobRow = bobDocs.getByRole('listitem').filter({ hasText: 'minutes.txt' });
+  await bobRow.getByText(/^1\.0 KiB, shared by alice, /).waitFor();
+  check((await bobRow.getByRole('button', { name: 'Delete minutes.txt' }).count()) === 0, 'only the uploader may delete a document');
+  {
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), bobRow.getByRole('button', { name: 'Download minutes.txt' }).click()]);
+    check(download.suggestedFilename() === 'minutes.txt' && readFileSync(await download.path()).equals(minutes), 'a listed document downloads with identical bytes');
+  }
+  await bobRow.getByText('Signed by alice, verified').waitFor();
+  checks++;
+  await shot(bob, 'documents-phone.png');
+  await alice.page.getByRole('button', { name: 'Documents' }).click();
+  const aliceRow = alice.page.getByRole('list', { name: 'Documents' }).getByRole('listitem').filter({ hasText: 'minutes.txt' });
+  await aliceRow.getByText(/shared by you/).waitFor();
+  await aliceRow.getByRole('button', { name: 'Delete minutes.txt' }).click();
+  const keep = aliceRow.getByRole('button', { name: 'Keep minutes.txt' });
+  check(await keep.evaluate((e) => e === document.activeElement), 'the confirmation focuses the safe choice');
+  await shot(alice, 'documents.png');
+  await aliceRow.getByRole('button', { name: 'Yes, delete minutes.txt' }).click();
+  await alice.page.getByRole('status').getByText('minutes.txt deleted.').waitFor();
+  await aliceRow.waitFor({ state: 'detached' });
+  await log(alice).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  checks++;
+  // Bob's page learns it when it asks for the file.
+  await log(bob).getByRole('button', { name: 'Download minutes.txt' }).click();
+  await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  await bobRow.waitFor({ state: 'detached' });
+  await bob.page.reload();
+  await bob.page.getByRole('button', { name: 'Documents' }).click();
+  await bob.page.getByText('No documents yet.').waitFor();
+  await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  checks++;
+  await bob.page.getByRole('button', { name: 'Documents' }).click();
+  await alice.page.getByRole('button', { name: 'Documents' }).click();
+
   // Bob leaves the room (after confirming); it leaves his list.
   await bob.page.getByRole('link', { name: 'QChat' }).click();
   await bob.page.getByRole('link', { name: /^General/ }).click();
