@@ -112,6 +112,19 @@ async function register(p, username, password, algorithm) {
   // (On a phone the home screen is the conversation list, without the welcome.)
   await p.page.getByRole('button', { name: 'Sign out' }).waitFor();
   check(p.page.viewportSize().width < 700 || (await p.page.getByText(`Signed in as ${username}`).isVisible()), `${username} signed in`);
+  // Focus moves from the form that went away to the new screen's heading (on a phone the home screen is the list, without one).
+  if (p.page.viewportSize().width >= 700) check((await focusedHeading(p)) === 'Welcome', `${username}: focus on the welcome after registering`);
+}
+
+// Which heading has the focus (the screen's, after navigating), or null.
+const focusedHeading = (p) => p.page.evaluate(() => (/^H[1-6]$/.test(document.activeElement?.tagName ?? '') ? document.activeElement.textContent : null));
+
+// Every control on the screen has an accessible name (its label, text or aria-label).
+async function everyControlNamed(p, where) {
+  for (const role of ['button', 'link', 'textbox', 'combobox', 'checkbox', 'radio', 'img', 'progressbar']) {
+    const n = await p.page.getByRole(role, { name: /^\s*$/ }).count();
+    check(n === 0, `${p.name}, ${where}: ${n} ${role} element(s) without a name`);
+  }
 }
 
 async function signIn(p, username, password) {
@@ -172,6 +185,8 @@ try {
   await alice.page.getByLabel('Room name').fill('General');
   await alice.page.getByRole('button', { name: 'Create room' }).click();
   await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  check((await focusedHeading(alice)) === 'General', 'focus on the new room\'s heading');
+  await everyControlNamed(alice, 'room');
   const code = (await alice.page.getByLabel('Invite code').innerText()).trim();
   check(code.length >= 6, `invite code ${code}`);
 
@@ -266,6 +281,7 @@ try {
   const recoveryKey = (await alice.page.getByLabel('Recovery key', { exact: true }).innerText()).trim();
   check(/^[A-Za-z0-9_-]{43}$/.test(recoveryKey), `recovery key ${recoveryKey}`);
   await alice.page.getByText('You have a key backup').waitFor();
+  await everyControlNamed(alice, 'settings');
   await shot(alice, 'settings.png');
   await alice.page.getByRole('link', { name: /^General/ }).click();
   await send(alice, 'Sealed to my first key.');
@@ -286,11 +302,14 @@ try {
   await device.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
   await device.page.getByLabel('Recovery key or passphrase').fill('not the recovery key at all');
   await device.page.getByRole('button', { name: 'Restore keys' }).click();
-  await device.page.getByText('Cannot open the key backup').waitFor();
+  await device.page.getByRole('alert').getByText('Cannot open the key backup').waitFor();
+  await everyControlNamed(device, 'restore keys');
   checks++;
   await shot(device, 'restore-keys.png');
   await device.page.getByLabel('Recovery key or passphrase').fill(recoveryKey);
   await device.page.getByRole('button', { name: 'Restore keys' }).click();
+  await device.page.getByRole('heading', { name: 'Welcome' }).waitFor();
+  check((await focusedHeading(device)) === 'Welcome', 'focus on the welcome once the keys are restored');
   await device.page.getByRole('link', { name: /^General/ }).click();
   for (const text of ['Hello Bob, this is sealed with ML-KEM-768.', 'Hi Alice', 'Sealed to my first key.', 'Sealed to your second key.', 'Sent on the second try']) await sees(device, text);
   check((await log(device).getByText('Cannot open this message').count()) === 0, 'the new device opens every message');
@@ -430,6 +449,7 @@ try {
     check(download.suggestedFilename() === 'minutes.txt' && readFileSync(await download.path()).equals(minutes), 'a listed document downloads with identical bytes');
   }
   await bobRow.getByText('Signed by alice, verified').waitFor();
+  await everyControlNamed(bob, 'documents');
   checks++;
   await shot(bob, 'documents-phone.png');
   await alice.page.getByRole('button', { name: 'Documents' }).click();
@@ -543,6 +563,7 @@ try {
   await alice.page.getByRole('button', { name: "Accept bob's new key" }).first().click();
   await warning.waitFor({ state: 'detached' });
   await alice.page.getByText('Not verified yet.').waitFor();
+  check((await focusedHeading(alice)) === 'Safety number with bob', 'focus returns to the screen once the warning is gone');
   await alice.page.getByRole('link', { name: 'Message bob' }).click();
   check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'sending to bob again');
   await send(alice, 'Welcome back, bob.');
@@ -573,6 +594,7 @@ try {
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
   await alice.page.getByRole('button', { name: 'Sign out' }).click();
   await alice.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  check((await focusedHeading(alice)) === 'Sign in', 'focus on the sign-in form after signing out');
   await alice.page.waitForFunction(() => true);
   const deadline = Date.now() + TIMEOUT;
   while (alice.sockets.some((s) => !s.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

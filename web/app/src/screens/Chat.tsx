@@ -168,7 +168,7 @@ function Members({ roomId, count, myRole, selfId }: { roomId: string; count: num
       </button>
       {open && (
         <ul id="member-list" aria-label="Members">
-          {error && <li className="error">{describeError(error)}</li>}
+          {error && <li className="error" role="alert">{describeError(error)}</li>}
           {removeError && <li className="error" role="alert">{removeError}</li>}
           {members.map((m) => (
             <li key={m.user.id}>
@@ -497,7 +497,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
         {hasOlder && (
           <li className="older">
             <button type="button" onClick={() => void older()} disabled={loadingOlder}>{loadingOlder ? 'Loading older messages…' : 'Load older messages'}</button>
-            {olderError && <span className="error">{olderError}</span>}
+            {olderError && <span className="error" role="alert">{olderError}</span>}
           </li>
         )}
         {loading && messages.length === 0 && <li className="hint">Loading messages…</li>}
@@ -514,7 +514,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
               {p.status === 'sending' ? (
                 <p className="state">Sending…</p>
               ) : (
-                <p className="state error">
+                <p className="state error" role="alert">
                   Not sent: {p.error}{' '}
                   <button type="button" onClick={() => retry(p)}>Retry sending</button>
                 </p>
