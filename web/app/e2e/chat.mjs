@@ -215,6 +215,9 @@ try {
   checks++;
   await bob.page.getByLabel('Message', { exact: true }).press('Enter');
   await sees(alice, 'Hi Alice');
+  // A screen reader hears it: the live region says who wrote what (the history itself is not read out).
+  await alice.page.getByRole('status', { name: 'New message' }).filter({ hasText: 'New message from bob: Hi Alice' }).waitFor({ state: 'attached' });
+  check((await log(alice).getAttribute('aria-live')) === 'off', 'the log is not read out as a whole');
   await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
 
   // Read receipts, live: each browser marks what it shows read, and the

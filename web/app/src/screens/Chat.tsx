@@ -32,7 +32,7 @@ import {
   readMessage,
   sendPrepared,
 } from '@qchat/client';
-import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { addMessage, forgetDocument, markDeleted } from '../api';
 import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, type OpenedFile, describeFileError, describeVerified, downloadFile, formatSize, saveFile, uploadFile } from '../attachments';
 import { describeError } from '../errors';
@@ -415,6 +415,29 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   const newestId = shown[shown.length - 1]?.id;
   const shownIds = new Set(shown.map((m) => m.id));
 
+  // The live region: a message that arrives from someone else while the
+  // conversation is open is announced once, with its text once opened. (The
+  // log itself is not live: loading history, older pages and "Decrypting…"
+  // would be read out too.) The newest message when the history first showed
+  // is the baseline: nothing up to it is announced.
+  const baseline = useRef<string | null | undefined>(undefined);
+  const [announce, setAnnounce] = useState<{ id: string; text: string | null } | null>(null);
+  const newest = messages[0];
+  useEffect(() => {
+    if (baseline.current === undefined) {
+      if (!loading || newest) baseline.current = newest?.id ?? null;
+      return;
+    }
+    if (!newest || newest.id === baseline.current) return;
+    baseline.current = newest.id;
+    if (newest.sender.id !== session.userId && !newest.deleted) setAnnounce({ id: newest.id, text: null });
+  }, [newest, loading, session.userId]);
+  const announced = useCallback(
+    (id: string, text: string | null) => setAnnounce((a) => (a?.id === id && a.text === null ? { id, text: text ?? 'a message this browser cannot open' } : a)),
+    [],
+  );
+  const announcement = announce?.text ? `New message from ${messages.find((m) => m.id === announce.id)?.sender.username ?? 'someone'}: ${announce.text}` : '';
+
   // Keep the view at the bottom when new messages come, unless the person scrolled up.
   useLayoutEffect(() => {
     const el = listRef.current;
@@ -493,7 +516,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   return (
     <>
       {error && messages.length === 0 && <p className="error" role="alert">{describeError(error)}</p>}
-      <ol className="messages" ref={listRef} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages" tabIndex={0}>
+      <ol className="messages" ref={listRef} onScroll={onScroll} role="log" aria-live="off" aria-label="Messages" tabIndex={0}>
         {hasOlder && (
           <li className="older">
             <button type="button" onClick={() => void older()} disabled={loadingOlder}>{loadingOlder ? 'Loading older messages…' : 'Load older messages'}</button>
@@ -503,7 +526,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
         {loading && messages.length === 0 && <li className="hint">Loading messages…</li>}
         {!loading && shown.length === 0 && pending.length === 0 && <li className="hint">No messages yet. Say hello!</li>}
         {shown.map((m) => (
-          <MessageItem key={m.id} m={m} session={session} />
+          <MessageItem key={m.id} m={m} session={session} onOpened={m.id === announce?.id ? announced : undefined} />
         ))}
         {pending
           // The live copy can arrive before the send's answer: show it once.
@@ -522,6 +545,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
             </li>
           ))}
       </ol>
+      <p className="visually-hidden" role="status" aria-label="New message">{announcement}</p>
       <p className="typing" role="status">
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
       </p>
@@ -536,7 +560,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   );
 }
 
-function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Session }) {
+function MessageItem({ m, session, onOpened }: { m: MessageFieldsFragment; session: Session; onOpened?: ((id: string, text: string | null) => void) | undefined }) {
   const client = useApolloClient();
   const [opened, setOpened] = useState<OpenedMessage | null | undefined>(undefined);
   useEffect(() => {
@@ -549,6 +573,9 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
       live = false;
     };
   }, [m, session, client]);
+  useEffect(() => {
+    if (opened !== undefined) onOpened?.(m.id, opened?.text ?? null);
+  }, [opened, onOpened, m.id]);
   const mine = m.sender.id === session.userId;
   const text = opened?.text ?? (opened === null ? null : undefined);
   const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
