@@ -556,6 +556,19 @@ try {
   check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to bob is blocked');
   await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
   await shot(alice, 'identity-changed.png');
+  // In a room too: once bob is added to a new room of alice's, sending there is blocked.
+  await alice.page.getByRole('link', { name: 'New room' }).click();
+  await alice.page.getByLabel('Room name').fill('Checks');
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await alice.page.getByRole('heading', { name: 'Checks' }).waitFor();
+  check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'alone in a room: sending is open');
+  await alice.page.getByRole('button', { name: 'Manage room' }).click();
+  await alice.page.getByLabel('Add member by username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Add member' }).click();
+  await alice.page.getByText('bob added.').waitFor();
+  await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
+  check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to a room with bob is blocked');
+  await alice.page.getByRole('button', { name: 'Manage room' }).click();
   // Not forgotten by a reload: the pins are checked at start-up.
   await alice.page.reload();
   await warning.waitFor();

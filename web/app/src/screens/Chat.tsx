@@ -47,7 +47,7 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
   const { data, error } = useQuery(RoomDocument, { variables: { id: roomId } });
   const room = data?.room;
   // Sending is blocked while a member's identity key change is not accepted.
-  const blockedBy = useChangedMembers(roomId);
+  const blockedBy = useChangedMembers(roomId, data?.room?.memberCount);
   if (error) return <p className="error" role="alert">{describeError(error)}</p>;
   if (data && !room) return <p className="error" role="alert">This room does not exist or you are not a member.</p>;
   return (
@@ -73,11 +73,12 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
 /**
  * The usernames of the room's members whose identity key changed and is not
  * accepted yet. Only while some contact changed (rarely) are the members
- * looked through, every page of them: a changed member beyond the first page
+ * looked through, every page of them (again when the room's member count
+ * changes): a changed member beyond the first page
  * blocks the composer as well. (The library refuses to seal to such a member
  * anyway: its recipients come from every page.)
  */
-function useChangedMembers(roomId: string): string[] {
+function useChangedMembers(roomId: string, memberCount: number | undefined): string[] {
   const client = useApolloClient();
   const { changed } = useTrust();
   const [found, setFound] = useState<string[]>([]);
@@ -103,7 +104,8 @@ function useChangedMembers(roomId: string): string[] {
     return () => {
       live = false;
     };
-  }, [client, roomId, changed]);
+    // A member who joins or is added (the count changes) is looked for too.
+  }, [client, roomId, changed, memberCount]);
   if (changed.size === 0) return [];
   // While the members are looked through again, one found before and still changed keeps blocking.
   return found.filter((n) => [...changed.values()].some((c) => c.username === n));
