@@ -6,7 +6,7 @@
 
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -358,6 +358,12 @@ try {
     // More than a page (40) of history, for paging back below.
     for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
     await sees(alice, 'Filler 40');
+    // More than a page (20) of documents, for the room's document list below.
+    for (let i = 1; i <= 20; i++) {
+      const file = join(cliDir, `carol-${i}.txt`);
+      writeFileSync(file, `Document ${i} from the terminal\n`);
+      await qchat('upload', 'General', file, '--no-message');
+    }
     // The browsers' envelopes open in the CLI (bob's key is X-Wing).
     await send(bob, 'Welcome, carol!');
     const history = await qchat('history', 'General');
@@ -442,7 +448,7 @@ try {
   await bob.page.getByRole('link', { name: 'QChat' }).click();
   await bob.page.getByRole('link', { name: /^General/ }).click();
   await sees(bob, 'minutes.txt');
-  await bob.page.getByRole('button', { name: 'Documents' }).click();
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
   const bobDocs = bob.page.getByRole('list', { name: 'Documents' });
   const bobRow = bobDocs.getByRole('listitem').filter({ hasText: 'minutes.txt' });
   await bobRow.getByText(/^1\.0 KiB, shared by alice, /).waitFor();
@@ -452,10 +458,22 @@ try {
     check(download.suggestedFilename() === 'minutes.txt' && readFileSync(await download.path()).equals(minutes), 'a listed document downloads with identical bytes');
   }
   await bobRow.getByText('Signed by alice, verified').waitFor();
+  if (cli) {
+    // A page is twenty, newest first: carol's first document comes with the next page, and her (Go) signature verifies here.
+    check((await bobDocs.getByRole('listitem').count()) === 20, 'the first page of documents');
+    await bob.page.getByRole('button', { name: 'Load more documents' }).click();
+    const carolRow = bobDocs.getByRole('listitem').filter({ hasText: 'carol-1.txt' });
+    await carolRow.getByText(/shared by carol/).waitFor();
+    const listed = await bobDocs.getByRole('listitem').locator('.name').allInnerTexts();
+    check(listed.length === 21 && new Set(listed).size === 21 && (await bob.page.getByRole('button', { name: 'Load more documents' }).count()) === 0, `every document, once: ${listed.join(', ')}`);
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), carolRow.getByRole('button', { name: 'Download carol-1.txt' }).click()]);
+    check(readFileSync(await download.path()).equals(readFileSync(join(cliDir, 'carol-1.txt'))), 'the CLI\'s document downloads with identical bytes');
+    await carolRow.getByText('Signed by carol, verified').waitFor();
+  }
   await everyControlNamed(bob, 'documents');
   checks++;
   await shot(bob, 'documents-phone.png');
-  await alice.page.getByRole('button', { name: 'Documents' }).click();
+  await alice.page.getByRole('button', { name: 'Documents', exact: true }).click();
   const aliceRow = alice.page.getByRole('list', { name: 'Documents' }).getByRole('listitem').filter({ hasText: 'minutes.txt' });
   await aliceRow.getByText(/shared by you/).waitFor();
   await aliceRow.getByRole('button', { name: 'Delete minutes.txt' }).click();
@@ -472,12 +490,17 @@ try {
   await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
   await bobRow.waitFor({ state: 'detached' });
   await bob.page.reload();
-  await bob.page.getByRole('button', { name: 'Documents' }).click();
-  await bob.page.getByText('No documents yet.').waitFor();
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  if (cli) {
+    await bobDocs.getByText('carol-20.txt', { exact: true }).waitFor();
+    check((await bobDocs.getByText('minutes.txt', { exact: true }).count()) === 0, 'a deleted document is not listed');
+  } else {
+    await bob.page.getByText('No documents yet.').waitFor();
+  }
   await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
   checks++;
-  await bob.page.getByRole('button', { name: 'Documents' }).click();
-  await alice.page.getByRole('button', { name: 'Documents' }).click();
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  await alice.page.getByRole('button', { name: 'Documents', exact: true }).click();
 
   // Bob leaves the room (after confirming); it leaves his list.
   await bob.page.getByRole('link', { name: 'QChat' }).click();
