@@ -17,6 +17,7 @@ import {
   type PreparedMessage,
   RemoveRoomMemberDocument,
   RoomDocument,
+  RoomDocumentsDocument,
   RoomMemberListDocument,
   type RoomMemberListQuery,
   type RoomMemberListQueryVariables,
@@ -712,7 +713,7 @@ function AttachFile({ conversation, session, blocked }: { conversation: Conversa
       const attachmentId = await uploadFile(client, session.token, session, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
       const prepared = await prepareMessage(client, session, conversation, file.name, { attachmentId });
       addMessage(client.cache, session.userId, await sendPrepared(client, session, prepared));
-      void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
+      void client.refetchQueries({ include: [ConversationsDocument, RoomDocumentsDocument] }).catch(() => {});
     } catch (err) {
       setError(`${file.name} was not sent: ${describeFileError(err)}`);
     } finally {
