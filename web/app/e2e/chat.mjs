@@ -433,6 +433,9 @@ try {
     const [download] = await Promise.all([bob.page.waitForEvent('download'), log(bob).getByRole('button', { name: `Download ${name}` }).click()]);
     check(download.suggestedFilename() === name && readFileSync(await download.path()).equals(buffer), `${name} downloads with identical bytes`);
   }
+  // Each attachment shows its own signature's state once opened.
+  for (const name of ['dot.png', 'notes.pdf']) await item(bob, name).getByText('Signed by alice, verified').waitFor();
+  checks++;
   await shot(bob, 'attachments-phone.png');
 
   // A room's documents: alice shares a text file in General; bob lists it
