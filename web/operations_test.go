@@ -25,6 +25,7 @@ var pageSizeOf = map[string]string{
 	"RoomMessages":   "messages",
 	"DirectMessages": "messages",
 	"Conversations":  "conversations",
+	"RoomDocuments":  "documents",
 }
 
 // pageSizes reads PAGE_SIZE from pages.ts, so that the sizes priced here are

@@ -6,7 +6,7 @@
 
 import { chromium } from 'playwright-core';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -112,6 +112,19 @@ async function register(p, username, password, algorithm) {
   // (On a phone the home screen is the conversation list, without the welcome.)
   await p.page.getByRole('button', { name: 'Sign out' }).waitFor();
   check(p.page.viewportSize().width < 700 || (await p.page.getByText(`Signed in as ${username}`).isVisible()), `${username} signed in`);
+  // Focus moves from the form that went away to the new screen's heading (on a phone the home screen is the list, without one).
+  if (p.page.viewportSize().width >= 700) check((await focusedHeading(p)) === 'Welcome', `${username}: focus on the welcome after registering`);
+}
+
+// Which heading has the focus (the screen's, after navigating), or null.
+const focusedHeading = (p) => p.page.evaluate(() => (/^H[1-6]$/.test(document.activeElement?.tagName ?? '') ? document.activeElement.textContent : null));
+
+// Every control on the screen has an accessible name (its label, text or aria-label).
+async function everyControlNamed(p, where) {
+  for (const role of ['button', 'link', 'textbox', 'combobox', 'checkbox', 'radio', 'img', 'progressbar']) {
+    const n = await p.page.getByRole(role, { name: /^\s*$/ }).count();
+    check(n === 0, `${p.name}, ${where}: ${n} ${role} element(s) without a name`);
+  }
 }
 
 async function signIn(p, username, password) {
@@ -172,6 +185,8 @@ try {
   await alice.page.getByLabel('Room name').fill('General');
   await alice.page.getByRole('button', { name: 'Create room' }).click();
   await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  check((await focusedHeading(alice)) === 'General', 'focus on the new room\'s heading');
+  await everyControlNamed(alice, 'room');
   const code = (await alice.page.getByLabel('Invite code').innerText()).trim();
   check(code.length >= 6, `invite code ${code}`);
 
@@ -200,6 +215,9 @@ try {
   checks++;
   await bob.page.getByLabel('Message', { exact: true }).press('Enter');
   await sees(alice, 'Hi Alice');
+  // A screen reader hears it: the live region says who wrote what (the history itself is not read out).
+  await alice.page.getByRole('status', { name: 'New message' }).filter({ hasText: 'New message from bob: Hi Alice' }).waitFor({ state: 'attached' });
+  check((await log(alice).getAttribute('aria-live')) === 'off', 'the log is not read out as a whole');
   await alice.page.getByText('bob is typing…').waitFor({ state: 'detached' });
 
   // Read receipts, live: each browser marks what it shows read, and the
@@ -266,6 +284,7 @@ try {
   const recoveryKey = (await alice.page.getByLabel('Recovery key', { exact: true }).innerText()).trim();
   check(/^[A-Za-z0-9_-]{43}$/.test(recoveryKey), `recovery key ${recoveryKey}`);
   await alice.page.getByText('You have a key backup').waitFor();
+  await everyControlNamed(alice, 'settings');
   await shot(alice, 'settings.png');
   await alice.page.getByRole('link', { name: /^General/ }).click();
   await send(alice, 'Sealed to my first key.');
@@ -286,11 +305,14 @@ try {
   await device.page.getByRole('heading', { name: 'Restore your keys' }).waitFor();
   await device.page.getByLabel('Recovery key or passphrase').fill('not the recovery key at all');
   await device.page.getByRole('button', { name: 'Restore keys' }).click();
-  await device.page.getByText('Cannot open the key backup').waitFor();
+  await device.page.getByRole('alert').getByText('Cannot open the key backup').waitFor();
+  await everyControlNamed(device, 'restore keys');
   checks++;
   await shot(device, 'restore-keys.png');
   await device.page.getByLabel('Recovery key or passphrase').fill(recoveryKey);
   await device.page.getByRole('button', { name: 'Restore keys' }).click();
+  await device.page.getByRole('heading', { name: 'Welcome' }).waitFor();
+  check((await focusedHeading(device)) === 'Welcome', 'focus on the welcome once the keys are restored');
   await device.page.getByRole('link', { name: /^General/ }).click();
   for (const text of ['Hello Bob, this is sealed with ML-KEM-768.', 'Hi Alice', 'Sealed to my first key.', 'Sealed to your second key.', 'Sent on the second try']) await sees(device, text);
   check((await log(device).getByText('Cannot open this message').count()) === 0, 'the new device opens every message');
@@ -336,6 +358,12 @@ try {
     // More than a page (40) of history, for paging back below.
     for (let i = 1; i <= 40; i++) await qchat('send', 'General', `Filler ${i}`);
     await sees(alice, 'Filler 40');
+    // More than a page (20) of documents, for the room's document list below.
+    for (let i = 1; i <= 20; i++) {
+      const file = join(cliDir, `carol-${i}.txt`);
+      writeFileSync(file, `Document ${i} from the terminal\n`);
+      await qchat('upload', 'General', file, '--no-message');
+    }
     // The browsers' envelopes open in the CLI (bob's key is X-Wing).
     await send(bob, 'Welcome, carol!');
     const history = await qchat('history', 'General');
@@ -405,7 +433,77 @@ try {
     const [download] = await Promise.all([bob.page.waitForEvent('download'), log(bob).getByRole('button', { name: `Download ${name}` }).click()]);
     check(download.suggestedFilename() === name && readFileSync(await download.path()).equals(buffer), `${name} downloads with identical bytes`);
   }
+  // Each attachment shows its own signature's state once opened.
+  for (const name of ['dot.png', 'notes.pdf']) await item(bob, name).getByText('Signed by alice, verified').waitFor();
+  checks++;
   await shot(bob, 'attachments-phone.png');
+
+  // A room's documents: alice shares a text file in General; bob lists it
+  // (name, size, who), downloads it (identical bytes, alice's signature
+  // verified against the key his browser pinned) and cannot delete it; alice
+  // deletes it after confirming: gone from the lists, and the message that
+  // shared it says so.
+  const minutes = Buffer.from(`Minutes of the meeting\n${'ü'.repeat(500)}`, 'utf8');
+  await alice.page.getByRole('link', { name: /^General/ }).click();
+  await alice.page.getByRole('heading', { name: 'General' }).waitFor();
+  await alice.page.getByLabel('Attach a file').setInputFiles({ name: 'minutes.txt', mimeType: 'text/plain', buffer: minutes });
+  await sees(alice, 'minutes.txt');
+  await bob.page.getByRole('link', { name: 'QChat' }).click();
+  await bob.page.getByRole('link', { name: /^General/ }).click();
+  await sees(bob, 'minutes.txt');
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  const bobDocs = bob.page.getByRole('list', { name: 'Documents' });
+  const bobRow = bobDocs.getByRole('listitem').filter({ hasText: 'minutes.txt' });
+  await bobRow.getByText(/^1\.0 KiB, shared by alice, /).waitFor();
+  check((await bobRow.getByRole('button', { name: 'Delete minutes.txt' }).count()) === 0, 'only the uploader may delete a document');
+  {
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), bobRow.getByRole('button', { name: 'Download minutes.txt' }).click()]);
+    check(download.suggestedFilename() === 'minutes.txt' && readFileSync(await download.path()).equals(minutes), 'a listed document downloads with identical bytes');
+  }
+  await bobRow.getByText('Signed by alice, verified').waitFor();
+  if (cli) {
+    // A page is twenty, newest first: carol's first document comes with the next page, and her (Go) signature verifies here.
+    check((await bobDocs.getByRole('listitem').count()) === 20, 'the first page of documents');
+    await bob.page.getByRole('button', { name: 'Load more documents' }).click();
+    const carolRow = bobDocs.getByRole('listitem').filter({ hasText: 'carol-1.txt' });
+    await carolRow.getByText(/shared by carol/).waitFor();
+    const listed = await bobDocs.getByRole('listitem').locator('.name').allInnerTexts();
+    check(listed.length === 21 && new Set(listed).size === 21 && (await bob.page.getByRole('button', { name: 'Load more documents' }).count()) === 0, `every document, once: ${listed.join(', ')}`);
+    const [download] = await Promise.all([bob.page.waitForEvent('download'), carolRow.getByRole('button', { name: 'Download carol-1.txt' }).click()]);
+    check(readFileSync(await download.path()).equals(readFileSync(join(cliDir, 'carol-1.txt'))), 'the CLI\'s document downloads with identical bytes');
+    await carolRow.getByText('Signed by carol, verified').waitFor();
+  }
+  await everyControlNamed(bob, 'documents');
+  checks++;
+  await shot(bob, 'documents-phone.png');
+  // A file shared meanwhile joins the open list, live.
+  await alice.page.getByLabel('Attach a file').setInputFiles({ name: 'agenda.txt', mimeType: 'text/plain', buffer: Buffer.from('1. Minutes\n2. Plans\n') });
+  await bobDocs.getByText('agenda.txt', { exact: true }).waitFor();
+  checks++;
+  await alice.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  const aliceRow = alice.page.getByRole('list', { name: 'Documents' }).getByRole('listitem').filter({ hasText: 'minutes.txt' });
+  await aliceRow.getByText(/shared by you/).waitFor();
+  await aliceRow.getByRole('button', { name: 'Delete minutes.txt' }).click();
+  const keep = aliceRow.getByRole('button', { name: 'Keep minutes.txt' });
+  check(await keep.evaluate((e) => e === document.activeElement), 'the confirmation focuses the safe choice');
+  await shot(alice, 'documents.png');
+  await aliceRow.getByRole('button', { name: 'Yes, delete minutes.txt' }).click();
+  await alice.page.getByRole('status').getByText('minutes.txt deleted.').waitFor();
+  await aliceRow.waitFor({ state: 'detached' });
+  await log(alice).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  checks++;
+  // Bob's page learns it when it asks for the file.
+  await log(bob).getByRole('button', { name: 'Download minutes.txt' }).click();
+  await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  await bobRow.waitFor({ state: 'detached' });
+  await bob.page.reload();
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  await bobDocs.getByText('agenda.txt', { exact: true }).waitFor();
+  check((await bobDocs.getByText('minutes.txt', { exact: true }).count()) === 0, 'a deleted document is not listed');
+  await log(bob).getByText('The attached file was deleted by the person who shared it.').waitFor();
+  checks++;
+  await bob.page.getByRole('button', { name: 'Documents', exact: true }).click();
+  await alice.page.getByRole('button', { name: 'Documents', exact: true }).click();
 
   // Bob leaves the room (after confirming); it leaves his list.
   await bob.page.getByRole('link', { name: 'QChat' }).click();
@@ -484,6 +582,19 @@ try {
   check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to bob is blocked');
   await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
   await shot(alice, 'identity-changed.png');
+  // In a room too: once bob is added to a new room of alice's, sending there is blocked.
+  await alice.page.getByRole('link', { name: 'New room' }).click();
+  await alice.page.getByLabel('Room name').fill('Checks');
+  await alice.page.getByRole('button', { name: 'Create room' }).click();
+  await alice.page.getByRole('heading', { name: 'Checks' }).waitFor();
+  check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'alone in a room: sending is open');
+  await alice.page.getByRole('button', { name: 'Manage room' }).click();
+  await alice.page.getByLabel('Add member by username').fill('bob');
+  await alice.page.getByRole('button', { name: 'Add member' }).click();
+  await alice.page.getByText('bob added.').waitFor();
+  await alice.page.getByText('Sending is blocked: bob has a new identity key').waitFor();
+  check(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), 'sending to a room with bob is blocked');
+  await alice.page.getByRole('button', { name: 'Manage room' }).click();
   // Not forgotten by a reload: the pins are checked at start-up.
   await alice.page.reload();
   await warning.waitFor();
@@ -494,6 +605,7 @@ try {
   await alice.page.getByRole('button', { name: "Accept bob's new key" }).first().click();
   await warning.waitFor({ state: 'detached' });
   await alice.page.getByText('Not verified yet.').waitFor();
+  check((await focusedHeading(alice)) === 'Safety number with bob', 'focus returns to the screen once the warning is gone');
   await alice.page.getByRole('link', { name: 'Message bob' }).click();
   check(!(await alice.page.getByRole('button', { name: 'Send' }).isDisabled()), 'sending to bob again');
   await send(alice, 'Welcome back, bob.');
@@ -524,6 +636,7 @@ try {
   check(alice.sockets.length > 0 && alice.sockets.some((s) => !s.closed), 'alice has an open websocket');
   await alice.page.getByRole('button', { name: 'Sign out' }).click();
   await alice.page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  check((await focusedHeading(alice)) === 'Sign in', 'focus on the sign-in form after signing out');
   await alice.page.waitForFunction(() => true);
   const deadline = Date.now() + TIMEOUT;
   while (alice.sockets.some((s) => !s.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -75,7 +75,7 @@ export function createApi(getToken: () => string | null): Api {
         Conversation: { keyFields: false },
         RoomMember: { keyFields: false },
         RecipientKey: { keyFields: false },
-        Room: { fields: { messages: pagePolicy(false) } },
+        Room: { fields: { messages: pagePolicy(false), documentsConnection: pagePolicy(false) } },
         Query: { fields: { directMessages: pagePolicy(['withUserId']) } },
       },
     }),
@@ -136,4 +136,33 @@ export function addMessage(cache: ApolloCache, selfId: string, m: MessageFieldsF
 export function markDeleted(cache: ApolloCache, id: string): void {
   const ref = cache.identify({ __typename: 'Message', id });
   if (ref) cache.modify({ id: ref, fields: { deleted: () => true } });
+}
+
+/**
+ * Forgets a deleted document: gone from its room's document list, and every
+ * message that shared it keeps its attachmentId (it is signed) but has no
+ * attachment any more, as the server now answers.
+ */
+export function forgetDocument(cache: ApolloCache, id: string): void {
+  const docRef = cache.identify({ __typename: 'Document', id });
+  if (!docRef) return;
+  for (const [key, obj] of Object.entries(cache.extract() as Record<string, Record<string, unknown> | undefined>)) {
+    if (key.startsWith('Message:') && (obj?.['attachment'] as Reference | null | undefined)?.__ref === docRef) {
+      cache.modify({ id: key, fields: { attachment: () => null } });
+    }
+    if (key.startsWith('Room:')) {
+      cache.modify<Record<string, unknown>>({
+        id: key,
+        fields: {
+          documentsConnection: (existing, { readField }) => {
+            const page = existing as Page | undefined;
+            if (!page?.edges) return existing as never;
+            return { ...page, edges: page.edges.filter((e) => readField('id', e.node) !== id) } as never;
+          },
+        },
+      });
+    }
+  }
+  cache.evict({ id: docRef });
+  cache.gc();
 }

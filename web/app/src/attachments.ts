@@ -6,7 +6,8 @@
 
 import { type ApolloClient, CombinedGraphQLErrors } from '@apollo/client';
 import { print } from 'graphql';
-import { type Account, type ConversationRef, DocumentByIdDocument, type KeyPair, UploadDocumentDocument, authHeaders, readDocument, sealDocument } from '@qchat/client';
+import { type Account, CannotOpenError, type ConversationRef, DocumentByIdDocument, type KeyPair, UploadDocumentDocument, authHeaders, hasErrorCode, readDocument, sealDocument } from '@qchat/client';
+import { describeError } from './errors';
 
 /** What the server accepts (PROTOCOL.md §8); anything else is refused before sealing. */
 export const ALLOWED_TYPES = [
@@ -25,7 +26,15 @@ export const MAX_FILE_BYTES = 10 * 1024 * 1024 - 16;
 /** A failure of this module's own, in words a person understands. */
 export class AttachmentError extends Error {
   override readonly name = 'AttachmentError';
+  /** The document no longer exists (its uploader deleted it). */
+  readonly gone: boolean;
+  constructor(message: string, gone = false) {
+    super(message);
+    this.gone = gone;
+  }
 }
+
+const GONE = 'This file was deleted by the person who shared it.';
 
 const UPLOAD = print(UploadDocumentDocument);
 
@@ -68,9 +77,18 @@ export async function uploadFile(
   return doc.id;
 }
 
+/** A downloaded and opened document. */
+export interface OpenedFile {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** The uploader's signature verified against the identity key this browser pinned for it (false: a version 1 document, unsigned). */
+  readonly verified: boolean;
+  readonly uploader: string;
+}
+
 /**
  * Downloads a document and opens it: its plaintext bytes, and whether the
- * uploader's signature verified (false for a version 1 document).
+ * uploader's signature verified (false for a version 1 document). A document
+ * that is gone throws AttachmentError with gone set.
  */
 export async function downloadFile(
   client: ApolloClient,
@@ -78,15 +96,49 @@ export async function downloadFile(
   account: Account,
   documentId: string,
   keyPair: (keyId: string) => KeyPair | null | undefined,
-): Promise<{ bytes: Uint8Array<ArrayBuffer>; verified: boolean }> {
-  const { data } = await client.query({ query: DocumentByIdDocument, variables: { id: documentId }, fetchPolicy: 'network-only' });
-  const d = data?.document;
-  if (!d) throw new AttachmentError('This file no longer exists.');
+): Promise<OpenedFile> {
+  // A deleted document is NOT_FOUND (or null): the same answer as one never shared with this user.
+  const d = await client.query({ query: DocumentByIdDocument, variables: { id: documentId }, fetchPolicy: 'network-only' }).then(
+    ({ data }) => data?.document,
+    (err: unknown) => {
+      if (hasErrorCode(err, 'NOT_FOUND')) return null;
+      throw err;
+    },
+  );
+  if (!d) throw new AttachmentError(GONE, true);
   const kp = d.myKey ? keyPair(d.myKey.keyId) : null;
   if (!kp || !d.myKey) throw new AttachmentError('This file cannot be opened on this browser: it was sealed to a key this browser does not have.');
   const resp = await fetch(d.downloadUrl, { headers: authHeaders(token) });
-  if (!resp.ok) throw new AttachmentError(resp.status === 404 ? 'This file no longer exists.' : `The server answered HTTP ${resp.status}.`);
+  if (!resp.ok) throw resp.status === 404 ? new AttachmentError(GONE, true) : new AttachmentError(`The server answered HTTP ${resp.status}.`);
   const ct = new Uint8Array(await resp.arrayBuffer());
   const o = await readDocument(client, account, d, ct, keyPair);
-  return { bytes: o.plaintext.slice(), verified: o.verified };
+  return { bytes: o.plaintext.slice(), verified: o.verified, uploader: d.uploader.username };
+}
+
+/** Hands bytes to the browser as a download named name. */
+export function saveFile(bytes: Uint8Array<ArrayBuffer>, name: string, mimeType: string): void {
+  const url = URL.createObjectURL(new Blob([bytes], { type: mimeType }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** What went wrong with a file, in words a person understands. */
+export const describeFileError = (err: unknown): string =>
+  err instanceof AttachmentError
+    ? err.message
+    : err instanceof CannotOpenError
+      ? 'Cannot open this file on this browser: it was sealed to a key this browser does not have, or its signature does not verify.'
+      : describeError(err);
+
+/** A file's size for people: bytes, KiB or MiB. */
+export function formatSize(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** How a file's signature checked out, as shown next to it. */
+export function describeVerified(f: OpenedFile): string {
+  return f.verified ? `Signed by ${f.uploader}, verified` : `${f.uploader}'s signature missing (older format): not verified`;
 }

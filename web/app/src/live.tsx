@@ -3,7 +3,7 @@
 // app, whichever conversation is open.
 
 import { useApolloClient, useSubscription } from '@apollo/client/react';
-import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, PresenceDocument, ReadReceiptsDocument, RoomEventsDocument, RoomMemberListDocument, TypingDocument } from '@qchat/client';
+import { ConversationsDocument, MessageAddedDocument, MessageDeletedDocument, PresenceDocument, ReadReceiptsDocument, RoomDocumentsDocument, RoomEventsDocument, RoomMemberListDocument, TypingDocument } from '@qchat/client';
 import { type ReactNode, createContext, useContext, useEffect, useMemo, useState } from 'react';
 import { addMessage, markDeleted } from './api';
 
@@ -39,6 +39,8 @@ export function Live({ selfId, children }: { selfId: string; children: ReactNode
       const m = data.data?.messageAdded;
       if (!m) return;
       addMessage(client.cache, selfId, m);
+      // A shared file joins its room's document list, if one is open.
+      if (m.attachment && m.room) void client.refetchQueries({ include: [RoomDocumentsDocument] }).catch(() => {});
       // The sender stopped typing once the message is here.
       const key = m.room ? conversationKey({ roomId: m.room.id }) : conversationKey({ userId: m.sender.id });
       setTyping((t) => without(t, key, m.sender.id));

@@ -250,3 +250,23 @@ test('opening: a signature verifies against the pinned key only; version 1 is "s
   await bobMe.store.acceptIdentity(bob.id, alice.id, alice.identity!.publicKey);
   assert.equal((await readMessage(s.client(bob), bobMe, m, ring)).verified, true);
 });
+
+test('identity change of a member beyond the first page of members refuses sealing to the room', async () => {
+  const s = new FakeServer();
+  const alice = s.addUser('alice');
+  const others = Array.from({ length: MEMBERS_PAGE_SIZE + 2 }, (_, i) => s.addUser(`u${i}`));
+  const roomId = s.room(alice, ...others);
+  const client = s.client(alice);
+  const me = await s.account(alice);
+  // The first send pins every member, the last page's included.
+  await sendMessage(client, me, { roomId }, 'hello all', noDelay);
+  const late = others[others.length - 1]!;
+  assert.ok(await me.store.getPin(alice.id, late.id), 'a member of the second page is pinned');
+  s.resetIdentity(late);
+  const err = await prepareMessage(client, me, { roomId }, 'hello again').then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof IdentityChangedError, String(err));
+  assert.equal(err.userId, late.id);
+  assert.deepEqual(await checkPinnedContacts(client, me), [{ userId: late.id, username: late.username, identityKey: late.identity!.publicKey }], 'found at start-up too');
+  await me.store.acceptIdentity(alice.id, late.id, err.identityKey);
+  await sendMessage(client, me, { roomId }, 'after accepting', noDelay);
+});

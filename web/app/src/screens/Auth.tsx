@@ -4,7 +4,8 @@
 
 import { useApolloClient } from '@apollo/client/react';
 import { type Algorithm, KeyStore, LoginDocument, registerAccount } from '@qchat/client';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
+import { useFocusHeading } from '../focus';
 import { Link, useRouter } from '../router';
 import type { SavedSession } from '../session';
 import { useAction } from '../useAction';
@@ -13,8 +14,11 @@ type OnSignedIn = (s: SavedSession, store?: KeyStore) => Promise<void>;
 
 export function SignedOut({ onSignedIn }: { onSignedIn: OnSignedIn }) {
   const { path } = useRouter();
+  // After signing out, or between the two forms, the focus starts at the form's heading.
+  const main = useRef<HTMLElement>(null);
+  useFocusHeading(main, path === '/register' ? 'register' : 'sign-in');
   return (
-    <main className="auth">
+    <main className="auth" ref={main}>
       <h1>QChat</h1>
       <p className="tagline">Chat with post-quantum end-to-end encryption.</p>
       {path === '/register' ? <Register onSignedIn={onSignedIn} /> : <SignIn onSignedIn={onSignedIn} />}

@@ -5,7 +5,6 @@
 import { useApolloClient, useQuery } from '@apollo/client/react';
 import {
   AddRoomMemberDocument,
-  CannotOpenError,
   type ConversationRef,
   ConversationsDocument,
   DeleteMessageDocument,
@@ -18,7 +17,10 @@ import {
   type PreparedMessage,
   RemoveRoomMemberDocument,
   RoomDocument,
+  RoomDocumentsDocument,
   RoomMemberListDocument,
+  type RoomMemberListQuery,
+  type RoomMemberListQueryVariables,
   RoomMessagesDocument,
   RotateRoomCodeDocument,
   SendFailedError,
@@ -31,23 +33,22 @@ import {
   readMessage,
   sendPrepared,
 } from '@qchat/client';
-import { type FormEvent, useEffect, useLayoutEffect, useRef, useState } from 'react';
-import { addMessage, markDeleted } from '../api';
-import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, downloadFile, uploadFile } from '../attachments';
+import { type FormEvent, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { addMessage, forgetDocument, markDeleted } from '../api';
+import { ALLOWED_TYPES, AttachmentError, MAX_FILE_BYTES, type OpenedFile, describeFileError, describeVerified, downloadFile, formatSize, saveFile, uploadFile } from '../attachments';
 import { describeError } from '../errors';
 import { conversationKey, useSeenBy, useTyping } from '../live';
 import type { Session } from '../session';
 import { Link, useRouter } from '../router';
 import { useTrust } from '../trust';
 import { formatWhen } from './Conversations';
+import { Documents } from './Documents';
 
 export function RoomChat({ roomId, session }: { roomId: string; session: Session }) {
   const { data, error } = useQuery(RoomDocument, { variables: { id: roomId } });
   const room = data?.room;
   // Sending is blocked while a member's identity key change is not accepted.
-  const trust = useTrust();
-  const members = useQuery(RoomMemberListDocument, { variables: { id: roomId, first: PAGE_SIZE.members } });
-  const blockedBy = (members.data?.room?.membersConnection.edges ?? []).flatMap((e) => (trust.changed.has(e.node.user.id) ? [e.node.user.username] : []));
+  const blockedBy = useChangedMembers(roomId, data?.room?.memberCount);
   if (error) return <p className="error" role="alert">{describeError(error)}</p>;
   if (data && !room) return <p className="error" role="alert">This room does not exist or you are not a member.</p>;
   return (
@@ -61,12 +62,54 @@ export function RoomChat({ roomId, session }: { roomId: string; session: Session
         )}
         {room?.code && <InviteCode code={room.code} />}
         {room && <Members roomId={room.id} count={room.memberCount} myRole={room.myRole} selfId={session.userId} />}
+        {room && <Documents roomId={room.id} session={session} />}
         {room && (room.myRole === 'OWNER' || room.myRole === 'ADMIN') && <ManageRoom roomId={room.id} name={room.name} owner={room.myRole === 'OWNER'} />}
         {room && <LeaveRoom roomId={room.id} name={room.name} />}
       </header>
       <Conversation conversation={{ roomId }} session={session} blockedBy={blockedBy} />
     </section>
   );
+}
+
+/**
+ * The usernames of the room's members whose identity key changed and is not
+ * accepted yet. Only while some contact changed (rarely) are the members
+ * looked through, every page of them (again when the room's member count
+ * changes): a changed member beyond the first page
+ * blocks the composer as well. (The library refuses to seal to such a member
+ * anyway: its recipients come from every page.)
+ */
+function useChangedMembers(roomId: string, memberCount: number | undefined): string[] {
+  const client = useApolloClient();
+  const { changed } = useTrust();
+  const [found, setFound] = useState<string[]>([]);
+  useEffect(() => {
+    if (changed.size === 0) return;
+    let live = true;
+    (async () => {
+      const names: string[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const variables: RoomMemberListQueryVariables = { id: roomId, first: PAGE_SIZE.members, after };
+        const { data } = await client.query({ query: RoomMemberListDocument, variables, fetchPolicy: 'network-only' });
+        const conn: NonNullable<RoomMemberListQuery['room']>['membersConnection'] | undefined = data?.room?.membersConnection;
+        if (!conn) break;
+        for (const e of conn.edges) if (changed.has(e.node.user.id)) names.push(e.node.user.username);
+        if (!conn.pageInfo.hasNextPage || !conn.pageInfo.endCursor) break;
+        after = conn.pageInfo.endCursor;
+      }
+      if (live) setFound(names);
+    })().catch(() => {
+      // Not knowing blocks nothing here: the library still refuses to seal to a changed member.
+    });
+    return () => {
+      live = false;
+    };
+    // A member who joins or is added (the count changes) is looked for too.
+  }, [client, roomId, changed, memberCount]);
+  if (changed.size === 0) return [];
+  // While the members are looked through again, one found before and still changed keeps blocking.
+  return found.filter((n) => [...changed.values()].some((c) => c.username === n));
 }
 
 export function DirectChat({ username, session }: { username: string; session: Session }) {
@@ -128,7 +171,7 @@ function Members({ roomId, count, myRole, selfId }: { roomId: string; count: num
       </button>
       {open && (
         <ul id="member-list" aria-label="Members">
-          {error && <li className="error">{describeError(error)}</li>}
+          {error && <li className="error" role="alert">{describeError(error)}</li>}
           {removeError && <li className="error" role="alert">{removeError}</li>}
           {members.map((m) => (
             <li key={m.user.id}>
@@ -375,6 +418,29 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   const newestId = shown[shown.length - 1]?.id;
   const shownIds = new Set(shown.map((m) => m.id));
 
+  // The live region: a message that arrives from someone else while the
+  // conversation is open is announced once, with its text once opened. (The
+  // log itself is not live: loading history, older pages and "Decrypting…"
+  // would be read out too.) The newest message when the history first showed
+  // is the baseline: nothing up to it is announced.
+  const baseline = useRef<string | null | undefined>(undefined);
+  const [announce, setAnnounce] = useState<{ id: string; text: string | null } | null>(null);
+  const newest = messages[0];
+  useEffect(() => {
+    if (baseline.current === undefined) {
+      if (!loading || newest) baseline.current = newest?.id ?? null;
+      return;
+    }
+    if (!newest || newest.id === baseline.current) return;
+    baseline.current = newest.id;
+    if (newest.sender.id !== session.userId && !newest.deleted) setAnnounce({ id: newest.id, text: null });
+  }, [newest, loading, session.userId]);
+  const announced = useCallback(
+    (id: string, text: string | null) => setAnnounce((a) => (a?.id === id && a.text === null ? { id, text: text ?? 'a message this browser cannot open' } : a)),
+    [],
+  );
+  const announcement = announce?.text ? `New message from ${messages.find((m) => m.id === announce.id)?.sender.username ?? 'someone'}: ${announce.text}` : '';
+
   // Keep the view at the bottom when new messages come, unless the person scrolled up.
   useLayoutEffect(() => {
     const el = listRef.current;
@@ -453,17 +519,17 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   return (
     <>
       {error && messages.length === 0 && <p className="error" role="alert">{describeError(error)}</p>}
-      <ol className="messages" ref={listRef} onScroll={onScroll} role="log" aria-live="polite" aria-label="Messages" tabIndex={0}>
+      <ol className="messages" ref={listRef} onScroll={onScroll} role="log" aria-live="off" aria-label="Messages" tabIndex={0}>
         {hasOlder && (
           <li className="older">
             <button type="button" onClick={() => void older()} disabled={loadingOlder}>{loadingOlder ? 'Loading older messages…' : 'Load older messages'}</button>
-            {olderError && <span className="error">{olderError}</span>}
+            {olderError && <span className="error" role="alert">{olderError}</span>}
           </li>
         )}
         {loading && messages.length === 0 && <li className="hint">Loading messages…</li>}
         {!loading && shown.length === 0 && pending.length === 0 && <li className="hint">No messages yet. Say hello!</li>}
         {shown.map((m) => (
-          <MessageItem key={m.id} m={m} session={session} />
+          <MessageItem key={m.id} m={m} session={session} onOpened={m.id === announce?.id ? announced : undefined} />
         ))}
         {pending
           // The live copy can arrive before the send's answer: show it once.
@@ -474,7 +540,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
               {p.status === 'sending' ? (
                 <p className="state">Sending…</p>
               ) : (
-                <p className="state error">
+                <p className="state error" role="alert">
                   Not sent: {p.error}{' '}
                   <button type="button" onClick={() => retry(p)}>Retry sending</button>
                 </p>
@@ -482,6 +548,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
             </li>
           ))}
       </ol>
+      <p className="visually-hidden" role="status" aria-label="New message">{announcement}</p>
       <p className="typing" role="status">
         {typing.length === 1 ? `${typing[0]} is typing…` : typing.length > 1 ? `${typing.join(', ')} are typing…` : ''}
       </p>
@@ -496,7 +563,7 @@ function Conversation({ conversation, session, blockedBy }: { conversation: Conv
   );
 }
 
-function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Session }) {
+function MessageItem({ m, session, onOpened }: { m: MessageFieldsFragment; session: Session; onOpened?: ((id: string, text: string | null) => void) | undefined }) {
   const client = useApolloClient();
   const [opened, setOpened] = useState<OpenedMessage | null | undefined>(undefined);
   useEffect(() => {
@@ -509,6 +576,9 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
       live = false;
     };
   }, [m, session, client]);
+  useEffect(() => {
+    if (opened !== undefined) onOpened?.(m.id, opened?.text ?? null);
+  }, [opened, onOpened, m.id]);
   const mine = m.sender.id === session.userId;
   const text = opened?.text ?? (opened === null ? null : undefined);
   const seenBy = useSeenBy(m.id).filter((name) => name !== m.sender.username);
@@ -530,6 +600,7 @@ function MessageItem({ m, session }: { m: MessageFieldsFragment; session: Sessio
         <p className="text">{text}</p>
       )}
       {m.attachment && !m.deleted && <Attachment doc={m.attachment} session={session} />}
+      {!m.attachment && m.attachmentId && !m.deleted && <p className="attachment deleted">The attached file was deleted by the person who shared it.</p>}
       {seenBy.length > 0 && !m.deleted && <p className="seen hint">Seen by {seenBy.join(', ')}</p>}
     </li>
   );
@@ -621,17 +692,6 @@ function Composer({ conversation, onSend, blocked }: { conversation: Conversatio
   );
 }
 
-const describeFileError = (err: unknown) =>
-  err instanceof AttachmentError
-    ? err.message
-    : err instanceof CannotOpenError
-      ? 'Cannot open this file on this browser: it was sealed to a key this browser does not have, or its signature does not verify.'
-      : describeError(err);
-
-function formatSize(n: number): string {
-  return n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
 // Attaching a file: sealed, uploaded with its progress shown, then shared by
 // a message whose text is the file's name.
 function AttachFile({ conversation, session, blocked }: { conversation: ConversationRef; session: Session; blocked: boolean }) {
@@ -653,7 +713,7 @@ function AttachFile({ conversation, session, blocked }: { conversation: Conversa
       const attachmentId = await uploadFile(client, session.token, session, conversation, file, (fraction) => setProgress({ name: file.name, fraction }));
       const prepared = await prepareMessage(client, session, conversation, file.name, { attachmentId });
       addMessage(client.cache, session.userId, await sendPrepared(client, session, prepared));
-      void client.refetchQueries({ include: [ConversationsDocument] }).catch(() => {});
+      void client.refetchQueries({ include: [ConversationsDocument, RoomDocumentsDocument] }).catch(() => {});
     } catch (err) {
       setError(`${file.name} was not sent: ${describeFileError(err)}`);
     } finally {
@@ -692,21 +752,33 @@ interface AttachmentInfo {
 }
 
 // An attached file: an image shows inline (decrypted into a blob: URL); any
-// file downloads decrypted.
+// file downloads decrypted. Once opened, it shows whether its own signature
+// (the uploader's, which may not be the message's sender) verified. A file
+// its uploader deleted meanwhile turns into the tombstone the message shows.
 function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session }) {
   const client = useApolloClient();
   const [preview, setPreview] = useState<string | null>(null);
+  const [opened, setOpened] = useState<OpenedFile | null>(null);
   const [error, setError] = useState<string | null>(null);
   const image = doc.mimeType.startsWith('image/');
-  const open = async () => (await downloadFile(client, session.token, session, doc.id, (id) => session.keyRing.get(id))).bytes;
+  const open = async () => {
+    try {
+      const f = await downloadFile(client, session.token, session, doc.id, (id) => session.keyRing.get(id));
+      setOpened(f);
+      return f;
+    } catch (err) {
+      if (err instanceof AttachmentError && err.gone) forgetDocument(client.cache, doc.id);
+      throw err;
+    }
+  };
   useEffect(() => {
     if (!image) return;
     let url: string | null = null;
     let live = true;
     open()
-      .then((bytes) => {
+      .then((f) => {
         if (!live) return;
-        url = URL.createObjectURL(new Blob([bytes], { type: doc.mimeType }));
+        url = URL.createObjectURL(new Blob([f.bytes], { type: doc.mimeType }));
         setPreview(url);
       })
       .catch((err: unknown) => live && setError(describeFileError(err)));
@@ -718,12 +790,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
   const download = async () => {
     setError(null);
     try {
-      const url = URL.createObjectURL(new Blob([await open()], { type: doc.mimeType }));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = doc.name;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveFile((await open()).bytes, doc.name, doc.mimeType);
     } catch (err) {
       setError(describeFileError(err));
     }
@@ -735,6 +802,7 @@ function Attachment({ doc, session }: { doc: AttachmentInfo; session: Session })
         {doc.name}, {formatSize(doc.size)}
       </span>{' '}
       <button type="button" className="link" onClick={() => void download()}>Download {doc.name}</button>
+      {opened && <span className={opened.verified ? 'verified' : 'unverified'}>{describeVerified(opened)}</span>}
       {error && <span className="error" role="alert">{error}</span>}
     </div>
   );

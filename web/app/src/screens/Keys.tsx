@@ -8,6 +8,7 @@ import {
   formatSafetyNumber, generateRecoveryKey, isStrongEnoughSecret, restoreKeyBackup, rotateAccountKey, safetyNumber, setAccountIdentity, unb64,
 } from '@qchat/client';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { focusMainHeading } from '../focus';
 import { Link } from '../router';
 import type { Session } from '../session';
 import { useTrust } from '../trust';
@@ -402,7 +403,13 @@ export function IdentityWarnings() {
               disabled={busy}
               onClick={() => {
                 setBusy(true);
-                void trust.accept(c.userId).finally(() => setBusy(false));
+                void trust
+                  .accept(c.userId)
+                  .then(() => {
+                    // The warning goes with the last accepted key: the focus returns to the screen.
+                    if (count === 1) requestAnimationFrame(focusMainHeading);
+                  })
+                  .finally(() => setBusy(false));
               }}
             >
               Accept {c.username}'s new key
@@ -436,6 +443,7 @@ export function BackupOffer({ session }: { session: Session }) {
         onClick={() => {
           sessionStorage.setItem(OFFER_DISMISSED, session.userId);
           setDismissed(true);
+          requestAnimationFrame(focusMainHeading);
         }}
       >
         Not now

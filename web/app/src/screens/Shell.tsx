@@ -3,7 +3,8 @@
 
 import { useQuery } from '@apollo/client/react';
 import { MeDocument, b64, hasErrorCode } from '@qchat/client';
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
+import { useFocusHeading } from '../focus';
 import type { Api, ConnectionState } from '../api';
 import { Live } from '../live';
 import { TrustProvider } from '../trust';
@@ -58,6 +59,9 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
   else if (path === '/new-direct') screen = <NewDirect />;
   else screen = <Welcome />;
   const home = screen.type === Welcome;
+  // A new screen (or restoring keys done) moves the focus to its heading.
+  const main = useRef<HTMLElement>(null);
+  useFocusHeading(main, needsKeys ? 'restore-keys' : path);
 
   return (
     <Live selfId={session.userId}>
@@ -80,7 +84,7 @@ export function Shell({ session, api, onSignOut, onKeys }: ShellProps) {
           </div>
           <ConversationList path={path} />
         </nav>
-        <main className="content">{screen}</main>
+        <main className="content" ref={main}>{screen}</main>
       </div>
       </TrustProvider>
     </Live>

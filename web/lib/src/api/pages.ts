@@ -15,4 +15,6 @@ export const PAGE_SIZE = {
   messages: 40,
   /** Conversations. */
   conversations: 30,
+  /** RoomDocuments: a room's documents as its list shows them (a panel's worth). */
+  documents: 20,
 } as const;
