@@ -113,6 +113,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 			cfg.Log.ErrorContext(ctx, "panic serving a websocket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 		},
 		shuttingDown: shuttingDown,
+		schema:       cfg.Schema,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})

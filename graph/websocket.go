@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -15,7 +16,9 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/reqctx"
+	"github.com/qchat/qchat/models"
 )
 
 // socketTransport serves GraphQL over a websocket in both protocols that
@@ -42,6 +45,9 @@ type socketTransport struct {
 	errorf       func(ctx context.Context, err error)
 	panicked     func(ctx context.Context, v any) // a panic serving a detached socket
 	shuttingDown func() bool
+	// schema is the executable schema, for shared messageAdded responses
+	// (shared.go); any other schema serves every value the normal way.
+	schema graphql.ExecutableSchema
 }
 
 var _ graphql.Transport = socketTransport{}
@@ -450,6 +456,7 @@ func (c *wsConn) subscribe(start time.Time, m message) {
 func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string, rc *graphql.OperationContext) {
 	ctx, errs := withSubscriptionErrors(ctx)
 	ctx, slot := withStreamSlot(ctx)
+	slot.shared = newSharedDelivery(c, id, rc)
 	op := &operation{c: c, id: id, rc: rc, cancel: cancel, errs: errs, slot: slot}
 	handedOff := false
 	defer func() {
@@ -480,6 +487,7 @@ func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string
 	handedOff = true
 	go func() {
 		defer func() { op.end(ctx, recover()) }()
+		slot.running.Store(true)
 		// Each value the loop emits is resolved and written before it
 		// reads its next event.
 		loop(deliver)
@@ -612,6 +620,10 @@ func (c *wsConn) close(code int, reason string) {
 type streamSlot struct {
 	mu   sync.Mutex
 	loop func(deliver func() bool)
+	// shared writes messageAdded values from shared responses (nil when
+	// the operation does not qualify), once the transport runs the loop.
+	shared  *sharedDelivery
+	running atomic.Bool
 }
 
 type streamSlotKey struct{}
@@ -651,6 +663,28 @@ func RunStream(ctx context.Context, loop func(deliver func() bool)) bool {
 	}
 	s.loop = loop
 	return true
+}
+
+// SharedMessages returns, for a messageAdded subscription whose loop the
+// websocket transport runs (RunStream), a function for the loop to call
+// with each value instead of putting it into the channel: it writes the
+// value from a response resolved once for its event ev and shared by every
+// subscriber with the same operation, with the reader's key spliced in
+// (the same bytes as the normal path). handled false: the value must go
+// through the channel as usual (the operation or the value does not
+// qualify); sent false: the subscription has ended. nil when the
+// subscription does not qualify at all.
+func SharedMessages(ctx context.Context) func(ctx context.Context, ev *broker.Event, m *models.Message) (sent, handled bool) {
+	s, _ := ctx.Value(streamSlotKey{}).(*streamSlot)
+	if s == nil || s.shared == nil {
+		return nil
+	}
+	return func(ctx context.Context, ev *broker.Event, m *models.Message) (bool, bool) {
+		if !s.running.Load() {
+			return false, false
+		}
+		return s.shared.deliver(ctx, ev, m)
+	}
 }
 
 // subscriptionErrors collects the errors a subscription ends with.

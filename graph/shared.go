@@ -1,0 +1,296 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/qchat/qchat/internal/broker"
+	"github.com/qchat/qchat/models"
+)
+
+// A messageAdded event goes to every subscriber who may read it, and what
+// each of them receives differs only in myKey: the reader's own recipient
+// key. Resolving the subscription's selection for each subscriber (a field
+// context, a path and a marshaler per field) was most of a delivery's cost.
+// Here the response is resolved once per event and distinct query, by
+// gqlgen's generated code as the normal path does, for a stand-in key whose
+// strings are random markers; each delivery splices the reader's own values
+// into the marked places. Selections that touch anything that may depend on
+// the reader beyond myKey (attachment, a user's online, keys, a room's
+// members or role, …), or that carry directives, take the normal path, as do
+// readers whose key has been read (readAt, not a marker).
+
+// sharedWrites counts the values written from shared responses.
+var sharedWrites atomic.Int64
+
+// SharedDeliveries is how many subscription values have been written from
+// shared responses since the process started.
+func SharedDeliveries() int64 { return sharedWrites.Load() }
+
+// sharedFields are the fields a shared response may select, by type: fields
+// whose value is the same for every reader (plain fields of the event's
+// value; a message's attachment and a user's identity key, which their
+// resolvers load without regard to the reader, once per event instead of
+// once per subscriber), and myKey's, whose strings are spliced per reader.
+var sharedFields = map[string]map[string]bool{
+	"Message": {"__typename": true, "id": true, "sender": true, "room": true, "recipient": true,
+		"ciphertext": true, "nonce": true, "myKey": true, "createdAt": true, "deleted": true,
+		"version": true, "signature": true, "keyDigests": true, "attachmentId": true, "attachment": true},
+	"RecipientKey": {"__typename": true, "userId": true, "keyId": true, "kemCiphertext": true,
+		"wrappedKey": true, "readAt": true},
+	"User":        {"__typename": true, "id": true, "username": true, "createdAt": true, "identityKey": true},
+	"IdentityKey": {"__typename": true, "key": true, "fingerprint": true, "createdAt": true},
+	"Room":        {"__typename": true, "id": true, "name": true, "isGroup": true, "createdAt": true},
+	"Document": {"__typename": true, "id": true, "name": true, "mimeType": true, "size": true,
+		"nonce": true, "createdAt": true, "version": true, "signature": true, "keyDigests": true},
+}
+
+// shareable reports whether a selection set of the type named typ selects
+// only sharedFields, without directives (which may depend on variables).
+func shareable(typ string, set ast.SelectionSet) bool {
+	allowed := sharedFields[typ]
+	if allowed == nil {
+		return false
+	}
+	for _, s := range set {
+		switch s := s.(type) {
+		case *ast.Field:
+			if len(s.Directives) != 0 || !allowed[s.Name] || s.Definition == nil {
+				return false
+			}
+			if len(s.SelectionSet) != 0 && !shareable(s.Definition.Type.Name(), s.SelectionSet) {
+				return false
+			}
+		case *ast.InlineFragment:
+			if len(s.Directives) != 0 || (s.TypeCondition != "" && s.TypeCondition != typ) || !shareable(typ, s.SelectionSet) {
+				return false
+			}
+		case *ast.FragmentSpread:
+			if len(s.Directives) != 0 || s.Definition == nil || len(s.Definition.Directives) != 0 ||
+				s.Definition.TypeCondition != typ || !shareable(typ, s.Definition.SelectionSet) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// sharedDelivery writes a subscription's messageAdded values from shared
+// responses; nil when its operation does not qualify.
+type sharedDelivery struct {
+	c     *wsConn
+	id    string
+	rc    *graphql.OperationContext
+	es    *executableSchema
+	field graphql.CollectedField
+	key   string // the operation's text and name
+}
+
+func newSharedDelivery(c *wsConn, id string, rc *graphql.OperationContext) *sharedDelivery {
+	es, _ := c.t.schema.(*executableSchema)
+	if es == nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription ||
+		len(rc.Operation.Directives) != 0 {
+		return nil
+	}
+	fields := graphql.CollectFields(rc, rc.Operation.SelectionSet, subscriptionImplementors)
+	if len(fields) != 1 || fields[0].Name != "messageAdded" || len(fields[0].Directives) != 0 ||
+		!shareable("Message", fields[0].Selections) {
+		return nil
+	}
+	return &sharedDelivery{c: c, id: id, rc: rc, es: es, field: fields[0], key: rc.RawQuery + "\x00" + rc.OperationName}
+}
+
+// deliver writes m, which the subscription's loop took from ev, if a shared
+// response fits it: handled is false when m must take the normal path
+// (emitted into the subscription's channel); sent is false once the
+// subscription has ended.
+func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *models.Message) (sent, handled bool) {
+	if m.Mine != nil && m.Mine.ReadAt != nil {
+		return false, false
+	}
+	t := sharedResponses.get(sharedKey{ev: weak.Make(ev), query: d.key, keyless: m.Mine == nil}, func() *template {
+		return d.resolve(ctx, m)
+	})
+	if t == nil {
+		return false, false
+	}
+	if ctx.Err() != nil {
+		// As the executor: an ended subscription produces nothing more.
+		return false, true
+	}
+	buf := frames.Get().(*[]byte)
+	payload := t.appendFor((*buf)[:0], m.Mine)
+	d.c.write(kindData, d.id, payload)
+	sharedWrites.Add(1)
+	if cap(payload) <= 64<<10 {
+		*buf = payload
+		frames.Put(buf)
+	}
+	return true, true
+}
+
+// resolve runs the generated code on m (with a stand-in key whose strings
+// are markers if m has a key) as the executor's subscription path does, and
+// returns the response with its holes, or nil if anything went wrong (an
+// error, or a marker not found where expected).
+func (d *sharedDelivery) resolve(ctx context.Context, m *models.Message) *template {
+	v := *m
+	var marks [4]string
+	if m.Mine != nil {
+		var raw [4][18]byte
+		for i := range raw {
+			_, _ = rand.Read(raw[i][:])
+		}
+		marks[0] = hex.EncodeToString(raw[0][:])
+		marks[1] = hex.EncodeToString(raw[1][:])
+		marks[2] = base64.StdEncoding.EncodeToString(raw[2][:])
+		marks[3] = base64.StdEncoding.EncodeToString(raw[3][:])
+		v.Mine = &models.RecipientKey{MessageID: m.Mine.MessageID, UserID: marks[0], KeyID: marks[1],
+			KEMBytes: raw[2][:], WrappedBytes: raw[3][:]}
+	}
+	ec := newExecutionContext(d.rc, d.es, nil)
+	ctx = graphql.WithResponseContext(ctx, graphql.DefaultErrorPresenter, graphql.DefaultRecover)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Subscription"})
+	fc, err := ec.fieldContext_Subscription_messageAdded(ctx, d.field)
+	if err != nil {
+		return nil
+	}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	var data bytes.Buffer
+	ok := func() (ok bool) {
+		defer func() {
+			if recover() != nil {
+				ok = false
+			}
+		}()
+		data.WriteByte('{')
+		graphql.MarshalString(d.field.Alias).MarshalGQL(&data)
+		data.WriteByte(':')
+		ec.marshalNMessage2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐMessage(ctx, d.field.Selections, &v).MarshalGQL(&data)
+		data.WriteByte('}')
+		return true
+	}()
+	if !ok || len(graphql.GetErrors(ctx)) != 0 || len(graphql.GetExtensions(ctx)) != 0 {
+		return nil
+	}
+	whole := appendResponse(nil, &graphql.Response{Data: data.Bytes()})
+	return newTemplate(whole, marks)
+}
+
+// template is a response with holes for the reader's key: parts[i] is
+// followed by the quoted value of hole[i].
+type template struct {
+	parts [][]byte
+	holes []int // 0 userId, 1 keyId, 2 kemCiphertext, 3 wrappedKey
+}
+
+func newTemplate(whole []byte, marks [4]string) *template {
+	t := &template{}
+	rest := whole
+	for {
+		at, hole := -1, -1
+		for i, mk := range marks {
+			if mk == "" {
+				continue
+			}
+			if j := bytes.Index(rest, []byte(`"`+mk+`"`)); j >= 0 && (at < 0 || j < at) {
+				at, hole = j, i
+			}
+		}
+		if at < 0 {
+			t.parts = append(t.parts, rest)
+			return t
+		}
+		t.parts = append(t.parts, rest[:at])
+		t.holes = append(t.holes, hole)
+		rest = rest[at+len(marks[hole])+2:]
+	}
+}
+
+// appendFor appends the response for the reader whose key is k (nil for a
+// template without holes).
+func (t *template) appendFor(b []byte, k *models.RecipientKey) []byte {
+	for i, p := range t.parts {
+		b = append(b, p...)
+		if i == len(t.holes) {
+			break
+		}
+		b = append(b, '"')
+		switch t.holes[i] {
+		case 0:
+			b = appendQuotedInner(b, k.UserID)
+		case 1:
+			b = appendQuotedInner(b, k.KeyID)
+		case 2:
+			b = base64.StdEncoding.AppendEncode(b, k.KEMBytes)
+		case 3:
+			b = base64.StdEncoding.AppendEncode(b, k.WrappedBytes)
+		}
+		b = append(b, '"')
+	}
+	return b
+}
+
+// appendQuotedInner appends s as gqlgen's string marshaler writes it,
+// without the quotes.
+func appendQuotedInner(b []byte, s string) []byte {
+	var w bytes.Buffer
+	graphql.MarshalID(s).MarshalGQL(&w)
+	q := w.Bytes()
+	return append(b, q[1:len(q)-1]...)
+}
+
+// sharedKey names one shared response: an event, an operation's text and
+// name, and whether the reader has a key. The event is held weakly: a cached
+// response must not keep an event (a room message carries every member's
+// key) alive, and a later event at the same address is another key.
+type sharedKey struct {
+	ev      weak.Pointer[broker.Event]
+	query   string
+	keyless bool
+}
+
+type sharedEntry struct {
+	once sync.Once
+	t    *template
+}
+
+// sharedCache keeps the responses of the latest events: a subscriber that
+// falls behind further than that resolves its own (the normal path's cost,
+// the same bytes).
+type sharedCache struct {
+	mu    sync.Mutex
+	m     map[sharedKey]*sharedEntry
+	order []sharedKey // insertion order, a ring of len(order)
+	next  int
+}
+
+const sharedCacheSize = 512
+
+var sharedResponses = &sharedCache{m: map[sharedKey]*sharedEntry{}, order: make([]sharedKey, sharedCacheSize)}
+
+func (c *sharedCache) get(k sharedKey, resolve func() *template) *template {
+	c.mu.Lock()
+	e := c.m[k]
+	if e == nil {
+		e = &sharedEntry{}
+		delete(c.m, c.order[c.next])
+		c.order[c.next] = k
+		c.next = (c.next + 1) % len(c.order)
+		c.m[k] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.t = resolve() })
+	return e.t
+}
