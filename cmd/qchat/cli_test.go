@@ -32,6 +32,18 @@ type cliUser struct {
 	env  map[string]string
 }
 
+// signedUpPair is a server with alice and bob, each signed up with the CLI
+// in a config directory of their own.
+func signedUpPair(t *testing.T) (context.Context, *qchattest.Server, *cliUser, *cliUser) {
+	t.Helper()
+	ctx := context.Background()
+	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
+	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
+	alice.signUp(ctx)
+	bob.signUp(ctx)
+	return ctx, srv, alice, bob
+}
+
 func newCLIUser(t *testing.T, url, name string) *cliUser {
 	return &cliUser{t: t, name: name, env: map[string]string{
 		"QCHAT_CONFIG_DIR": t.TempDir(), "QCHAT_SERVER": url, "QCHAT_PASSWORD": "password of " + name,
@@ -427,11 +439,7 @@ func TestHumanSize(t *testing.T) {
 // TestFileSizesAreTheFilesOwn is item 11: upload, listen, history and
 // download all give the file's own size, not the sealed size.
 func TestFileSizesAreTheFilesOwn(t *testing.T) {
-	ctx := context.Background()
-	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
-	alice.signUp(ctx)
-	bob.signUp(ctx)
+	ctx, srv, alice, bob := signedUpPair(t)
 	path := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 64), 0o600); err != nil {
 		t.Fatal(err)
@@ -467,11 +475,7 @@ func TestFileSizesAreTheFilesOwn(t *testing.T) {
 // the whole history to a new device, and rotating on one device leaves the
 // other a note and a way to catch up.
 func TestKeysAreNotReplacedSilently(t *testing.T) {
-	ctx := context.Background()
-	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
-	alice.signUp(ctx)
-	bob.signUp(ctx)
+	ctx, srv, alice, bob := signedUpPair(t)
 	before, _ := os.ReadFile(filepath.Join(alice.dir(), keysFile))
 	if _, _, err := alice.exec(ctx, "keygen", "--force"); err == nil || !strings.Contains(err.Error(), "rotate-key") {
 		t.Errorf("keygen --force on a registered account: %v, want a refusal pointing to rotate-key", err)
@@ -546,11 +550,7 @@ func TestKeysAreNotReplacedSilently(t *testing.T) {
 // TestMessagesArePlain is item 15: one short line with names, the code
 // kept for --json; receipts say who read what.
 func TestMessagesArePlain(t *testing.T) {
-	ctx := context.Background()
-	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
-	alice.signUp(ctx)
-	bob.signUp(ctx)
+	ctx, srv, alice, bob := signedUpPair(t)
 	alice.do(ctx, "room", "create", "Plans")
 	stranger := newCLIUser(t, srv.URL, "alice")
 	stranger.do(ctx, "keygen")

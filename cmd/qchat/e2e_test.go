@@ -283,17 +283,11 @@ func newPerson(t *testing.T, bin, tmp, name, url, passphrase string) *person {
 // run runs one qchat command to completion and returns its stdout.
 func (p *person) run(ctx context.Context, args ...string) string {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, hang)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p.bin, args...)
-	cmd.Env = p.env
-	cmd.Dir = p.home
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		p.t.Fatalf("%s: qchat %s: %v\n%s%s", p.name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	stdout, stderr, err := p.runErr(ctx, args...)
+	if err != nil {
+		p.t.Fatalf("%s: qchat %s: %v\n%s%s", p.name, strings.Join(args, " "), err, stdout, stderr)
 	}
-	return stdout.String()
+	return stdout
 }
 
 // runErr runs one qchat command that may fail.

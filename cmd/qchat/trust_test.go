@@ -26,11 +26,7 @@ var safetyNumberRE = regexp.MustCompile(`\b(\d{5} ){11}\d{5}\b`)
 // warning until she runs trust; a live listen warns of bob resetting his
 // identity.
 func TestTrustOnFirstUse(t *testing.T) {
-	ctx := context.Background()
-	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
-	alice.signUp(ctx)
-	bob.signUp(ctx)
+	ctx, srv, alice, bob := signedUpPair(t)
 	if out := alice.do(ctx, "contacts"); !strings.Contains(out, "no contacts yet") {
 		t.Errorf("contacts before meeting anyone:\n%s", out)
 	}
@@ -261,11 +257,7 @@ func TestPinsFileIsShared(t *testing.T) {
 // new id, written straight into the server's tables) as unverifiable, never
 // with its text, and goes on showing genuine messages.
 func TestListenShowsForgeriesAsUnverifiable(t *testing.T) {
-	ctx := context.Background()
-	srv := qchattest.NewServer(t, qchattest.NewSQLite(t))
-	alice, bob := newCLIUser(t, srv.URL, "alice"), newCLIUser(t, srv.URL, "bob")
-	alice.signUp(ctx)
-	bob.signUp(ctx)
+	ctx, srv, alice, bob := signedUpPair(t)
 	var sent struct{ ID string }
 	if err := json.Unmarshal([]byte(alice.do(ctx, "send", "@bob", "the original", "--json")), &sent); err != nil {
 		t.Fatal(err)
