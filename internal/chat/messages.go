@@ -136,10 +136,11 @@ func checkEnvelope(ct []byte, nonce string, keys []*models.RecipientKeyInput, wa
 }
 
 // contentHash identifies what a client sent under a message id, so that a retry
-// can be told apart from a clash.
-// A signed message's hash covers its signature too: the same id and content
-// with another signature is a clash, not a retry (ML-DSA signing may be
-// randomised, so a client retries with the signature it sent first).
+// can be told apart from a clash. Every key's bytes enter through the signed
+// leaves, already computed for the signature check, and the signature itself
+// too: the same id and content with another signature is a clash, not a retry
+// (ML-DSA signing may be randomised, so a client retries with the signature
+// it sent first).
 func contentHash(conv string, attachment *string, env *pqcrypto.Envelope, sig *signed) []byte {
 	h := sha256.New()
 	field := func(b []byte) {
@@ -156,27 +157,8 @@ func contentHash(conv string, attachment *string, env *pqcrypto.Envelope, sig *s
 	}
 	field(env.Ciphertext)
 	field(env.Nonce)
-	keys := slices.Clone(env.Keys)
-	slices.SortFunc(keys, func(a, b pqcrypto.RecipientKey) int {
-		switch {
-		case a.UserID < b.UserID:
-			return -1
-		case a.UserID > b.UserID:
-			return 1
-		}
-		return 0
-	})
-	for _, k := range keys {
-		field([]byte(k.UserID))
-		field([]byte(k.KeyID))
-		field(k.KEMCiphertext)
-		field(k.WrappedKey)
-	}
-	if sig != nil {
-		// Only version 2 adds this, so version 1 rows keep their hashes.
-		field([]byte("signature"))
-		field(sig.signature)
-	}
+	field(sig.digests)
+	field(sig.signature)
 	return h.Sum(nil)
 }
 
