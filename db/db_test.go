@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,15 +99,13 @@ func explain(t *testing.T, s *db.Store, query string, args ...any) string {
 	return strings.Join(plan, "\n")
 }
 
-// The room, recipient, sender and attachment indexes are partial (rows
+// The room and attachment indexes are partial (rows
 // without the column are left out); lookups by that column still use them.
 func TestPartialMessageIndexesServeTheirLookups(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
 		id := uuid.NewString()
 		for _, tc := range []struct{ query, index string }{
 			{`SELECT id FROM messages WHERE room_id = ?`, "messages_room_idx"},
-			{`SELECT sender_id FROM messages WHERE recipient_id = ?`, "messages_recipient_idx"},
-			{`SELECT recipient_id FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL`, "messages_sender_idx"},
 			{`SELECT id FROM messages WHERE attachment_id = ?`, "messages_attachment_idx"},
 		} {
 			// PostgreSQL may pick another of the partial indexes that covers
@@ -249,28 +248,35 @@ func TestMessageInsertIsAllOrNothing(t *testing.T) {
 	})
 }
 
-// The identity-key migration (the last one) rolls back and applies again
-// over version 1 data: the v1 rows survive both ways, and after applying
-// they read as version 1 with no signature.
+// migrateTo rolls every migration back and applies those before the one
+// whose name ends in suffix: the schema as it was before that step.
+func migrateTo(t *testing.T, s *db.Store, suffix string) {
+	t.Helper()
+	ctx := t.Context()
+	all := migrations.New().Sorted()
+	i := slices.IndexFunc(all, func(m migrate.Migration) bool { return strings.HasSuffix(m.Name, suffix) })
+	if i < 0 {
+		t.Fatalf("no migration %s", suffix)
+	}
+	if _, err := s.Migrator().Rollback(ctx); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	before := migrate.NewMigrations()
+	for _, m := range all[:i] {
+		before.Add(m)
+	}
+	if _, err := migrate.NewMigrator(s.DB(), before).Migrate(ctx); err != nil {
+		t.Fatalf("migrate to before %s: %v", suffix, err)
+	}
+}
+
+// The identity-key migration rolls back and applies again over version 1
+// data: the v1 rows survive both ways, and after applying they read as
+// version 1 with no signature.
 func TestIdentityKeyMigrationKeepsVersion1Data(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
 		ctx := t.Context()
-		all := migrations.New().Sorted()
-		last := all[len(all)-1]
-		if !strings.HasSuffix(last.Name, "00005") {
-			t.Fatalf("the last migration is %s; point this test at the identity-key one", last.Name)
-		}
-		// Back to nothing, then up to the migration before it.
-		if _, err := s.Migrator().Rollback(ctx); err != nil {
-			t.Fatalf("rollback: %v", err)
-		}
-		before := migrate.NewMigrations()
-		for _, m := range all[:len(all)-1] {
-			before.Add(m)
-		}
-		if _, err := migrate.NewMigrator(s.DB(), before).Migrate(ctx); err != nil {
-			t.Fatalf("migrate to v1: %v", err)
-		}
+		migrateTo(t, s, "00005")
 		raw := func(q string, args ...any) {
 			t.Helper()
 			if _, err := s.DB().NewRaw(q, args...).Exec(ctx); err != nil {

@@ -125,8 +125,8 @@ func ConversationCursor(c *models.Conversation) Cursor { return CursorAt(c.LastA
 
 // conversationsSQL lists every conversation of a user with its last
 // activity. The rooms come from room_members_user_joined_idx, the direct
-// partners from the partial sender and recipient indexes of messages (index
-// only, as Contacts reads them), and each conversation's newest message from
+// partners from direct_partners (its primary key and direct_partners_b_idx,
+// as Contacts reads them), and each conversation's newest message from
 // one probe of messages_conversation_idx. All of the user's conversations
 // are sorted by activity, so the cost grows with how many it has (rooms and
 // partners), not with how many messages they hold.
@@ -136,9 +136,9 @@ func ConversationCursor(c *models.Conversation) Cursor { return CursorAt(c.LastA
 // (its default collation may order strings otherwise).
 const conversationsSQL = `
 WITH partners AS (
-  SELECT recipient_id AS peer_id FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL
+  SELECT user_b AS peer_id FROM direct_partners WHERE user_a = ?
   UNION
-  SELECT sender_id FROM messages WHERE recipient_id = ?
+  SELECT user_a FROM direct_partners WHERE user_b = ?
 ), convs AS (
   SELECT rm.room_id AS conv_key, rm.room_id AS room_id, NULL AS peer_id, rm.joined_at AS since
     FROM room_members rm WHERE rm.user_id = ?

@@ -224,8 +224,8 @@ func TestConversationQueriesUseIndexes(t *testing.T) {
 				[]any{id, id, "a", "b"}, []string{"message_keys_user_read_idx"}},
 			{"newest message", `SELECT m.created_at FROM messages m WHERE m.conversation = ? ORDER BY m.created_at DESC, m.id DESC LIMIT 1`,
 				[]any{id}, []string{"messages_conversation_idx"}},
-			{"direct partners", `SELECT recipient_id FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL UNION SELECT sender_id FROM messages WHERE recipient_id = ?`,
-				[]any{id, id}, []string{"messages_sender_idx", "messages_recipient_idx"}},
+			{"direct partners", `SELECT user_b FROM direct_partners WHERE user_a = ? UNION SELECT user_a FROM direct_partners WHERE user_b = ?`,
+				[]any{id, id}, []string{"direct_partners", "direct_partners_b_idx"}},
 		} {
 			plan := explain(t, s, tc.query, tc.args...)
 			for _, ix := range tc.indexes {

@@ -25,13 +25,29 @@ const (
 	insertMessageSQLite = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at, version, signature, key_digests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertKeySQLite     = `INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES (?, ?, ?, ?, ?)`
 	insertMessagePG     = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at, version, signature, key_digests) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	// A direct message records its pair of users (see directPartners): the
+	// first message either way writes the row, every later one finds it
+	// and writes nothing.
+	insertPartnersSQLite = `INSERT INTO direct_partners (user_a, user_b) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	insertPartnersPG     = `INSERT INTO direct_partners (user_a, user_b) VALUES ($14, $15) ON CONFLICT DO NOTHING`
 )
 
+// directPartners returns a direct message's pair of users in the order of
+// direct_partners (and of DirectConversation): byte order.
+func directPartners(m *models.Message) (a, b string) {
+	a, b = m.SenderID, *m.RecipientID
+	if b < a {
+		a, b = b, a
+	}
+	return a, b
+}
+
 type writeStmts struct {
-	once    sync.Once
-	err     error
-	message *sql.Stmt
-	key     *sql.Stmt
+	once     sync.Once
+	err      error
+	message  *sql.Stmt
+	key      *sql.Stmt
+	partners *sql.Stmt
 }
 
 // prepareWrites prepares the SQLite statements once; it must not run inside a
@@ -53,7 +69,10 @@ func (s *Store) sqliteStmts(ctx context.Context) (*writeStmts, error) {
 		if st.message, st.err = s.w.DB.PrepareContext(ctx, insertMessageSQLite); st.err != nil {
 			return
 		}
-		st.key, st.err = s.w.DB.PrepareContext(ctx, insertKeySQLite)
+		if st.key, st.err = s.w.DB.PrepareContext(ctx, insertKeySQLite); st.err != nil {
+			return
+		}
+		st.partners, st.err = s.w.DB.PrepareContext(ctx, insertPartnersSQLite)
 	})
 	return st, st.err
 }
@@ -62,22 +81,34 @@ func messageArgs(m *models.Message) []any {
 	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros(), m.EnvelopeVersion(), m.SignatureBytes, m.KeyDigestBytes}
 }
 
-// insertMessagePostgres writes a message and its keys in one statement: the
-// message's INSERT runs as a data-modifying WITH, so the whole write is one
+// insertMessagePostgres writes a message, its keys and (for a direct
+// message) its pair of partners in one statement: the message's INSERT and
+// the partners' run as data-modifying WITHs, so the whole write is one
 // round trip and atomic without BEGIN and COMMIT of its own (the keys'
 // foreign key is checked at the end of the statement, when the message row
 // exists). (SQLite inserts go through the group writer, see commitBatch.)
 func (s *Store) insertMessagePostgres(ctx context.Context, m *models.Message, keys []*models.RecipientKey) error {
-	if len(keys) == 0 {
-		_, err := s.w.DB.ExecContext(ctx, insertMessagePG, messageArgs(m)...)
+	args := append(make([]any, 0, 15+5*len(keys)), messageArgs(m)...)
+	with := "WITH "
+	if m.RecipientID != nil {
+		pa, pb := directPartners(m)
+		args = append(args, pa, pb)
+		with = "WITH p AS (" + insertPartnersPG + "), "
+	}
+	if len(keys) == 0 { // not something the service sends
+		q := insertMessagePG
+		if m.RecipientID != nil {
+			q = "WITH m AS (" + insertMessagePG + ") " + insertPartnersPG
+		}
+		_, err := s.w.DB.ExecContext(ctx, q, args...)
 		return err
 	}
 	var b strings.Builder
-	b.Grow(len(insertMessagePG) + 110 + 32*len(keys))
-	b.WriteString("WITH m AS (")
+	b.Grow(len(with) + len(insertMessagePG) + 110 + 32*len(keys))
+	b.WriteString(with)
+	b.WriteString("m AS (")
 	b.WriteString(insertMessagePG)
 	b.WriteString(`) INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES `)
-	args := append(make([]any, 0, 13+5*len(keys)), messageArgs(m)...)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteByte(',')
@@ -196,25 +227,38 @@ func (g *groupWriter) run(s *Store) {
 
 // commitBatch writes a batch in one transaction. A message whose row fails
 // (a taken id) fails alone: SQLite undoes just that statement, and a failed
-// key insert removes its message again (the keys follow by cascade).
+// key or partners insert removes its message again (the keys follow by
+// cascade; a partners row is only inserted after everything else of its
+// message succeeded).
 func (s *Store) commitBatch(batch []insertReq) {
 	ctx := context.Background()
 	errs := make([]error, len(batch))
 	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		ms := tx.Tx.StmtContext(ctx, s.stmts.message)
 		ks := tx.Tx.StmtContext(ctx, s.stmts.key)
+		var ps *sql.Stmt
 		for i, r := range batch {
 			if _, err := ms.ExecContext(ctx, messageArgs(r.m)...); err != nil {
 				errs[i] = err
 				continue
 			}
+			var err error
 			for _, k := range r.keys {
-				if _, err := ks.ExecContext(ctx, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes); err != nil {
-					errs[i] = err
-					if _, derr := tx.Tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, r.m.ID); derr != nil {
-						return derr
-					}
+				if _, err = ks.ExecContext(ctx, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes); err != nil {
 					break
+				}
+			}
+			if err == nil && r.m.RecipientID != nil {
+				if ps == nil {
+					ps = tx.Tx.StmtContext(ctx, s.stmts.partners)
+				}
+				a, b := directPartners(r.m)
+				_, err = ps.ExecContext(ctx, a, b)
+			}
+			if err != nil {
+				errs[i] = err
+				if _, derr := tx.Tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, r.m.ID); derr != nil {
+					return derr
 				}
 			}
 		}

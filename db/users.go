@@ -155,9 +155,9 @@ SELECT DISTINCT m2.user_id FROM room_members m1
   JOIN room_members m2 ON m2.room_id = m1.room_id
  WHERE m1.user_id = ? AND m2.user_id <> ?
 UNION
-SELECT recipient_id FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL
+SELECT user_b FROM direct_partners WHERE user_a = ?
 UNION
-SELECT sender_id FROM messages WHERE recipient_id = ?`, userID, userID, userID, userID).Scan(ctx, &ids)
+SELECT user_a FROM direct_partners WHERE user_b = ?`, userID, userID, userID, userID).Scan(ctx, &ids)
 	if err != nil {
 		return nil, translate(err, "contacts")
 	}

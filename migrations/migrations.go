@@ -23,6 +23,7 @@ func New() *migrate.Migrations {
 	registerPartialIndexes(ms)
 	registerListIndexes(ms)
 	registerIdentityKeys(ms)
+	registerDirectPartners(ms)
 	return ms
 }
 

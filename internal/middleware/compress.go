@@ -11,13 +11,16 @@ import (
 )
 
 const (
-	// compressMinSize: below 4 KiB the CPU outweighs the bytes saved. The
-	// busiest responses of that size are sendMessage's (~2.2 KB, mostly the
-	// base64 of the sender's own key, which gzip shrinks by a quarter at
-	// most): gzipping them cost ~5% of the server's CPU under qchat-load's
-	// dm scenario, ~20 µs per message, to save ~500 bytes, a third of one
-	// TCP segment.
-	compressMinSize = 4096
+	// compressMinSize: below 8 KiB the CPU outweighs the bytes saved. The
+	// busiest responses of that size are sendMessage's: one message, mostly
+	// base64 of random bytes (the sender's own key, and for a signed message
+	// its ML-DSA-65 signature, 4.4 KB of base64 alone), which gzip shrinks
+	// by a quarter at most. At 1 KiB, gzipping the unsigned answers (~2.2
+	// KB) cost ~5% of the server's CPU under qchat-load's dm scenario; at
+	// 4 KiB the signed ones (~6.5 KB) were gzipped again, ~7% of the
+	// server's CPU, ~35–50 µs per message, to save ~1.6 KB. Pages of
+	// messages, larger, are still compressed (docs/PERFORMANCE.md).
+	compressMinSize = 8192
 	// compressLevel is klauspost's stateless deflate: a JSON answer is one
 	// write, and most of a large one (a history page) is base64 ciphertext,
 	// which shrinks by its alphabet, not by long matches. On a page of 50
@@ -29,7 +32,7 @@ const (
 	NoCompressionHeader = "X-No-Compression"
 )
 
-// Compress gzips responses over 4 KiB (stateless deflate) for clients that accept it.
+// Compress gzips responses over 8 KiB (stateless deflate) for clients that accept it.
 //
 // It stays out of the way of: requests with an x-no-compression header;
 // websocket upgrades (the connection is hijacked, and frames have their own

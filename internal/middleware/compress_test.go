@@ -18,7 +18,7 @@ import (
 )
 
 func TestCompress(t *testing.T) {
-	big := `{"data":{"x":"` + strings.Repeat("abcdefgh", 800) + `"}}` // ~6 KiB
+	big := `{"data":{"x":"` + strings.Repeat("abcdefgh", 1600) + `"}}` // ~12.5 KiB
 	small := `{"data":{"x":"small"}}`
 	tests := []struct {
 		name        string
@@ -31,7 +31,7 @@ func TestCompress(t *testing.T) {
 		{name: "large graphql-response+json", body: big, contentType: "application/graphql-response+json", reqHeaders: map[string]string{"Accept-Encoding": "gzip, deflate, br"}, wantGzip: true},
 		{name: "large sniffed type", body: big, reqHeaders: map[string]string{"Accept-Encoding": "gzip"}, wantGzip: true},
 		{name: "small json", body: small, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
-		{name: "just under 4 KiB", body: strings.Repeat("a", 4095), contentType: "text/plain", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
+		{name: "just under 8 KiB", body: strings.Repeat("a", 8191), contentType: "text/plain", reqHeaders: map[string]string{"Accept-Encoding": "gzip"}},
 		{name: "x-no-compression", body: big, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "gzip", "x-no-compression": "1"}},
 		{name: "client does not accept gzip", body: big, contentType: "application/json"},
 		{name: "client accepts only zstd", body: big, contentType: "application/json", reqHeaders: map[string]string{"Accept-Encoding": "zstd"}},
@@ -102,7 +102,7 @@ func TestCompressWebsocket(t *testing.T) {
 		if err != nil {
 			return
 		}
-		_ = c.Write(ctx, typ, bytes.Repeat(msg, 2000)) // > 4 KiB
+		_ = c.Write(ctx, typ, bytes.Repeat(msg, 4000)) // > 8 KiB
 		_ = c.Close(websocket.StatusNormalClosure, "")
 	})
 	srv := httptest.NewServer(Recover(nil)(compress(echo)))
@@ -125,7 +125,7 @@ func TestCompressWebsocket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(msg) != strings.Repeat("ping ", 2000) {
+		if string(msg) != strings.Repeat("ping ", 4000) {
 			t.Errorf("echo %d bytes", len(msg))
 		}
 		_ = c.Close(websocket.StatusNormalClosure, "")
