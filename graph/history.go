@@ -337,17 +337,20 @@ func (w *historyWriter) int(n int) { w.b = strconv.AppendInt(w.b, int64(n), 10) 
 
 func (w *historyWriter) time(t models.Time) { t.MarshalGQL(w) }
 
-func (w *historyWriter) strings(ss []string) {
-	if ss == nil {
+// digests writes the signed leaves as KeyDigests returns them: null for
+// none, else each whole models.KeyDigestSize bytes as quoted base64.
+func (w *historyWriter) digests(b []byte) {
+	if b == nil {
 		w.null()
 		return
 	}
 	w.b = append(w.b, '[')
-	for i, s := range ss {
+	for i := 0; len(b) >= models.KeyDigestSize; i++ {
 		if i > 0 {
 			w.b = append(w.b, ',')
 		}
-		w.str(s)
+		w.b64(b[:models.KeyDigestSize])
+		b = b[models.KeyDigestSize:]
 	}
 	w.b = append(w.b, ']')
 }
@@ -559,7 +562,7 @@ func (w *historyWriter) message(fs []pageField, m *models.Message) {
 			}
 			w.b64(m.SignatureBytes)
 		case mKeyDigests:
-			w.strings(m.KeyDigests())
+			w.digests(m.KeyDigestBytes)
 		case mAttachmentID:
 			w.optionalStr(m.AttachmentID)
 		case mAttachment:
@@ -644,7 +647,7 @@ func (w *historyWriter) document(fs []pageField, d *models.Document) {
 			}
 			w.b64(d.SignatureBytes)
 		case dKeyDigests:
-			w.strings(d.KeyDigests())
+			w.digests(d.KeyDigestBytes)
 		default:
 			fallBack()
 		}
