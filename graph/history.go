@@ -277,14 +277,16 @@ func writeHistory(ctx context.Context, opCtx *graphql.OperationContext, es *exec
 		}
 	}()
 	w := &historyWriter{ctx: ctx, ec: newExecutionContext(opCtx, es, nil)}
-	w.b = make([]byte, 0, historyPageHint)
+	w.b = make([]byte, 0, historySize.Load()*9/8)
 	w.object(plan, func(f *pageField) { w.query(f) })
+	historySize.Store(int64(len(w.b)))
 	return w.b, true
 }
 
-// historyPageHint is a page of 50 messages' size, roughly, to grow the
-// buffer once.
-const historyPageHint = 128 << 10
+// historySize is the size of the latest page written, which the next one
+// allocates (plus an eighth) at once: growing a 350 KB page from less, the
+// copies and the clearing of the larger buffers cost a tenth of its CPU.
+var historySize atomic.Int64
 
 func fallBack() { panic(errFallBack{}) }
 
