@@ -14,8 +14,9 @@ import (
 
 // History and RecipientKeys scan their rows column by column; what they
 // return must be what bun's scan of the same rows into the models returns,
-// NULLs included (a room's and a direct message, signed and not, deleted,
-// with an attachment id, a key read and one not).
+// NULLs included (direct messages signed and not, deleted, with an
+// attachment id, a key read and one not), and the reader's keys that History
+// joins must be those RecipientKeys finds.
 func TestHistoryScansAsBunDoes(t *testing.T) {
 	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
 		ctx := t.Context()
@@ -49,7 +50,7 @@ func TestHistoryScansAsBunDoes(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		got, more, err := s.History(ctx, conv, nil, 10)
+		got, more, err := s.History(ctx, conv, "", nil, 10)
 		if err != nil || more || len(got) != 4 {
 			t.Fatalf("history: %d messages, more %v, err %v", len(got), more, err)
 		}
@@ -93,6 +94,31 @@ func TestHistoryScansAsBunDoes(t *testing.T) {
 		}
 		if read != 1 {
 			t.Errorf("%d keys read, want 1", read)
+		}
+		// With a reader: the same messages, each with that reader's key, or
+		// none (an outsider).
+		for _, reader := range []string{b.ID, uuid.NewString()} {
+			withKeys, more, err := s.History(ctx, conv, reader, nil, 10)
+			if err != nil || more || len(withKeys) != len(want) {
+				t.Fatalf("history for %s: %d messages, more %v, err %v", reader, len(withKeys), more, err)
+			}
+			for i, m := range withKeys {
+				var wantKeys []*models.RecipientKey
+				if k := byID[m.ID]; k != nil && reader == b.ID {
+					wantKeys = []*models.RecipientKey{k}
+				}
+				if len(m.Keys) != len(wantKeys) || (len(wantKeys) == 1 && !reflect.DeepEqual(m.Keys[0], wantKeys[0])) {
+					t.Errorf("message %d, reader %s: keys %+v, want %+v", i, reader, m.Keys, wantKeys)
+				}
+				if m.Keys == nil {
+					t.Errorf("message %d: nil Keys, want empty", i)
+				}
+				c := *m
+				c.Keys = nil
+				if !reflect.DeepEqual(&c, want[i]) {
+					t.Errorf("message %d, reader %s:\n got  %+v\n want %+v", i, reader, &c, want[i])
+				}
+			}
 		}
 		if ks, err := s.RecipientKeys(ctx, nil); ks != nil || err != nil {
 			t.Errorf("no pairs: %v, %v", ks, err)
