@@ -465,13 +465,14 @@ func (w *historyWriter) attachments(edges []*models.MessageEdge) {
 		wg     sync.WaitGroup
 		failed atomic.Bool
 	)
+	resolver := w.ec.Resolvers.Message()
 	resolve := func(m *models.Message) {
 		defer func() {
 			if recover() != nil {
 				failed.Store(true)
 			}
 		}()
-		d, err := w.ec.Resolvers.Message().Attachment(w.ctx, m)
+		d, err := resolver.Attachment(w.ctx, m)
 		if err != nil {
 			failed.Store(true)
 			return
