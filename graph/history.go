@@ -21,10 +21,12 @@ import (
 // (historyFields) and no directives is answered here instead: the root
 // fields' and Room.messages's resolvers are called as the executor calls
 // them, the attachments' concurrently as it does, and the JSON is written
-// directly, in the order and with the encoders of the generated code, so
-// that the bytes are the same. Anything else, and any error, null where the
-// schema says non-null, or panic on the way, takes the normal path from the
-// start (the resolvers only read, so calling them again changes nothing).
+// directly, in the order and with the encoders of the generated code (base64
+// fields from their bytes: their alphabet has nothing to escape), so that the
+// bytes are the same. Anything else, and any error, null where the schema
+// says non-null, or panic on the way, takes the normal path from the start
+// (the resolvers only read, so calling them again changes nothing).
+// TestHistoryPages holds the two paths to the same bytes.
 
 // historyWrites counts the responses written by the fast path.
 var historyWrites atomic.Int64
