@@ -45,7 +45,7 @@ func TestHistoryUsesTheConversationIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		page, more, err := s.History(ctx, conv, nil, 10)
+		page, more, err := s.History(ctx, conv, "", nil, 10)
 		if err != nil || len(page) != 10 || !more {
 			t.Fatalf("page %d more %v err %v", len(page), more, err)
 		}
@@ -57,6 +57,14 @@ func TestHistoryUsesTheConversationIndex(t *testing.T) {
 		text := explain(t, s, q, conv, cur.CreatedAt, cur.ID)
 		if !strings.Contains(text, "messages_conversation_idx") || strings.Contains(text, "TEMP B-TREE") || strings.Contains(text, "Sort") {
 			t.Fatalf("history plan does not read the index in order:\n%s", text)
+		}
+		// With the reader's keys joined, as History reads them.
+		const qk = `SELECT * FROM messages AS m LEFT JOIN message_keys AS k ON k.message_id = m.id AND k.user_id = ?
+WHERE m.conversation = ? AND (m.created_at, m.id) < (?, ?) ORDER BY m.created_at DESC, m.id DESC LIMIT 11`
+		text = explain(t, s, qk, u.ID, conv, cur.CreatedAt, cur.ID)
+		if !strings.Contains(text, "messages_conversation_idx") || strings.Contains(text, "TEMP B-TREE") || strings.Contains(text, "Sort") ||
+			strings.Contains(strings.ToUpper(text), "SCAN K") || strings.Contains(text, "Seq Scan") {
+			t.Fatalf("history plan with the reader's keys does not read the index in order:\n%s", text)
 		}
 	})
 }

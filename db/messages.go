@@ -3,9 +3,11 @@ package db
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/uptrace/bun"
 
@@ -114,14 +116,22 @@ func (s *Store) MessagesByIDs(ctx context.Context, ids []string) ([]*models.Mess
 
 // History returns up to limit messages of a conversation older than after (or
 // the newest when after is nil), newest first, and whether more remain. It is one
-// range scan of messages_conversation_idx that reads limit+1 rows.
-func (s *Store) History(ctx context.Context, conversation string, after *Cursor, limit int) ([]*models.Message, bool, error) {
-	var ms []*models.Message
-	q := s.r.NewSelect().Model(&ms).Where("conversation = ?", conversation)
-	if after != nil {
-		q = q.Where("(created_at, id) < (?, ?)", after.CreatedAt, after.ID)
+// range scan of messages_conversation_idx that reads limit+1 rows. With a
+// reader, each message's Keys holds that reader's recipient key (empty when it
+// has none), looked up in the same query.
+func (s *Store) History(ctx context.Context, conversation, reader string, after *Cursor, limit int) ([]*models.Message, bool, error) {
+	q := s.r.NewSelect().TableExpr("messages AS m").ColumnExpr(historyColumns).Where("m.conversation = ?", conversation)
+	if reader != "" {
+		q = q.ColumnExpr(readerKeyColumns).Join("LEFT JOIN message_keys AS k ON k.message_id = m.id AND k.user_id = ?", reader)
 	}
-	err := q.OrderExpr("created_at DESC, id DESC").Limit(int64(limit) + 1).Scan(ctx)
+	if after != nil {
+		q = q.Where("(m.created_at, m.id) < (?, ?)", after.CreatedAt, after.ID)
+	}
+	rows, err := q.OrderExpr("m.created_at DESC, m.id DESC").Limit(int64(limit) + 1).Rows(ctx)
+	if err != nil {
+		return nil, false, translate(err, "messages")
+	}
+	ms, err := scanMessages(rows, limit+1, reader != "")
 	if err != nil {
 		return nil, false, translate(err, "messages")
 	}
@@ -134,16 +144,127 @@ func (s *Store) History(ctx context.Context, conversation string, after *Cursor,
 
 // RecipientKeys returns the recipient keys for the given (message, user) pairs.
 func (s *Store) RecipientKeys(ctx context.Context, pairs []MessageUser) ([]*models.RecipientKey, error) {
-	var ks []*models.RecipientKey
 	if len(pairs) == 0 {
-		return ks, nil
+		return nil, nil
 	}
 	ids, users := splitPairs(pairs)
-	err := s.r.NewSelect().Model(&ks).Where("message_id IN (?) AND user_id IN (?)", bun.List(ids), bun.List(users)).Scan(ctx)
+	rows, err := s.r.NewSelect().Model((*models.RecipientKey)(nil)).Column(keyColumns...).
+		Where("message_id IN (?) AND user_id IN (?)", bun.List(ids), bun.List(users)).Rows(ctx)
+	if err != nil {
+		return nil, translate(err, "recipient keys")
+	}
+	ks, err := scanKeys(rows, len(ids))
 	if err != nil {
 		return nil, translate(err, "recipient keys")
 	}
 	return ks, nil
+}
+
+// A page of history and its reader's keys are scanned with database/sql
+// directly, column by column: bun's scan of the same rows (its reflection
+// over the model, per row and column) cost as much CPU as the database's own
+// work on them. The columns are every column of the models, in the order the
+// scans below read them.
+const (
+	historyColumns = "m.id, m.conversation, m.room_id, m.sender_id, m.recipient_id, m.ciphertext, m.nonce, " +
+		"m.attachment_id, m.content_hash, m.created_at, m.deleted_at, m.version, m.signature, m.key_digests"
+	readerKeyColumns = "k.user_id, k.key_id, k.kem_ciphertext, k.wrapped_key, k.read_at"
+)
+
+var keyColumns = []string{"message_id", "user_id", "key_id", "kem_ciphertext", "wrapped_key", "read_at"}
+
+func scanMessages(rows *sql.Rows, capacity int, withKey bool) ([]*models.Message, error) {
+	defer rows.Close()
+	// The page's messages, and its reader's keys, each in one allocation.
+	ms := make([]*models.Message, 0, capacity)
+	msgs := make([]models.Message, capacity)
+	var keys []models.RecipientKey
+	var keyRefs []*models.RecipientKey
+	if withKey {
+		keys = make([]models.RecipientKey, capacity)
+		keyRefs = make([]*models.RecipientKey, capacity)
+	}
+	dest := make([]any, 0, 19)
+	var (
+		version     int64
+		user, keyID *string // each row's scan sets them, NULL to nil
+	)
+	for i := 0; rows.Next(); i++ {
+		if i == capacity {
+			return nil, fmt.Errorf("history: more than the %d rows asked for", capacity)
+		}
+		m := &msgs[i]
+		dest = append(dest[:0], &m.ID, &m.Conversation, optionalString{&m.RoomID}, &m.SenderID, optionalString{&m.RecipientID},
+			&m.CipherBytes, &m.NonceBytes, optionalString{&m.AttachmentID}, &m.ContentHash, &m.CreatedAt,
+			optionalTime{&m.DeletedAt}, &version, &m.SignatureBytes, &m.KeyDigestBytes)
+		if withKey {
+			k := &keys[i]
+			dest = append(dest, optionalString{&user}, optionalString{&keyID}, &k.KEMBytes, &k.WrappedBytes, optionalTime{&k.ReadAt})
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		m.Version = int(version)
+		if withKey {
+			// Empty, not nil, when the reader has no key: the key was looked for.
+			m.Keys = keyRefs[i:i:i]
+			if user != nil && keyID != nil {
+				k := &keys[i]
+				k.MessageID, k.UserID, k.KeyID = m.ID, *user, *keyID
+				keyRefs[i] = k
+				m.Keys = keyRefs[i : i+1 : i+1]
+			}
+		}
+		ms = append(ms, m)
+	}
+	return ms, rows.Err()
+}
+
+func scanKeys(rows *sql.Rows, capacity int) ([]*models.RecipientKey, error) {
+	defer rows.Close()
+	ks := make([]*models.RecipientKey, 0, capacity)
+	for rows.Next() {
+		k := new(models.RecipientKey)
+		if err := rows.Scan(&k.MessageID, &k.UserID, &k.KeyID, &k.KEMBytes, &k.WrappedBytes, optionalTime{&k.ReadAt}); err != nil {
+			return nil, err
+		}
+		ks = append(ks, k)
+	}
+	return ks, rows.Err()
+}
+
+// optionalString scans a nullable text column into a *string (nil for NULL).
+type optionalString struct{ p **string }
+
+func (o optionalString) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*o.p = nil
+	case string:
+		*o.p = &v
+	case []byte:
+		s := string(v)
+		*o.p = &s
+	default:
+		return fmt.Errorf("scan text: unsupported type %T", src)
+	}
+	return nil
+}
+
+// optionalTime scans a nullable time column into a *models.Time.
+type optionalTime struct{ p **models.Time }
+
+func (o optionalTime) Scan(src any) error {
+	if src == nil {
+		*o.p = nil
+		return nil
+	}
+	t := new(models.Time)
+	if err := t.Scan(src); err != nil {
+		return err
+	}
+	*o.p = t
+	return nil
 }
 
 // MessageUser names one recipient key (of a message or a document).

@@ -90,7 +90,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	if cfg.WSWriteTimeout <= 0 {
 		cfg.WSWriteTimeout = DefaultWSWriteTimeout
 	}
-	srv := handler.New(cfg.Schema)
+	srv := handler.New(withHistoryPages(cfg.Schema, cfg.Extensions))
 	errorf := func(ctx context.Context, err error) {
 		cfg.Log.DebugContext(ctx, "websocket error", "err", err)
 	}
@@ -145,4 +145,21 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	srv.Use(documentGuard{limits: limits, cache: queries})
 	srv.Use(slowConsumers{})
 	return srv
+}
+
+// withHistoryPages puts the history fast path (history.go) in front of the
+// generated schema, unless an extension intercepts fields, which the fast
+// path does not call.
+func withHistoryPages(es graphql.ExecutableSchema, exts []graphql.HandlerExtension) graphql.ExecutableSchema {
+	gen, ok := es.(*executableSchema)
+	if !ok {
+		return es
+	}
+	for _, e := range exts {
+		switch e.(type) {
+		case graphql.FieldInterceptor, graphql.RootFieldInterceptor:
+			return es
+		}
+	}
+	return historySchema{gen}
 }

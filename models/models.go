@@ -159,7 +159,8 @@ type Message struct {
 	KeyDigestBytes []byte `bun:"key_digests"`
 
 	// Keys is filled when the message travels as a live event, so that each
-	// subscriber finds its own key without a query.
+	// subscriber finds its own key without a query, and by a history page's
+	// query with its reader's key (or none).
 	Keys []*RecipientKey `bun:"-"`
 	// Sender, RoomRef and RecipientRef are filled before a message is
 	// returned or published (the GraphQL fields read them directly), so that

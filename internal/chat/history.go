@@ -34,7 +34,7 @@ func (s *Service) history(ctx context.Context, u *models.User, conversation stri
 		}
 		cur = &c
 	}
-	ms, more, err := s.store.History(ctx, conversation, cur, n)
+	ms, more, err := s.store.History(ctx, conversation, u.ID, cur, n)
 	if err != nil {
 		return nil, err
 	}

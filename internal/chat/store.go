@@ -72,7 +72,7 @@ type MessageStore interface {
 	MessageByID(ctx context.Context, id string) (*models.Message, error)
 	MessagesByIDs(ctx context.Context, ids []string) ([]*models.Message, error)
 	DeleteMessage(ctx context.Context, id string) (*models.Message, error)
-	History(ctx context.Context, conversation string, after *db.Cursor, limit int) ([]*models.Message, bool, error)
+	History(ctx context.Context, conversation, reader string, after *db.Cursor, limit int) ([]*models.Message, bool, error)
 	RecipientKeys(ctx context.Context, pairs []db.MessageUser) ([]*models.RecipientKey, error)
 	MarkRead(ctx context.Context, userID string, ids []string) ([]*models.RecipientKey, error)
 	ConversationsPage(ctx context.Context, userID string, after *db.Cursor, limit int) ([]*models.Conversation, bool, error)

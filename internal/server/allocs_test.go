@@ -44,6 +44,10 @@ func TestAllocationBudgets(t *testing.T) {
 		}
 	}
 	me := qchattest.GraphQLBody(`{ me { id } }`, nil)
+	// A page of the 50 messages the sends leave, with the SDK's fields.
+	page := qchattest.GraphQLBody(`query($r: ID!) { room(id: $r) { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt deleted version signature keyDigests attachmentId
+  sender { id username } room { id } recipient { id username } myKey { userId keyId kemCiphertext wrappedKey readAt } attachment { id name mimeType size } } } pageInfo { hasNextPage endCursor } } } }`,
+		map[string]any{"r": room.CreateRoom.ID})
 	i := 0
 	cases := []struct {
 		name   string
@@ -52,6 +56,8 @@ func TestAllocationBudgets(t *testing.T) {
 	}{
 		{"me", 185, func() { do(me) }},
 		{"sendMessage into a room of 2", 570, func() { do(bodies[i%len(bodies)]); i++ }},
+		// After the sends: 50 messages and more.
+		{"history page of 50", 2650, func() { do(page) }},
 	}
 	for _, c := range cases {
 		got := testing.AllocsPerRun(50, c.run)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qchat/qchat/client"
 	"github.com/qchat/qchat/db"
+	"github.com/qchat/qchat/graph"
 	"github.com/qchat/qchat/internal/middleware"
 	"github.com/qchat/qchat/internal/qchattest"
 	"github.com/qchat/qchat/pqcrypto"
@@ -179,22 +180,33 @@ func BenchmarkRoomMessages(b *testing.B) {
 			in := qchattest.Seal(b, uuid.NewString(), alice, room.CreateRoom.ID, "", "history", alice, bob)
 			srv.MustDo(b, alice.Token, `mutation($in: SendMessageInput!) { sendMessage(input: $in) { id } }`, map[string]any{"in": in}, nil)
 		}
-		body := qchattest.GraphQLBody(`query($r: ID!) { room(id: $r) { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt sender { id } myKey { keyId kemCiphertext wrappedKey } } } pageInfo { hasNextPage endCursor } } } }`,
-			map[string]any{"r": room.CreateRoom.ID})
+		// %s is the root field's directive: none for the history fast
+		// path (graph/history.go), which a page with these fields takes,
+		// or @include(if: true), which takes gqlgen's executor.
+		const query = `query($r: ID!) { room(id: $r) %s { messages(first: 50) { edges { cursor node { id ciphertext nonce createdAt sender { id } myKey { keyId kemCiphertext wrappedKey } } } pageInfo { hasNextPage endCursor } } } }`
+		vars := map[string]any{"r": room.CreateRoom.ID}
 		// gzip is the server's compression (and the client's
 		// decompression, in the same process); identity is the same page
 		// asked for with x-no-compression, so the difference is what gzip
-		// costs a page.
-		for _, enc := range []string{"gzip", "identity"} {
+		// costs a page; executor is identity through gqlgen's executor.
+		for _, enc := range []string{"gzip", "identity", "executor"} {
 			b.Run(enc, func(b *testing.B) {
 				p := newPoster(srv, bob.Token)
-				if enc == "identity" {
+				body := qchattest.GraphQLBody(fmt.Sprintf(query, ""), vars)
+				if enc != "gzip" {
 					p.header = http.Header{middleware.NoCompressionHeader: {"1"}}
+				}
+				if enc == "executor" {
+					body = qchattest.GraphQLBody(fmt.Sprintf(query, "@include(if: true)"), vars)
 				}
 				b.ReportAllocs()
 				var page []byte
+				before := graph.HistoryPages()
 				for b.Loop() {
 					page = p.post(b, body)
+				}
+				if fast := graph.HistoryPages() > before; fast != (enc != "executor") {
+					b.Fatalf("%s: history fast path taken: %v", enc, fast)
 				}
 				b.ReportMetric(float64(len(page)), "JSON-bytes/page")
 			})
