@@ -94,7 +94,6 @@ type sharedDelivery struct {
 	rc    *graphql.OperationContext
 	es    *executableSchema
 	field graphql.CollectedField
-	key   string // the operation's text and name
 }
 
 func newSharedDelivery(c *wsConn, id string, rc *graphql.OperationContext) *sharedDelivery {
@@ -108,7 +107,7 @@ func newSharedDelivery(c *wsConn, id string, rc *graphql.OperationContext) *shar
 		!shareable("Message", fields[0].Selections) {
 		return nil
 	}
-	return &sharedDelivery{c: c, id: id, rc: rc, es: es, field: fields[0], key: rc.RawQuery + "\x00" + rc.OperationName}
+	return &sharedDelivery{c: c, id: id, rc: rc, es: es, field: fields[0]}
 }
 
 // deliver writes m, which the subscription's loop took from ev, if a shared
@@ -119,7 +118,7 @@ func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *model
 	if m.Mine != nil && m.Mine.ReadAt != nil {
 		return false, false
 	}
-	t := sharedResponses.get(sharedKey{ev: weak.Make(ev), query: d.key, keyless: m.Mine == nil}, func() *template {
+	t := sharedResponses.get(sharedKey{ev: weak.Make(ev), query: d.rc.RawQuery, name: d.rc.OperationName, keyless: m.Mine == nil}, func() *template {
 		return d.resolve(ctx, m)
 	})
 	if t == nil {
@@ -258,6 +257,7 @@ func appendQuotedInner(b []byte, s string) []byte {
 type sharedKey struct {
 	ev      weak.Pointer[broker.Event]
 	query   string
+	name    string
 	keyless bool
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,16 +107,8 @@ func (t socketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql
 	// upgrade request are not kept for the socket's life (most of an idle
 	// socket's memory). The middlewares' end of the request (its log line,
 	// the socket accounting) waits for end.
-	go func() {
-		defer end()
-		defer func() {
-			if v := recover(); v != nil {
-				t.panicked(c.ctx, v)
-				c.close(closeInternalError, "internal server error")
-			}
-		}()
-		c.run()
-	}()
+	c.watch()
+	go c.serveDetached(end)
 }
 
 // wsConn is one socket's session.
@@ -131,10 +124,27 @@ type wsConn struct {
 	wmu sync.Mutex // serialises writes
 
 	mu        sync.Mutex
-	active    map[string]context.CancelFunc
+	active    []activeOp // a slice: a socket has few operations, most one
 	closed    bool
 	keepAlive *time.Timer
 	stopWatch func() // stops watching the socket's context
+}
+
+// activeOp is a running operation: its client's id, and what stops it.
+type activeOp struct {
+	id     string
+	cancel context.CancelFunc
+}
+
+// activeIndex is the index of the operation id in c.active, or -1; c.mu
+// is held.
+func (c *wsConn) activeIndex(id string) int {
+	for i, op := range c.active {
+		if op.id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // kind is a protocol message's meaning, whatever its name in either protocol.
@@ -345,53 +355,93 @@ func (c *wsConn) initialise() bool {
 	return true
 }
 
+// watch starts what closes the socket besides its client (its context's
+// end) and graphql-ws's keepalive.
+func (c *wsConn) watch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	// The socket closes when its context ends (a revoked session, the
+	// server's shutdown), or when its reading ends.
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.ctx = ctx
+	stop := context.AfterFunc(ctx, func() { c.close(closeNormal, "terminated") })
+	c.stopWatch = func() { stop(); cancel() }
+	if c.legacy && c.t.keepAlive > 0 {
+		c.keepAlive = time.AfterFunc(c.t.keepAlive, c.sendKeepAlive)
+	}
+}
+
 // run serves the socket's messages until it closes.
 func (c *wsConn) run() {
-	c.mu.Lock()
-	if !c.closed {
-		// The socket closes when its context ends (a revoked session, the
-		// server's shutdown), or with the handler's return below.
-		ctx, cancel := context.WithCancel(c.ctx)
-		c.ctx = ctx
-		stop := context.AfterFunc(ctx, func() { c.close(closeNormal, "terminated") })
-		c.stopWatch = func() { stop(); cancel() }
-		if c.legacy && c.t.keepAlive > 0 {
-			c.keepAlive = time.AfterFunc(c.t.keepAlive, c.sendKeepAlive)
-		}
-	}
-	c.mu.Unlock()
+	c.watch()
 	defer c.close(closeNormal, "terminated")
-	for {
-		start := graphql.Now()
-		m, err := c.next()
-		if err != nil {
-			if !errors.Is(err, errSocketClosed) {
-				c.t.errorf(c.ctx, transport.WebsocketError{Err: err, IsReadError: true})
-			}
-			return
-		}
-		switch m.kind {
-		case kindStart:
-			c.subscribe(start, m)
-		case kindStop:
-			c.mu.Lock()
-			cancel := c.active[m.id]
-			c.mu.Unlock()
-			if cancel != nil {
-				cancel()
-			}
-		case kindTerminate:
-			c.close(closeNormal, "terminated")
-			return
-		case kindPing:
-			c.write(kindPong, "", m.payload)
-		case kindPong:
-		default:
-			c.connectionError("unexpected message %s", m.kind)
-			c.close(closeProtocolError, "unexpected message")
-			return
-		}
+	for c.serveNext() {
 	}
+}
+
+// serveDetached serves the socket's next message, and hands the rest on
+// to a fresh goroutine: reading and handling a message (coder/websocket's
+// read, JSON decoding, a write) grows a goroutine's stack to 8 KiB, while
+// waiting for the next message needs 4, and the runtime shrinks a parked
+// goroutine's stack only while it uses less than a quarter of it. The
+// socket's last goroutine closes it, and calls end.
+func (c *wsConn) serveDetached(end func()) {
+	handedOn := false
+	defer func() {
+		if handedOn {
+			return
+		}
+		defer end()
+		c.close(closeNormal, "terminated")
+		if v := recover(); v != nil {
+			c.t.panicked(c.ctx, v)
+			c.close(closeInternalError, "internal server error")
+		}
+	}()
+	if c.serveNext() {
+		handedOn = true
+		go c.serveDetached(end)
+	}
+}
+
+// serveNext reads and serves one message; false: the socket is done.
+func (c *wsConn) serveNext() bool {
+	start := graphql.Now()
+	m, err := c.next()
+	if err != nil {
+		if !errors.Is(err, errSocketClosed) {
+			c.t.errorf(c.ctx, transport.WebsocketError{Err: err, IsReadError: true})
+		}
+		return false
+	}
+	switch m.kind {
+	case kindStart:
+		c.subscribe(start, m)
+	case kindStop:
+		var cancel context.CancelFunc
+		c.mu.Lock()
+		if i := c.activeIndex(m.id); i >= 0 {
+			cancel = c.active[i].cancel
+		}
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	case kindTerminate:
+		c.close(closeNormal, "terminated")
+		return false
+	case kindPing:
+		c.write(kindPong, "", m.payload)
+	case kindPong:
+	default:
+		c.connectionError("unexpected message %s", m.kind)
+		c.close(closeProtocolError, "unexpected message")
+		return false
+	}
+	return true
 }
 
 func (c *wsConn) sendKeepAlive() {
@@ -442,10 +492,12 @@ func (c *wsConn) subscribe(start time.Time, m message) {
 		cancel()
 		return
 	}
-	if c.active == nil {
-		c.active = map[string]context.CancelFunc{}
+	if i := c.activeIndex(m.id); i >= 0 {
+		// A reused id takes the entry over, as gqlgen's map does.
+		c.active[i].cancel = cancel
+	} else {
+		c.active = append(c.active, activeOp{m.id, cancel})
 	}
-	c.active[m.id] = cancel
 	c.mu.Unlock()
 	go c.serve(ctx, cancel, m.id, rc)
 }
@@ -457,9 +509,11 @@ func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string
 	ctx, errs := withSubscriptionErrors(ctx)
 	ctx, slot := withStreamSlot(ctx)
 	slot.shared = newSharedDelivery(c, id, rc)
-	op := &operation{c: c, id: id, rc: rc, cancel: cancel, errs: errs, slot: slot}
+	op := &operation{c: c, id: id, rc: rc, cancel: cancel, errs: errs}
 	handedOff := false
+	slot.ready.Add(1)
 	defer func() {
+		slot.ready.Done()
 		if !handedOff {
 			op.end(ctx, recover())
 		}
@@ -473,27 +527,18 @@ func (c *wsConn) serve(ctx context.Context, cancel context.CancelFunc, id string
 		c.sendResponse(id, resp)
 		return true
 	}
-	loop := slot.take()
-	if loop == nil {
+	if !slot.claimed.Load() {
 		for deliver() {
 		}
 		return
 	}
-	// The resolver's loop runs in a goroutine of its own that starts with a
-	// small stack, rather than in this one, whose stack grew deep
-	// dispatching the operation and would stay that large while the
-	// subscription waits for events (most of its life). This one ends
-	// at once: still one goroutine per subscription.
+	// The subscription is served from the broker's goroutine for it, which
+	// runs only while events wait (RunStream), and this one ends: an idle
+	// subscription holds no goroutine, and this one's stack grew deep
+	// dispatching the operation.
 	handedOff = true
-	go func() {
-		defer func() { op.end(ctx, recover()) }()
-		slot.running.Store(true)
-		// Each value the loop emits is resolved and written before it
-		// reads its next event.
-		loop(deliver)
-		for deliver() {
-		}
-	}()
+	slot.ctx, slot.op, slot.deliver = ctx, op, deliver
+	slot.running.Store(true)
 }
 
 // operation is what ends a websocket operation.
@@ -503,12 +548,15 @@ type operation struct {
 	rc     *graphql.OperationContext
 	cancel context.CancelFunc
 	errs   *subscriptionErrors
-	slot   *streamSlot
+	ended  atomic.Bool
 }
 
-// end finishes the operation: an error for a panic (r) or for the errors
-// it ended with (SLOW_CONSUMER), complete otherwise.
+// end finishes the operation, once: an error for a panic (r) or for the
+// errors it ended with (SLOW_CONSUMER), complete otherwise.
 func (op *operation) end(ctx context.Context, r any) {
+	if op.ended.Swap(true) {
+		return
+	}
 	c, id := op.c, op.id
 	if r != nil {
 		err := op.rc.Recover(ctx, r)
@@ -520,12 +568,6 @@ func (op *operation) end(ctx context.Context, r any) {
 			}
 		}
 		c.sendErrors(id, gqlErr)
-		if loop := op.slot.take(); loop != nil {
-			// A panic before the loop ran: it still has to release what
-			// the resolver took.
-			op.cancel()
-			loop(func() bool { return false })
-		}
 	}
 	if list := op.errs.list(); len(list) != 0 {
 		c.sendErrors(id, list...)
@@ -535,7 +577,9 @@ func (op *operation) end(ctx context.Context, r any) {
 		c.write(kindComplete, id, nil)
 	}
 	c.mu.Lock()
-	delete(c.active, id)
+	if i := c.activeIndex(id); i >= 0 {
+		c.active = slices.Delete(c.active, i, i+1)
+	}
 	c.mu.Unlock()
 	op.cancel()
 }
@@ -603,8 +647,8 @@ func (c *wsConn) close(code int, reason string) {
 		code, reason = closeGoingAway, "server shutting down"
 	}
 	_ = c.conn.writeClose(code, reason)
-	for _, cancel := range active {
-		cancel()
+	for _, op := range active {
+		op.cancel()
 	}
 	_ = c.conn.close()
 	if stopWatch != nil {
@@ -615,13 +659,20 @@ func (c *wsConn) close(code int, reason string) {
 	}
 }
 
-// streamSlot is where a subscription resolver leaves its loop for the
-// transport to run (see RunStream).
+// streamSlot is how a subscription resolver and the transport serve a
+// subscription from the broker's calls (see RunStream).
 type streamSlot struct {
-	mu   sync.Mutex
-	loop func(deliver func() bool)
+	claimed atomic.Bool    // RunStream was called
+	ready   sync.WaitGroup // done once the operation is dispatched
+	// Set when the transport takes the subscription over, before ready
+	// (nil otherwise).
+	ctx      context.Context
+	op       *operation
+	deliver  func() bool // resolve and write the value in the channel
+	panicked any         // a panic of step, for end
 	// shared writes messageAdded values from shared responses (nil when
-	// the operation does not qualify), once the transport runs the loop.
+	// the operation does not qualify), once the transport serves the
+	// subscription.
 	shared  *sharedDelivery
 	running atomic.Bool
 }
@@ -633,36 +684,60 @@ func withStreamSlot(ctx context.Context) (context.Context, *streamSlot) {
 	return context.WithValue(ctx, streamSlotKey{}, s), s
 }
 
-func (s *streamSlot) take() func(deliver func() bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	loop := s.loop
-	s.loop = func(func() bool) {} // taken: a later RunStream is refused
-	return loop
-}
-
-// RunStream lets a subscription resolver run its loop in the goroutine that
-// serves the subscription, instead of a goroutine of its own feeding the
-// channel it returns: one goroutine per subscription instead of two. loop
-// runs after the resolver returns; after each value it puts in the channel
-// (which must have room for one), it calls deliver, which takes the value
-// from the channel, resolves and writes it, and reports false once the
-// subscription has ended (loop must then return). loop must close the
-// channel when it returns. RunStream reports false when the transport does
-// not offer this (then the resolver starts its own goroutine); the
-// subscription's context is ctx.
-func RunStream(ctx context.Context, loop func(deliver func() bool)) bool {
+// RunStream lets the websocket transport serve a subscription fed by the
+// broker's calls (broker.Broker's SubscribeFunc) without a goroutine of its
+// own: nothing waits while no event does. step and end are the
+// subscription's: step takes one event and, for each value it has for the
+// client, puts it into the resolver's channel (which must have room for
+// one) and calls write, which resolves and writes it and reports false
+// once the subscription has ended; end releases what the subscription
+// holds and closes the channel. RunStream returns step and end as the
+// transport wraps them, to subscribe with, and write; write is nil when
+// the transport does not serve subscriptions so (the channel is then read
+// as usual, and step and end are returned as they are). The wrapped step
+// and end wait for the operation's dispatch to finish, and end finishes
+// the operation (complete, or error).
+func RunStream(ctx context.Context, step func(*broker.Event) bool, end func()) (func(*broker.Event) bool, func(), func() bool) {
 	s, _ := ctx.Value(streamSlotKey{}).(*streamSlot)
-	if s == nil {
-		return false
+	if s == nil || s.claimed.Swap(true) {
+		return step, end, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.loop != nil {
-		return false
+	wstep := func(ev *broker.Event) (ok bool) {
+		s.ready.Wait()
+		if s.op == nil {
+			return false // the dispatch failed; end follows
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				s.panicked = r
+				ok = false
+			}
+		}()
+		return step(ev)
 	}
-	s.loop = loop
-	return true
+	wend := func() {
+		s.ready.Wait()
+		op := s.op
+		if op == nil {
+			end()
+			return
+		}
+		defer func() {
+			r := recover()
+			if r == nil {
+				r = s.panicked
+			}
+			op.end(s.ctx, r)
+		}()
+		end()
+		if s.panicked == nil {
+			// What the channel still holds, and the end of gqlgen's
+			// stream.
+			for s.deliver() {
+			}
+		}
+	}
+	return wstep, wend, func() bool { return s.deliver() }
 }
 
 // SharedMessages returns, for a messageAdded subscription whose loop the
@@ -680,7 +755,7 @@ func SharedMessages(ctx context.Context) func(ctx context.Context, ev *broker.Ev
 		return nil
 	}
 	return func(ctx context.Context, ev *broker.Event, m *models.Message) (bool, bool) {
-		if !s.running.Load() {
+		if !s.running.Load() || !s.claimed.Load() {
 			return false, false
 		}
 		return s.shared.deliver(ctx, ev, m)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,13 +55,16 @@ func (f frameSocket) accept(w http.ResponseWriter, r *http.Request, protocols []
 }
 
 // The buffers a websocket reads and writes through. net/http hands a
-// hijacked connection its own 4 KiB buffers; most sockets are idle, so the
-// read buffer is smaller (a larger frame is read straight into its
-// message), while the write buffer keeps a delivery of a few KiB to one
-// system call.
+// hijacked connection its own 4 KiB buffers; most sockets are idle and
+// would keep them for nothing. The read buffer is small (a larger frame is
+// read straight into its message). Writes go through a buffer only as
+// large as a frame's header (coder/websocket writes the header and the
+// payload separately) to a frameWriter, which gathers each frame in a
+// buffer from a pool for as long as it is being written: a delivery is
+// still one system call, and an idle socket holds no write buffer.
 const (
-	socketReadBuffer  = 1 << 10
-	socketWriteBuffer = 4 << 10
+	socketReadBuffer  = 256
+	socketWriteBuffer = 16 // >= the largest header of a server's frame (10 bytes)
 )
 
 // smallBuffers gives coder/websocket the hijacked connection with buffers of
@@ -90,8 +94,101 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, err
 	}
 	*brw.Reader = *r
-	*brw.Writer = *bufio.NewWriterSize(conn, socketWriteBuffer)
+	*brw.Writer = *bufio.NewWriterSize(&frameWriter{conn: conn}, socketWriteBuffer)
 	return conn, brw, nil
+}
+
+// maxGathered is the largest frame a frameWriter gathers into one write; a
+// larger one is written as it comes (its start, then the rest: two system
+// calls, as with a 4 KiB buffer).
+const maxGathered = 32 << 10
+
+// frameWriter writes a server's websocket frames to conn, each in one
+// write: the start of a frame that is not yet complete waits in a buffer
+// from frames until the rest comes. It relies on coder/websocket flushing
+// its buffered writer at the end of each frame, and serialising frames.
+type frameWriter struct {
+	conn    io.Writer
+	pending *[]byte // the start of an incomplete frame; nil: none
+	direct  int     // bytes still to come of a frame too large to gather
+}
+
+func (w *frameWriter) Write(p []byte) (int, error) {
+	written := 0
+	if w.direct > 0 {
+		k := min(len(p), w.direct)
+		n, err := w.conn.Write(p[:k])
+		w.direct -= n
+		written += n
+		if err != nil || k == len(p) {
+			return written, err
+		}
+		p = p[k:]
+	}
+	buf := p
+	if w.pending != nil {
+		*w.pending = append(*w.pending, p...)
+		buf = *w.pending
+	}
+	switch gap := frameGap(buf); {
+	case gap == 0 || gap > maxGathered:
+		// Whole frames, or the start of one too large to gather.
+		_, err := w.conn.Write(buf)
+		w.release()
+		if err != nil {
+			return written, err
+		}
+		w.direct = max(gap, 0)
+	case w.pending == nil:
+		w.pending = frames.Get().(*[]byte)
+		*w.pending = append((*w.pending)[:0], p...)
+	}
+	return written + len(p), nil
+}
+
+func (w *frameWriter) release() {
+	if w.pending == nil {
+		return
+	}
+	if cap(*w.pending) <= 64<<10 {
+		frames.Put(w.pending)
+	}
+	w.pending = nil
+}
+
+// frameGap is how many bytes b lacks to end where a websocket frame ends:
+// 0 when it holds whole frames, -1 when its last frame's header is
+// incomplete (RFC 6455, 5.2).
+func frameGap(b []byte) int {
+	for len(b) > 0 {
+		if len(b) < 2 {
+			return -1
+		}
+		header, size := 2, uint64(b[1]&0x7f)
+		switch size {
+		case 126:
+			header = 4
+		case 127:
+			header = 10
+		}
+		if b[1]&0x80 != 0 {
+			header += 4 // a masking key (a client's frame)
+		}
+		if len(b) < header {
+			return -1
+		}
+		switch size {
+		case 126:
+			size = uint64(binary.BigEndian.Uint16(b[2:]))
+		case 127:
+			size = binary.BigEndian.Uint64(b[2:])
+		}
+		if have := uint64(len(b) - header); have < size {
+			return int(min(size-have, 1<<40))
+		}
+		b = b[header+int(size):]
+	}
+	return 0
 }
 
 type frameConn struct {

@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,4 +187,131 @@ func TestSocketTransportInitTimeout(t *testing.T) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// countingListener counts the writes to each accepted connection.
+type countingListener struct {
+	net.Listener
+	writes chan *atomic.Int64
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return c, err
+	}
+	n := new(atomic.Int64)
+	l.writes <- n
+	return countingConn{c, n}, nil
+}
+
+// A frame up to maxGathered bytes is one write to the connection, whatever
+// its size, and every frame arrives whole and in order.
+func TestFrameWriterOneWritePerFrame(t *testing.T) {
+	sizes := []int{0, 1, 5, 6, 20, 125, 126, 1000, 4096, 20_000, maxGathered - 10, 65_535, 65_536, 200_000, 3}
+	payload := func(n int) []byte { return bytes.Repeat([]byte{'a' + byte(n%26)}, n) }
+	writes := make([]int64, len(sizes))
+	done := make(chan error, 1)
+	counters := make(chan *atomic.Int64, 1)
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fc, err := frameSocket{WriteTimeout: time.Minute}.accept(w, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer fc.close()
+		n := <-counters
+		for i, size := range sizes {
+			before := n.Load()
+			if err := fc.write(payload(size)); err != nil {
+				done <- err
+				return
+			}
+			writes[i] = n.Load() - before
+		}
+		_, _, err = fc.conn.Read(r.Context()) // the client's close
+		done <- nil
+	}))
+	hs.Listener = countingListener{hs.Listener, counters}
+	hs.Start()
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := coderws.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(1 << 20)
+	for _, size := range sizes {
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, payload(size)) {
+			t.Fatalf("frame of %d bytes: got %d bytes %.20q…", size, len(got), got)
+		}
+	}
+	_ = c.Close(coderws.StatusNormalClosure, "")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range sizes {
+		want := int64(1)
+		if size > maxGathered {
+			want = 2
+		}
+		if writes[i] != want {
+			t.Errorf("a frame of %d bytes took %d writes, want %d", size, writes[i], want)
+		}
+	}
+}
+
+func TestFrameGap(t *testing.T) {
+	frame := func(n int) []byte {
+		h := []byte{0x81}
+		switch {
+		case n < 126:
+			h = append(h, byte(n))
+		case n < 1<<16:
+			h = append(h, 126, byte(n>>8), byte(n))
+		default:
+			h = append(h, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		}
+		return append(h, make([]byte, n)...)
+	}
+	for _, n := range []int{0, 1, 125, 126, 65_535, 65_536, 100_000} {
+		f := frame(n)
+		two := append(slices.Clone(f), frame(3)...)
+		for cut := 0; cut <= len(f); cut++ {
+			want := len(f) - cut
+			if cut < len(f)-n { // the header is incomplete
+				want = -1
+			}
+			if cut == 0 {
+				want = 0
+			}
+			if got := frameGap(f[:cut]); got != want {
+				t.Fatalf("frame of %d bytes cut at %d: gap %d, want %d", n, cut, got, want)
+			}
+			if cut == 200 && n > 200 {
+				cut = len(f) - 200 // the middle of a large frame says nothing new
+			}
+		}
+		if got := frameGap(two); got != 0 {
+			t.Fatalf("two whole frames: gap %d", got)
+		}
+		if got := frameGap(two[:len(two)-1]); got != 1 {
+			t.Fatalf("two frames but a byte: gap %d", got)
+		}
+	}
 }

@@ -18,9 +18,8 @@ func me(ctx context.Context) (*models.User, error) {
 }
 
 // subscribe starts a subscription on the caller's topic: each event passes
-// through pick, which returns the value to deliver or ok=false to skip it. The
-// goroutine and both channels end when ctx ends or the broker drops the
-// subscriber.
+// through pick, which returns the value to deliver or ok=false to skip it.
+// The channel closes when ctx ends or the broker drops the subscriber.
 func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Context, ev *broker.Event) (T, bool)) (<-chan T, error) {
 	return subscribeEach(ctx, r, func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool {
 		v, ok := pick(ctx, ev)
@@ -31,8 +30,13 @@ func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Co
 // subscribeEach is subscribe for events that carry several values (a batch of
 // receipts): deliver hands each value to emit, which reports false once the
 // subscription has ended, and returns false to end it. The expansion happens
-// here, in the subscriber's own goroutine, at the pace its client reads: the
-// broker and its buffers carry one event however many values it holds.
+// as the event is delivered, at the pace its client reads: the broker and
+// its queues carry one event however many values it holds.
+//
+// No goroutine waits for the events: the broker calls deliver from one
+// that runs while events wait. Over the websocket transport
+// (graph.RunStream) each value is resolved and written as it is emitted;
+// elsewhere emit waits for the transport to read the channel.
 func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool) (<-chan T, error) {
 	u, err := me(ctx)
 	if err != nil {
@@ -42,22 +46,13 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 	if err != nil {
 		return nil, err
 	}
-	in, err := r.chat.Events(ctx, u.ID)
-	if err != nil {
-		release()
-		return nil, err
-	}
 	out := make(chan T, 1)
-	// The websocket transport runs the loop in the goroutine that serves
-	// the subscription (graph.RunStream): each value is resolved and
-	// written before the next event is read. Elsewhere it runs in a
-	// goroutine of its own, feeding the transport's.
-	var flush func() bool
+	var write func() bool
 	emit := func(v T) bool {
-		if flush != nil {
+		if write != nil {
 			select {
 			case out <- v: // room: write took the last one
-				return flush()
+				return write()
 			default: // the transport stopped reading the channel
 				return false
 			}
@@ -69,18 +64,14 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 			return false
 		}
 	}
-	loop := func(write func() bool) {
-		flush = write
-		defer release()
-		defer close(out)
-		for ev := range in {
-			if !deliver(ctx, ev, emit) {
-				return
-			}
-		}
-	}
-	if !graph.RunStream(ctx, loop) {
-		go loop(nil)
+	step, end, write := graph.RunStream(ctx,
+		func(ev *broker.Event) bool { return deliver(ctx, ev, emit) },
+		func() { release(); close(out) })
+	if err := r.chat.Events(ctx, u.ID, step, end); err != nil {
+		// end is ours to call; the transport's waits for this
+		// operation's dispatch, which this call is part of.
+		go end()
+		return nil, err
 	}
 	return out, nil
 }

@@ -99,5 +99,16 @@ type Broker interface {
 	// Subscribe delivers the events of topic until ctx ends or the subscriber
 	// falls behind; then the channel is closed.
 	Subscribe(ctx context.Context, topic string) (<-chan *Event, error)
+	// SubscribeFunc delivers the events of topic by calling deliver, in
+	// order and one at a time, from a goroutine that runs only while
+	// events wait: an idle subscription holds no goroutine. Up to the
+	// broker's buffer of events wait (the one deliver holds aside), as in
+	// Subscribe's channel; one more drops the subscriber. The subscription
+	// ends when ctx ends (the waiting events are discarded), when deliver
+	// returns false, or when the subscriber falls behind (after the
+	// waiting events are delivered); end is then called once, after the
+	// last deliver has returned. If SubscribeFunc returns an error, end is
+	// not called.
+	SubscribeFunc(ctx context.Context, topic string, deliver func(*Event) bool, end func()) error
 	Close() error
 }

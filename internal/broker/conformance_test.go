@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/qchat/qchat/internal/qchattest/redistest"
 	"github.com/qchat/qchat/models"
@@ -131,21 +134,131 @@ func TestBrokerConformance(t *testing.T) {
 				}
 			})
 
+			t.Run("SubscribeFunc delivers in order from a goroutine that runs only while events wait", func(t *testing.T) {
+				a, b := f.make(t, 8)
+				ctx, cancel := context.WithCancel(context.Background())
+				idle := goleak.IgnoreCurrent()
+				got := make(chan *Event, 100)
+				ended := make(chan struct{})
+				if err := a.SubscribeFunc(ctx, "user:x", func(ev *Event) bool { got <- ev; return true }, func() { close(ended) }); err != nil {
+					t.Fatal(err)
+				}
+				// From the other instance too, where events arrive as they
+				// are received; 5 at a time stays within the buffer.
+				for _, pub := range []instance{a, b} {
+					for round := range 4 {
+						for i := range 5 {
+							if err := pub.Publish(ctx, []string{"user:x"}, &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: fmt.Sprint(round*5 + i)}}); err != nil {
+								t.Fatal(err)
+							}
+						}
+						for i := range 5 {
+							if ev := next(t, got, 2*time.Second); ev.Typing.UserID != fmt.Sprint(round*5+i) {
+								t.Fatalf("got %s, want %d", ev.Typing.UserID, round*5+i)
+							}
+						}
+					}
+				}
+				if err := goleak.Find(idle); err != nil {
+					t.Fatalf("an idle subscription holds a goroutine: %v", err)
+				}
+				cancel()
+				<-ended
+			})
+
+			t.Run("SubscribeFunc drops a subscriber whose buffer is full, after delivering it", func(t *testing.T) {
+				const buffer = 2
+				a, _ := f.make(t, buffer)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var drops, delivered atomic.Int32
+				entered, release, ended := make(chan struct{}), make(chan struct{}), make(chan struct{})
+				err := a.SubscribeFunc(OnDrop(ctx, func() { drops.Add(1) }), "user:x", func(ev *Event) bool {
+					if delivered.Add(1) == 1 {
+						close(entered)
+						<-release
+					}
+					return true
+				}, func() { close(ended) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				publish := func(i int) {
+					if err := a.Publish(ctx, []string{"user:x"}, &Event{Kind: Typing, Typing: &models.TypingEvent{UserID: fmt.Sprint(i)}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				publish(0)
+				<-entered // the first event is being delivered: the buffer is empty
+				for i := range 100 {
+					publish(i + 1)
+				}
+				if drops.Load() != 1 {
+					t.Fatalf("the drop hook ran %d times before the subscriber caught up, want once", drops.Load())
+				}
+				close(release)
+				<-ended
+				if n := delivered.Load(); n != buffer+1 {
+					t.Fatalf("delivered %d events, want the one in hand and the buffer's %d", n, buffer)
+				}
+				if _, dropped := a.Stats(); dropped == 0 {
+					t.Fatal("no drop counted")
+				}
+			})
+
+			t.Run("SubscribeFunc ends once, on its context or when deliver says so, without the drop hook", func(t *testing.T) {
+				a, _ := f.make(t, 8)
+				before := a.Subscribers()
+				for _, stop := range []string{"context", "deliver"} {
+					var ends, drops, delivered atomic.Int32
+					ctx, cancel := context.WithCancel(OnDrop(context.Background(), func() { drops.Add(1) }))
+					ended := make(chan struct{})
+					err := a.SubscribeFunc(ctx, "user:x", func(*Event) bool { delivered.Add(1); return false }, func() {
+						ends.Add(1)
+						close(ended)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if stop == "context" {
+						cancel()
+					} else {
+						for range 3 {
+							_ = a.Publish(context.Background(), []string{"user:x"}, &Event{Kind: Typing, Typing: &models.TypingEvent{}})
+						}
+					}
+					<-ended
+					cancel()
+					waitUntil(t, "the subscriber to be forgotten", func() bool { return a.Subscribers() == before })
+					if ends.Load() != 1 || drops.Load() != 0 || delivered.Load() > 1 {
+						t.Fatalf("%s: end ran %d times, the drop hook %d, deliver %d", stop, ends.Load(), drops.Load(), delivered.Load())
+					}
+				}
+			})
+
 			t.Run("close ends every subscription and refuses more", func(t *testing.T) {
 				a, _ := f.make(t, 8)
 				ch, err := a.Subscribe(context.Background(), "user:x")
 				if err != nil {
 					t.Fatal(err)
 				}
+				ended := make(chan struct{})
+				if err := a.SubscribeFunc(context.Background(), "user:x", func(*Event) bool { return true }, func() { close(ended) }); err != nil {
+					t.Fatal(err)
+				}
 				if err := a.Close(); err != nil {
 					t.Fatal(err)
 				}
 				drain(t, ch)
+				<-ended
 				if err := a.Publish(context.Background(), []string{"user:x"}, &Event{Kind: Typing}); err == nil {
 					t.Fatal("publish after close succeeded")
 				}
 				if _, err := a.Subscribe(context.Background(), "user:x"); err == nil {
 					t.Fatal("subscribe after close succeeded")
+				}
+				if err := a.SubscribeFunc(context.Background(), "user:x", func(*Event) bool { return true }, func() {}); err == nil {
+					t.Fatal("SubscribeFunc after close succeeded")
 				}
 				if err := a.Close(); err != nil {
 					t.Fatalf("second close: %v", err)

@@ -17,13 +17,23 @@ type Memory struct {
 	buffer int
 
 	mu     sync.RWMutex
-	topics map[string]map[*subscriber]struct{}
+	topics map[string]map[sink]struct{}
 	closed bool
 
 	published atomic.Uint64
 	dropped   atomic.Uint64
 }
 
+// sink is one subscription as Publish sees it.
+type sink interface {
+	// send queues ev without blocking; false: not delivered (the
+	// subscription has ended, or ends now for falling behind).
+	send(ev *Event) bool
+	// close ends the subscription (its context ended, or the broker closed).
+	close()
+}
+
+// subscriber is a subscription read through a channel (Subscribe).
 type subscriber struct {
 	mu     sync.Mutex
 	ch     chan *Event
@@ -79,7 +89,7 @@ func NewMemory(buffer int) *Memory {
 	if buffer <= 0 {
 		buffer = 256
 	}
-	return &Memory{buffer: buffer, topics: map[string]map[*subscriber]struct{}{}}
+	return &Memory{buffer: buffer, topics: map[string]map[sink]struct{}{}}
 }
 
 // Publish implements Broker.
@@ -105,14 +115,29 @@ func (m *Memory) Publish(_ context.Context, topics []string, ev *Event) error {
 func (m *Memory) Subscribe(ctx context.Context, topic string) (<-chan *Event, error) {
 	s := &subscriber{ch: make(chan *Event, m.buffer)}
 	s.dropped, _ = ctx.Value(dropHookKey{}).(func())
+	if err := m.add(ctx, topic, s); err != nil {
+		return nil, err
+	}
+	return s.ch, nil
+}
+
+// SubscribeFunc implements Broker.
+func (m *Memory) SubscribeFunc(ctx context.Context, topic string, deliver func(*Event) bool, end func()) error {
+	s := &funcSubscriber{limit: m.buffer, deliver: deliver, end: end}
+	s.dropped, _ = ctx.Value(dropHookKey{}).(func())
+	return m.add(ctx, topic, s)
+}
+
+// add files s under topic until ctx ends.
+func (m *Memory) add(ctx context.Context, topic string, s sink) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	subs := m.topics[topic]
 	if subs == nil {
-		subs = map[*subscriber]struct{}{}
+		subs = map[sink]struct{}{}
 		m.topics[topic] = subs
 	}
 	subs[s] = struct{}{}
@@ -129,7 +154,115 @@ func (m *Memory) Subscribe(ctx context.Context, topic string) (<-chan *Event, er
 		m.mu.Unlock()
 		s.close()
 	})
-	return s.ch, nil
+	return nil
+}
+
+// funcSubscriber is a subscription served by calls (SubscribeFunc). Its
+// events wait in a queue that grows as they come, up to limit, and a
+// goroutine runs only while some wait: most subscribers are idle, and
+// hold neither a buffer of limit events nor a goroutine parked on one.
+type funcSubscriber struct {
+	limit   int
+	deliver func(*Event) bool
+	end     func()
+	dropped func() // see OnDrop
+
+	mu      sync.Mutex
+	queue   []*Event // waiting events, oldest first, from head
+	head    int
+	running bool // a goroutine delivers (or ends)
+	closed  bool // no more events are queued; end follows the waiting ones
+	ended   bool // end has been called or is about to be
+}
+
+// keptQueue is the largest queue kept for the next events once empty.
+const keptQueue = 16
+
+func (s *funcSubscriber) send(ev *Event) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	delivered := len(s.queue)-s.head < s.limit
+	if delivered {
+		if len(s.queue) == cap(s.queue) && s.head > 0 {
+			// Full of delivered slots: move the waiting ones down
+			// rather than growing.
+			n := copy(s.queue, s.queue[s.head:])
+			clear(s.queue[n:])
+			s.queue, s.head = s.queue[:n], 0
+		}
+		s.queue = append(s.queue, ev)
+	} else {
+		// Fallen behind: the waiting events are still delivered, then
+		// the subscription ends, as a closed channel's buffer is read.
+		s.closed = true
+		if s.dropped != nil {
+			s.dropped()
+		}
+	}
+	start := s.startLocked()
+	s.mu.Unlock()
+	if start {
+		go s.run()
+	}
+	return delivered
+}
+
+// close ends the subscription; waiting events are not delivered.
+func (s *funcSubscriber) close() {
+	s.mu.Lock()
+	s.closed = true
+	clear(s.queue)
+	s.queue, s.head = nil, 0
+	start := s.startLocked()
+	s.mu.Unlock()
+	if start {
+		go s.run()
+	}
+}
+
+// startLocked reports whether a goroutine must start to deliver or end.
+func (s *funcSubscriber) startLocked() bool {
+	if s.running || s.ended {
+		return false
+	}
+	s.running = true
+	return true
+}
+
+// run delivers the waiting events, and ends the subscription once it is
+// closed and nothing waits.
+func (s *funcSubscriber) run() {
+	for {
+		s.mu.Lock()
+		if s.head == len(s.queue) {
+			if cap(s.queue) > keptQueue {
+				s.queue = nil
+			}
+			s.queue, s.head = s.queue[:0], 0
+			s.running = false
+			end := s.closed && !s.ended
+			s.ended = s.ended || end
+			s.mu.Unlock()
+			if end {
+				s.end()
+			}
+			return
+		}
+		ev := s.queue[s.head]
+		s.queue[s.head] = nil
+		s.head++
+		s.mu.Unlock()
+		if !s.deliver(ev) {
+			s.mu.Lock()
+			s.closed = true
+			clear(s.queue)
+			s.queue, s.head = nil, 0
+			s.mu.Unlock()
+		}
+	}
 }
 
 // Stats reports deliveries and drops since start.
@@ -159,6 +292,6 @@ func (m *Memory) Close() error {
 			s.close()
 		}
 	}
-	m.topics = map[string]map[*subscriber]struct{}{}
+	m.topics = map[string]map[sink]struct{}{}
 	return nil
 }

@@ -163,6 +163,11 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) (<-chan *Event, err
 	return r.local.Subscribe(ctx, topic)
 }
 
+// SubscribeFunc implements Broker.
+func (r *Redis) SubscribeFunc(ctx context.Context, topic string, deliver func(*Event) bool, end func()) error {
+	return r.local.SubscribeFunc(ctx, topic, deliver, end)
+}
+
 // receive delivers the other instances' events until ctx ends. go-redis
 // re-establishes a broken subscription on the next read; this loop adds the
 // backoff, the pings that find a silently dead connection, and the state

@@ -8,11 +8,13 @@ import (
 )
 
 // Events subscribes to the topic of userID: every event published to the
-// user, until ctx ends or the broker drops a subscriber that fell behind.
-// What each subscription may deliver of them is decided by the filters
-// below, in the subscriber's own goroutine.
-func (s *Service) Events(ctx context.Context, userID string) (<-chan *broker.Event, error) {
-	return s.broker.Subscribe(ctx, broker.UserTopic(userID))
+// user is handed to deliver, until ctx ends, deliver returns false or the
+// broker drops a subscriber that fell behind; then end is called (see
+// broker.Broker's SubscribeFunc). What each subscription may deliver of
+// them is decided by the filters below, called from deliver: in the
+// broker's goroutine for the subscription, which runs while events wait.
+func (s *Service) Events(ctx context.Context, userID string, deliver func(*broker.Event) bool, end func()) error {
+	return s.broker.SubscribeFunc(ctx, broker.UserTopic(userID), deliver, end)
 }
 
 // The filters re-check membership on every event: the event was addressed

@@ -34,6 +34,7 @@ type Sessions interface {
 type Broker interface {
 	Publish(ctx context.Context, topics []string, ev *broker.Event) error
 	Subscribe(ctx context.Context, topic string) (<-chan *broker.Event, error)
+	SubscribeFunc(ctx context.Context, topic string, deliver func(*broker.Event) bool, end func()) error
 }
 
 // Presence counts each user's open sockets across instances
