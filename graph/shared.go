@@ -130,8 +130,10 @@ func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *model
 	}
 	buf := frames.Get().(*[]byte)
 	payload := t.appendFor((*buf)[:0], m.Mine)
-	d.c.write(kindData, d.id, payload)
+	// Counted before the write: a test that has read the frame must find
+	// it counted (after the write, the reader could overtake the count).
 	sharedWrites.Add(1)
+	d.c.write(kindData, d.id, payload)
 	if cap(payload) <= 64<<10 {
 		*buf = payload
 		frames.Put(buf)
