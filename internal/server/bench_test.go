@@ -89,6 +89,24 @@ func BenchmarkSendMessage(b *testing.B) {
 				p.post(b, bodies[i])
 			}
 		})
+		// 16 senders at once, as qchat-load's dm: concurrent inserts share
+		// a batch (one transaction) on both databases.
+		b.Run("dm/parallel", func(b *testing.B) {
+			srv := qchattest.NewServer(b, store)
+			alice := srv.Register(b, "dm_a_"+uuid.NewString()[:8])
+			bob := srv.Register(b, "dm_b_"+uuid.NewString()[:8])
+			bodies := sealedBodies(b, []*qchattest.User{alice, bob}, "", b.N)
+			p := newPoster(srv, alice.Token)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			var n atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.post(b, bodies[int(n.Add(1)-1)])
+				}
+			})
+		})
 		for _, size := range []int{2, 10, 50} {
 			b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
 				srv, users, roomID := benchRoom(b, store, size)
