@@ -34,6 +34,12 @@ func BenchmarkInsertDirectMessage(b *testing.B) {
 			benchInsertDirect(b, s, ids.new, 0)
 		})
 	}
+	// On PostgreSQL the figure is QChat's side only (the driver, the
+	// batching): the database's own CPU is another process's.
+	b.Run("postgres/ids=v7", func(b *testing.B) {
+		s := qchattest.NewPostgres(b)
+		benchInsertDirect(b, s, func() string { return uuid.Must(uuid.NewV7()).String() }, 0)
+	})
 	// A room message of 10 carries 10 keys: its rows, not its indexes, are
 	// most of what a batch writes.
 	b.Run("sqlite/ids=v7/keys=10", func(b *testing.B) {

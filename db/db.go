@@ -72,7 +72,7 @@ type Store struct {
 	r       *bun.DB // reads; the same as w on PostgreSQL
 	pool    *pgxpool.Pool
 	stmts   writeStmts   // SQLite statements prepared on the writer connection
-	writer  *groupWriter // SQLite: batches concurrent message inserts
+	writer  *groupWriter // batches concurrent message inserts
 }
 
 // Open connects to databaseURL: empty means the SQLite file dataDir/qchat.db,
@@ -142,7 +142,7 @@ func openSQLite(ctx context.Context, path string, opts Options) (*Store, error) 
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
-	s.writer = newGroupWriter(s)
+	s.writer = newGroupWriter(1, true, s.commitBatch)
 	return s, nil
 }
 
@@ -172,7 +172,9 @@ func openPostgres(_ context.Context, dsn string, opts Options) (*Store, error) {
 	sqldb := stdlib.OpenDBFromPool(pool)
 	sqldb.SetMaxOpenConns(opts.MaxOpenConns)
 	bdb := bun.NewDB(sqldb, pgdialect.New())
-	return &Store{dialect: Postgres, w: bdb, r: bdb, pool: pool}, nil
+	s := &Store{dialect: Postgres, w: bdb, r: bdb, pool: pool}
+	s.writer = newGroupWriter(pgWriters, true, s.commitBatchPostgres)
+	return s, nil
 }
 
 // withTLS adds sslmode and sslrootcert (DB_SSL_MODE, DB_SSL_CA) to a

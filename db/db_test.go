@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -223,6 +224,128 @@ func TestConcurrentInsertsAndRetries(t *testing.T) {
 		n, err := s.DB().NewSelect().Table("message_keys").Count(ctx)
 		if err != nil || n != 55 {
 			t.Fatalf("%d recipient keys (err %v), want 55", n, err)
+		}
+	})
+}
+
+// Concurrent inserts are written in batches, and a message that fails in a
+// batch fails alone. Every writer is held on a message of its own while nine
+// senders queue; the first writer released then takes all nine as one batch:
+// fresh messages, a retry of a stored message, other content under its id,
+// the same new id twice, and a key for a user who does not exist.
+func TestInsertBatchesFailAlone(t *testing.T) {
+	qchattest.ForEachDatabase(t, func(t *testing.T, s *db.Store) {
+		ctx := t.Context()
+		u := seedUser(t, s, "erin")
+		v, w, x := seedUser(t, s, "frank"), seedUser(t, s, "grace"), seedUser(t, s, "heidi")
+		// Direct messages from u to v unless the case says otherwise (nil:
+		// no recipient, as a room message is written).
+		msg := func(id, content, keyUser string, to *models.User) (*models.Message, []*models.RecipientKey) {
+			m := &models.Message{ID: id, Conversation: "c", SenderID: u.ID, CipherBytes: []byte(content),
+				NonceBytes: make([]byte, 12), ContentHash: []byte(content), CreatedAt: models.Now()}
+			if to != nil {
+				m.Conversation, m.RecipientID = db.DirectConversation(u.ID, to.ID), &to.ID
+			}
+			return m, []*models.RecipientKey{{MessageID: id, UserID: keyUser, KeyID: u.CurrentKeyID, KEMBytes: []byte{1}, WrappedBytes: []byte{2}}}
+		}
+		stored := uuid.NewString()
+		first, firstKeys := msg(stored, "a", u.ID, v)
+		if _, _, err := s.InsertMessage(ctx, first, firstKeys); err != nil {
+			t.Fatal(err)
+		}
+
+		sizes, release := make(chan int), make(chan struct{})
+		db.SetBeforeCommit(s, func(n int) { sizes <- n; <-release })
+		type result struct {
+			existed bool
+			err     error
+		}
+		send := func(m *models.Message, keys []*models.RecipientKey) chan result {
+			ch := make(chan result, 1)
+			go func() {
+				_, existed, err := s.InsertMessage(ctx, m, keys)
+				ch <- result{existed, err}
+			}()
+			return ch
+		}
+		var held []chan result
+		for range db.Writers(s) {
+			held = append(held, send(msg(uuid.NewString(), "held", u.ID, v)))
+			if n := <-sizes; n != 1 {
+				t.Fatalf("a held writer took %d messages, want 1", n)
+			}
+		}
+
+		twice := uuid.NewString()
+		missing := uuid.NewString()
+		cases := []struct {
+			id, content, keyUser string
+			to                   *models.User
+		}{
+			{uuid.NewString(), "b", u.ID, v}, {uuid.NewString(), "c", u.ID, v}, {uuid.NewString(), "d", u.ID, v},
+			{uuid.NewString(), "e", u.ID, nil},  // no recipient
+			{stored, "a", u.ID, v},              // a retry: reads as existed
+			{stored, "other", u.ID, w},          // a clash: conflict, and no partners u and w
+			{twice, "f", u.ID, v},               // the same new id twice: one fresh,
+			{twice, "f", u.ID, v},               // the other reads as a retry
+			{missing, "g", uuid.NewString(), x}, // fails: no such user, and no partners u and x
+		}
+		results := make([]chan result, len(cases))
+		for i, c := range cases {
+			results[i] = send(msg(c.id, c.content, c.keyUser, c.to))
+		}
+		for db.QueuedInserts(s) < len(cases) {
+			runtime.Gosched()
+		}
+		release <- struct{}{} // the first writer commits its held message and takes the queue
+		if n := <-sizes; n != len(cases) {
+			t.Fatalf("the queued messages went in a batch of %d, want %d", n, len(cases))
+		}
+		for range held {
+			release <- struct{}{}
+		}
+		for i, ch := range held {
+			if r := <-ch; r.err != nil || r.existed {
+				t.Fatalf("held message %d: existed %v, err %v", i, r.existed, r.err)
+			}
+		}
+		var fresh, existed int
+		for i, ch := range results {
+			r := <-ch
+			switch c := cases[i]; {
+			case c.id == stored && c.content == "other":
+				if !errors.Is(r.err, models.ErrConflict) {
+					t.Errorf("other content under a stored id: %v, want a conflict", r.err)
+				}
+			case c.id == missing:
+				if r.err == nil {
+					t.Error("a key for a missing user was accepted")
+				}
+			case r.err != nil:
+				t.Errorf("message %d (%s) failed with the batch: %v", i, c.content, r.err)
+			case r.existed:
+				existed++
+			default:
+				fresh++
+			}
+		}
+		if fresh != 5 || existed != 2 {
+			t.Errorf("%d fresh and %d retries, want 5 and 2", fresh, existed)
+		}
+		for _, w := range []struct {
+			table, where string
+			arg          any
+			want         int64
+		}{
+			{"messages", "sender_id = ?", u.ID, int64(1 + len(held) + 5)},
+			{"message_keys", "user_id = ?", u.ID, int64(1 + len(held) + 5)},
+			{"messages", "id = ?", missing, 0},
+			{"direct_partners", "? IN (user_a, user_b)", u.ID, 1}, // u and v only
+		} {
+			n, err := s.DB().NewSelect().Table(w.table).Where(w.where, w.arg).Count(ctx)
+			if err != nil || n != w.want {
+				t.Errorf("%s where %s: %d rows (err %v), want %d", w.table, w.where, n, err, w.want)
+			}
 		}
 	})
 }

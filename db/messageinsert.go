@@ -3,12 +3,14 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/uptrace/bun"
 
 	"github.com/qchat/qchat/models"
@@ -18,8 +20,9 @@ import (
 // the SQL text, so a message with 50 recipients became ~115 KB of hex literals
 // for the database to parse per send. This path passes arguments to the
 // driver instead: on SQLite through statements prepared once on the single
-// writer connection, on PostgreSQL as one multi-row INSERT whose text depends
-// only on the row count (pgx caches its prepared form).
+// writer connection, on PostgreSQL through pgx itself (not database/sql), as
+// one statement whose text is the same for every message with keys (pgx
+// caches its prepared form).
 
 const (
 	insertMessageSQLite = `INSERT INTO messages (id, conversation, room_id, sender_id, recipient_id, ciphertext, nonce, attachment_id, content_hash, created_at, version, signature, key_digests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -29,7 +32,6 @@ const (
 	// first message either way writes the row, every later one finds it
 	// and writes nothing.
 	insertPartnersSQLite = `INSERT INTO direct_partners (user_a, user_b) VALUES (?, ?) ON CONFLICT DO NOTHING`
-	insertPartnersPG     = `INSERT INTO direct_partners (user_a, user_b) VALUES ($14, $15) ON CONFLICT DO NOTHING`
 )
 
 // directPartners returns a direct message's pair of users in the order of
@@ -81,56 +83,76 @@ func messageArgs(m *models.Message) []any {
 	return []any{m.ID, m.Conversation, m.RoomID, m.SenderID, m.RecipientID, m.CipherBytes, m.NonceBytes, m.AttachmentID, m.ContentHash, m.CreatedAt.Micros(), m.EnvelopeVersion(), m.SignatureBytes, m.KeyDigestBytes}
 }
 
-// insertMessagePostgres writes a message, its keys and (for a direct
-// message) its pair of partners in one statement: the message's INSERT and
-// the partners' run as data-modifying WITHs, so the whole write is one
-// round trip and atomic without BEGIN and COMMIT of its own (the keys'
-// foreign key is checked at the end of the statement, when the message row
-// exists). (SQLite inserts go through the group writer, see commitBatch.)
-func (s *Store) insertMessagePostgres(ctx context.Context, m *models.Message, keys []*models.RecipientKey) error {
-	args := append(make([]any, 0, 15+5*len(keys)), messageArgs(m)...)
-	with := "WITH "
-	if m.RecipientID != nil {
-		pa, pb := directPartners(m)
-		args = append(args, pa, pb)
-		with = "WITH p AS (" + insertPartnersPG + "), "
-	}
-	if len(keys) == 0 { // not something the service sends
-		q := insertMessagePG
-		if m.RecipientID != nil {
-			q = "WITH m AS (" + insertMessagePG + ") " + insertPartnersPG
-		}
-		_, err := s.w.DB.ExecContext(ctx, q, args...)
-		return err
-	}
-	var b strings.Builder
-	b.Grow(len(with) + len(insertMessagePG) + 110 + 32*len(keys))
-	b.WriteString(with)
-	b.WriteString("m AS (")
-	b.WriteString(insertMessagePG)
-	b.WriteString(`) INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) VALUES `)
+// The PostgreSQL insert is one statement per message: the message's INSERT
+// runs as a data-modifying WITH, and its keys' and (for a direct message)
+// its pair of partners' inserts read the row it returns, so a message, its
+// keys and its partners are written atomically (the keys' foreign key is
+// checked at the end of the statement, when the message row exists). The
+// keys travel as four arrays, so the text is the same for any number of
+// recipients and pgx prepares it once per connection. ON CONFLICT (id) DO
+// NOTHING turns a taken id into no row (the statement answers SELECT 0)
+// instead of an error: in a batch, an error would undo every other message
+// of the batch's transaction, a conflict (a client's retry) leaves them be.
+const (
+	insertMessageWithPG = `WITH m AS (` + insertMessagePG + ` ON CONFLICT (id) DO NOTHING RETURNING id), ` +
+		`keys AS (INSERT INTO message_keys (message_id, user_id, key_id, kem_ciphertext, wrapped_key) ` +
+		`SELECT m.id, u.user_id, u.key_id, u.kem, u.wrapped FROM m, ` +
+		`unnest($14::varchar[], $15::varchar[], $16::bytea[], $17::bytea[]) AS u(user_id, key_id, kem, wrapped))`
+	insertRoomMessagePG   = insertMessageWithPG + ` SELECT 1 FROM m`
+	insertDirectMessagePG = insertMessageWithPG + `, p AS (INSERT INTO direct_partners (user_a, user_b) ` +
+		`SELECT $18::varchar, $19::varchar FROM m ON CONFLICT DO NOTHING) SELECT 1 FROM m`
+)
+
+// errTaken is what a message whose id is taken gets from the PostgreSQL
+// insert; InsertMessage then decides between a retry and a conflict.
+var errTaken = models.Conflict("message already exists")
+
+// queuePostgres adds a message's insert to b.
+func queuePostgres(b *pgx.Batch, m *models.Message, keys []*models.RecipientKey) {
+	// FlatArray: pgx encodes it without reflection.
+	users, keyIDs := make(pgtype.FlatArray[string], len(keys)), make(pgtype.FlatArray[string], len(keys))
+	kems, wrapped := make(pgtype.FlatArray[[]byte], len(keys)), make(pgtype.FlatArray[[]byte], len(keys))
 	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		n := len(args)
-		b.WriteString("($" + strconv.Itoa(n+1) + ",$" + strconv.Itoa(n+2) + ",$" + strconv.Itoa(n+3) + ",$" + strconv.Itoa(n+4) + ",$" + strconv.Itoa(n+5) + ")")
-		args = append(args, k.MessageID, k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes)
+		users[i], keyIDs[i], kems[i], wrapped[i] = k.UserID, k.KeyID, k.KEMBytes, k.WrappedBytes
 	}
-	_, err := s.w.DB.ExecContext(ctx, b.String(), args...)
-	return err
+	args := append(messageArgs(m), users, keyIDs, kems, wrapped)
+	if m.RecipientID == nil {
+		b.Queue(insertRoomMessagePG, args...)
+		return
+	}
+	pa, pb := directPartners(m)
+	b.Queue(insertDirectMessagePG, append(args, pa, pb)...)
 }
 
-// groupWriter commits concurrent message inserts together on SQLite: one
-// transaction (one BEGIN, one COMMIT, one WAL append) for every message that
-// arrived while the previous batch was being written, and under concurrent
-// load for those of a short linger more. SQLite has one writer
-// anyway; batching turns waiting in line into shared work.
+// inserted reads one message's result from a batch: nil, errTaken when its
+// id was taken (no row), or the statement's error.
+func inserted(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errTaken
+	}
+	return nil
+}
+
+// groupWriter commits concurrent message inserts together: one transaction
+// (on SQLite one BEGIN, one COMMIT, one WAL append; on PostgreSQL one
+// pipeline of statements, one round trip and one commit) for every message
+// that arrived while the previous batch was being written, and under
+// concurrent load for those of a short linger more. Each message gets its
+// own result: one that fails does not fail the others.
 type groupWriter struct {
 	reqs     chan insertReq
 	stop     chan struct{}
-	done     chan struct{}
+	done     sync.WaitGroup
 	stopOnce sync.Once
+	commit   func(batch []insertReq)
+	linger   bool
+	// beforeCommit, when set (by tests, before the first insert), is called
+	// with each batch's size before it is written.
+	beforeCommit func(n int)
 }
 
 type insertReq struct {
@@ -140,32 +162,41 @@ type insertReq struct {
 }
 
 // maxBatch bounds one transaction, so that a burst does not delay the first
-// message of the batch for long.
-const maxBatch = 256
+// message of the batch for long; maxBatchKeys bounds it by recipient keys
+// (about 1.2 KB each), so that room messages batch in fewer.
+const (
+	maxBatch     = 256
+	maxBatchKeys = 2048
+)
 
-// After draining the queue, the writer waits up to linger for a batch of
+// After draining the queue, a writer waits up to linger for a batch of
 // lingerBatch, but only while senders are arriving concurrently: the previous
 // batch held more than one message and was committed less than lingerRecent
 // ago. A commit's cost is largely per transaction (its dirty pages written
 // to the WAL), so a fuller batch costs less per message, and a lone message
-// is never delayed. Measured with qchat-load (docs/PERFORMANCE.md): 2 ms
-// cut server CPU by ~7% per direct and per room message; 1 ms by less than
-// the runs' spread.
+// is never delayed. Measured with qchat-load (docs/PERFORMANCE.md): on
+// SQLite 2 ms cut server CPU by ~7% per direct and per room message, 1 ms by
+// less than the runs' spread; on PostgreSQL, whose commit is also paid per
+// transaction, it made batches of 3.8 messages 4.9 on average.
 const (
 	linger       = 2 * time.Millisecond
 	lingerBatch  = 64
 	lingerRecent = 10 * time.Millisecond
 )
 
-func newGroupWriter(s *Store) *groupWriter {
-	g := &groupWriter{reqs: make(chan insertReq, maxBatch), stop: make(chan struct{}), done: make(chan struct{})}
-	go g.run(s)
+// newGroupWriter starts workers goroutines that take batches from one queue
+// and hand each to commit, which must answer every request of the batch.
+func newGroupWriter(workers int, lingering bool, commit func(batch []insertReq)) *groupWriter {
+	g := &groupWriter{reqs: make(chan insertReq, maxBatch), stop: make(chan struct{}), commit: commit, linger: lingering}
+	for range workers {
+		g.done.Go(g.run)
+	}
 	return g
 }
 
 func (g *groupWriter) close() {
 	g.stopOnce.Do(func() { close(g.stop) })
-	<-g.done
+	g.done.Wait()
 }
 
 // insert queues one message and waits for its batch to commit.
@@ -183,8 +214,7 @@ func (g *groupWriter) insert(ctx context.Context, m *models.Message, keys []*mod
 	return <-r.err
 }
 
-func (g *groupWriter) run(s *Store) {
-	defer close(g.done)
+func (g *groupWriter) run() {
 	timer := time.NewTimer(linger)
 	timer.Stop()
 	prev, committed := 0, time.Time{}
@@ -195,23 +225,23 @@ func (g *groupWriter) run(s *Store) {
 			return
 		case first = <-g.reqs:
 		}
-		batch := []insertReq{first}
+		batch, keys := []insertReq{first}, len(first.keys)
 	drain:
-		for len(batch) < maxBatch {
+		for len(batch) < maxBatch && keys < maxBatchKeys {
 			select {
 			case r := <-g.reqs:
-				batch = append(batch, r)
+				batch, keys = append(batch, r), keys+len(r.keys)
 			default:
 				break drain
 			}
 		}
-		if prev > 1 && len(batch) < lingerBatch && time.Since(committed) < lingerRecent {
+		if g.linger && prev > 1 && len(batch) < lingerBatch && time.Since(committed) < lingerRecent {
 			timer.Reset(linger)
 		wait:
-			for len(batch) < lingerBatch {
+			for len(batch) < lingerBatch && keys < maxBatchKeys {
 				select {
 				case r := <-g.reqs:
-					batch = append(batch, r)
+					batch, keys = append(batch, r), keys+len(r.keys)
 				case <-timer.C:
 					break wait
 				case <-g.stop:
@@ -220,9 +250,76 @@ func (g *groupWriter) run(s *Store) {
 			}
 			timer.Stop()
 		}
-		s.commitBatch(batch)
+		if g.beforeCommit != nil {
+			g.beforeCommit(len(batch))
+		}
+		g.commit(batch)
 		prev, committed = len(batch), time.Now()
 	}
+}
+
+// pgWriters is how many batches are written to PostgreSQL at once, each on
+// a connection of the pool: while one waits for its commit (or for a lock:
+// a user being deleted holds their row), the next gathers the messages that
+// arrive meanwhile. One writer made fuller batches (6-7 messages against 4-5
+// under qchat-load's dm), which saved PostgreSQL's CPU but not QChat's.
+const pgWriters = 2
+
+// pgBatchTimeout bounds a batch's time on PostgreSQL: the callers wait for
+// it whatever their own contexts say.
+const pgBatchTimeout = 30 * time.Second
+
+// commitBatchPostgres sends a batch as one pipeline: PostgreSQL runs the
+// statements in one implicit transaction and commits them together. A taken
+// id is not an error (see insertMessageWithPG), so a batch of messages and
+// retries commits whole. Any other error from the server (a key for a user
+// deleted meanwhile) rolls the whole transaction back: then each message is
+// written again on its own, so that only the failing one fails. An error of
+// the connection is everyone's: whether the commit happened is unknown, and
+// a client's retry with the same id gets the idempotent answer.
+func (s *Store) commitBatchPostgres(batch []insertReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgBatchTimeout)
+	defer cancel()
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(batch))}
+	for _, r := range batch {
+		queuePostgres(b, r.m, r.keys)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	errs := make([]error, len(batch))
+	var failed error // the first error other than a taken id
+	for i := range batch {
+		errs[i] = inserted(br)
+		if failed == nil && errs[i] != nil && errs[i] != errTaken {
+			failed = errs[i]
+		}
+	}
+	if err := br.Close(); failed == nil {
+		failed = err
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case failed == nil: // committed
+	case len(batch) > 1 && errors.As(failed, &pgErr):
+		for i, r := range batch {
+			errs[i] = s.insertMessagePostgres(ctx, r.m, r.keys)
+		}
+	default: // nothing committed, or unknown: a result read before the error says nothing
+		for i := range errs {
+			errs[i] = failed
+		}
+	}
+	for i, r := range batch {
+		r.err <- errs[i]
+	}
+}
+
+// insertMessagePostgres writes one message in a transaction of its own.
+func (s *Store) insertMessagePostgres(ctx context.Context, m *models.Message, keys []*models.RecipientKey) error {
+	b := &pgx.Batch{}
+	queuePostgres(b, m, keys)
+	br := s.pool.SendBatch(ctx, b)
+	err := inserted(br)
+	return errors.Join(err, br.Close())
 }
 
 // commitBatch writes a batch in one transaction. A message whose row fails

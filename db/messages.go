@@ -68,11 +68,7 @@ func (s *Store) InsertMessage(ctx context.Context, m *models.Message, keys []*mo
 	if err := s.prepareWrites(ctx); err != nil {
 		return nil, false, err
 	}
-	if s.writer != nil {
-		err = s.writer.insert(ctx, m, keys)
-	} else {
-		err = s.insertMessagePostgres(ctx, m, keys)
-	}
+	err = s.writer.insert(ctx, m, keys)
 	if err == nil {
 		m.Keys = keys
 		return m, false, nil

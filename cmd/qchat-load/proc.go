@@ -223,19 +223,30 @@ func (u usage) serverCPU() time.Duration {
 	return d
 }
 
+// databaseCPU is the --db-pid processes' CPU over the measured time.
+func (u usage) databaseCPU() time.Duration {
+	var d time.Duration
+	for _, s := range u.Database {
+		d += time.Duration(s.CPUSeconds * float64(time.Second))
+	}
+	return d
+}
+
 // usage is the CPU share of the tool, the servers and the machine over the
 // measured time, and the servers' memory over the whole scenario.
 type usage struct {
 	Servers           []processStats `json:"servers,omitempty"`
+	Database          []processStats `json:"database,omitempty"` // the --db-pid processes
 	ToolCPUPercent    float64        `json:"toolCpuPercent"`
 	MachineCPUPercent float64        `json:"machineCpuPercent"` // busy share of all cores, 100 = all busy
 }
 
 // sampler watches the server processes while a scenario runs.
 type sampler struct {
-	pids []int
-	stop chan struct{}
-	done chan struct{}
+	pids     []int // the servers', then the database's
+	nServers int
+	stop     chan struct{}
+	done     chan struct{}
 
 	mu   sync.Mutex
 	peak []int64
@@ -249,8 +260,9 @@ type sampler struct {
 	startedMeasurement bool
 }
 
-func startSampler(pids []int) *sampler {
-	s := &sampler{pids: pids, stop: make(chan struct{}), done: make(chan struct{}), peak: make([]int64, len(pids))}
+func startSampler(servers, database []int) *sampler {
+	pids := append(append([]int(nil), servers...), database...)
+	s := &sampler{pids: pids, nServers: len(servers), stop: make(chan struct{}), done: make(chan struct{}), peak: make([]int64, len(pids))}
 	go func() {
 		defer close(s.done)
 		t := time.NewTicker(250 * time.Millisecond)
@@ -315,10 +327,15 @@ func (s *sampler) finish() usage {
 		u.MachineCPUPercent = round1(100 * float64(s.busy1-s.busy0) / float64(s.mtotal1-s.mtotal0))
 	}
 	for i, pid := range s.pids {
-		u.Servers = append(u.Servers, processStats{
+		ps := processStats{
 			PID: pid, CPUPercent: pct(s.cpu1[i] - s.cpu0[i]), CPUSeconds: round3((s.cpu1[i] - s.cpu0[i]).Seconds()),
 			RSSMiB: mib(s.rssEnd[i]), PeakRSSMiB: mib(s.peak[i]),
-		})
+		}
+		if i < s.nServers {
+			u.Servers = append(u.Servers, ps)
+		} else {
+			u.Database = append(u.Database, ps)
+		}
 	}
 	return u
 }

@@ -39,7 +39,8 @@ type result struct {
 	// a machine shared with other work it moves less than PerSecond does.
 	PerServerCPUSecond float64          `json:"perServerCpuSecond,omitempty"`
 	ServerCPU          *serverCPU       `json:"serverCpu,omitempty"`
-	Latency            latency          `json:"latency"` // of the request, the send or the page
+	DatabaseCPU        *serverCPU       `json:"databaseCpu,omitempty"` // of the --db-pid processes
+	Latency            latency          `json:"latency"`               // of the request, the send or the page
 	Delivery           *delivery        `json:"delivery,omitempty"`
 	Seal               *sealInfo        `json:"seal,omitempty"`
 	Seed               *seedInfo        `json:"seed,omitempty"`
@@ -64,10 +65,10 @@ type serverCPU struct {
 	MicrosPerDelivery float64 `json:"microsPerDelivery,omitempty"`
 }
 
-// perUnit computes r.ServerCPU from r.Usage; nil when no server was sampled,
-// nothing succeeded, or the run was too short for /proc's 10 ms steps.
-func perUnit(r *result) *serverCPU {
-	cpu := r.Usage.serverCPU()
+// perUnit computes r.ServerCPU (or r.DatabaseCPU) from the processes' CPU;
+// nil when none was sampled, nothing succeeded, or the run was too short
+// for /proc's 10 ms steps.
+func perUnit(r *result, cpu time.Duration) *serverCPU {
 	if cpu <= 0 || r.OK <= 0 {
 		return nil
 	}
@@ -167,6 +168,9 @@ func printResult(out io.Writer, rep *report, r *result) {
 		}
 		p("server CPU", "%s (%.2f CPU-seconds in all)", line, sc.Seconds)
 	}
+	if sc := r.DatabaseCPU; sc != nil {
+		p("database CPU", "%.0f µs per %s (%.2f CPU-seconds in all)", sc.MicrosPerUnit, singular[r.Unit], sc.Seconds)
+	}
 	what := map[string]string{"messages": "send latency", "pages": "page latency"}[r.Unit]
 	if what == "" {
 		what = "latency"
@@ -180,6 +184,9 @@ func printResult(out io.Writer, rep *report, r *result) {
 	p("errors", "%s", formatErrors(r.Errors))
 	for _, s := range r.Usage.Servers {
 		p("server", "pid %d: CPU %.0f%% of one core, RSS %.1f MiB (peak %.1f MiB)", s.PID, s.CPUPercent, s.RSSMiB, s.PeakRSSMiB)
+	}
+	for _, s := range r.Usage.Database {
+		p("database", "pid %d: CPU %.0f%% of one core", s.PID, s.CPUPercent)
 	}
 	if len(r.Usage.Servers) == 0 {
 		p("server", "not sampled (not on this machine, or give --pid)")

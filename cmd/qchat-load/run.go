@@ -54,6 +54,7 @@ type options struct {
 	OpenSample      float64      `json:"openSample"`
 	SendOver        string       `json:"sendOver"`
 	PIDs            []int        `json:"pids,omitempty"`
+	DBPIDs          []int        `json:"dbPids,omitempty"`
 	JSON            bool         `json:"-"`
 }
 
@@ -100,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	var (
 		o                               options
-		servers, pids                   string
+		servers, pids, dbPids           string
 		duration, warmup, drain, budget time.Duration
 	)
 	fs.StringVar(&servers, "server", "", "server root URL (required); several comma-separated URLs spread users and sockets across instances")
@@ -128,6 +129,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.OpenSample, "open-sample", 0.01, "fraction of received messages decrypted to prove the envelopes are correct")
 	fs.StringVar(&o.SendOver, "send-over", "http", "how dm, room and fanout senders send: http (a POST per message) or ws (mutations over one open websocket per sender)")
 	fs.StringVar(&pids, "pid", "", "server process id(s) to sample, comma-separated (default: found by the URL's port on this machine)")
+	fs.StringVar(&dbPids, "db-pid", "", "database process ids to sample apart from the servers, comma-separated (e.g. PostgreSQL's backends\n"+
+		"serving the servers' pool, opened at start with DB_POOL_MIN, and its WAL writer): their CPU per unit is reported as database CPU")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -151,15 +154,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		fs.Usage()
 		return nil, errors.New("--server is required")
 	}
-	for _, p := range strings.Split(pids, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("--pid %q: want a process id", p)
-		}
-		o.PIDs = append(o.PIDs, n)
+	var err error
+	if o.PIDs, err = parsePIDs("--pid", pids); err != nil {
+		return nil, err
+	}
+	if o.DBPIDs, err = parsePIDs("--db-pid", dbPids); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.Scenario != "all" && !contains(scenarios, o.Scenario):
@@ -185,6 +185,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--subscribers %d is fewer than --rooms %d", o.Subscribers, o.Rooms)
 	}
 	return &o, nil
+}
+
+// parsePIDs reads a comma-separated list of process ids.
+func parsePIDs(flag, list string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s %q: want a process id", flag, p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func contains(list []string, s string) bool {
@@ -251,7 +267,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cpu > 0 {
 			res.PerServerCPUSecond = round1(res.PerSecond / (cpu / 100))
 		}
-		res.ServerCPU = perUnit(res)
+		res.ServerCPU = perUnit(res, res.Usage.serverCPU())
+		res.DatabaseCPU = perUnit(res, res.Usage.databaseCPU())
 		rep.Scenarios = append(rep.Scenarios, res)
 		if !o.JSON && res != nil {
 			printResult(stdout, rep, res)

@@ -144,7 +144,7 @@ func TestServerCPUPerUnit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.res
-			r.ServerCPU = perUnit(&r)
+			r.ServerCPU = perUnit(&r, r.Usage.serverCPU())
 			if (r.ServerCPU == nil) != (tc.want == nil) || r.ServerCPU != nil && *r.ServerCPU != *tc.want {
 				t.Fatalf("perUnit = %+v, want %+v", r.ServerCPU, tc.want)
 			}

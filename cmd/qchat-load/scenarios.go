@@ -49,7 +49,7 @@ func closedLoop(ctx context.Context, c *cluster, res *result, newOp func(worker 
 	errs := newErrorCounts(c)
 	var lat recorder
 	var ok, issued atomic.Int64
-	s := startSampler(c.pids)
+	s := startSampler(c.pids, c.o.DBPIDs)
 	w := o.window()
 	var wg sync.WaitGroup
 	for i := range o.Concurrency {
@@ -260,7 +260,7 @@ func runTraffic(ctx context.Context, c *cluster, res *result, setup time.Time, u
 	} else {
 		c.logf("%s: sending for %s (+%s warm-up)", res.Name, c.o.duration(), c.o.warmup())
 	}
-	s := startSampler(c.pids)
+	s := startSampler(c.pids, c.o.DBPIDs)
 	t.send(ctx, senders, s)
 	res.Usage = s.finish()
 	t.fill(res)
