@@ -173,7 +173,7 @@ func compileHistory(opCtx *graphql.OperationContext) ([]pageField, bool) {
 // directive.
 func compileSelection(opCtx *graphql.OperationContext, typ string, set ast.SelectionSet, top bool) ([]pageField, bool) {
 	allowed := historyFields[typ]
-	if !plainSelection(typ, set) {
+	if !plainSelection(typ, set, nil) {
 		return nil, false
 	}
 	collected := graphql.CollectFields(opCtx, set, historyImplementors[typ])
@@ -234,21 +234,22 @@ func selectsAttachment(conn []pageField) bool {
 }
 
 // plainSelection reports whether a selection set of typ, fragments
-// included, is free of directives and of fragments on other types.
-func plainSelection(typ string, set ast.SelectionSet) bool {
+// included, is free of directives and of fragments on other types, and
+// whether every field in it passes field (when given).
+func plainSelection(typ string, set ast.SelectionSet, field func(*ast.Field) bool) bool {
 	for _, s := range set {
 		switch s := s.(type) {
 		case *ast.Field:
-			if len(s.Directives) != 0 {
+			if len(s.Directives) != 0 || (field != nil && !field(s)) {
 				return false
 			}
 		case *ast.InlineFragment:
-			if len(s.Directives) != 0 || (s.TypeCondition != "" && s.TypeCondition != typ) || !plainSelection(typ, s.SelectionSet) {
+			if len(s.Directives) != 0 || (s.TypeCondition != "" && s.TypeCondition != typ) || !plainSelection(typ, s.SelectionSet, field) {
 				return false
 			}
 		case *ast.FragmentSpread:
 			if len(s.Directives) != 0 || s.Definition == nil || len(s.Definition.Directives) != 0 ||
-				s.Definition.TypeCondition != typ || !plainSelection(typ, s.Definition.SelectionSet) {
+				s.Definition.TypeCondition != typ || !plainSelection(typ, s.Definition.SelectionSet, field) {
 				return false
 			}
 		default:

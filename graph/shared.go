@@ -58,32 +58,10 @@ var sharedFields = map[string]map[string]bool{
 // only sharedFields, without directives (which may depend on variables).
 func shareable(typ string, set ast.SelectionSet) bool {
 	allowed := sharedFields[typ]
-	if allowed == nil {
-		return false
-	}
-	for _, s := range set {
-		switch s := s.(type) {
-		case *ast.Field:
-			if len(s.Directives) != 0 || !allowed[s.Name] || s.Definition == nil {
-				return false
-			}
-			if len(s.SelectionSet) != 0 && !shareable(s.Definition.Type.Name(), s.SelectionSet) {
-				return false
-			}
-		case *ast.InlineFragment:
-			if len(s.Directives) != 0 || (s.TypeCondition != "" && s.TypeCondition != typ) || !shareable(typ, s.SelectionSet) {
-				return false
-			}
-		case *ast.FragmentSpread:
-			if len(s.Directives) != 0 || s.Definition == nil || len(s.Definition.Directives) != 0 ||
-				s.Definition.TypeCondition != typ || !shareable(typ, s.Definition.SelectionSet) {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
+	return allowed != nil && plainSelection(typ, set, func(f *ast.Field) bool {
+		return allowed[f.Name] && f.Definition != nil &&
+			(len(f.SelectionSet) == 0 || shareable(f.Definition.Type.Name(), f.SelectionSet))
+	})
 }
 
 // sharedDelivery writes a subscription's messageAdded values from shared
