@@ -56,7 +56,7 @@ func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 	}
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	rc, opErr := exec.CreateOperationContext(ctx, params)
+	rc, opErr := createOperationContext(ctx, exec, params)
 	if opErr != nil {
 		// As gqlgen: a request that is not a valid operation is 422, or 400
 		// for clients that asked for application/graphql-response+json.

@@ -473,7 +473,7 @@ func (c *wsConn) subscribe(start time.Time, m message) {
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	params.Headers = c.headers
-	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	rc, errs := createOperationContext(ctx, c.exec, params)
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
 		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
