@@ -130,6 +130,9 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(Recover(cfg.Log))
+	// The first OperationContextMutator and the last OperationParameterMutator
+	// (variables.go).
+	srv.Use(variableRestore{})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else {
@@ -144,6 +147,7 @@ func NewHandler(cfg HandlerConfig) *handler.Server {
 	// after APQ has put a persisted query's text in place.
 	srv.Use(documentGuard{limits: limits, cache: queries})
 	srv.Use(slowConsumers{})
+	srv.Use(variableStandIns{schema: cfg.Schema.Schema(), cache: queries})
 	return srv
 }
 

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
@@ -167,6 +168,15 @@ func (d *paramDecoder) plainString() (string, bool) {
 	start := d.i
 	ascii, escaped := true, false
 	for d.i < len(d.b) {
+		// Eight bytes at a time while none of them needs a look: a
+		// sendMessage body is ~95% base64 strings (1.4 KB per recipient
+		// key), which this skips at a word per step instead of a byte.
+		for d.i+8 <= len(d.b) && plainWord(binary.LittleEndian.Uint64(d.b[d.i:])) {
+			d.i += 8
+		}
+		if d.i >= len(d.b) {
+			break
+		}
 		c := d.b[d.i]
 		switch {
 		case c == '"':
@@ -190,6 +200,25 @@ func (d *paramDecoder) plainString() (string, bool) {
 		d.i++
 	}
 	return "", false
+}
+
+// plainWord reports whether none of w's eight bytes is one plainString
+// stops at: '"', '\\', a control character (< 0x20) or a byte of a multi-byte
+// UTF-8 sequence (>= 0x80). The tests are the exact "has a zero byte" and
+// "has a byte less than n" bit tricks: a borrow into a byte's top bit only
+// starts at a byte that is zero (or less than n), so no byte is flagged
+// falsely once the top bits of w's own bytes are masked out.
+func plainWord(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	quote := w ^ ('"' * ones)
+	slash := w ^ ('\\' * ones)
+	special := (quote - ones) &^ quote
+	special |= (slash - ones) &^ slash
+	special |= (w - 0x20*ones) &^ w
+	return (special|w)&highs == 0
 }
 
 // unescape unquotes quoted, a string with escapes in valid UTF-8. The

@@ -2,10 +2,13 @@ package graph
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 )
@@ -86,6 +89,13 @@ var paramBodies = []struct {
 	{`{"variables":{"a":[1,]}}`, false},
 	{`{"variables":{"a" 1}}`, false},
 	{"\ufeff{}", false},
+	// Long strings, read eight bytes at a time, with what ends a plain run
+	// at every offset within a word.
+	{`{"query":"` + strings.Repeat("QUJD+/==", 40) + `","variables":{"k":"` + strings.Repeat("x", 17) + `\n` + strings.Repeat("y", 9) + `"}}`, true},
+	{`{"query":"` + strings.Repeat("a", 13) + `é` + strings.Repeat("b", 21) + `"}`, true},
+	{`{"query":"` + strings.Repeat("a", 11) + "\x01" + strings.Repeat("b", 21) + `"}`, false},
+	{`{"query":"` + strings.Repeat("a", 15) + "\xff" + strings.Repeat("b", 21) + `"}`, false},
+	{`{"query":"` + strings.Repeat("a", 23), false},
 	{`{"variables":` + strings.Repeat(`[`, 2000) + strings.Repeat(`]`, 2000) + `}`, false},
 }
 
@@ -96,6 +106,46 @@ func TestDecodeParamsMatchesEncodingJSON(t *testing.T) {
 				t.Fatalf("fast path took it: %v, want %v", got, tc.fast)
 			}
 		})
+	}
+}
+
+// TestPlainWord compares plainWord with the byte-by-byte rule on words that
+// put each byte value at each position among plain and special neighbours,
+// and on random words.
+func TestPlainWord(t *testing.T) {
+	plainByte := func(c byte) bool { return c != '"' && c != '\\' && c >= 0x20 && c < utf8.RuneSelf }
+	check := func(b [8]byte) {
+		want := true
+		for _, c := range b {
+			want = want && plainByte(c)
+		}
+		if got := plainWord(binary.LittleEndian.Uint64(b[:])); got != want {
+			t.Fatalf("plainWord(%q) = %v, want %v", b[:], got, want)
+		}
+	}
+	for _, fill := range []byte{'A', 0, '"', 0x1f, 0x20, 0x21, '\\', 0x7f, 0x80, 0xff, '/', '+', '='} {
+		for pos := range 8 {
+			for c := range 256 {
+				var b [8]byte
+				for i := range b {
+					b[i] = fill
+				}
+				b[pos] = byte(c)
+				check(b)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1_000_000 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], r.Uint64())
+		check(b)
+		for i := range b { // mostly plain, a few special
+			if r.IntN(8) != 0 {
+				b[i] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		check(b)
 	}
 }
 

@@ -464,16 +464,21 @@ func (c *wsConn) sendKeepAlive() {
 func (c *wsConn) subscribe(start time.Time, m message) {
 	ctx := graphql.StartOperationTrace(c.ctx)
 	params := &graphql.RawParams{}
-	dec := json.NewDecoder(bytes.NewReader(m.payload))
-	dec.UseNumber()
-	if err := dec.Decode(params); err != nil {
-		c.sendErrors(m.id, &gqlerror.Error{Message: "invalid json"})
-		c.write(kindComplete, m.id, nil)
-		return
+	// The POST transport's decode (rawparams.go): encoding/json decodes
+	// what it does not, errors included.
+	if !decodeParams(m.payload, params) {
+		*params = graphql.RawParams{}
+		dec := json.NewDecoder(bytes.NewReader(m.payload))
+		dec.UseNumber()
+		if err := dec.Decode(params); err != nil {
+			c.sendErrors(m.id, &gqlerror.Error{Message: "invalid json"})
+			c.write(kindComplete, m.id, nil)
+			return
+		}
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
 	params.Headers = c.headers
-	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	rc, errs := createOperationContext(ctx, c.exec, params)
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
 		if errcode.GetErrorKind(errs) == errcode.KindProtocol {

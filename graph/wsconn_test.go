@@ -142,6 +142,10 @@ func TestSocketTransportProtocols(t *testing.T) {
 				write(tc.sub("bad", "subscription { nope }"))
 				read(`{"payload":[{"message":"Cannot query field \"nope\" on type \"Subscription\". Did you mean \"name\"?","locations":[{"line":1,"column":16}],"extensions":{"code":"GRAPHQL_VALIDATION_FAILED"}}],"id":"bad","type":"error"}`)
 				read(`{"id":"bad","type":"complete"}`)
+				// A payload that is not an operation's parameters.
+				write(strings.Replace(tc.sub("json", "q"), `{"query":"q"}`, `[1]`, 1))
+				read(`{"payload":[{"message":"invalid json"}],"id":"json","type":"error"}`)
+				read(`{"id":"json","type":"complete"}`)
 				write(tc.badMsg)
 				if tc.proto == "graphql-ws" {
 					read(`{"payload":{"message":"unexpected message data"},"type":"connection_error"}`)

@@ -55,7 +55,7 @@ func TestAllocationBudgets(t *testing.T) {
 		run    func()
 	}{
 		{"me", 185, func() { do(me) }},
-		{"sendMessage into a room of 2", 570, func() { do(bodies[i%len(bodies)]); i++ }},
+		{"sendMessage into a room of 2", 490, func() { do(bodies[i%len(bodies)]); i++ }},
 		// After the sends: 50 messages and more.
 		{"history page of 50", 2650, func() { do(page) }},
 	}
