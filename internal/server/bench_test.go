@@ -79,12 +79,16 @@ func BenchmarkMe(b *testing.B) {
 // server, not the client's encryption.
 func BenchmarkSendMessage(b *testing.B) {
 	forEachBenchDB(b, func(b *testing.B, store *db.Store) {
-		b.Run("dm", func(b *testing.B) {
+		// dmPoster registers a pair and seals b.N direct messages from the
+		// first to the second.
+		dmPoster := func(b *testing.B) (*poster, [][]byte) {
 			srv := qchattest.NewServer(b, store)
 			alice := srv.Register(b, "dm_a_"+uuid.NewString()[:8])
 			bob := srv.Register(b, "dm_b_"+uuid.NewString()[:8])
-			bodies := sealedBodies(b, []*qchattest.User{alice, bob}, "", b.N)
-			p := newPoster(srv, alice.Token)
+			return newPoster(srv, alice.Token), sealedBodies(b, []*qchattest.User{alice, bob}, "", b.N)
+		}
+		b.Run("dm", func(b *testing.B) {
+			p, bodies := dmPoster(b)
 			b.ReportAllocs()
 			cpu := startCPU(b)
 			for i := range b.N {
@@ -95,11 +99,7 @@ func BenchmarkSendMessage(b *testing.B) {
 		// 16 senders at once, as qchat-load's dm: concurrent inserts share
 		// a batch (one transaction) on both databases.
 		b.Run("dm/parallel", func(b *testing.B) {
-			srv := qchattest.NewServer(b, store)
-			alice := srv.Register(b, "dm_a_"+uuid.NewString()[:8])
-			bob := srv.Register(b, "dm_b_"+uuid.NewString()[:8])
-			bodies := sealedBodies(b, []*qchattest.User{alice, bob}, "", b.N)
-			p := newPoster(srv, alice.Token)
+			p, bodies := dmPoster(b)
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			cpu := startCPU(b)
