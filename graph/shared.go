@@ -28,6 +28,10 @@ import (
 // the reader beyond myKey (attachment, a user's online, keys, a room's
 // members or role, …), or that carry directives, take the normal path, as do
 // readers whose key has been read (readAt, not a marker).
+//
+// typing, readReceipts and presence values are the event's own and the same
+// for every subscriber: their responses are resolved once per event, value
+// and operation, without holes, under the same rules for what qualifies.
 
 // sharedWrites counts the values written from shared responses.
 var sharedWrites atomic.Int64
@@ -52,6 +56,44 @@ var sharedFields = map[string]map[string]bool{
 	"Room":        {"__typename": true, "id": true, "name": true, "isGroup": true, "createdAt": true},
 	"Document": {"__typename": true, "id": true, "name": true, "mimeType": true, "size": true,
 		"nonce": true, "createdAt": true, "version": true, "signature": true, "keyDigests": true},
+	// The event's own value: its user is loaded by id without regard to
+	// the reader (a user's online is left out, as above).
+	"TypingEvent":   {"__typename": true, "user": true, "roomId": true, "recipientId": true, "isTyping": true},
+	"ReadReceipt":   {"__typename": true, "messageId": true, "user": true, "readAt": true},
+	"PresenceEvent": {"__typename": true, "user": true, "online": true},
+}
+
+// sharedRoot is a subscription whose values may be written from shared
+// responses: the type of its values, and gqlgen's generated code for its
+// field's context and for marshaling a value.
+type sharedRoot struct {
+	typ     string
+	context func(ec *executionContext, ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error)
+	marshal func(ec *executionContext, ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler
+}
+
+// sharedRoots are the subscriptions whose values are the same for every
+// subscriber (messageAdded's but for myKey). A typing, presence or receipt
+// value is the event's own, the same pointer for each subscriber, and so
+// is part of the key of its shared response; messageAdded's value is a copy
+// with the reader's key, and its event carries one message.
+var sharedRoots = map[string]sharedRoot{
+	"messageAdded": {"Message", (*executionContext).fieldContext_Subscription_messageAdded,
+		func(ec *executionContext, ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNMessage2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐMessage(ctx, sel, v.(*models.Message))
+		}},
+	"typing": {"TypingEvent", (*executionContext).fieldContext_Subscription_typing,
+		func(ec *executionContext, ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNTypingEvent2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐTypingEvent(ctx, sel, v.(*models.TypingEvent))
+		}},
+	"readReceipts": {"ReadReceipt", (*executionContext).fieldContext_Subscription_readReceipts,
+		func(ec *executionContext, ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNReadReceipt2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐReadReceipt(ctx, sel, v.(*models.ReadReceipt))
+		}},
+	"presence": {"PresenceEvent", (*executionContext).fieldContext_Subscription_presence,
+		func(ec *executionContext, ctx context.Context, sel ast.SelectionSet, v any) graphql.Marshaler {
+			return ec.marshalNPresenceEvent2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐPresenceEvent(ctx, sel, v.(*models.PresenceEvent))
+		}},
 }
 
 // shareable reports whether a selection set of the type named typ selects
@@ -64,14 +106,15 @@ func shareable(typ string, set ast.SelectionSet) bool {
 	})
 }
 
-// sharedDelivery writes a subscription's messageAdded values from shared
-// responses; nil when its operation does not qualify.
+// sharedDelivery writes a subscription's values from shared responses; nil
+// when its operation does not qualify.
 type sharedDelivery struct {
 	c     *wsConn
 	id    string
 	rc    *graphql.OperationContext
 	es    *executableSchema
 	field graphql.CollectedField
+	root  sharedRoot
 }
 
 func newSharedDelivery(c *wsConn, id string, rc *graphql.OperationContext) *sharedDelivery {
@@ -81,23 +124,36 @@ func newSharedDelivery(c *wsConn, id string, rc *graphql.OperationContext) *shar
 		return nil
 	}
 	fields := graphql.CollectFields(rc, rc.Operation.SelectionSet, subscriptionImplementors)
-	if len(fields) != 1 || fields[0].Name != "messageAdded" || len(fields[0].Directives) != 0 ||
-		!shareable("Message", fields[0].Selections) {
+	if len(fields) != 1 || len(fields[0].Directives) != 0 {
 		return nil
 	}
-	return &sharedDelivery{c: c, id: id, rc: rc, es: es, field: fields[0]}
+	root, ok := sharedRoots[fields[0].Name]
+	if !ok || !shareable(root.typ, fields[0].Selections) {
+		return nil
+	}
+	return &sharedDelivery{c: c, id: id, rc: rc, es: es, field: fields[0], root: root}
 }
 
-// deliver writes m, which the subscription's loop took from ev, if a shared
-// response fits it: handled is false when m must take the normal path
+// deliver writes v, which the subscription's loop took from ev, if a shared
+// response fits it: handled is false when v must take the normal path
 // (emitted into the subscription's channel); sent is false once the
 // subscription has ended.
-func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *models.Message) (sent, handled bool) {
-	if m.Mine != nil && m.Mine.ReadAt != nil {
-		return false, false
+func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, v any) (sent, handled bool) {
+	k := sharedKey{ev: weak.Make(ev), query: d.rc.RawQuery, name: d.rc.OperationName}
+	m, _ := v.(*models.Message)
+	if m != nil {
+		if m.Mine != nil && m.Mine.ReadAt != nil {
+			return false, false
+		}
+		k.keyless = m.Mine == nil
+	} else {
+		k.value = v
 	}
-	t := sharedResponses.get(sharedKey{ev: weak.Make(ev), query: d.rc.RawQuery, name: d.rc.OperationName, keyless: m.Mine == nil}, func() *template {
-		return d.resolve(ctx, m)
+	t := sharedResponses.get(k, func() *template {
+		if m != nil {
+			return d.resolveMessage(ctx, m)
+		}
+		return d.resolve(ctx, v, [4]string{})
 	})
 	if t == nil {
 		return false, false
@@ -107,7 +163,11 @@ func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *model
 		return false, true
 	}
 	buf := frames.Get().(*[]byte)
-	payload := t.appendFor((*buf)[:0], m.Mine)
+	var mine *models.RecipientKey
+	if m != nil {
+		mine = m.Mine
+	}
+	payload := t.appendFor((*buf)[:0], mine)
 	// Counted before the write: a test that has read the frame must find
 	// it counted (after the write, the reader could overtake the count).
 	sharedWrites.Add(1)
@@ -119,11 +179,9 @@ func (d *sharedDelivery) deliver(ctx context.Context, ev *broker.Event, m *model
 	return true, true
 }
 
-// resolve runs the generated code on m (with a stand-in key whose strings
-// are markers if m has a key) as the executor's subscription path does, and
-// returns the response with its holes, or nil if anything went wrong (an
-// error, or a marker not found where expected).
-func (d *sharedDelivery) resolve(ctx context.Context, m *models.Message) *template {
+// resolveMessage resolves the response for m with a stand-in key whose
+// strings are markers if m has a key.
+func (d *sharedDelivery) resolveMessage(ctx context.Context, m *models.Message) *template {
 	v := *m
 	var marks [4]string
 	if m.Mine != nil {
@@ -138,10 +196,17 @@ func (d *sharedDelivery) resolve(ctx context.Context, m *models.Message) *templa
 		v.Mine = &models.RecipientKey{MessageID: m.Mine.MessageID, UserID: marks[0], KeyID: marks[1],
 			KEMBytes: raw[2][:], WrappedBytes: raw[3][:]}
 	}
+	return d.resolve(ctx, &v, marks)
+}
+
+// resolve runs the generated code on v as the executor's subscription path
+// does, and returns the response with holes where marks are, or nil if
+// anything went wrong (an error, or a marker not found where expected).
+func (d *sharedDelivery) resolve(ctx context.Context, v any, marks [4]string) *template {
 	ec := newExecutionContext(d.rc, d.es, nil)
 	ctx = graphql.WithResponseContext(ctx, graphql.DefaultErrorPresenter, graphql.DefaultRecover)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Subscription"})
-	fc, err := ec.fieldContext_Subscription_messageAdded(ctx, d.field)
+	fc, err := d.root.context(ec, ctx, d.field)
 	if err != nil {
 		return nil
 	}
@@ -156,7 +221,7 @@ func (d *sharedDelivery) resolve(ctx context.Context, m *models.Message) *templa
 		data.WriteByte('{')
 		graphql.MarshalString(d.field.Alias).MarshalGQL(&data)
 		data.WriteByte(':')
-		ec.marshalNMessage2ᚖgithubᚗcomᚋqchatᚋqchatᚋmodelsᚐMessage(ctx, d.field.Selections, &v).MarshalGQL(&data)
+		d.root.marshal(ec, ctx, d.field.Selections, v).MarshalGQL(&data)
 		data.WriteByte('}')
 		return true
 	}()
@@ -231,14 +296,18 @@ func appendQuotedInner(b []byte, s string) []byte {
 }
 
 // sharedKey names one shared response: an event, an operation's text and
-// name, and whether the reader has a key. The event is held weakly: a cached
-// response must not keep an event (a room message carries every member's
-// key) alive, and a later event at the same address is another key.
+// name, and whether the reader has a key (messageAdded) or the value (the
+// other subscriptions: an event may carry several receipts). The event is
+// held weakly: a cached response must not keep an event (a room message
+// carries every member's key) alive, and a later event at the same address
+// is another key. A value (a small struct of the event's) is held as long
+// as its response.
 type sharedKey struct {
 	ev      weak.Pointer[broker.Event]
 	query   string
 	name    string
 	keyless bool
+	value   any
 }
 
 type sharedEntry struct {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/qchat/qchat/internal/broker"
 	"github.com/qchat/qchat/internal/reqctx"
-	"github.com/qchat/qchat/models"
 )
 
 // socketTransport serves GraphQL over a websocket in both protocols that
@@ -675,7 +674,7 @@ type streamSlot struct {
 	op       *operation
 	deliver  func() bool // resolve and write the value in the channel
 	panicked any         // a panic of step, for end
-	// shared writes messageAdded values from shared responses (nil when
+	// shared writes values from shared responses (nil when
 	// the operation does not qualify), once the transport serves the
 	// subscription.
 	shared  *sharedDelivery
@@ -745,25 +744,25 @@ func RunStream(ctx context.Context, step func(*broker.Event) bool, end func()) (
 	return wstep, wend, func() bool { return s.deliver() }
 }
 
-// SharedMessages returns, for a messageAdded subscription whose loop the
-// websocket transport runs (RunStream), a function for the loop to call
-// with each value instead of putting it into the channel: it writes the
-// value from a response resolved once for its event ev and shared by every
-// subscriber with the same operation, with the reader's key spliced in
-// (the same bytes as the normal path). handled false: the value must go
+// SharedValues returns, for a subscription whose loop the websocket
+// transport runs (RunStream), a function for the loop to call with each
+// value instead of putting it into the channel: it writes the value from a
+// response resolved once for its event ev and shared by every subscriber
+// with the same operation (for messageAdded, with the reader's key spliced
+// in; the same bytes as the normal path). handled false: the value must go
 // through the channel as usual (the operation or the value does not
 // qualify); sent false: the subscription has ended. nil when the
-// subscription does not qualify at all.
-func SharedMessages(ctx context.Context) func(ctx context.Context, ev *broker.Event, m *models.Message) (sent, handled bool) {
+// subscription does not qualify at all (see sharedRoots).
+func SharedValues(ctx context.Context) func(ctx context.Context, ev *broker.Event, v any) (sent, handled bool) {
 	s, _ := ctx.Value(streamSlotKey{}).(*streamSlot)
 	if s == nil || s.shared == nil {
 		return nil
 	}
-	return func(ctx context.Context, ev *broker.Event, m *models.Message) (bool, bool) {
+	return func(ctx context.Context, ev *broker.Event, v any) (bool, bool) {
 		if !s.running.Load() || !s.claimed.Load() {
 			return false, false
 		}
-		return s.shared.deliver(ctx, ev, m)
+		return s.shared.deliver(ctx, ev, v)
 	}
 }
 

@@ -95,20 +95,8 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, roomID *string)
 	if err != nil {
 		return nil, err
 	}
-	// Over the websocket transport, a value whose event's response is
-	// shared by its subscribers is written from it (graph.SharedMessages).
-	shared := graph.SharedMessages(ctx)
-	return subscribeEach(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event, emit func(*models.Message) bool) bool {
-		m, ok := r.chat.AddedMessage(ctx, ev, u.ID, roomID)
-		if !ok {
-			return true
-		}
-		if shared != nil {
-			if sent, handled := shared(ctx, ev, m); handled {
-				return sent
-			}
-		}
-		return emit(m)
+	return subscribe(ctx, r.Resolver, func(ctx context.Context, ev *broker.Event) (*models.Message, bool) {
+		return r.chat.AddedMessage(ctx, ev, u.ID, roomID)
 	})
 }
 

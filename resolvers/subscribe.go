@@ -35,8 +35,10 @@ func subscribe[T any](ctx context.Context, r *Resolver, pick func(ctx context.Co
 //
 // No goroutine waits for the events: the broker calls deliver from one
 // that runs while events wait. Over the websocket transport
-// (graph.RunStream) each value is resolved and written as it is emitted;
-// elsewhere emit waits for the transport to read the channel.
+// (graph.RunStream) each value is resolved and written as it is emitted,
+// from a response its event's subscribers share if the operation qualifies
+// (graph.SharedValues); elsewhere emit waits for the transport to read the
+// channel.
 func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx context.Context, ev *broker.Event, emit func(T) bool) bool) (<-chan T, error) {
 	u, err := me(ctx)
 	if err != nil {
@@ -64,8 +66,26 @@ func subscribeEach[T any](ctx context.Context, r *Resolver, deliver func(ctx con
 			return false
 		}
 	}
+	shared := graph.SharedValues(ctx)
+	// The event being delivered, for sharedEmit: the broker delivers one
+	// event at a time, and one closure serves them all.
+	var current *broker.Event
+	sharedEmit := func(v T) bool {
+		if sent, handled := shared(ctx, current, v); handled {
+			return sent
+		}
+		return emit(v)
+	}
 	step, end, write := graph.RunStream(ctx,
-		func(ev *broker.Event) bool { return deliver(ctx, ev, emit) },
+		func(ev *broker.Event) bool {
+			if shared == nil {
+				return deliver(ctx, ev, emit)
+			}
+			current = ev
+			ok := deliver(ctx, ev, sharedEmit)
+			current = nil
+			return ok
+		},
 		func() { release(); close(out) })
 	if err := r.chat.Events(ctx, u.ID, step, end); err != nil {
 		// end is ours to call; the transport's waits for this
