@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import 'fake-indexeddb/auto';
-import { checkPinnedContacts, type ReceivedV2, MessageByIdDocument, b64, randomUUID, readMessage, sealV1, toWire, CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, fromWireKey, openV2, prepareMessage, sortedLeaves, unb64, sendMessage, sendPrepared, textOf } from '../src/index.js';
+import { checkPinnedContacts, type ReceivedV2, MessageByIdDocument, b64, randomUUID, readMessage, sealV1, toWire, CannotOpenError, certifyKemKey, generateIdentity, type ConversationRef, IdentityChangedError, MEMBERS_PAGE_SIZE, SendFailedError, UntrustedKeyError, fetchRecipients, openMessage, fromWireKey, openV2, prepareMessage, sortedLeaves, unb64, sendMessage, sendPrepared, textOf, timeOrderedUUID } from '../src/index.js';
 import { FakeServer, type FakeUser, storedKeys } from './fakeserver.js';
 import { flip } from './helpers.js';
 
@@ -269,4 +269,28 @@ test('identity change of a member beyond the first page of members refuses seali
   assert.deepEqual(await checkPinnedContacts(client, me), [{ userId: late.id, username: late.username, identityKey: late.identity!.publicKey }], 'found at start-up too');
   await me.store.acceptIdentity(alice.id, late.id, err.identityKey);
   await sendMessage(client, me, { roomId }, 'after accepting', noDelay);
+});
+
+test('message ids are time-ordered (version 7) UUIDs: the time in their first 48 bits, sortable as text', () => {
+  const canonical = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const at = Date.UTC(2026, 10, 30, 17, 45, 0, 123);
+  const id = timeOrderedUUID(() => new Uint8Array(16).fill(0xff), at);
+  assert.match(id, canonical);
+  assert.equal(parseInt(id.slice(0, 8) + id.slice(9, 13), 16), at);
+  assert.equal(id, `${at.toString(16).padStart(12, '0').slice(0, 8)}-${at.toString(16).padStart(12, '0').slice(8)}-7fff-bfff-ffffffffffff`);
+  const later = timeOrderedUUID(undefined, at + 1);
+  assert.match(later, canonical);
+  assert.ok(id < later, `${id} sorts before ${later}`);
+  assert.match(timeOrderedUUID(), canonical);
+});
+
+test('a message sealed without an id gets a time-ordered one', async () => {
+  const s = new FakeServer();
+  const [alice, bob] = ['alice', 'bob'].map((n) => s.addUser(n)) as [FakeUser, FakeUser];
+  const roomId = s.room(alice, bob);
+  const before = Date.now();
+  const p = await prepareMessage(s.client(alice), await s.account(alice), { roomId }, 'hello');
+  const ms = parseInt(p.id.slice(0, 8) + p.id.slice(9, 13), 16);
+  assert.equal(p.id[14], '7', `${p.id} is a version 7 UUID`);
+  assert.ok(ms >= before && ms <= Date.now(), `${p.id} carries the time it was made`);
 });

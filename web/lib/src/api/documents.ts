@@ -5,7 +5,7 @@
 // the sealed input and the ciphertext for the file part.
 
 import type { ApolloClient } from '@apollo/client';
-import { b64, randomUUID } from '../crypto/bytes.js';
+import { b64, timeOrderedUUID } from '../crypto/bytes.js';
 import { type MetaV2, sealV2, toWire } from '../crypto/envelope.js';
 import type { KeyPair } from '../crypto/kem.js';
 import { type ConversationRef, type Opened, conversationId, openReceived, signingKey, trustedRecipients } from './messages.js';
@@ -34,7 +34,7 @@ export interface DocumentToSeal {
 export async function sealDocument(client: ApolloClient, account: Account, conversation: ConversationRef, doc: DocumentToSeal): Promise<SealedDocument> {
   const identity = signingKey(account);
   const recipients = await trustedRecipients(client, account, conversation);
-  const id = doc.id ?? randomUUID();
+  const id = doc.id ?? timeOrderedUUID();
   const meta: MetaV2 = { kind: 'doc', objectId: id, senderId: account.userId, conversationId: conversationId(conversation), attachmentId: '', name: doc.name, mimeType: doc.mimeType };
   const signed = await sealV2(meta, doc.bytes, recipients, identity);
   const w = toWire(signed.envelope);

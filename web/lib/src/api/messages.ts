@@ -5,7 +5,7 @@
 // resealed for the recipients fetched again, under the same id.
 
 import type { ApolloClient } from '@apollo/client';
-import { type Random, b64, defaultRandom, randomUUID, unb64 } from '../crypto/bytes.js';
+import { type Random, b64, defaultRandom, timeOrderedUUID, unb64 } from '../crypto/bytes.js';
 import {
   CannotOpenError, type Header, type MetaV2, type Recipient, type RecipientKey, type WireRecipientKey, fromWireKey, openV1, openV2, sealV2, textOf, toWire,
 } from '../crypto/envelope.js';
@@ -124,7 +124,7 @@ export async function prepareMessage(client: ApolloClient, account: Account, con
   const random = opts.random ?? defaultRandom;
   const pt = typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : Uint8Array.from(plaintext);
   const recipients = await trustedRecipients(client, account, conversation);
-  return seal(account, conversation, opts.id ?? randomUUID(random), pt, opts.attachmentId ?? null, recipients, random);
+  return seal(account, conversation, opts.id ?? timeOrderedUUID(random), pt, opts.attachmentId ?? null, recipients, random);
 }
 
 /** A send that did not succeed; prepared is the latest sealed form, to retry with. */

@@ -118,10 +118,30 @@ export const defaultRandom: Random = (n) => {
   return out;
 };
 
-/** A random version-4 UUID in canonical lower-case form (message and document ids). */
+/** A random version-4 UUID in canonical lower-case form. */
 export function randomUUID(random: Random = defaultRandom): string {
   const b = random(16);
   b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = hex(b);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * A time-ordered (version 7, RFC 9562) UUID in canonical lower-case form: the
+ * first 48 bits are the Unix time in milliseconds, the other 74 random. The
+ * library's message and document ids: the server's indexes take each new id
+ * at their end instead of on a random page, which costs it less per message
+ * (the Go SDK does the same). Any canonical UUID is accepted by the server.
+ */
+export function timeOrderedUUID(random: Random = defaultRandom, now: number = Date.now()): string {
+  const b = random(16);
+  let t = Math.max(0, Math.floor(now));
+  for (let i = 5; i >= 0; i--) {
+    b[i] = t % 256;
+    t = Math.floor(t / 256);
+  }
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x70;
   b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
   const h = hex(b);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
